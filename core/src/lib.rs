@@ -1,0 +1,5 @@
+//! The shard runtime: executors, request routing between shards, topics,
+//! subscriptions, flow control and admin HTTP. Filled in by the gateway issue.
+
+/// Where a development run of `tidegate serve` keeps its data.
+pub const DEFAULT_DATA_DIR: &str = "./tidegate-data";

@@ -1,0 +1,83 @@
+//! Log configuration, with the bounds the log enforces.
+
+use crate::{fault::FaultPlan, LogError};
+
+/// How one partition log behaves. Every size is in bytes.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Largest segment file; a batch that would overflow it starts a new one.
+    pub segment_bytes_max: u64,
+    /// Preallocate each new segment to `segment_bytes_max` (fallocate), so
+    /// appends do not allocate extents one write at a time.
+    pub preallocate: bool,
+    /// One sparse index entry per this many bytes of batches.
+    pub index_interval_bytes: u64,
+    /// Size of the writes one group commit is split into.
+    pub write_chunk_bytes: usize,
+    /// How many of those writes are in flight at once.
+    pub write_concurrency: usize,
+    /// Bytes accepted but not yet written; `append` waits above it.
+    pub pending_bytes_max: usize,
+    /// Delete sealed segments whose newest message is older than this.
+    pub retention_ms: Option<u64>,
+    /// Delete the oldest sealed segments while the log is larger than this.
+    pub retention_bytes: Option<u64>,
+    /// Verify each batch's CRC when it is read back.
+    pub verify_reads: bool,
+    /// Faults to inject under the log (tests only).
+    pub faults: Option<FaultPlan>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes_max: 256 << 20,
+            preallocate: true,
+            index_interval_bytes: 4096,
+            write_chunk_bytes: 1 << 20,
+            write_concurrency: 4,
+            pending_bytes_max: 64 << 20,
+            retention_ms: None,
+            retention_bytes: None,
+            verify_reads: true,
+            faults: None,
+        }
+    }
+}
+
+impl LogConfig {
+    /// Rejects values the log cannot work with.
+    pub fn validate(&self) -> Result<(), LogError> {
+        let min_segment = crate::segment::HEADER_LEN as u64 + 4096;
+        if self.segment_bytes_max < min_segment || self.segment_bytes_max > u32::MAX as u64 {
+            return Err(LogError::Config(format!(
+                "segment_bytes_max must be in [{min_segment}, {}], got {}",
+                u32::MAX,
+                self.segment_bytes_max
+            )));
+        }
+        if self.index_interval_bytes == 0 {
+            return Err(LogError::Config("index_interval_bytes must be > 0".into()));
+        }
+        let block = crate::disk::BLOCK;
+        if self.write_chunk_bytes < block || self.write_chunk_bytes % block != 0 {
+            return Err(LogError::Config(format!(
+                "write_chunk_bytes must be a multiple of {block}, got {}",
+                self.write_chunk_bytes
+            )));
+        }
+        if self.write_concurrency == 0 {
+            return Err(LogError::Config("write_concurrency must be > 0".into()));
+        }
+        if self.pending_bytes_max == 0 {
+            return Err(LogError::Config("pending_bytes_max must be > 0".into()));
+        }
+        Ok(())
+    }
+
+    /// The largest batch a segment can hold.
+    pub fn batch_bytes_max(&self) -> usize {
+        let room = self.segment_bytes_max as usize - crate::segment::HEADER_LEN;
+        room.min(tidegate_proto::batch::MAX_BATCH_BYTES)
+    }
+}

@@ -1,0 +1,271 @@
+//! The one narrow interface through which the log touches the disk.
+//!
+//! Everything the log does to files (DMA reads and writes, fdatasync,
+//! preallocation, truncation, directory sync, small metadata files) goes
+//! through here, so that a [`FaultPlan`](crate::fault::FaultPlan) can break
+//! any of it reproducibly, and so that glommio's quirks are handled in one
+//! place:
+//! - `DmaFile::create` opens write-only, so files are opened with
+//!   `OpenOptions` read + write.
+//! - O_DIRECT needs aligned positions and lengths; we align to [`BLOCK`].
+//! - glommio probes polled I/O by reading the first DMA file a thread opens
+//!   on a device; an empty file makes the probe wrongly succeed and later
+//!   reads fail with EOPNOTSUPP. [`Disk::prepare`] opens a non-empty file
+//!   first.
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::HashSet,
+    path::{Path, PathBuf},
+    rc::Rc,
+};
+
+use glommio::io::{DmaBuffer, DmaFile, OpenOptions, ReadResult};
+
+use crate::{
+    error::IoFailure,
+    fault::{FaultPlan, FaultState, WriteFault},
+};
+
+/// Alignment of every write position and length. 4 KiB satisfies both
+/// 512-byte and 4 KiB logical-block devices.
+pub(crate) const BLOCK: usize = 4096;
+
+pub(crate) fn align_down(v: u64) -> u64 {
+    v - v % BLOCK as u64
+}
+
+pub(crate) fn align_up(v: u64) -> u64 {
+    v.div_ceil(BLOCK as u64) * BLOCK as u64
+}
+
+thread_local! {
+    /// Devices (st_dev) on which this thread has already run glommio's probe.
+    static PROBED: RefCell<HashSet<u64>> = RefCell::new(HashSet::new());
+}
+
+type Faults = Option<Rc<RefCell<FaultState>>>;
+
+/// The disk under one log.
+#[derive(Clone)]
+pub(crate) struct Disk {
+    faults: Faults,
+}
+
+impl Disk {
+    pub(crate) fn new(plan: Option<FaultPlan>) -> Self {
+        Disk {
+            faults: plan.map(|p| Rc::new(RefCell::new(FaultState::new(p)))),
+        }
+    }
+
+    pub(crate) fn heal(&self) {
+        if let Some(f) = &self.faults {
+            f.borrow_mut().heal();
+        }
+    }
+
+    /// Makes sure glommio's polled-I/O probe on this thread reads a
+    /// non-empty file of `dir`'s device before any segment is opened.
+    pub(crate) async fn prepare(&self, dir: &Path) -> Result<(), IoFailure> {
+        use std::os::unix::fs::MetadataExt;
+        let dev = std::fs::metadata(dir)
+            .map_err(|e| IoFailure::new("stat", dir, e))?
+            .dev();
+        if PROBED.with(|p| p.borrow().contains(&dev)) {
+            return Ok(());
+        }
+        let path = dir.join(".dma-probe");
+        std::fs::write(&path, [0xA5u8; BLOCK]).map_err(|e| IoFailure::new("write", &path, e))?;
+        let file = DmaFile::open(&path)
+            .await
+            .map_err(|e| IoFailure::new("open", &path, e.into()))?;
+        let _ = file.close().await;
+        std::fs::remove_file(&path).map_err(|e| IoFailure::new("remove", &path, e))?;
+        PROBED.with(|p| p.borrow_mut().insert(dev));
+        Ok(())
+    }
+
+    /// Opens (or creates) a file for DMA reads and writes.
+    pub(crate) async fn open(&self, path: &Path, create: bool) -> Result<DiskFile, IoFailure> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .dma_open(path)
+            .await
+            .map_err(|e| IoFailure::new("open", path, e.into()))?;
+        Ok(DiskFile {
+            file: Rc::new(file),
+            path: path.to_path_buf(),
+            faults: self.faults.clone(),
+            closed: Cell::new(false),
+        })
+    }
+
+    /// fsyncs a directory, so that creates, renames and removes in it are
+    /// durable.
+    pub(crate) async fn sync_dir(&self, dir: &Path) -> Result<(), IoFailure> {
+        let d = glommio::io::Directory::open(dir)
+            .await
+            .map_err(|e| IoFailure::new("open dir", dir, e.into()))?;
+        d.sync()
+            .await
+            .map_err(|e| IoFailure::new("fsync dir", dir, e.into()))?;
+        let _ = d.close().await;
+        Ok(())
+    }
+
+    pub(crate) fn remove(&self, path: &Path) -> Result<(), IoFailure> {
+        match std::fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(IoFailure::new("remove", path, e)),
+        }
+    }
+
+    /// Replaces `path` with `bytes` durably: write a temporary file, fsync
+    /// it, rename it over `path`, fsync the directory. A reader sees the old
+    /// file or the new one, never a mix. The file is padded to a block; the
+    /// content must carry its own length.
+    pub(crate) async fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), IoFailure> {
+        let tmp = path.with_extension("tmp");
+        let file = self.open(&tmp, true).await?;
+        file.truncate(0).await?;
+        let len = align_up(bytes.len() as u64).max(BLOCK as u64) as usize;
+        let mut buf = file.alloc(len);
+        let dst = buf.as_bytes_mut();
+        dst.fill(0);
+        dst[..bytes.len()].copy_from_slice(bytes);
+        file.write_at(buf, 0).await?;
+        file.fdatasync().await?;
+        file.close().await;
+        std::fs::rename(&tmp, path).map_err(|e| IoFailure::new("rename", &tmp, e))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        self.sync_dir(dir).await
+    }
+}
+
+/// One file opened for DMA I/O.
+pub(crate) struct DiskFile {
+    file: Rc<DmaFile>,
+    path: PathBuf,
+    faults: Faults,
+    closed: Cell<bool>,
+}
+
+impl DiskFile {
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn alloc(&self, len: usize) -> DmaBuffer {
+        self.file.alloc_dma_buffer(len.max(BLOCK))
+    }
+
+    /// Writes the whole buffer at `pos` (both aligned). A short write is
+    /// reported as ENOSPC, which is what it means for a regular file.
+    pub(crate) async fn write_at(&self, mut buf: DmaBuffer, pos: u64) -> Result<(), IoFailure> {
+        debug_assert_eq!(pos % BLOCK as u64, 0);
+        debug_assert_eq!(buf.len() % BLOCK, 0);
+        let fault = match &self.faults {
+            Some(f) => f.borrow_mut().on_write(),
+            None => WriteFault::None,
+        };
+        let mut tear_error = false;
+        match fault {
+            WriteFault::None => {}
+            WriteFault::Fail(kind) => return Err(self.injected("write", kind.errno())),
+            WriteFault::Tear { blocks } => {
+                let keep = (blocks * BLOCK).min(buf.len());
+                if keep == 0 {
+                    return Err(self.injected("write", libc::EIO));
+                }
+                buf.trim_to_size(keep);
+                tear_error = true;
+            }
+        }
+        let want = buf.len();
+        let done = self
+            .file
+            .write_at(buf, pos)
+            .await
+            .map_err(|e| IoFailure::new("write", &self.path, e.into()))?;
+        if tear_error {
+            return Err(self.injected("write", libc::EIO));
+        }
+        if done != want {
+            return Err(IoFailure {
+                op: "write",
+                path: self.path.clone(),
+                errno: Some(libc::ENOSPC),
+                message: format!("short write: {done} of {want} bytes"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads `len` bytes at any `pos`; fewer at the end of the file.
+    pub(crate) async fn read_at(&self, pos: u64, len: usize) -> Result<ReadResult, IoFailure> {
+        self.file
+            .read_at(pos, len)
+            .await
+            .map_err(|e| IoFailure::new("read", &self.path, e.into()))
+    }
+
+    pub(crate) async fn fdatasync(&self) -> Result<(), IoFailure> {
+        if let Some(f) = &self.faults {
+            if let Some(kind) = f.borrow_mut().on_sync() {
+                return Err(self.injected("fdatasync", kind.errno()));
+            }
+        }
+        self.file
+            .fdatasync()
+            .await
+            .map_err(|e| IoFailure::new("fdatasync", &self.path, e.into()))
+    }
+
+    pub(crate) async fn truncate(&self, len: u64) -> Result<(), IoFailure> {
+        self.file
+            .truncate(len)
+            .await
+            .map_err(|e| IoFailure::new("truncate", &self.path, e.into()))
+    }
+
+    /// Reserves `len` bytes without changing the file's size.
+    pub(crate) async fn preallocate(&self, len: u64) -> Result<(), IoFailure> {
+        self.file
+            .pre_allocate(len, true)
+            .await
+            .map_err(|e| IoFailure::new("fallocate", &self.path, e.into()))
+    }
+
+    pub(crate) async fn size(&self) -> Result<u64, IoFailure> {
+        self.file
+            .file_size()
+            .await
+            .map_err(|e| IoFailure::new("stat", &self.path, e.into()))
+    }
+
+    /// Closes the file once every other holder of it is done.
+    pub(crate) async fn close(&self) {
+        if self.closed.replace(true) {
+            return;
+        }
+        // Errors on close of an O_DIRECT file carry no lost data: every byte
+        // that matters was fdatasynced before we acknowledged it.
+        let _ = self.file.clone().close_rc().await;
+    }
+
+    fn injected(&self, op: &'static str, errno: i32) -> IoFailure {
+        IoFailure {
+            op,
+            path: self.path.clone(),
+            errno: Some(errno),
+            message: format!(
+                "injected fault: {}",
+                std::io::Error::from_raw_os_error(errno)
+            ),
+        }
+    }
+}
