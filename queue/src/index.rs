@@ -70,12 +70,6 @@ impl SparseIndex {
         }
     }
 
-    /// Drops entries at or past `pos` (after a truncation).
-    pub(crate) fn truncate_to_pos(&mut self, pos: u64) {
-        self.entries.retain(|e| (e.pos as u64) < pos);
-        self.last_pos = self.entries.last().map(|e| e.pos as u64);
-    }
-
     /// Where to start scanning for the batch holding `rel_offset`.
     pub(crate) fn seek_offset(&self, rel_offset: u32) -> u64 {
         let i = self.entries.partition_point(|e| e.rel_offset <= rel_offset);
@@ -176,8 +170,6 @@ mod tests {
         assert_eq!(idx.seek_offset(2), 170);
         assert_eq!(idx.seek_time(6), 64);
         assert_eq!(idx.seek_time(7), 170);
-        idx.truncate_to_pos(170);
-        assert_eq!(idx.entries().len(), 1);
     }
 
     #[test]

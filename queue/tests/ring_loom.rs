@@ -17,7 +17,7 @@
 #![cfg(loom)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[allow(dead_code, unreachable_pub)]
+#[allow(dead_code, unused_imports, unreachable_pub)]
 #[path = "../src/ring/mod.rs"]
 mod ring;
 

@@ -223,10 +223,11 @@ fn heap_items_are_dropped_exactly_once() {
     let count = ITEMS / 4;
     let (mut tx, mut rx) = spsc::channel::<Tracked>(64).unwrap();
     let producer_counts = Arc::clone(&counts);
-    let producer = thread::spawn(move || {
-        produce(&mut tx, count, 5, |i| Tracked::new(i, &producer_counts))
+    let producer =
+        thread::spawn(move || produce(&mut tx, count, 5, |i| Tracked::new(i, &producer_counts)));
+    let received = consume(&mut rx, 6, usize::MAX, |expected, item| {
+        item.check(expected)
     });
-    let received = consume(&mut rx, 6, usize::MAX, |expected, item| item.check(expected));
     assert_eq!(producer.join().unwrap(), count);
     assert_eq!(received, count);
     drop(rx);
@@ -248,7 +249,9 @@ fn consumer_leaving_early_drops_the_rest_exactly_once() {
         assert!(tx.is_closed());
         pushed
     });
-    let received = consume(&mut rx, 8, stop_after, |expected, item| item.check(expected));
+    let received = consume(&mut rx, 8, stop_after, |expected, item| {
+        item.check(expected)
+    });
     assert_eq!(received, stop_after);
     // Leave items in the ring: dropping the consumer must not drop them; the
     // last handle to go does.

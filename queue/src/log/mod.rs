@@ -1,0 +1,283 @@
+//! One partition's log: the public face over its state, writer and recovery.
+//!
+//! Concurrency model: a `Log` lives on one glommio executor. Its state sits
+//! in a `RefCell` that is never borrowed across an `.await`. Appends assign
+//! offsets synchronously, in call order, and queue their bytes; one writer
+//! task per log turns whatever has queued into one group-commit write (split
+//! into aligned chunks written concurrently), then one fdatasync if anyone
+//! asked for durability. Appends that arrive while a write or fdatasync is in
+//! flight ride on the next one.
+
+mod read;
+mod scan;
+mod recovery;
+mod state;
+mod writer;
+
+use std::{cell::RefCell, path::Path, rc::Rc};
+
+use futures::channel::oneshot;
+use glommio::task::JoinHandle;
+use tidegate_proto::batch::BatchView;
+
+pub use read::ReadBatches;
+pub use recovery::RecoveryReport;
+pub use state::LogOffsets;
+
+use crate::{config::LogConfig, disk::Disk, error::LogError, notify::LocalNotify};
+use state::State;
+
+/// How far an append must get before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Ack {
+    /// As soon as the batch has an offset and is queued for writing.
+    None,
+    /// Once the write that holds the batch has completed.
+    Written,
+    /// Once an fdatasync after that write has completed.
+    Durable,
+}
+
+/// Where an appended batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Offset of the batch's first record.
+    pub base_offset: u64,
+    /// Offset of its last record.
+    pub last_offset: u64,
+}
+
+/// What `enforce_retention` removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Segments deleted.
+    pub segments_deleted: usize,
+    /// Bytes of segment files deleted.
+    pub bytes_deleted: u64,
+    /// The log start offset afterwards.
+    pub earliest: u64,
+}
+
+/// Counters of what the log has done since it was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Group-commit flushes (each one or more aligned writes).
+    pub flushes: u64,
+    /// fdatasync calls on segments.
+    pub syncs: u64,
+    /// Batch bytes written (not counting rewritten tail blocks).
+    pub bytes_written: u64,
+    /// Batches appended.
+    pub batches_appended: u64,
+}
+
+/// Everything the log and its writer task share.
+pub(crate) struct Shared {
+    pub(crate) state: RefCell<State>,
+    /// Wakes the writer when there is work, or when closing.
+    pub(crate) work: LocalNotify,
+    /// Wakes appenders waiting for pending space and readers waiting for data.
+    pub(crate) progress: LocalNotify,
+    pub(crate) disk: Disk,
+    pub(crate) config: LogConfig,
+    pub(crate) stats: std::cell::Cell<LogStats>,
+}
+
+impl Shared {
+    pub(crate) fn count(&self, f: impl FnOnce(&mut LogStats)) {
+        let mut stats = self.stats.get();
+        f(&mut stats);
+        self.stats.set(stats);
+    }
+}
+
+/// A partition log. See the module documentation.
+pub struct Log {
+    shared: Rc<Shared>,
+    writer: Option<JoinHandle<()>>,
+    recovery: RecoveryReport,
+}
+
+impl Log {
+    /// Opens the log in `dir` (created if missing), recovering it: a torn or
+    /// corrupt tail is truncated, missing indexes are rebuilt. Must run on a
+    /// glommio executor; the log stays on it.
+    pub async fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Log, LogError> {
+        config.validate()?;
+        let disk = Disk::new(config.faults.clone());
+        let (state, recovery) = recovery::recover(dir.as_ref(), &config, &disk).await?;
+        let shared = Rc::new(Shared {
+            state: RefCell::new(state),
+            work: LocalNotify::default(),
+            progress: LocalNotify::default(),
+            disk,
+            config,
+            stats: Default::default(),
+        });
+        let writer = glommio::spawn_local(writer::run(shared.clone())).detach();
+        Ok(Log {
+            shared,
+            writer: Some(writer),
+            recovery,
+        })
+    }
+
+    /// What recovery found and did when the log was opened.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// Appends one validated batch and waits for `ack`. The batch's base
+    /// offset is assigned here, in call order; its bytes are stored exactly
+    /// as given apart from that field.
+    pub async fn append(&self, batch: &BatchView<'_>, ack: Ack) -> Result<Appended, LogError> {
+        let len = batch.as_bytes().len();
+        let max = self.shared.config.batch_bytes_max();
+        if len > max {
+            return Err(LogError::BatchTooLarge { len, max });
+        }
+        self.wait_for_room(len).await?;
+        let want = match ack {
+            Ack::None => None,
+            level => Some(level),
+        };
+        let (appended, rx) = {
+            let mut state = self.shared.state.borrow_mut();
+            let (tx, rx) = match want {
+                Some(_) => {
+                    let (tx, rx) = oneshot::channel();
+                    (Some(tx), Some(rx))
+                }
+                None => (None, None),
+            };
+            let appended = state.enqueue(batch, &self.shared.config, want.zip(tx))?;
+            (appended, rx)
+        };
+        self.shared.count(|s| s.batches_appended += 1);
+        self.shared.work.notify_all();
+        match rx {
+            None => Ok(appended),
+            Some(rx) => match rx.await {
+                Ok(Ok(())) => Ok(appended),
+                Ok(Err(e)) => Err(e),
+                Err(oneshot::Canceled) => Err(LogError::Closed),
+            },
+        }
+    }
+
+    /// Waits until `len` more bytes fit under `pending_bytes_max` (one batch
+    /// always fits into an empty queue, however large).
+    async fn wait_for_room(&self, len: usize) -> Result<(), LogError> {
+        loop {
+            let progressed = self.shared.progress.notified();
+            {
+                let state = self.shared.state.borrow();
+                state.check_writable()?;
+                let pending = state.pending_bytes;
+                if pending == 0 || pending + len <= self.shared.config.pending_bytes_max {
+                    return Ok(());
+                }
+            }
+            progressed.await;
+        }
+    }
+
+    /// Reads whole batches starting with the one that holds `offset`, up to
+    /// `max_bytes` (at least one batch, whatever its size). Empty at the high
+    /// watermark.
+    pub async fn read(&self, offset: u64, max_bytes: usize) -> Result<ReadBatches, LogError> {
+        read::read(&self.shared, offset, max_bytes).await
+    }
+
+    /// The first offset whose record has a timestamp `>= timestamp_ms`, or
+    /// `None` when every record is older.
+    pub async fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>, LogError> {
+        read::offset_for_timestamp(&self.shared, timestamp_ms).await
+    }
+
+    /// Waits until a record at `offset` is readable (the high watermark
+    /// passes it) or the log fails.
+    pub async fn wait_for(&self, offset: u64) -> Result<(), LogError> {
+        loop {
+            let progressed = self.shared.progress.notified();
+            {
+                let state = self.shared.state.borrow();
+                if state.written_offset > offset {
+                    return Ok(());
+                }
+                if state.closing {
+                    return Err(LogError::Closed);
+                }
+            }
+            progressed.await;
+        }
+    }
+
+    /// Earliest, high watermark, durable watermark and next offset.
+    pub fn offsets(&self) -> LogOffsets {
+        self.shared.state.borrow().offsets()
+    }
+
+    /// Total bytes of all segments (written data only).
+    pub fn size_bytes(&self) -> u64 {
+        self.shared.state.borrow().size_bytes()
+    }
+
+    /// Number of segment files.
+    pub fn segment_count(&self) -> usize {
+        self.shared.state.borrow().segments.len()
+    }
+
+    /// What the log has done since it was opened.
+    pub fn stats(&self) -> LogStats {
+        self.shared.stats.get()
+    }
+
+    /// True once a write or fdatasync failed; the log is then read-only.
+    pub fn is_failed(&self) -> bool {
+        self.shared.state.borrow().failed.is_some()
+    }
+
+    /// Deletes whole sealed segments that are past the retention limits of
+    /// the configuration, as of `now_ms`.
+    pub async fn enforce_retention(&self, now_ms: i64) -> Result<RetentionReport, LogError> {
+        writer::enforce_retention(&self.shared, now_ms).await
+    }
+
+    /// Lets injected write faults stop (tests: the disk got space back).
+    #[doc(hidden)]
+    pub fn heal_injected_faults(&self) {
+        self.shared.disk.heal();
+    }
+
+    /// Writes everything queued, fdatasyncs it, checkpoints the index and
+    /// closes the files.
+    pub async fn close(mut self) -> Result<(), LogError> {
+        self.shared.state.borrow_mut().closing = true;
+        self.shared.work.notify_all();
+        self.shared.progress.notify_all();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.await;
+        }
+        let state = self.shared.state.borrow();
+        match &state.failed {
+            Some(f) => Err(LogError::Failed(f.clone())),
+            None => state.close_error.clone().map_or(Ok(()), Err),
+        }
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        // Dropped without `close`: stop the writer where it is, like a crash
+        // of this log. Acknowledged data is safe; the rest is for recovery.
+        if let Some(writer) = self.writer.take() {
+            writer.cancel();
+        }
+        if let Ok(mut state) = self.shared.state.try_borrow_mut() {
+            state.closing = true;
+            state.fail_waiters(&LogError::Closed);
+        }
+        self.shared.progress.notify_all();
+    }
+}

@@ -1,0 +1,311 @@
+//! The in-memory state of a log: its segments, what is queued for writing,
+//! the watermarks and who waits on them.
+
+use std::{collections::VecDeque, path::PathBuf, rc::Rc};
+
+use futures::channel::oneshot;
+use tidegate_proto::batch::{self, BatchView};
+
+use super::{Ack, Appended};
+use crate::{
+    config::LogConfig,
+    disk::{align_down, DiskFile},
+    error::{IoFailure, LogError},
+    index::{Checkpoint, IndexEntry, SparseIndex},
+    segment,
+};
+
+/// The offsets of a log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogOffsets {
+    /// The first offset still stored (the log start offset).
+    pub earliest: u64,
+    /// The high watermark: one past the last readable offset.
+    pub latest: u64,
+    /// One past the last offset made durable by fdatasync.
+    pub durable: u64,
+    /// The next offset `append` will assign (ahead of `latest` while writes
+    /// are queued).
+    pub next: u64,
+}
+
+/// One segment file and what is known to be written in it.
+pub(crate) struct Segment {
+    pub(crate) base_offset: u64,
+    pub(crate) file: Rc<DiskFile>,
+    /// Bytes completely written (header included): readers stop here.
+    pub(crate) size: u64,
+    /// One past the last offset in the segment.
+    pub(crate) next_offset: u64,
+    pub(crate) max_timestamp_ms: i64,
+    pub(crate) index: SparseIndex,
+    /// The bytes of the last, partial block: O_DIRECT writes whole blocks,
+    /// so the next write starts by rewriting them.
+    pub(crate) tail: Vec<u8>,
+    /// No more appends go here; its index checkpoint is on disk.
+    pub(crate) sealed: bool,
+}
+
+impl Segment {
+    pub(crate) fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            base_offset: self.base_offset,
+            end_pos: self.size,
+            next_offset: self.next_offset,
+            max_timestamp_ms: self.max_timestamp_ms,
+            entries: self.index.entries().to_vec(),
+        }
+    }
+
+    pub(crate) fn index_path(&self) -> PathBuf {
+        let dir = self.file.path().parent().unwrap_or(std::path::Path::new("."));
+        segment::index_path(dir, self.base_offset)
+    }
+}
+
+/// The assigning side's view of the segment appends go to: where the next
+/// batch will land, counting what is queued but not yet written.
+#[derive(Debug, Clone)]
+pub(crate) struct Head {
+    pub(crate) segment_base: u64,
+    pub(crate) end_pos: u64,
+    pub(crate) max_timestamp_ms: i64,
+    pub(crate) last_index_pos: Option<u64>,
+}
+
+impl Head {
+    pub(crate) fn of(seg: &Segment) -> Head {
+        Head {
+            segment_base: seg.base_offset,
+            end_pos: seg.size,
+            max_timestamp_ms: seg.max_timestamp_ms,
+            last_index_pos: seg.index.entries().last().map(|e| e.pos as u64),
+        }
+    }
+}
+
+/// Batches queued for one segment, in offset order, not yet written.
+pub(crate) struct PendingUnit {
+    pub(crate) segment_base: u64,
+    pub(crate) start_pos: u64,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) end_offset: u64,
+    pub(crate) max_timestamp_ms: i64,
+    pub(crate) index: Vec<IndexEntry>,
+}
+
+pub(crate) type Waiter = (u64, oneshot::Sender<Result<(), LogError>>);
+
+pub(crate) struct State {
+    pub(crate) dir: PathBuf,
+    /// Sorted by base offset; the last one is active.
+    pub(crate) segments: Vec<Segment>,
+    pub(crate) head: Head,
+    pub(crate) next_offset: u64,
+    pub(crate) written_offset: u64,
+    pub(crate) durable_offset: u64,
+    pub(crate) pending: VecDeque<PendingUnit>,
+    /// Bytes appended and not yet written (queued or in flight).
+    pub(crate) pending_bytes: usize,
+    pub(crate) written_waiters: VecDeque<Waiter>,
+    pub(crate) durable_waiters: VecDeque<Waiter>,
+    pub(crate) failed: Option<IoFailure>,
+    pub(crate) closing: bool,
+    pub(crate) close_error: Option<LogError>,
+}
+
+impl State {
+    pub(crate) fn new(dir: PathBuf, segments: Vec<Segment>) -> Result<State, LogError> {
+        let active = segments.last().ok_or(LogError::Closed)?;
+        let next = active.next_offset;
+        Ok(State {
+            dir,
+            head: Head::of(active),
+            segments,
+            next_offset: next,
+            written_offset: next,
+            durable_offset: next,
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+            written_waiters: VecDeque::new(),
+            durable_waiters: VecDeque::new(),
+            failed: None,
+            closing: false,
+            close_error: None,
+        })
+    }
+
+    pub(crate) fn check_writable(&self) -> Result<(), LogError> {
+        if let Some(f) = &self.failed {
+            return Err(LogError::Failed(f.clone()));
+        }
+        if self.closing {
+            return Err(LogError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Assigns the batch its offsets and queues a copy of its bytes.
+    pub(crate) fn enqueue(
+        &mut self,
+        view: &BatchView<'_>,
+        config: &LogConfig,
+        waiter: Option<(Ack, oneshot::Sender<Result<(), LogError>>)>,
+    ) -> Result<Appended, LogError> {
+        self.check_writable()?;
+        let bytes = view.as_bytes();
+        let header = view.header();
+        let count = u64::from(header.record_count);
+        let base = self.next_offset;
+        let len = bytes.len() as u64;
+        let rel_end = (base + count).saturating_sub(self.head.segment_base);
+        let full = self.head.end_pos + len > config.segment_bytes_max
+            || rel_end > u64::from(u32::MAX);
+        if full && self.head.end_pos > segment::HEADER_LEN as u64 {
+            self.head = Head {
+                segment_base: base,
+                end_pos: segment::HEADER_LEN as u64,
+                max_timestamp_ms: i64::MIN,
+                last_index_pos: None,
+            };
+        }
+        let pos = self.head.end_pos;
+        let due = self
+            .head
+            .last_index_pos
+            .is_none_or(|last| pos >= last + config.index_interval_bytes);
+        let entry = due.then(|| IndexEntry {
+            rel_offset: (base - self.head.segment_base) as u32,
+            pos: pos as u32,
+            ts_before: self.head.max_timestamp_ms,
+        });
+        if due {
+            self.head.last_index_pos = Some(pos);
+        }
+        let unit = self.unit_for(pos);
+        let at = unit.bytes.len();
+        unit.bytes.extend_from_slice(bytes);
+        batch::set_base_offset(&mut unit.bytes[at..], base)?;
+        unit.index.extend(entry);
+        let max_ts = header.max_timestamp_ms;
+        unit.end_offset = base + count;
+        unit.max_timestamp_ms = unit.max_timestamp_ms.max(max_ts);
+        self.head.max_timestamp_ms = self.head.max_timestamp_ms.max(max_ts);
+        self.head.end_pos += len;
+        self.next_offset = base + count;
+        self.pending_bytes += bytes.len();
+        match waiter {
+            Some((Ack::Durable, tx)) => self.durable_waiters.push_back((base + count, tx)),
+            Some((_, tx)) => self.written_waiters.push_back((base + count, tx)),
+            None => {}
+        }
+        Ok(Appended {
+            base_offset: base,
+            last_offset: base + count - 1,
+        })
+    }
+
+    /// The unit that takes a batch at `pos` of the head segment.
+    fn unit_for(&mut self, pos: u64) -> &mut PendingUnit {
+        let segment_base = self.head.segment_base;
+        let reuse = self
+            .pending
+            .back()
+            .is_some_and(|u| u.segment_base == segment_base);
+        if !reuse {
+            self.pending.push_back(PendingUnit {
+                segment_base,
+                start_pos: pos,
+                bytes: Vec::new(),
+                end_offset: self.next_offset,
+                max_timestamp_ms: i64::MIN,
+                index: Vec::new(),
+            });
+        }
+        let last = self.pending.len() - 1;
+        &mut self.pending[last]
+    }
+
+    /// Answers the waiters whose data is now written (or durable).
+    pub(crate) fn complete_written(&mut self) {
+        let w = self.written_offset;
+        while self.written_waiters.front().is_some_and(|(end, _)| *end <= w) {
+            if let Some((_, tx)) = self.written_waiters.pop_front() {
+                let _ = tx.send(Ok(()));
+            }
+        }
+    }
+
+    pub(crate) fn complete_durable(&mut self) {
+        let d = self.durable_offset;
+        while self.durable_waiters.front().is_some_and(|(end, _)| *end <= d) {
+            if let Some((_, tx)) = self.durable_waiters.pop_front() {
+                let _ = tx.send(Ok(()));
+            }
+        }
+    }
+
+    /// Fails every waiter not yet answered.
+    pub(crate) fn fail_waiters(&mut self, err: &LogError) {
+        for (_, tx) in self
+            .written_waiters
+            .drain(..)
+            .chain(self.durable_waiters.drain(..))
+        {
+            let _ = tx.send(Err(err.clone()));
+        }
+    }
+
+    /// After a failed write: forget everything not written, so the next
+    /// append gets the offset after the last written one again.
+    pub(crate) fn rewind_to_written(&mut self, err: &LogError) {
+        let w = self.written_offset;
+        for (_, tx) in self.written_waiters.drain(..) {
+            let _ = tx.send(Err(err.clone()));
+        }
+        // Durable waiters at or below the written mark still wait for a sync.
+        let mut keep = VecDeque::new();
+        for (end, tx) in self.durable_waiters.drain(..) {
+            if end <= w {
+                keep.push_back((end, tx));
+            } else {
+                let _ = tx.send(Err(err.clone()));
+            }
+        }
+        self.durable_waiters = keep;
+        self.pending.clear();
+        self.pending_bytes = 0;
+        self.next_offset = w;
+        if let Some(active) = self.segments.last() {
+            self.head = Head::of(active);
+        }
+    }
+
+    pub(crate) fn offsets(&self) -> LogOffsets {
+        LogOffsets {
+            earliest: self.segments.first().map_or(0, |s| s.base_offset),
+            latest: self.written_offset,
+            durable: self.durable_offset,
+            next: self.next_offset,
+        }
+    }
+
+    pub(crate) fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size).sum()
+    }
+
+    /// The segment holding `offset`, if it is stored and written.
+    pub(crate) fn segment_for(&self, offset: u64) -> Option<&Segment> {
+        let i = self.segments.partition_point(|s| s.base_offset <= offset);
+        let seg = self.segments.get(i.checked_sub(1)?)?;
+        (offset < seg.next_offset).then_some(seg)
+    }
+}
+
+/// The bytes of the last partial block of `data`, which ends at `end_pos`.
+pub(crate) fn tail_of(data: &[u8], end_pos: u64) -> Vec<u8> {
+    let keep = (end_pos - align_down(end_pos)) as usize;
+    data.get(data.len().saturating_sub(keep)..)
+        .unwrap_or_default()
+        .to_vec()
+}
