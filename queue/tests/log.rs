@@ -7,7 +7,10 @@ use std::{rc::Rc, time::Duration};
 
 use futures::future::join_all;
 use support::{batch, decode, run, small_config, view};
-use tidegate_queue::{fault::{FaultKind, FaultPlan}, Ack, Log, LogConfig, LogError};
+use tidegate_queue::{
+    fault::{FaultKind, FaultPlan},
+    Ack, Log, LogConfig, LogError,
+};
 
 #[test]
 fn appended_batches_read_back_exactly_as_stored_with_offsets() {
@@ -22,7 +25,10 @@ fn appended_batches_read_back_exactly_as_stored_with_offsets() {
         assert_eq!((a0.base_offset, a0.last_offset), (0, 2));
         assert_eq!((a1.base_offset, a1.last_offset), (3, 4));
         let offsets = log.offsets();
-        assert_eq!((offsets.earliest, offsets.latest, offsets.durable), (0, 5, 5));
+        assert_eq!(
+            (offsets.earliest, offsets.latest, offsets.durable),
+            (0, 5, 5)
+        );
 
         let read = log.read(0, 1 << 20).await.unwrap();
         assert_eq!((read.first_offset, read.next_offset), (0, 5));
@@ -82,7 +88,11 @@ fn concurrent_durable_appends_share_fdatasyncs() {
         bases.sort_unstable();
         assert_eq!(bases, (0..200).map(|i| i * 5).collect::<Vec<_>>());
         let stats = log.stats();
-        assert!(stats.syncs < 20, "200 durable appends took {} syncs", stats.syncs);
+        assert!(
+            stats.syncs < 20,
+            "200 durable appends took {} syncs",
+            stats.syncs
+        );
         assert_eq!(log.offsets().durable, 1000);
         Rc::try_unwrap(log).ok().unwrap().close().await.unwrap();
     });
@@ -113,8 +123,13 @@ fn segments_roll_at_the_size_limit_and_reads_cross_them() {
             assert_eq!((offset, tag, idx), (i as u64, i as u64 / 4, (i % 4) as u32));
         }
         log.close().await.unwrap();
-        let names: Vec<_> = std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert!(names.iter().any(|n| n.to_string_lossy().ends_with(".index")));
+        let names: Vec<_> = std::fs::read_dir(&path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(names
+            .iter()
+            .any(|n| n.to_string_lossy().ends_with(".index")));
     });
 }
 
@@ -125,14 +140,19 @@ fn reopening_recovers_every_batch_and_continues_the_offsets() {
     run(move || async move {
         let log = Log::open(&path, small_config()).await.unwrap();
         for i in 0..50 {
-            log.append(&view(&batch(i, 3, 300, 0)), Ack::Written).await.unwrap();
+            log.append(&view(&batch(i, 3, 300, 0)), Ack::Written)
+                .await
+                .unwrap();
         }
         log.close().await.unwrap();
 
         let log = Log::open(&path, small_config()).await.unwrap();
         assert_eq!(log.offsets().latest, 150);
         assert_eq!(log.recovery().truncated_bytes, 0);
-        let a = log.append(&view(&batch(50, 3, 300, 0)), Ack::Durable).await.unwrap();
+        let a = log
+            .append(&view(&batch(50, 3, 300, 0)), Ack::Durable)
+            .await
+            .unwrap();
         assert_eq!(a.base_offset, 150);
         let r = log.read(140, 1 << 20).await.unwrap();
         assert_eq!(r.first_offset, 138);
@@ -160,8 +180,13 @@ fn fresh_data_directory_reads_work_on_a_new_executor() {
     let path = dir.path().join("fresh");
     run(move || async move {
         let log = Log::open(&path, LogConfig::default()).await.unwrap();
-        log.append(&view(&batch(7, 1, 10, 0)), Ack::Written).await.unwrap();
-        assert_eq!(decode(log.read(0, 4096).await.unwrap().as_bytes()), vec![(0, 7, 0)]);
+        log.append(&view(&batch(7, 1, 10, 0)), Ack::Written)
+            .await
+            .unwrap();
+        assert_eq!(
+            decode(log.read(0, 4096).await.unwrap().as_bytes()),
+            vec![(0, 7, 0)]
+        );
         log.close().await.unwrap();
     });
 }
@@ -181,8 +206,14 @@ fn offset_for_timestamp_finds_the_first_record_at_or_after_it() {
         assert_eq!(log.offset_for_timestamp(i64::MIN).await.unwrap(), Some(0));
         assert_eq!(log.offset_for_timestamp(0).await.unwrap(), Some(0));
         assert_eq!(log.offset_for_timestamp(2).await.unwrap(), Some(2));
-        assert_eq!(log.offset_for_timestamp(1000 * 37 + 3).await.unwrap(), Some(37 * 4 + 3));
-        assert_eq!(log.offset_for_timestamp(1000 * 37 + 4).await.unwrap(), Some(38 * 4));
+        assert_eq!(
+            log.offset_for_timestamp(1000 * 37 + 3).await.unwrap(),
+            Some(37 * 4 + 3)
+        );
+        assert_eq!(
+            log.offset_for_timestamp(1000 * 37 + 4).await.unwrap(),
+            Some(38 * 4)
+        );
         assert_eq!(log.offset_for_timestamp(1000 * 60).await.unwrap(), None);
         log.close().await.unwrap();
     });
@@ -211,8 +242,14 @@ fn retention_deletes_whole_old_segments_by_size_and_by_age() {
         let earliest = log.offsets().earliest;
         assert_eq!(report.earliest, earliest);
         assert!(earliest > 0);
-        assert!(matches!(log.read(0, 100).await, Err(LogError::OffsetOutOfRange { .. })));
-        assert_eq!(log.read(earliest, 100).await.unwrap().first_offset, earliest);
+        assert!(matches!(
+            log.read(0, 100).await,
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(
+            log.read(earliest, 100).await.unwrap().first_offset,
+            earliest
+        );
         log.close().await.unwrap();
 
         // By age: everything older than the retention is gone, except the
@@ -249,9 +286,14 @@ fn out_of_space_fails_the_append_and_the_log_recovers_when_space_returns() {
         let log = Log::open(&path, config).await.unwrap();
         // the segment header was write 0
         for i in 0..2 {
-            log.append(&view(&batch(i, 2, 100, 0)), Ack::Written).await.unwrap();
+            log.append(&view(&batch(i, 2, 100, 0)), Ack::Written)
+                .await
+                .unwrap();
         }
-        let err = log.append(&view(&batch(2, 2, 100, 0)), Ack::Durable).await.unwrap_err();
+        let err = log
+            .append(&view(&batch(2, 2, 100, 0)), Ack::Durable)
+            .await
+            .unwrap_err();
         assert!(matches!(err, LogError::NoSpace(_)), "{err}");
         assert!(matches!(
             log.append(&view(&batch(3, 2, 100, 0)), Ack::Written).await,
@@ -260,7 +302,10 @@ fn out_of_space_fails_the_append_and_the_log_recovers_when_space_returns() {
         assert!(!log.is_failed());
         assert_eq!(log.offsets().latest, 4);
         log.heal_injected_faults();
-        let a = log.append(&view(&batch(4, 2, 100, 0)), Ack::Durable).await.unwrap();
+        let a = log
+            .append(&view(&batch(4, 2, 100, 0)), Ack::Durable)
+            .await
+            .unwrap();
         assert_eq!(a.base_offset, 4);
         let tags: Vec<u64> = decode(log.read(0, 1 << 20).await.unwrap().as_bytes())
             .into_iter()
@@ -288,8 +333,13 @@ fn failed_fdatasync_makes_the_log_read_only_and_is_never_retried() {
             ..small_config()
         };
         let log = Log::open(&path, config).await.unwrap();
-        log.append(&view(&batch(0, 2, 100, 0)), Ack::Written).await.unwrap();
-        let err = log.append(&view(&batch(1, 2, 100, 0)), Ack::Durable).await.unwrap_err();
+        log.append(&view(&batch(0, 2, 100, 0)), Ack::Written)
+            .await
+            .unwrap();
+        let err = log
+            .append(&view(&batch(1, 2, 100, 0)), Ack::Durable)
+            .await
+            .unwrap_err();
         assert!(matches!(err, LogError::Failed(_)), "{err}");
         assert!(log.is_failed());
         assert!(matches!(
@@ -298,11 +348,17 @@ fn failed_fdatasync_makes_the_log_read_only_and_is_never_retried() {
         ));
         assert_eq!(log.offsets().durable, 0);
         // Reads keep working.
-        assert_eq!(decode(log.read(0, 1 << 20).await.unwrap().as_bytes()).len(), 4);
+        assert_eq!(
+            decode(log.read(0, 1 << 20).await.unwrap().as_bytes()).len(),
+            4
+        );
         assert!(log.close().await.is_err());
         // Reopening runs recovery and the log serves again.
         let log = Log::open(&path, small_config()).await.unwrap();
-        let a = log.append(&view(&batch(3, 1, 10, 0)), Ack::Durable).await.unwrap();
+        let a = log
+            .append(&view(&batch(3, 1, 10, 0)), Ack::Durable)
+            .await
+            .unwrap();
         assert_eq!(a.base_offset, 4);
         log.close().await.unwrap();
     });
@@ -323,20 +379,34 @@ fn torn_write_is_truncated_on_reopen_and_acknowledged_data_stays() {
             };
             let log = Log::open(&path, config).await.unwrap();
             for i in 0..2 {
-                log.append(&view(&batch(i, 3, 3000, 0)), Ack::Durable).await.unwrap();
+                log.append(&view(&batch(i, 3, 3000, 0)), Ack::Durable)
+                    .await
+                    .unwrap();
             }
-            let err = log.append(&view(&batch(2, 3, 3000, 0)), Ack::Durable).await.unwrap_err();
-            assert!(matches!(err, LogError::Failed(_) | LogError::Io(_)), "{err}");
+            let err = log
+                .append(&view(&batch(2, 3, 3000, 0)), Ack::Durable)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, LogError::Failed(_) | LogError::Io(_)),
+                "{err}"
+            );
             drop(log);
             let log = Log::open(&path, small_config()).await.unwrap();
             // The unacknowledged batch is either cut off whole or, when the
             // torn prefix happened to hold all of it, present whole.
             let latest = log.offsets().latest;
-            assert!(latest == 6 || latest == 9, "blocks {blocks}: latest {latest}");
+            assert!(
+                latest == 6 || latest == 9,
+                "blocks {blocks}: latest {latest}"
+            );
             let got = decode(log.read(0, 1 << 20).await.unwrap().as_bytes());
             let expected: Vec<_> = (0..latest).map(|o| (o, o / 3, (o % 3) as u32)).collect();
             assert_eq!(got, expected);
-            let a = log.append(&view(&batch(9, 1, 10, 0)), Ack::Durable).await.unwrap();
+            let a = log
+                .append(&view(&batch(9, 1, 10, 0)), Ack::Durable)
+                .await
+                .unwrap();
             assert_eq!(a.base_offset, latest);
             log.close().await.unwrap();
         });
@@ -350,7 +420,9 @@ fn missing_index_files_are_rebuilt_by_scanning() {
     run(move || async move {
         let log = Log::open(&path, small_config()).await.unwrap();
         for i in 0..80 {
-            log.append(&view(&batch(i, 2, 700, i as i64 * 10)), Ack::Written).await.unwrap();
+            log.append(&view(&batch(i, 2, 700, i as i64 * 10)), Ack::Written)
+                .await
+                .unwrap();
         }
         log.close().await.unwrap();
         for e in std::fs::read_dir(&path).unwrap() {
@@ -392,7 +464,11 @@ fn pending_bytes_are_bounded_by_config() {
             })
             .collect();
         join_all(tasks).await;
-        assert!(peak.get() <= (64 << 10) + b.len() as u64, "peak {}", peak.get());
+        assert!(
+            peak.get() <= (64 << 10) + b.len() as u64,
+            "peak {}",
+            peak.get()
+        );
         log.wait_for(999).await.unwrap();
         glommio::timer::sleep(Duration::from_millis(0)).await;
         Rc::try_unwrap(log).ok().unwrap().close().await.unwrap();
