@@ -18,4 +18,6 @@ mod segment;
 
 pub use config::LogConfig;
 pub use error::{IoFailure, LogError};
-pub use log::{Ack, Appended, Log, LogOffsets, LogStats, ReadBatches, RecoveryReport, RetentionReport};
+pub use log::{
+    Ack, Appended, Log, LogOffsets, LogStats, ReadBatches, RecoveryReport, RetentionReport,
+};

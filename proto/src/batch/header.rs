@@ -73,7 +73,8 @@ impl BatchHeader {
     /// Saturating, so it cannot panic even on a hand-built header; on a
     /// header that passed [`peek_header`] it is exact.
     pub fn next_offset(&self) -> u64 {
-        self.base_offset.saturating_add(u64::from(self.record_count))
+        self.base_offset
+            .saturating_add(u64::from(self.record_count))
     }
 
     /// The 64 header bytes for this header, magic and zero reserved fields
@@ -87,10 +88,22 @@ impl BatchHeader {
         put(&mut h, OFF_VERSION, &[self.version]);
         put(&mut h, OFF_ATTRIBUTES, &self.attributes.to_le_bytes());
         put(&mut h, OFF_RECORD_COUNT, &self.record_count.to_le_bytes());
-        put(&mut h, OFF_FIRST_TIMESTAMP, &self.first_timestamp_ms.to_le_bytes());
-        put(&mut h, OFF_MAX_TIMESTAMP, &self.max_timestamp_ms.to_le_bytes());
+        put(
+            &mut h,
+            OFF_FIRST_TIMESTAMP,
+            &self.first_timestamp_ms.to_le_bytes(),
+        );
+        put(
+            &mut h,
+            OFF_MAX_TIMESTAMP,
+            &self.max_timestamp_ms.to_le_bytes(),
+        );
         put(&mut h, OFF_PRODUCER_ID, &self.producer_id.to_le_bytes());
-        put(&mut h, OFF_PRODUCER_EPOCH, &self.producer_epoch.to_le_bytes());
+        put(
+            &mut h,
+            OFF_PRODUCER_EPOCH,
+            &self.producer_epoch.to_le_bytes(),
+        );
         put(&mut h, OFF_BASE_SEQUENCE, &self.base_sequence.to_le_bytes());
         h
     }
@@ -143,7 +156,10 @@ pub fn peek_header(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
     let h: &[u8; HEADER_LEN] = bytes
         .get(..HEADER_LEN)
         .and_then(|s| s.try_into().ok())
-        .ok_or(BatchError::Truncated { needed: HEADER_LEN, available: bytes.len() })?;
+        .ok_or(BatchError::Truncated {
+            needed: HEADER_LEN,
+            available: bytes.len(),
+        })?;
     let magic: [u8; 4] = get(h, OFF_MAGIC);
     if magic != MAGIC {
         return Err(BatchError::BadMagic { found: magic });
@@ -160,9 +176,15 @@ pub fn peek_header(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
 
 fn check_reserved(h: &[u8; HEADER_LEN]) -> Result<(), BatchError> {
     let reserved = [
-        (OFF_RESERVED_1, u32::from(u8::from_le_bytes(get(h, OFF_RESERVED_1)))),
+        (
+            OFF_RESERVED_1,
+            u32::from(u8::from_le_bytes(get(h, OFF_RESERVED_1))),
+        ),
         (OFF_RESERVED_2, u32::from_le_bytes(get(h, OFF_RESERVED_2))),
-        (OFF_RESERVED_3, u32::from(u16::from_le_bytes(get(h, OFF_RESERVED_3)))),
+        (
+            OFF_RESERVED_3,
+            u32::from(u16::from_le_bytes(get(h, OFF_RESERVED_3))),
+        ),
     ];
     match reserved.iter().find(|(_, v)| *v != 0) {
         Some(&(offset, _)) => Err(BatchError::ReservedNotZero { offset }),
@@ -198,7 +220,9 @@ fn check_fields(h: &BatchHeader) -> Result<(), BatchError> {
         return Err(BatchError::LengthOutOfRange { length: h.length });
     }
     if h.record_count == 0 || h.record_count > MAX_RECORDS_PER_BATCH {
-        return Err(BatchError::RecordCount { count: h.record_count });
+        return Err(BatchError::RecordCount {
+            count: h.record_count,
+        });
     }
     if h.max_timestamp_ms < h.first_timestamp_ms {
         return Err(BatchError::TimestampsOutOfOrder {
@@ -206,7 +230,10 @@ fn check_fields(h: &BatchHeader) -> Result<(), BatchError> {
             max_ms: h.max_timestamp_ms,
         });
     }
-    if h.base_offset.checked_add(u64::from(h.record_count)).is_none() {
+    if h.base_offset
+        .checked_add(u64::from(h.record_count))
+        .is_none()
+    {
         return Err(BatchError::OffsetOverflow {
             base_offset: h.base_offset,
             record_count: h.record_count,

@@ -47,7 +47,9 @@ pub(crate) fn validate_records(header: &BatchHeader, body: &[u8]) -> Result<(), 
     if r.is_at_end() {
         Ok(())
     } else {
-        Err(BatchError::TrailingBytes { count: r.remaining() })
+        Err(BatchError::TrailingBytes {
+            count: r.remaining(),
+        })
     }
 }
 
@@ -148,7 +150,8 @@ impl<'a> RecordView<'a> {
     /// Absolute offset: the batch's `base_offset + offset_delta`.
     pub fn offset(&self) -> u64 {
         // Cannot saturate: the header check bounds base_offset + record_count.
-        self.base_offset.saturating_add(u64::from(self.offset_delta))
+        self.base_offset
+            .saturating_add(u64::from(self.offset_delta))
     }
 
     /// Absolute timestamp in ms since the Unix epoch.
@@ -168,7 +171,10 @@ impl<'a> RecordView<'a> {
 
     /// The record's headers, in stored order (names may repeat).
     pub fn headers(&self) -> Headers<'a> {
-        Headers { r: Reader::new(self.header_bytes), remaining: self.header_count }
+        Headers {
+            r: Reader::new(self.header_bytes),
+            remaining: self.header_count,
+        }
     }
 }
 

@@ -176,8 +176,14 @@ mod tests {
 
     #[test]
     fn overlong_varint_is_rejected() {
-        assert_eq!(Reader::new(&[0x80, 0x00]).uvarint(), Err(VarintError::Overlong));
-        assert_eq!(Reader::new(&[0x81, 0x80, 0x00]).uvarint(), Err(VarintError::Overlong));
+        assert_eq!(
+            Reader::new(&[0x80, 0x00]).uvarint(),
+            Err(VarintError::Overlong)
+        );
+        assert_eq!(
+            Reader::new(&[0x81, 0x80, 0x00]).uvarint(),
+            Err(VarintError::Overlong)
+        );
     }
 
     #[test]
@@ -185,7 +191,10 @@ mod tests {
         let mut too_big = vec![0xff; 9];
         too_big.push(0x02);
         assert_eq!(Reader::new(&too_big).uvarint(), Err(VarintError::Overflow));
-        assert_eq!(Reader::new(&[0xff; 11]).uvarint(), Err(VarintError::Overflow));
+        assert_eq!(
+            Reader::new(&[0xff; 11]).uvarint(),
+            Err(VarintError::Overflow)
+        );
     }
 
     #[test]

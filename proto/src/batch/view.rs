@@ -46,7 +46,10 @@ impl<'a> BatchView<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, BatchError> {
         let header = peek_header(bytes)?;
         if bytes.len() != header.length as usize {
-            return Err(BatchError::LengthMismatch { header: header.length, actual: bytes.len() });
+            return Err(BatchError::LengthMismatch {
+                header: header.length,
+                actual: bytes.len(),
+            });
         }
         Self::validate(bytes, header)
     }
@@ -63,7 +66,10 @@ impl<'a> BatchView<'a> {
         let length = header.length as usize;
         let (batch, rest) = bytes
             .split_at_checked(length)
-            .ok_or(BatchError::Truncated { needed: length, available: bytes.len() })?;
+            .ok_or(BatchError::Truncated {
+                needed: length,
+                available: bytes.len(),
+            })?;
         Ok((Self::validate(batch, header)?, rest))
     }
 
@@ -71,7 +77,10 @@ impl<'a> BatchView<'a> {
     fn validate(bytes: &'a [u8], header: BatchHeader) -> Result<Self, BatchError> {
         let computed = crc_of(bytes)?;
         if computed != header.crc {
-            return Err(BatchError::CrcMismatch { stored: header.crc, computed });
+            return Err(BatchError::CrcMismatch {
+                stored: header.crc,
+                computed,
+            });
         }
         validate_records(&header, bytes.get(HEADER_LEN..).unwrap_or_default())?;
         Ok(Self { bytes, header })
@@ -95,7 +104,10 @@ impl<'a> BatchView<'a> {
 
     /// The records, in offset order.
     pub fn records(&self) -> Records<'a> {
-        Records::new(&self.header, self.bytes.get(HEADER_LEN..).unwrap_or_default())
+        Records::new(
+            &self.header,
+            self.bytes.get(HEADER_LEN..).unwrap_or_default(),
+        )
     }
 }
 
@@ -134,7 +146,10 @@ pub struct BatchIter<'a> {
 impl<'a> BatchIter<'a> {
     /// Iterates the batches in `bytes`; an empty slice yields nothing.
     pub fn new(bytes: &'a [u8]) -> Self {
-        Self { rest: bytes, failed: false }
+        Self {
+            rest: bytes,
+            failed: false,
+        }
     }
 }
 
@@ -187,7 +202,10 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: u64) -> Result<(), BatchEr
     let available = batch.len();
     let dst = batch
         .get_mut(OFF_BASE_OFFSET..OFF_BASE_OFFSET + 8)
-        .ok_or(BatchError::Truncated { needed: 8, available })?;
+        .ok_or(BatchError::Truncated {
+            needed: 8,
+            available,
+        })?;
     dst.copy_from_slice(&base_offset.to_le_bytes());
     Ok(())
 }
@@ -208,14 +226,19 @@ pub fn crc_of(batch: &[u8]) -> Result<u32, BatchError> {
     let length_bytes: [u8; 4] = batch
         .get(OFF_LENGTH..OFF_LENGTH + 4)
         .and_then(|s| s.try_into().ok())
-        .ok_or(BatchError::Truncated { needed: OFF_LENGTH + 4, available })?;
+        .ok_or(BatchError::Truncated {
+            needed: OFF_LENGTH + 4,
+            available,
+        })?;
     let length = u32::from_le_bytes(length_bytes);
     let len = length as usize;
     if len <= HEADER_LEN || len > MAX_BATCH_BYTES {
         return Err(BatchError::LengthOutOfRange { length });
     }
-    let covered =
-        batch.get(CRC_START..len).ok_or(BatchError::Truncated { needed: len, available })?;
+    let covered = batch.get(CRC_START..len).ok_or(BatchError::Truncated {
+        needed: len,
+        available,
+    })?;
     Ok(crc32c::crc32c(covered))
 }
 

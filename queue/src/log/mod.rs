@@ -9,8 +9,8 @@
 //! flight ride on the next one.
 
 mod read;
-mod scan;
 mod recovery;
+mod scan;
 mod state;
 mod writer;
 

@@ -87,7 +87,12 @@ pub(crate) async fn read(
         let want = (max_bytes.saturating_add(READ_SLACK) as u64).min(target.end - pos) as usize;
         let buf = target.file.read_at(pos, want).await.map_err(LogError::io)?;
         match select(&buf, pos, offset, max_bytes, verify, target.file.path())? {
-            Selected::Range { start, len, first, next } => {
+            Selected::Range {
+                start,
+                len,
+                first,
+                next,
+            } => {
                 let bytes = ReadResult::slice(&buf, start, len);
                 return Ok(ReadBatches {
                     bytes,
@@ -157,7 +162,11 @@ fn select(
             }
             None => {
                 let Some(bytes) = whole else {
-                    return Ok(if at == 0 { Selected::Grow(len) } else { Selected::Skip(at) });
+                    return Ok(if at == 0 {
+                        Selected::Grow(len)
+                    } else {
+                        Selected::Skip(at)
+                    });
                 };
                 if verify {
                     check(bytes, h.base_offset, pos + at as u64)
@@ -166,9 +175,15 @@ fn select(
                 start = Some((at, h.base_offset));
             }
             Some((s, _)) => {
-                let Some(bytes) = whole.filter(|_| at + len - s <= max_bytes) else { break };
+                let Some(bytes) = whole.filter(|_| at + len - s <= max_bytes) else {
+                    break;
+                };
                 if h.base_offset != next {
-                    return Err(corrupt_at(path, pos + at as u64, "offsets are not contiguous"));
+                    return Err(corrupt_at(
+                        path,
+                        pos + at as u64,
+                        "offsets are not contiguous",
+                    ));
                 }
                 if verify {
                     check(bytes, next, pos + at as u64)
@@ -194,26 +209,29 @@ pub(crate) async fn offset_for_timestamp(
     shared: &Shared,
     timestamp_ms: i64,
 ) -> Result<Option<u64>, LogError> {
-    let target = {
-        let state = shared.state.borrow();
-        let latest = state.written_offset;
-        let Some(seg) = state
-            .segments
-            .iter()
-            .find(|s| s.max_timestamp_ms >= timestamp_ms && s.size > segment::HEADER_LEN as u64)
-        else {
-            return Ok(None);
+    let target =
+        {
+            let state = shared.state.borrow();
+            let latest = state.written_offset;
+            let Some(seg) = state.segments.iter().find(|s| {
+                s.max_timestamp_ms >= timestamp_ms && s.size > segment::HEADER_LEN as u64
+            }) else {
+                return Ok(None);
+            };
+            Target {
+                file: seg.file.clone(),
+                pos: seg.index.seek_time(timestamp_ms),
+                end: seg.size,
+                high_watermark: latest,
+            }
         };
-        Target {
-            file: seg.file.clone(),
-            pos: seg.index.seek_time(timestamp_ms),
-            end: seg.size,
-            high_watermark: latest,
-        }
-    };
     let mut pos = target.pos;
     while pos < target.end {
-        let head = target.file.read_at(pos, HEADER_LEN).await.map_err(LogError::io)?;
+        let head = target
+            .file
+            .read_at(pos, HEADER_LEN)
+            .await
+            .map_err(LogError::io)?;
         let h = batch::peek_header(&head).map_err(|e| corrupt(&target, pos, e))?;
         if h.max_timestamp_ms >= timestamp_ms {
             let whole = target

@@ -63,7 +63,9 @@ pub(crate) async fn recover(
                 return Err(corrupt(
                     &segment::log_path(dir, base),
                     0,
-                    format!("segment starts at offset {base} but the previous one ends at {expected}"),
+                    format!(
+                        "segment starts at offset {base} but the previous one ends at {expected}"
+                    ),
                 ));
             }
         }
@@ -95,7 +97,8 @@ pub(crate) async fn recover(
 
 /// Segment base offsets in `dir`, sorted; leftover temporary files removed.
 fn list_segments(dir: &Path, disk: &Disk) -> Result<Vec<u64>, LogError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| LogError::io(IoFailure::new("readdir", dir, e)))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| LogError::io(IoFailure::new("readdir", dir, e)))?;
     let mut bases = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| LogError::io(IoFailure::new("readdir", dir, e)))?;
@@ -155,10 +158,17 @@ async fn open_segment(
         Some(cp) => resume_point(cp),
         None => {
             report.indexes_rebuilt += 1;
-            (segment::HEADER_LEN as u64, base, i64::MIN, SparseIndex::default())
+            (
+                segment::HEADER_LEN as u64,
+                base,
+                i64::MIN,
+                SparseIndex::default(),
+            )
         }
     };
-    let trusted_end = checkpoint.as_ref().map_or(segment::HEADER_LEN as u64, |c| c.end_pos);
+    let trusted_end = checkpoint
+        .as_ref()
+        .map_or(segment::HEADER_LEN as u64, |c| c.end_pos);
     let interval = config.index_interval_bytes;
     let scanned = scan(
         &file,
@@ -184,7 +194,10 @@ async fn open_segment(
             return Err(corrupt(
                 &path,
                 scanned.end_pos,
-                format!("segment ends at offset {} but the next starts at {next}", scanned.next_offset),
+                format!(
+                    "segment ends at offset {} but the next starts at {next}",
+                    scanned.next_offset
+                ),
             ));
         }
     }
@@ -298,7 +311,7 @@ async fn read_tail(file: &DiskFile, end_pos: u64) -> Result<Vec<u8>, LogError> {
     if buf.len() != len {
         return Err(corrupt(file.path(), start, "short read of the last block"));
     }
-    Ok(tail_of(&buf, end_pos))
+    Ok(tail_of(&[&buf], end_pos))
 }
 
 fn corrupt(path: &Path, position: u64, reason: impl Into<String>) -> LogError {

@@ -58,7 +58,11 @@ impl Segment {
     }
 
     pub(crate) fn index_path(&self) -> PathBuf {
-        let dir = self.file.path().parent().unwrap_or(std::path::Path::new("."));
+        let dir = self
+            .file
+            .path()
+            .parent()
+            .unwrap_or(std::path::Path::new("."));
         segment::index_path(dir, self.base_offset)
     }
 }
@@ -159,8 +163,8 @@ impl State {
         let base = self.next_offset;
         let len = bytes.len() as u64;
         let rel_end = (base + count).saturating_sub(self.head.segment_base);
-        let full = self.head.end_pos + len > config.segment_bytes_max
-            || rel_end > u64::from(u32::MAX);
+        let full =
+            self.head.end_pos + len > config.segment_bytes_max || rel_end > u64::from(u32::MAX);
         if full && self.head.end_pos > segment::HEADER_LEN as u64 {
             self.head = Head {
                 segment_base: base,
@@ -229,7 +233,11 @@ impl State {
     /// Answers the waiters whose data is now written (or durable).
     pub(crate) fn complete_written(&mut self) {
         let w = self.written_offset;
-        while self.written_waiters.front().is_some_and(|(end, _)| *end <= w) {
+        while self
+            .written_waiters
+            .front()
+            .is_some_and(|(end, _)| *end <= w)
+        {
             if let Some((_, tx)) = self.written_waiters.pop_front() {
                 let _ = tx.send(Ok(()));
             }
@@ -238,7 +246,11 @@ impl State {
 
     pub(crate) fn complete_durable(&mut self) {
         let d = self.durable_offset;
-        while self.durable_waiters.front().is_some_and(|(end, _)| *end <= d) {
+        while self
+            .durable_waiters
+            .front()
+            .is_some_and(|(end, _)| *end <= d)
+        {
             if let Some((_, tx)) = self.durable_waiters.pop_front() {
                 let _ = tx.send(Ok(()));
             }
@@ -302,10 +314,35 @@ impl State {
     }
 }
 
-/// The bytes of the last partial block of `data`, which ends at `end_pos`.
-pub(crate) fn tail_of(data: &[u8], end_pos: u64) -> Vec<u8> {
+/// The bytes of the last partial block of `parts` (one concatenation
+/// ending at `end_pos`).
+pub(crate) fn tail_of(parts: &[&[u8]], end_pos: u64) -> Vec<u8> {
     let keep = (end_pos - align_down(end_pos)) as usize;
-    data.get(data.len().saturating_sub(keep)..)
-        .unwrap_or_default()
-        .to_vec()
+    let mut tail = Vec::with_capacity(keep);
+    let mut need = keep;
+    for part in parts.iter().rev() {
+        let take = need.min(part.len());
+        tail.splice(0..0, part[part.len() - take..].iter().copied());
+        need -= take;
+        if need == 0 {
+            break;
+        }
+    }
+    tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tail_of;
+
+    #[test]
+    fn tail_spans_parts_and_stops_at_the_block_boundary() {
+        let a = vec![1u8; 10];
+        let b = vec![2u8; 5];
+        // end at 4096 + 12: the last 12 bytes, 7 of a and 5 of b
+        let t = tail_of(&[&a, &b], 4096 + 12);
+        assert_eq!(t, [vec![1u8; 7], vec![2u8; 5]].concat());
+        assert!(tail_of(&[&a, &b], 8192).is_empty());
+        assert_eq!(tail_of(&[&a, &b], 4096 + 3), vec![2u8; 3]);
+    }
 }

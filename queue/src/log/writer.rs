@@ -53,12 +53,7 @@ pub(crate) async fn run(shared: Rc<Shared>) {
 
 /// Writes one unit: rolls to its segment first if it starts a new one.
 async fn write_unit(shared: &Shared, unit: PendingUnit) -> Result<(), IoFailure> {
-    let active_base = shared
-        .state
-        .borrow()
-        .segments
-        .last()
-        .map(|s| s.base_offset);
+    let active_base = shared.state.borrow().segments.last().map(|s| s.base_offset);
     if active_base != Some(unit.segment_base) {
         roll(shared, unit.segment_base).await?;
     }
@@ -70,10 +65,8 @@ async fn write_unit(shared: &Shared, unit: PendingUnit) -> Result<(), IoFailure>
     };
     let start = align_down(size);
     let end_pos = size + unit.bytes.len() as u64;
-    let mut data = prefix;
-    data.extend_from_slice(&unit.bytes);
-    let tail = tail_of(&data, end_pos);
-    write_chunks(shared, &file, start, &data).await?;
+    let tail = tail_of(&[&prefix, &unit.bytes], end_pos);
+    write_chunks(shared, &file, start, [&prefix, &unit.bytes]).await?;
     shared.count(|s| {
         s.flushes += 1;
         s.bytes_written += unit.bytes.len() as u64;
@@ -95,25 +88,26 @@ async fn write_unit(shared: &Shared, unit: PendingUnit) -> Result<(), IoFailure>
     Ok(())
 }
 
-/// Writes `data` at the aligned position `start`, padded with zeros to a
-/// block, in chunks of which `write_concurrency` are in flight at once.
+/// Writes `parts`, back to back, at the aligned position `start`, padded
+/// with zeros to a block, in chunks of which `write_concurrency` are in
+/// flight at once. The parts are copied straight into the DMA buffers.
 async fn write_chunks(
     shared: &Shared,
     file: &DiskFile,
     start: u64,
-    data: &[u8],
+    parts: [&[u8]; 2],
 ) -> Result<(), IoFailure> {
     let chunk = shared.config.write_chunk_bytes;
-    let padded = align_up(data.len() as u64) as usize;
+    let total = parts[0].len() + parts[1].len();
+    let padded = align_up(total as u64) as usize;
     let mut writes = Vec::with_capacity(shared.config.write_concurrency);
     let mut at = 0;
     while at < padded {
         let len = chunk.min(padded - at);
         let mut buf = file.alloc(len);
-        let dst = buf.as_bytes_mut();
-        let src = data.get(at..data.len().min(at + len)).unwrap_or_default();
-        dst[..src.len()].copy_from_slice(src);
-        dst[src.len()..].fill(0);
+        let filled = copy_range(parts, at, &mut buf.as_bytes_mut()[..len]);
+        buf.as_bytes_mut()[filled..].fill(0);
+        buf.trim_to_size(len);
         writes.push(file.write_at(buf, start + at as u64));
         at += len;
         if writes.len() == shared.config.write_concurrency || at >= padded {
@@ -123,6 +117,27 @@ async fn write_chunks(
         }
     }
     Ok(())
+}
+
+/// Copies the bytes of `parts` (seen as one concatenation) from `from`
+/// into `dst`; returns how many it copied.
+fn copy_range(parts: [&[u8]; 2], mut from: usize, dst: &mut [u8]) -> usize {
+    let mut filled = 0;
+    for part in parts {
+        if from >= part.len() {
+            from -= part.len();
+            continue;
+        }
+        let src = &part[from..];
+        let n = src.len().min(dst.len() - filled);
+        dst[filled..filled + n].copy_from_slice(&src[..n]);
+        filled += n;
+        from = 0;
+        if filled == dst.len() {
+            break;
+        }
+    }
+    filled
 }
 
 /// Seals the active segment (fdatasync, index checkpoint) and starts a new
