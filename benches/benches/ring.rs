@@ -12,7 +12,6 @@
 //! `cargo bench -p tidegate-benches --bench ring`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::hint::black_box;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -30,9 +29,24 @@ const BATCH: usize = 64;
 /// The sum of `0..ITEMS`, which every consumer checks it received.
 const EXPECTED_SUM: u64 = ITEMS * (ITEMS - 1) / 2;
 
+/// Waits a little when the ring is full or empty: spins briefly, then yields
+/// the core. The machine has 2 cores shared with other work, and a thread
+/// spinning through its whole time slice while its peer is descheduled would
+/// measure the scheduler, not the queue.
+#[inline]
+fn backoff(spins: &mut u32) {
+    *spins += 1;
+    if *spins < 64 {
+        std::hint::spin_loop();
+    } else {
+        *spins = 0;
+        thread::yield_now();
+    }
+}
+
 /// Runs `iters` iterations of `run` (which moves `ITEMS` items between two
 /// threads) and returns the total time.
-fn timed(iters: u64, mut run: impl FnMut()) -> Duration {
+fn timed(iters: u64, run: fn()) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {
         let start = Instant::now();
@@ -46,23 +60,24 @@ fn array_queue() {
     let queue = ArrayQueue::<u64>::new(CAPACITY);
     thread::scope(|s| {
         let consumer = s.spawn(|| {
-            let (mut sum, mut received) = (0u64, 0u64);
+            let (mut sum, mut received, mut spins) = (0u64, 0u64, 0u32);
             while received < ITEMS {
                 match queue.pop() {
                     Some(v) => {
                         sum = sum.wrapping_add(v);
                         received += 1;
                     }
-                    None => std::hint::spin_loop(),
+                    None => backoff(&mut spins),
                 }
             }
             sum
         });
+        let mut spins = 0u32;
         for i in 0..ITEMS {
             let mut item = i;
             while let Err(back) = queue.push(item) {
                 item = back;
-                std::hint::spin_loop();
+                backoff(&mut spins);
             }
         }
         assert_eq!(consumer.join().unwrap(), EXPECTED_SUM);
@@ -73,23 +88,24 @@ fn spsc_single() {
     let (mut tx, mut rx) = spsc::channel::<u64>(CAPACITY).unwrap();
     thread::scope(|s| {
         let consumer = s.spawn(move || {
-            let (mut sum, mut received) = (0u64, 0u64);
+            let (mut sum, mut received, mut spins) = (0u64, 0u64, 0u32);
             while received < ITEMS {
                 match rx.try_pop() {
                     Some(v) => {
                         sum = sum.wrapping_add(v);
                         received += 1;
                     }
-                    None => std::hint::spin_loop(),
+                    None => backoff(&mut spins),
                 }
             }
             sum
         });
+        let mut spins = 0u32;
         for i in 0..ITEMS {
             let mut item = i;
             while let Err(back) = tx.try_push(item) {
                 item = back;
-                std::hint::spin_loop();
+                backoff(&mut spins);
             }
         }
         assert_eq!(consumer.join().unwrap(), EXPECTED_SUM);
@@ -100,20 +116,20 @@ fn spsc_batch() {
     let (mut tx, mut rx) = spsc::channel::<u64>(CAPACITY).unwrap();
     thread::scope(|s| {
         let consumer = s.spawn(move || {
-            let (mut sum, mut received) = (0u64, 0u64);
+            let (mut sum, mut received, mut spins) = (0u64, 0u64, 0u32);
             while received < ITEMS {
                 let n = rx.pop_with(BATCH, |v| sum = sum.wrapping_add(v));
                 if n == 0 {
-                    std::hint::spin_loop();
+                    backoff(&mut spins);
                 }
                 received += n as u64;
             }
             sum
         });
-        let mut items = 0..ITEMS;
+        let (mut items, mut spins) = (0..ITEMS, 0u32);
         while !items.is_empty() {
             if tx.push_iter(&mut items.by_ref().take(BATCH)) == 0 {
-                std::hint::spin_loop();
+                backoff(&mut spins);
             }
         }
         assert_eq!(consumer.join().unwrap(), EXPECTED_SUM);
@@ -125,13 +141,13 @@ fn ring(c: &mut Criterion) {
     group.throughput(Throughput::Elements(ITEMS));
     group.sample_size(20);
     group.bench_function("array_queue", |b| {
-        b.iter_custom(|iters| timed(iters, || black_box(array_queue())))
+        b.iter_custom(|iters| timed(iters, array_queue))
     });
     group.bench_function("spsc_single", |b| {
-        b.iter_custom(|iters| timed(iters, || black_box(spsc_single())))
+        b.iter_custom(|iters| timed(iters, spsc_single))
     });
     group.bench_function("spsc_batch64", |b| {
-        b.iter_custom(|iters| timed(iters, || black_box(spsc_batch())))
+        b.iter_custom(|iters| timed(iters, spsc_batch))
     });
     group.finish();
 }

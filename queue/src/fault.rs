@@ -23,7 +23,8 @@ impl FaultKind {
     }
 }
 
-/// What to break, counted in operations since the log was opened.
+/// What to break, counted in operations since the log was opened (or since
+/// the plan was injected with `Log::inject_faults`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FaultPlan {
     /// Fail the n-th data write (0-based) and every later one while

@@ -39,9 +39,11 @@ fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
     v
 }
 
-/// What opening and reading everything gives: the records read, or the
-/// first error.
-fn open_and_read_all(dir: &Path) -> Result<(u64, usize, Vec<(u64, u64, u32)>), LogError> {
+/// What opening and reading everything gives: the high watermark, the
+/// bytes recovery truncated and the records read; or the first error.
+type ReadAll = (u64, usize, Vec<(u64, u64, u32)>);
+
+fn open_and_read_all(dir: &Path) -> Result<ReadAll, LogError> {
     let dir = dir.to_path_buf();
     run(move || async move {
         let log = Log::open(&dir, small_config()).await?;

@@ -275,21 +275,17 @@ fn out_of_space_fails_the_append_and_the_log_recovers_when_space_returns() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
     run(move || async move {
-        let config = LogConfig {
-            faults: Some(FaultPlan {
-                fail_write: Some((3, FaultKind::NoSpace)),
-                sticky: true,
-                ..FaultPlan::default()
-            }),
-            ..small_config()
-        };
-        let log = Log::open(&path, config).await.unwrap();
-        // the segment header was write 0
+        let log = Log::open(&path, small_config()).await.unwrap();
         for i in 0..2 {
             log.append(&view(&batch(i, 2, 100, 0)), Ack::Written)
                 .await
                 .unwrap();
         }
+        log.inject_faults(FaultPlan {
+            fail_write: Some((0, FaultKind::NoSpace)),
+            sticky: true,
+            ..FaultPlan::default()
+        });
         let err = log
             .append(&view(&batch(2, 2, 100, 0)), Ack::Durable)
             .await
@@ -324,18 +320,14 @@ fn failed_fdatasync_makes_the_log_read_only_and_is_never_retried() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
     run(move || async move {
-        let config = LogConfig {
-            // sync 0 is the new segment's own; fail the first data sync
-            faults: Some(FaultPlan {
-                fail_sync: Some((1, FaultKind::Io)),
-                ..FaultPlan::default()
-            }),
-            ..small_config()
-        };
-        let log = Log::open(&path, config).await.unwrap();
+        let log = Log::open(&path, small_config()).await.unwrap();
         log.append(&view(&batch(0, 2, 100, 0)), Ack::Written)
             .await
             .unwrap();
+        log.inject_faults(FaultPlan {
+            fail_sync: Some((0, FaultKind::Io)),
+            ..FaultPlan::default()
+        });
         let err = log
             .append(&view(&batch(1, 2, 100, 0)), Ack::Durable)
             .await
@@ -370,19 +362,16 @@ fn torn_write_is_truncated_on_reopen_and_acknowledged_data_stays() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_path_buf();
         run(move || async move {
-            let config = LogConfig {
-                faults: Some(FaultPlan {
-                    torn_write: Some((3, blocks)),
-                    ..FaultPlan::default()
-                }),
-                ..small_config()
-            };
-            let log = Log::open(&path, config).await.unwrap();
+            let log = Log::open(&path, small_config()).await.unwrap();
             for i in 0..2 {
                 log.append(&view(&batch(i, 3, 3000, 0)), Ack::Durable)
                     .await
                     .unwrap();
             }
+            log.inject_faults(FaultPlan {
+                torn_write: Some((0, blocks)),
+                ..FaultPlan::default()
+            });
             let err = log
                 .append(&view(&batch(2, 3, 3000, 0)), Ack::Durable)
                 .await

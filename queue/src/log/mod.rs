@@ -10,8 +10,10 @@
 
 mod read;
 mod recovery;
+mod retention;
 mod scan;
 mod state;
+mod syncer;
 mod writer;
 
 use std::{cell::RefCell, path::Path, rc::Rc};
@@ -24,7 +26,12 @@ pub use read::ReadBatches;
 pub use recovery::RecoveryReport;
 pub use state::LogOffsets;
 
-use crate::{config::LogConfig, disk::Disk, error::LogError, notify::LocalNotify};
+use crate::{
+    config::LogConfig,
+    disk::{BufferPool, Disk},
+    error::LogError,
+    notify::LocalNotify,
+};
 use state::State;
 
 /// How far an append must get before it is acknowledged.
@@ -76,6 +83,10 @@ pub(crate) struct Shared {
     pub(crate) state: RefCell<State>,
     /// Wakes the writer when there is work, or when closing.
     pub(crate) work: LocalNotify,
+    /// Wakes the syncer when something was written.
+    pub(crate) sync_work: LocalNotify,
+    /// DMA buffers the writer reuses.
+    pub(crate) pool: RefCell<BufferPool>,
     /// Wakes appenders waiting for pending space and readers waiting for data.
     pub(crate) progress: LocalNotify,
     pub(crate) disk: Disk,
@@ -95,6 +106,7 @@ impl Shared {
 pub struct Log {
     shared: Rc<Shared>,
     writer: Option<JoinHandle<()>>,
+    syncer: Option<JoinHandle<()>>,
     recovery: RecoveryReport,
 }
 
@@ -109,15 +121,22 @@ impl Log {
         let shared = Rc::new(Shared {
             state: RefCell::new(state),
             work: LocalNotify::default(),
+            sync_work: LocalNotify::default(),
             progress: LocalNotify::default(),
+            pool: RefCell::new(BufferPool::new(
+                config.write_chunk_bytes,
+                config.write_concurrency + 1,
+            )),
             disk,
             config,
             stats: Default::default(),
         });
         let writer = glommio::spawn_local(writer::run(shared.clone())).detach();
+        let syncer = glommio::spawn_local(syncer::run(shared.clone())).detach();
         Ok(Log {
             shared,
             writer: Some(writer),
+            syncer: Some(syncer),
             recovery,
         })
     }
@@ -241,7 +260,13 @@ impl Log {
     /// Deletes whole sealed segments that are past the retention limits of
     /// the configuration, as of `now_ms`.
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<RetentionReport, LogError> {
-        writer::enforce_retention(&self.shared, now_ms).await
+        retention::enforce_retention(&self.shared, now_ms).await
+    }
+
+    /// Puts a new fault plan under the log, counting from now (tests).
+    #[doc(hidden)]
+    pub fn inject_faults(&self, plan: crate::fault::FaultPlan) {
+        self.shared.disk.inject(plan);
     }
 
     /// Lets injected write faults stop (tests: the disk got space back).
@@ -255,7 +280,11 @@ impl Log {
     pub async fn close(mut self) -> Result<(), LogError> {
         self.shared.state.borrow_mut().closing = true;
         self.shared.work.notify_all();
+        self.shared.sync_work.notify_all();
         self.shared.progress.notify_all();
+        if let Some(syncer) = self.syncer.take() {
+            let _ = syncer.await;
+        }
         if let Some(writer) = self.writer.take() {
             let _ = writer.await;
         }
@@ -271,8 +300,11 @@ impl Drop for Log {
     fn drop(&mut self) {
         // Dropped without `close`: stop the writer where it is, like a crash
         // of this log. Acknowledged data is safe; the rest is for recovery.
-        if let Some(writer) = self.writer.take() {
-            writer.cancel();
+        for task in [self.writer.take(), self.syncer.take()]
+            .into_iter()
+            .flatten()
+        {
+            task.cancel();
         }
         if let Ok(mut state) = self.shared.state.try_borrow_mut() {
             state.closing = true;

@@ -69,9 +69,9 @@ pub(crate) async fn recover(
                 ));
             }
         }
-        match open_segment(dir, base, next_base, config, disk, &mut report).await? {
-            Some(seg) => segments.push(seg),
-            None => {} // an empty, half-created last segment: removed
+        // `None`: an empty, half-created last segment, removed.
+        if let Some(seg) = open_segment(dir, base, next_base, config, disk, &mut report).await? {
+            segments.push(seg);
         }
     }
     if segments.is_empty() {
@@ -134,7 +134,7 @@ async fn open_segment(
     match segment::decode_header(&head) {
         Ok(b) if b == base => {}
         Ok(b) => return Err(corrupt(&path, 0, format!("header says base offset {b}"))),
-        Err(reason) if next_base.is_none() && file_end <= crate::disk::BLOCK as u64 => {
+        Err(reason) if next_base.is_none() && head.iter().all(|&b| b == 0) => {
             // Crashed while creating the segment: it never held a batch.
             tracing::warn!(path = %path.display(), reason, "removing half-created segment");
             file.close().await;
@@ -185,9 +185,14 @@ async fn open_segment(
         if next_base.is_some() || *pos < trusted_end {
             return Err(corrupt(&path, *pos, reason.clone()));
         }
-        truncate_tail(disk, &file, &index_path, *pos, file_end, config).await?;
+        tracing::warn!(path = %path.display(), pos, %reason, "truncating torn tail");
+        // The checkpoint may cover the bytes being cut.
+        disk.remove(&index_path).map_err(LogError::io)?;
         report.truncated_bytes += file_end - pos;
         report.truncation_reason = Some(reason.clone());
+    }
+    if next_base.is_none() && file_end > scanned.end_pos {
+        reset_tail(&file, scanned.end_pos, config).await?;
     }
     if let Some(next) = next_base {
         if scanned.next_offset != next {
@@ -273,24 +278,12 @@ async fn read_checkpoint(disk: &Disk, path: &Path, base: u64, file_end: u64) -> 
     plausible.then_some(cp)
 }
 
-/// Cuts the segment at `pos`: drops the index checkpoint (it may cover the
-/// cut bytes), truncates, reserves the space again, and syncs.
-async fn truncate_tail(
-    disk: &Disk,
-    file: &DiskFile,
-    index_path: &Path,
-    pos: u64,
-    file_end: u64,
-    config: &LogConfig,
-) -> Result<(), LogError> {
-    tracing::warn!(
-        path = %file.path().display(),
-        pos,
-        bytes = file_end - pos,
-        "truncating torn tail"
-    );
-    disk.remove(index_path).map_err(LogError::io)?;
-    file.truncate(pos).await.map_err(LogError::io)?;
+/// Zeros everything after the end of the active segment: truncate, reserve
+/// the space again, sync. Besides a torn tail, bytes of a failed write can
+/// sit past zeros there (writes of one group are concurrent), and they must
+/// not be mistaken for batches once appends reach them.
+async fn reset_tail(file: &DiskFile, end_pos: u64, config: &LogConfig) -> Result<(), LogError> {
+    file.truncate(end_pos).await.map_err(LogError::io)?;
     if config.preallocate {
         file.preallocate(config.segment_bytes_max)
             .await

@@ -5,50 +5,46 @@ use std::rc::Rc;
 use futures::future::join_all;
 
 use super::{
-    state::{tail_of, PendingUnit, Segment, State},
-    RetentionReport, Shared,
+    state::{tail_of, PendingUnit, Segment},
+    Shared,
 };
 use crate::{
-    disk::{align_down, align_up, Disk, DiskFile},
+    disk::{align_down, align_up, pieces, Disk, DiskFile},
     error::{IoFailure, LogError},
     index::SparseIndex,
     segment,
 };
 
-/// Runs until the log closes: takes everything queued, writes it, syncs it
-/// when someone asked for durability, and answers the waiters.
+/// Runs until the log closes: takes everything queued and writes it as one
+/// group. Syncing is the syncer's job (`syncer.rs`), so the next group is
+/// written while the previous one is being fdatasynced.
 pub(crate) async fn run(shared: Rc<Shared>) {
     loop {
         let work = shared.work.notified();
-        let units: Vec<PendingUnit> = {
-            let mut state = shared.state.borrow_mut();
-            if state.pending.is_empty() {
-                let sync_due = state.durable_waiters.front().is_some()
-                    && state.failed.is_none()
-                    && state.durable_offset < state.written_offset;
-                if !sync_due {
-                    if state.closing {
-                        break;
-                    }
-                    drop(state);
-                    work.await;
-                    continue;
-                }
-                Vec::new()
-            } else {
-                state.pending.drain(..).collect()
+        let (units, closing) = take_pending(&shared);
+        if units.is_empty() {
+            if closing {
+                break;
             }
-        };
+            work.await;
+            continue;
+        }
         for unit in units {
             if let Err(err) = write_unit(&shared, unit).await {
                 on_write_error(&shared, err).await;
                 break;
             }
         }
-        sync_if_asked(&shared).await;
+        shared.sync_work.notify_all();
         shared.progress.notify_all();
     }
     finish(&shared).await;
+}
+
+/// Everything queued, and whether the log is closing.
+fn take_pending(shared: &Shared) -> (Vec<PendingUnit>, bool) {
+    let mut state = shared.state.borrow_mut();
+    (state.pending.drain(..).collect(), state.closing)
 }
 
 /// Writes one unit: rolls to its segment first if it starts a new one.
@@ -89,30 +85,32 @@ async fn write_unit(shared: &Shared, unit: PendingUnit) -> Result<(), IoFailure>
 }
 
 /// Writes `parts`, back to back, at the aligned position `start`, padded
-/// with zeros to a block, in chunks of which `write_concurrency` are in
-/// flight at once. The parts are copied straight into the DMA buffers.
+/// with zeros to a block. The bytes are copied straight into pooled DMA
+/// buffers of power-of-two sizes (so they can be reused without trimming),
+/// `write_concurrency` of them in flight at once.
 async fn write_chunks(
     shared: &Shared,
     file: &DiskFile,
     start: u64,
     parts: [&[u8]; 2],
 ) -> Result<(), IoFailure> {
-    let chunk = shared.config.write_chunk_bytes;
     let total = parts[0].len() + parts[1].len();
     let padded = align_up(total as u64) as usize;
     let mut writes = Vec::with_capacity(shared.config.write_concurrency);
     let mut at = 0;
-    while at < padded {
-        let len = chunk.min(padded - at);
-        let mut buf = file.alloc(len);
-        let filled = copy_range(parts, at, &mut buf.as_bytes_mut()[..len]);
-        buf.as_bytes_mut()[filled..].fill(0);
-        buf.trim_to_size(len);
+    let mut sizes = pieces(padded, shared.config.write_chunk_bytes).peekable();
+    while let Some(len) = sizes.next() {
+        let mut buf = shared.pool.borrow_mut().take(file, len);
+        let dst = buf.as_bytes_mut();
+        let filled = copy_range(parts, at, dst);
+        dst[filled..].fill(0);
         writes.push(file.write_at(buf, start + at as u64));
         at += len;
-        if writes.len() == shared.config.write_concurrency || at >= padded {
+        if writes.len() == shared.config.write_concurrency || sizes.peek().is_none() {
             for result in join_all(writes.drain(..)).await {
-                result?;
+                if let Some(buf) = result? {
+                    shared.pool.borrow_mut().give(buf);
+                }
             }
         }
     }
@@ -154,6 +152,8 @@ async fn roll(shared: &Shared, base: u64) -> Result<(), IoFailure> {
             state.dir.clone(),
         )
     };
+    // Give back the preallocated space the sealed segment will not use.
+    file.truncate(checkpoint.end_pos).await?;
     file.fdatasync().await?;
     {
         let mut state = shared.state.borrow_mut();
@@ -189,11 +189,13 @@ pub(crate) async fn create_segment(
     dst.fill(0);
     dst[..header.len()].copy_from_slice(&header);
     let result = async {
+        // The header goes first: a segment file is either all zeros (a
+        // crash before the header, removed on recovery) or starts valid.
         file.truncate(0).await?;
+        file.write_at(buf, 0).await?;
         if config.preallocate {
             file.preallocate(config.segment_bytes_max).await?;
         }
-        file.write_at(buf, 0).await?;
         file.fdatasync().await?;
         disk.sync_dir(dir).await
     }
@@ -215,40 +217,6 @@ pub(crate) async fn create_segment(
     })
 }
 
-/// One fdatasync for everyone who asked for durability since the last one.
-async fn sync_if_asked(shared: &Shared) {
-    let (file, target) = {
-        let state = shared.state.borrow();
-        let due = state.failed.is_none()
-            && state
-                .durable_waiters
-                .front()
-                .is_some_and(|(end, _)| *end <= state.written_offset);
-        match (due, state.segments.last()) {
-            (true, Some(seg)) => (seg.file.clone(), state.written_offset),
-            _ => return,
-        }
-    };
-    shared.count(|s| s.syncs += 1);
-    match file.fdatasync().await {
-        Ok(()) => {
-            let mut state = shared.state.borrow_mut();
-            state.durable_offset = state.durable_offset.max(target);
-            state.complete_durable();
-        }
-        Err(failure) => {
-            // Never retry an fdatasync: after a failure the kernel may have
-            // dropped the dirty data and a retry would report success.
-            tracing::error!(%failure, "fdatasync failed; partition log is now read-only");
-            let mut state = shared.state.borrow_mut();
-            let err = LogError::Failed(failure.clone());
-            state.failed = Some(failure);
-            state.fail_waiters(&err);
-            state.rewind_to_written(&err);
-        }
-    }
-}
-
 /// A write failed. Out of space is recoverable: drop what was not written,
 /// cut the file back to the written size (so no half-written bytes can look
 /// like batches later), and keep serving. Anything else fails the log.
@@ -262,7 +230,15 @@ async fn on_write_error(shared: &Shared, failure: IoFailure) {
             None => return,
         }
     };
-    let recovered = failure.is_no_space() && file.truncate(size).await.is_ok();
+    // A failed fdatasync (in a roll) is never recoverable; see `syncer.rs`.
+    let recovered = failure.is_no_space()
+        && failure.op != "fdatasync"
+        && file.truncate(size).await.is_ok()
+        && (!shared.config.preallocate
+            || file
+                .preallocate(shared.config.segment_bytes_max)
+                .await
+                .is_ok());
     if recovered {
         tracing::warn!(%failure, "append failed: out of space; will accept appends again");
     } else {
@@ -283,7 +259,7 @@ async fn finish(shared: &Shared) {
         let active = state.segments.last();
         (
             files,
-            active.map(|s| s.checkpoint()),
+            active.map(Segment::checkpoint),
             active.map(|s| s.index_path()),
             state.failed.is_none() && state.durable_offset < state.written_offset,
         )
@@ -312,55 +288,6 @@ async fn finish(shared: &Shared) {
     for file in segments {
         file.close().await;
     }
-}
-
-/// Deletes sealed segments past the retention limits, oldest first.
-pub(crate) async fn enforce_retention(
-    shared: &Shared,
-    now_ms: i64,
-) -> Result<RetentionReport, LogError> {
-    let mut report = RetentionReport::default();
-    loop {
-        let victim = {
-            let state = shared.state.borrow();
-            pick_expired(&state, &shared.config, now_ms)
-        };
-        let Some(base) = victim else { break };
-        let seg = {
-            let mut state = shared.state.borrow_mut();
-            state.segments.remove(0)
-        };
-        debug_assert_eq!(seg.base_offset, base);
-        report.segments_deleted += 1;
-        report.bytes_deleted += seg.size;
-        let index_path = seg.index_path();
-        let log_path = seg.file.path().to_path_buf();
-        seg.file.close().await;
-        shared.disk.remove(&log_path).map_err(LogError::io)?;
-        shared.disk.remove(&index_path).map_err(LogError::io)?;
-    }
-    let dir = shared.state.borrow().dir.clone();
-    if report.segments_deleted > 0 {
-        shared.disk.sync_dir(&dir).await.map_err(LogError::io)?;
-    }
-    report.earliest = shared.state.borrow().offsets().earliest;
-    Ok(report)
-}
-
-/// The oldest segment to delete, if any: never the active one.
-fn pick_expired(state: &State, config: &crate::LogConfig, now_ms: i64) -> Option<u64> {
-    let oldest = state.segments.first()?;
-    if state.segments.len() < 2 || !oldest.sealed {
-        return None;
-    }
-    let too_old = config.retention_ms.is_some_and(|ms| {
-        oldest.max_timestamp_ms != i64::MIN
-            && oldest.max_timestamp_ms < now_ms.saturating_sub(ms as i64)
-    });
-    let too_big = config
-        .retention_bytes
-        .is_some_and(|max| state.size_bytes() > max);
-    (too_old || too_big).then_some(oldest.base_offset)
 }
 
 fn closed_failure() -> IoFailure {
