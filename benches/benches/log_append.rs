@@ -72,10 +72,18 @@ fn data_root() -> PathBuf {
     root
 }
 
+/// The log's defaults, but for the segment size; `TIDEGATE_BENCH_WRITE_CHUNK`
+/// and `TIDEGATE_BENCH_WRITE_CONCURRENCY` override the write shape so that
+/// settings can be compared in one session.
 fn log_config() -> LogConfig {
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
+    let defaults = LogConfig::default();
     LogConfig {
         segment_bytes_max: SEGMENT_BYTES_MAX,
-        ..LogConfig::default()
+        write_chunk_bytes: env("TIDEGATE_BENCH_WRITE_CHUNK").unwrap_or(defaults.write_chunk_bytes),
+        write_concurrency: env("TIDEGATE_BENCH_WRITE_CONCURRENCY")
+            .unwrap_or(defaults.write_concurrency),
+        ..defaults
     }
 }
 
@@ -213,7 +221,7 @@ fn log_append(c: &mut Criterion) {
     let len = batch_bytes().len();
     eprintln!("log_append: batch of {RECORDS} records x {VALUE_BYTES} B values = {len} bytes");
     for (ack, ack_name) in [(Ack::Written, "written"), (Ack::Durable, "durable")] {
-        for in_flight in [1, 16] {
+        for in_flight in [1, 16, 64] {
             let name = format!("{ack_name}_k{in_flight}");
             bench_append(c, "log_append", &name, Case { ack, in_flight });
         }

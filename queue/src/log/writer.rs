@@ -2,7 +2,7 @@
 
 use std::rc::Rc;
 
-use futures::future::join_all;
+use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::{
     state::{tail_of, PendingUnit, Segment},
@@ -86,8 +86,9 @@ async fn write_unit(shared: &Shared, unit: PendingUnit) -> Result<(), IoFailure>
 
 /// Writes `parts`, back to back, at the aligned position `start`, padded
 /// with zeros to a block. The bytes are copied straight into pooled DMA
-/// buffers of power-of-two sizes (so they can be reused without trimming),
-/// `write_concurrency` of them in flight at once.
+/// buffers of power-of-two sizes (so they can be reused without trimming);
+/// up to `write_concurrency` writes are in flight, and the next buffer is
+/// filled while they are.
 async fn write_chunks(
     shared: &Shared,
     file: &DiskFile,
@@ -96,23 +97,41 @@ async fn write_chunks(
 ) -> Result<(), IoFailure> {
     let total = parts[0].len() + parts[1].len();
     let padded = align_up(total as u64) as usize;
-    let mut writes = Vec::with_capacity(shared.config.write_concurrency);
+    let mut in_flight = FuturesUnordered::new();
+    let mut failed = None;
     let mut at = 0;
-    let mut sizes = pieces(padded, shared.config.write_chunk_bytes).peekable();
-    while let Some(len) = sizes.next() {
+    for len in pieces(padded, shared.config.write_chunk_bytes) {
+        if in_flight.len() == shared.config.write_concurrency {
+            if let Err(e) = recycle(shared, in_flight.next().await) {
+                failed = Some(e);
+                break;
+            }
+        }
         let mut buf = shared.pool.borrow_mut().take(file, len);
         let dst = buf.as_bytes_mut();
         let filled = copy_range(parts, at, dst);
         dst[filled..].fill(0);
-        writes.push(file.write_at(buf, start + at as u64));
+        in_flight.push(file.write_at(buf, start + at as u64));
         at += len;
-        if writes.len() == shared.config.write_concurrency || sizes.peek().is_none() {
-            for result in join_all(writes.drain(..)).await {
-                if let Some(buf) = result? {
-                    shared.pool.borrow_mut().give(buf);
-                }
-            }
+    }
+    // Even after a failure, wait for every write already submitted: one that
+    // landed after the caller truncated the file could leave stale batches
+    // past the end.
+    while let Some(done) = in_flight.next().await {
+        if let Err(e) = recycle(shared, Some(done)) {
+            failed.get_or_insert(e);
         }
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+/// Returns a written buffer to the pool, or the write's error.
+fn recycle(
+    shared: &Shared,
+    done: Option<Result<Option<glommio::io::DmaBuffer>, IoFailure>>,
+) -> Result<(), IoFailure> {
+    if let Some(buf) = done.transpose()?.flatten() {
+        shared.pool.borrow_mut().give(buf);
     }
     Ok(())
 }
