@@ -194,7 +194,12 @@ fn bench_append(c: &mut Criterion, group_name: &str, name: &str, case: Case) {
     let (rep_tx, rep_rx) = mpsc::channel::<Duration>();
     let path = root.path().to_path_buf();
     let executor = LocalExecutorBuilder::default()
-        .io_memory(IO_MEMORY_BYTES)
+        .io_memory(
+            std::env::var("TIDEGATE_BENCH_IO_MEMORY")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(IO_MEMORY_BYTES),
+        )
         .name(name)
         .spawn(move || serve(path, case, req_rx, rep_tx))
         .unwrap();

@@ -18,6 +18,8 @@ pub struct LogConfig {
     pub write_concurrency: usize,
     /// Bytes accepted but not yet written; `append` waits above it.
     pub pending_bytes_max: usize,
+    /// DMA buffers kept for reuse after their write completes.
+    pub buffer_pool_bytes_max: usize,
     /// Delete sealed segments whose newest message is older than this.
     pub retention_ms: Option<u64>,
     /// Delete the oldest sealed segments while the log is larger than this.
@@ -34,9 +36,10 @@ impl Default for LogConfig {
             segment_bytes_max: 256 << 20,
             preallocate: true,
             index_interval_bytes: 4096,
-            write_chunk_bytes: 1 << 20,
-            write_concurrency: 4,
+            write_chunk_bytes: 256 << 10,
+            write_concurrency: 8,
             pending_bytes_max: 64 << 20,
+            buffer_pool_bytes_max: 8 << 20,
             retention_ms: None,
             retention_bytes: None,
             verify_reads: true,
@@ -60,9 +63,10 @@ impl LogConfig {
             return Err(LogError::Config("index_interval_bytes must be > 0".into()));
         }
         let block = crate::disk::BLOCK;
-        if self.write_chunk_bytes < block || self.write_chunk_bytes % block != 0 {
+        let chunk_blocks = self.write_chunk_bytes / block;
+        if self.write_chunk_bytes % block != 0 || !chunk_blocks.is_power_of_two() {
             return Err(LogError::Config(format!(
-                "write_chunk_bytes must be a multiple of {block}, got {}",
+                "write_chunk_bytes must be a power-of-two multiple of {block}, got {}",
                 self.write_chunk_bytes
             )));
         }

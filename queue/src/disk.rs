@@ -150,20 +150,23 @@ impl Disk {
 }
 
 /// Reused DMA buffers, one free list per power-of-two size from one block
-/// up to the write chunk. Fresh buffers beyond glommio's registered area
-/// come from the heap, and touching new pages cost about a quarter of the
-/// writer's time in the append benchmark; reusing them removes that.
+/// up to the write chunk, holding at most `bytes_max` in all. Fresh buffers
+/// beyond glommio's registered area come from the heap, and touching new
+/// pages cost about a quarter of the writer's time in the append benchmark;
+/// reusing them removes that.
 pub(crate) struct BufferPool {
     classes: Vec<Vec<DmaBuffer>>,
-    per_class_max: usize,
+    bytes: usize,
+    bytes_max: usize,
 }
 
 impl BufferPool {
-    pub(crate) fn new(chunk_bytes: usize, per_class_max: usize) -> Self {
-        let classes = (chunk_bytes / BLOCK).ilog2() as usize + 1;
+    pub(crate) fn new(chunk_bytes: usize, bytes_max: usize) -> Self {
+        let classes = (chunk_bytes / BLOCK).max(1).ilog2() as usize + 1;
         BufferPool {
             classes: (0..classes).map(|_| Vec::new()).collect(),
-            per_class_max,
+            bytes: 0,
+            bytes_max,
         }
     }
 
@@ -172,20 +175,27 @@ impl BufferPool {
         (len % BLOCK == 0 && blocks.is_power_of_two()).then(|| blocks.ilog2() as usize)
     }
 
-    /// A buffer of exactly `len` bytes, a power-of-two number of blocks.
-    pub(crate) fn take(&mut self, file: &DiskFile, len: usize) -> DmaBuffer {
-        Self::class(len)
+    /// A buffer of exactly `len` bytes (a power-of-two number of blocks).
+    pub(crate) fn take(&mut self, len: usize) -> DmaBuffer {
+        let reused = Self::class(len)
             .and_then(|c| self.classes.get_mut(c))
-            .and_then(Vec::pop)
-            .unwrap_or_else(|| file.alloc(len))
+            .and_then(Vec::pop);
+        match reused {
+            Some(buf) => {
+                self.bytes -= buf.len();
+                buf
+            }
+            None => glommio::allocate_dma_buffer(len.max(BLOCK)),
+        }
     }
 
     pub(crate) fn give(&mut self, buf: DmaBuffer) {
-        let max = self.per_class_max;
+        if self.bytes + buf.len() > self.bytes_max {
+            return;
+        }
         if let Some(list) = Self::class(buf.len()).and_then(|c| self.classes.get_mut(c)) {
-            if list.len() < max {
-                list.push(buf);
-            }
+            self.bytes += buf.len();
+            list.push(buf);
         }
     }
 }

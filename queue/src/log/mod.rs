@@ -14,6 +14,7 @@ mod retention;
 mod scan;
 mod state;
 mod syncer;
+mod unit;
 mod writer;
 
 use std::{cell::RefCell, path::Path, rc::Rc};
@@ -125,7 +126,7 @@ impl Log {
             progress: LocalNotify::default(),
             pool: RefCell::new(BufferPool::new(
                 config.write_chunk_bytes,
-                config.write_concurrency + 1,
+                config.buffer_pool_bytes_max,
             )),
             disk,
             config,
@@ -169,7 +170,8 @@ impl Log {
                 }
                 None => (None, None),
             };
-            let appended = state.enqueue(batch, &self.shared.config, want.zip(tx))?;
+            let mut pool = self.shared.pool.borrow_mut();
+            let appended = state.enqueue(batch, &self.shared.config, &mut pool, want.zip(tx))?;
             (appended, rx)
         };
         self.shared.count(|s| s.batches_appended += 1);

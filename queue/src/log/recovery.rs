@@ -76,7 +76,8 @@ pub(crate) async fn recover(
     }
     if segments.is_empty() {
         let base = bases.first().copied().unwrap_or(0);
-        let seg = create_segment(disk, dir, base, config)
+        let header = segment::encode_header(base, super::writer::now_ms());
+        let seg = create_segment(disk, dir, base, header, config)
             .await
             .map_err(LogError::io)?;
         segments.push(seg);

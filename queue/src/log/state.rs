@@ -4,12 +4,12 @@
 use std::{collections::VecDeque, path::PathBuf, rc::Rc};
 
 use futures::channel::oneshot;
-use tidegate_proto::batch::{self, BatchView};
+use tidegate_proto::batch::BatchView;
 
-use super::{Ack, Appended};
+use super::{unit::PendingUnit, Ack, Appended};
 use crate::{
     config::LogConfig,
-    disk::{align_down, DiskFile},
+    disk::{align_down, BufferPool, DiskFile},
     error::{IoFailure, LogError},
     index::{Checkpoint, IndexEntry, SparseIndex},
     segment,
@@ -75,6 +75,11 @@ pub(crate) struct Head {
     pub(crate) end_pos: u64,
     pub(crate) max_timestamp_ms: i64,
     pub(crate) last_index_pos: Option<u64>,
+    /// The bytes of the partial block below `end_pos` that are no longer in
+    /// a queued unit: a new unit starts with them.
+    pub(crate) tail: Vec<u8>,
+    /// A new segment's header, until its first unit takes it.
+    pub(crate) new_segment: Option<[u8; segment::HEADER_LEN]>,
 }
 
 impl Head {
@@ -84,18 +89,23 @@ impl Head {
             end_pos: seg.size,
             max_timestamp_ms: seg.max_timestamp_ms,
             last_index_pos: seg.index.entries().last().map(|e| e.pos as u64),
+            tail: seg.tail.clone(),
+            new_segment: None,
         }
     }
-}
 
-/// Batches queued for one segment, in offset order, not yet written.
-pub(crate) struct PendingUnit {
-    pub(crate) segment_base: u64,
-    pub(crate) start_pos: u64,
-    pub(crate) bytes: Vec<u8>,
-    pub(crate) end_offset: u64,
-    pub(crate) max_timestamp_ms: i64,
-    pub(crate) index: Vec<IndexEntry>,
+    /// The head of a new segment starting at `base`.
+    fn new_segment(base: u64) -> Head {
+        let header = segment::encode_header(base, super::writer::now_ms());
+        Head {
+            segment_base: base,
+            end_pos: segment::HEADER_LEN as u64,
+            max_timestamp_ms: i64::MIN,
+            last_index_pos: None,
+            tail: header.to_vec(),
+            new_segment: Some(header),
+        }
+    }
 }
 
 pub(crate) type Waiter = (u64, oneshot::Sender<Result<(), LogError>>);
@@ -149,11 +159,14 @@ impl State {
         Ok(())
     }
 
-    /// Assigns the batch its offsets and queues a copy of its bytes.
+    /// Assigns the batch its offsets and copies its bytes, with the base
+    /// offset set, into the DMA buffers of the unit they will be written
+    /// from.
     pub(crate) fn enqueue(
         &mut self,
         view: &BatchView<'_>,
         config: &LogConfig,
+        pool: &mut BufferPool,
         waiter: Option<(Ack, oneshot::Sender<Result<(), LogError>>)>,
     ) -> Result<Appended, LogError> {
         self.check_writable()?;
@@ -166,12 +179,7 @@ impl State {
         let full =
             self.head.end_pos + len > config.segment_bytes_max || rel_end > u64::from(u32::MAX);
         if full && self.head.end_pos > segment::HEADER_LEN as u64 {
-            self.head = Head {
-                segment_base: base,
-                end_pos: segment::HEADER_LEN as u64,
-                max_timestamp_ms: i64::MIN,
-                last_index_pos: None,
-            };
+            self.head = Head::new_segment(base);
         }
         let pos = self.head.end_pos;
         let due = self
@@ -186,10 +194,16 @@ impl State {
         if due {
             self.head.last_index_pos = Some(pos);
         }
-        let unit = self.unit_for(pos);
-        let at = unit.bytes.len();
-        unit.bytes.extend_from_slice(bytes);
-        batch::set_base_offset(&mut unit.bytes[at..], base)?;
+        let unit = self.unit_for(pos, config.write_chunk_bytes);
+        // The base offset is the one field the log sets; it is outside the
+        // CRC, so the producer's checksum stays valid.
+        let rest = bytes.get(8..).ok_or(LogError::InvalidBatch(
+            tidegate_proto::batch::BatchError::Truncated {
+                needed: 8,
+                available: bytes.len(),
+            },
+        ))?;
+        unit.push_batch(&[&base.to_le_bytes(), rest], pool);
         unit.index.extend(entry);
         let max_ts = header.max_timestamp_ms;
         unit.end_offset = base + count;
@@ -210,24 +224,36 @@ impl State {
     }
 
     /// The unit that takes a batch at `pos` of the head segment.
-    fn unit_for(&mut self, pos: u64) -> &mut PendingUnit {
+    fn unit_for(&mut self, pos: u64, chunk_bytes: usize) -> &mut PendingUnit {
         let segment_base = self.head.segment_base;
         let reuse = self
             .pending
             .back()
             .is_some_and(|u| u.segment_base == segment_base);
         if !reuse {
-            self.pending.push_back(PendingUnit {
+            let unit = PendingUnit::new(
                 segment_base,
-                start_pos: pos,
-                bytes: Vec::new(),
-                end_offset: self.next_offset,
-                max_timestamp_ms: i64::MIN,
-                index: Vec::new(),
-            });
+                pos,
+                &self.head.tail,
+                self.head.new_segment.take(),
+                self.next_offset,
+                chunk_bytes,
+            );
+            self.pending.push_back(unit);
         }
         let last = self.pending.len() - 1;
         &mut self.pending[last]
+    }
+
+    /// Hands everything queued to the writer. The head keeps the tail of
+    /// the last unit, which the next unit must start with.
+    pub(crate) fn take_pending(&mut self) -> Vec<PendingUnit> {
+        if let Some(last) = self.pending.back() {
+            if last.segment_base == self.head.segment_base {
+                self.head.tail = tail_of(&last.slices(), last.end_pos());
+            }
+        }
+        self.pending.drain(..).collect()
     }
 
     /// Answers the waiters whose data is now written (or durable).

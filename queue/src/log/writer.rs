@@ -4,12 +4,15 @@ use std::rc::Rc;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
+use glommio::io::DmaBuffer;
+
 use super::{
-    state::{tail_of, PendingUnit, Segment},
+    state::{tail_of, Segment},
+    unit::PendingUnit,
     Shared,
 };
 use crate::{
-    disk::{align_down, align_up, pieces, Disk, DiskFile},
+    disk::{Disk, DiskFile},
     error::{IoFailure, LogError},
     index::SparseIndex,
     segment,
@@ -44,75 +47,69 @@ pub(crate) async fn run(shared: Rc<Shared>) {
 /// Everything queued, and whether the log is closing.
 fn take_pending(shared: &Shared) -> (Vec<PendingUnit>, bool) {
     let mut state = shared.state.borrow_mut();
-    (state.pending.drain(..).collect(), state.closing)
+    (state.take_pending(), state.closing)
 }
 
 /// Writes one unit: rolls to its segment first if it starts a new one.
-async fn write_unit(shared: &Shared, unit: PendingUnit) -> Result<(), IoFailure> {
-    let active_base = shared.state.borrow().segments.last().map(|s| s.base_offset);
-    if active_base != Some(unit.segment_base) {
-        roll(shared, unit.segment_base).await?;
+async fn write_unit(shared: &Shared, mut unit: PendingUnit) -> Result<(), IoFailure> {
+    if let Some(header) = unit.new_segment {
+        roll(shared, unit.segment_base, header).await?;
     }
-    let (file, prefix, size) = {
+    let file = {
         let state = shared.state.borrow();
         let seg = state.segments.last().ok_or_else(closed_failure)?;
+        assert_eq!(
+            seg.base_offset, unit.segment_base,
+            "a unit goes to the active segment"
+        );
         assert_eq!(seg.size, unit.start_pos, "units are written in order");
-        (seg.file.clone(), seg.tail.clone(), seg.size)
+        seg.file.clone()
     };
-    let start = align_down(size);
-    let end_pos = size + unit.bytes.len() as u64;
-    let tail = tail_of(&[&prefix, &unit.bytes], end_pos);
-    write_chunks(shared, &file, start, [&prefix, &unit.bytes]).await?;
+    let end_pos = unit.end_pos();
+    let tail = tail_of(&unit.slices(), end_pos);
+    let (batch_bytes, end_offset, max_ts) =
+        (unit.batch_bytes, unit.end_offset, unit.max_timestamp_ms);
+    let index = std::mem::take(&mut unit.index);
+    let writes = unit.into_writes(&mut shared.pool.borrow_mut());
+    write_all(shared, &file, writes).await?;
     shared.count(|s| {
         s.flushes += 1;
-        s.bytes_written += unit.bytes.len() as u64;
+        s.bytes_written += batch_bytes as u64;
     });
 
     let mut state = shared.state.borrow_mut();
     let state = &mut *state;
     let seg = state.segments.last_mut().ok_or_else(closed_failure)?;
     seg.size = end_pos;
-    seg.next_offset = unit.end_offset;
-    seg.max_timestamp_ms = seg.max_timestamp_ms.max(unit.max_timestamp_ms);
+    seg.next_offset = end_offset;
+    seg.max_timestamp_ms = seg.max_timestamp_ms.max(max_ts);
     seg.tail = tail;
-    for entry in unit.index {
+    for entry in index {
         seg.index.maybe_add(0, entry);
     }
-    state.written_offset = unit.end_offset;
-    state.pending_bytes -= unit.bytes.len();
+    state.written_offset = end_offset;
+    state.pending_bytes -= batch_bytes;
     state.complete_written();
     Ok(())
 }
 
-/// Writes `parts`, back to back, at the aligned position `start`, padded
-/// with zeros to a block. The bytes are copied straight into pooled DMA
-/// buffers of power-of-two sizes (so they can be reused without trimming);
-/// up to `write_concurrency` writes are in flight, and the next buffer is
-/// filled while they are.
-async fn write_chunks(
+/// Submits the writes, at most `write_concurrency` in flight, and returns
+/// their buffers to the pool.
+async fn write_all(
     shared: &Shared,
     file: &DiskFile,
-    start: u64,
-    parts: [&[u8]; 2],
+    writes: Vec<(DmaBuffer, u64)>,
 ) -> Result<(), IoFailure> {
-    let total = parts[0].len() + parts[1].len();
-    let padded = align_up(total as u64) as usize;
     let mut in_flight = FuturesUnordered::new();
     let mut failed = None;
-    let mut at = 0;
-    for len in pieces(padded, shared.config.write_chunk_bytes) {
+    for (buf, pos) in writes {
         if in_flight.len() == shared.config.write_concurrency {
             if let Err(e) = recycle(shared, in_flight.next().await) {
                 failed = Some(e);
                 break;
             }
         }
-        let mut buf = shared.pool.borrow_mut().take(file, len);
-        let dst = buf.as_bytes_mut();
-        let filled = copy_range(parts, at, dst);
-        dst[filled..].fill(0);
-        in_flight.push(file.write_at(buf, start + at as u64));
-        at += len;
+        in_flight.push(file.write_at(buf, pos));
     }
     // Even after a failure, wait for every write already submitted: one that
     // landed after the caller truncated the file could leave stale batches
@@ -128,7 +125,7 @@ async fn write_chunks(
 /// Returns a written buffer to the pool, or the write's error.
 fn recycle(
     shared: &Shared,
-    done: Option<Result<Option<glommio::io::DmaBuffer>, IoFailure>>,
+    done: Option<Result<Option<DmaBuffer>, IoFailure>>,
 ) -> Result<(), IoFailure> {
     if let Some(buf) = done.transpose()?.flatten() {
         shared.pool.borrow_mut().give(buf);
@@ -136,31 +133,14 @@ fn recycle(
     Ok(())
 }
 
-/// Copies the bytes of `parts` (seen as one concatenation) from `from`
-/// into `dst`; returns how many it copied.
-fn copy_range(parts: [&[u8]; 2], mut from: usize, dst: &mut [u8]) -> usize {
-    let mut filled = 0;
-    for part in parts {
-        if from >= part.len() {
-            from -= part.len();
-            continue;
-        }
-        let src = &part[from..];
-        let n = src.len().min(dst.len() - filled);
-        dst[filled..filled + n].copy_from_slice(&src[..n]);
-        filled += n;
-        from = 0;
-        if filled == dst.len() {
-            break;
-        }
-    }
-    filled
-}
-
 /// Seals the active segment (fdatasync, index checkpoint) and starts a new
 /// one at `base`: header written and synced, directory synced, before any
 /// batch goes into it.
-async fn roll(shared: &Shared, base: u64) -> Result<(), IoFailure> {
+async fn roll(
+    shared: &Shared,
+    base: u64,
+    header: [u8; segment::HEADER_LEN],
+) -> Result<(), IoFailure> {
     let (file, checkpoint, index_path, dir) = {
         let state = shared.state.borrow();
         let seg = state.segments.last().ok_or_else(closed_failure)?;
@@ -183,7 +163,7 @@ async fn roll(shared: &Shared, base: u64) -> Result<(), IoFailure> {
         .disk
         .write_atomic(&index_path, &checkpoint.encode())
         .await?;
-    let seg = create_segment(&shared.disk, &dir, base, &shared.config).await?;
+    let seg = create_segment(&shared.disk, &dir, base, header, &shared.config).await?;
     let mut state = shared.state.borrow_mut();
     if let Some(old) = state.segments.last_mut() {
         old.sealed = true;
@@ -198,11 +178,11 @@ pub(crate) async fn create_segment(
     disk: &Disk,
     dir: &std::path::Path,
     base: u64,
+    header: [u8; segment::HEADER_LEN],
     config: &crate::LogConfig,
 ) -> Result<Segment, IoFailure> {
     let path = segment::log_path(dir, base);
     let file = disk.open(&path, true).await?;
-    let header = segment::encode_header(base, now_ms());
     let mut buf = file.alloc(crate::disk::BLOCK);
     let dst = buf.as_bytes_mut();
     dst.fill(0);
