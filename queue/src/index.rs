@@ -115,7 +115,8 @@ impl Checkpoint {
     /// rebuilds the index by scanning).
     pub(crate) fn decode(bytes: &[u8]) -> Option<Checkpoint> {
         let header = bytes.get(..HEADER_LEN)?;
-        if header[..8] != MAGIC {
+        let reserved_zero = header[12..16].iter().chain(&header[48..]).all(|&b| b == 0);
+        if header[..8] != MAGIC || !reserved_zero {
             return None;
         }
         let count = u32::from_le_bytes(header[8..12].try_into().ok()?) as usize;

@@ -21,3 +21,22 @@ pub use error::{IoFailure, LogError};
 pub use log::{
     Ack, Appended, Log, LogOffsets, LogStats, ReadBatches, RecoveryReport, RetentionReport,
 };
+
+/// Entry points for the cargo-fuzz targets in `fuzz/`: the decoders of the
+/// log's own on-disk metadata. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Decodes a segment header; must never panic.
+    pub fn segment_header(bytes: &[u8]) -> Option<u64> {
+        crate::segment::decode_header(bytes).ok()
+    }
+
+    /// Decodes an index checkpoint and, when valid, re-encodes it: the
+    /// encoding must reproduce the decoded bytes.
+    pub fn index_checkpoint(bytes: &[u8]) {
+        if let Some(cp) = crate::index::Checkpoint::decode(bytes) {
+            let again = cp.encode();
+            assert_eq!(bytes.get(..again.len()), Some(&again[..]));
+        }
+    }
+}

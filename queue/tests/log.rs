@@ -376,10 +376,7 @@ fn torn_write_is_truncated_on_reopen_and_acknowledged_data_stays() {
                 .append(&view(&batch(2, 3, 3000, 0)), Ack::Durable)
                 .await
                 .unwrap_err();
-            assert!(
-                matches!(err, LogError::Failed(_) | LogError::Io(_)),
-                "{err}"
-            );
+            assert!(matches!(err, LogError::Failed(_)), "{err}");
             drop(log);
             let log = Log::open(&path, small_config()).await.unwrap();
             // The unacknowledged batch is either cut off whole or, when the
@@ -461,5 +458,49 @@ fn pending_bytes_are_bounded_by_config() {
         log.wait_for(999).await.unwrap();
         glommio::timer::sleep(Duration::from_millis(0)).await;
         Rc::try_unwrap(log).ok().unwrap().close().await.unwrap();
+    });
+}
+
+#[test]
+fn sync_failure_with_writes_in_flight_fails_every_waiter_without_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let log = Rc::new(Log::open(&path, small_config()).await.unwrap());
+        log.inject_faults(FaultPlan {
+            fail_sync: Some((0, FaultKind::Io)),
+            ..FaultPlan::default()
+        });
+        let batches: Vec<Vec<u8>> = (0..64).map(|i| batch(i, 3, 2000, 0)).collect();
+        let results = join_all(batches.iter().enumerate().map(|(i, b)| {
+            let log = log.clone();
+            let ack = if i % 2 == 0 {
+                Ack::Durable
+            } else {
+                Ack::Written
+            };
+            async move { log.append(&view(b), ack).await }
+        }))
+        .await;
+        // No durable append can succeed: the one sync failed and is never retried.
+        for (i, r) in results.iter().enumerate() {
+            if i % 2 == 0 {
+                assert!(matches!(r, Err(LogError::Failed(_))), "{i}: {r:?}");
+            }
+        }
+        assert!(log.is_failed());
+        assert_eq!(log.offsets().durable, 0);
+        let log = Rc::try_unwrap(log).ok().unwrap();
+        assert!(log.close().await.is_err());
+        // Whatever was written before the failure is intact after reopening.
+        let log = Log::open(&path, small_config()).await.unwrap();
+        let latest = log.offsets().latest;
+        let mut next = 0;
+        while next < latest {
+            let r = log.read(next, 1 << 20).await.unwrap();
+            assert!(!decode(r.as_bytes()).is_empty());
+            next = r.next_offset;
+        }
+        log.close().await.unwrap();
     });
 }

@@ -24,8 +24,10 @@ use crate::{
 pub(crate) async fn run(shared: Rc<Shared>) {
     loop {
         let work = shared.work.notified();
-        let (units, closing) = take_pending(&shared);
-        if units.is_empty() {
+        let (units, closing, failed) = take_pending(&shared);
+        // Once the log has failed nothing more is written; the waiters of
+        // what was queued were answered when it failed.
+        if failed || units.is_empty() {
             if closing {
                 break;
             }
@@ -44,10 +46,10 @@ pub(crate) async fn run(shared: Rc<Shared>) {
     finish(&shared).await;
 }
 
-/// Everything queued, and whether the log is closing.
-fn take_pending(shared: &Shared) -> (Vec<PendingUnit>, bool) {
+/// Everything queued, whether the log is closing, and whether it failed.
+fn take_pending(shared: &Shared) -> (Vec<PendingUnit>, bool, bool) {
     let mut state = shared.state.borrow_mut();
-    (state.take_pending(), state.closing)
+    (state.take_pending(), state.closing, state.failed.is_some())
 }
 
 /// Writes one unit: rolls to its segment first if it starts a new one.
@@ -79,6 +81,11 @@ async fn write_unit(shared: &Shared, mut unit: PendingUnit) -> Result<(), IoFail
 
     let mut state = shared.state.borrow_mut();
     let state = &mut *state;
+    if state.failed.is_some() {
+        // The syncer failed the log while this write was in flight; its
+        // waiters have their answer and nothing more is acknowledged.
+        return Ok(());
+    }
     let seg = state.segments.last_mut().ok_or_else(closed_failure)?;
     seg.size = end_pos;
     seg.next_offset = end_offset;
@@ -220,18 +227,26 @@ pub(crate) async fn create_segment(
 /// cut the file back to the written size (so no half-written bytes can look
 /// like batches later), and keep serving. Anything else fails the log.
 async fn on_write_error(shared: &Shared, failure: IoFailure) {
-    let err = LogError::io(failure.clone());
+    // A failed fdatasync (in a roll) is never recoverable; see `syncer.rs`.
+    let recoverable = failure.is_no_space() && failure.op != "fdatasync";
+    let err = if recoverable {
+        LogError::NoSpace(failure.clone())
+    } else {
+        LogError::Failed(failure.clone())
+    };
     let (file, size) = {
         let mut state = shared.state.borrow_mut();
         state.rewind_to_written(&err);
+        if !recoverable {
+            state.fail_waiters(&err);
+            state.failed = Some(failure.clone());
+        }
         match state.segments.last() {
             Some(seg) => (seg.file.clone(), seg.size),
             None => return,
         }
     };
-    // A failed fdatasync (in a roll) is never recoverable; see `syncer.rs`.
-    let recovered = failure.is_no_space()
-        && failure.op != "fdatasync"
+    let recovered = recoverable
         && file.truncate(size).await.is_ok()
         && (!shared.config.preallocate
             || file
@@ -243,7 +258,10 @@ async fn on_write_error(shared: &Shared, failure: IoFailure) {
     } else {
         tracing::error!(%failure, "write failed; partition log is now read-only");
         let mut state = shared.state.borrow_mut();
-        state.fail_waiters(&LogError::Failed(failure.clone()));
+        let failed = LogError::Failed(failure.clone());
+        // Appends queued while the file was being cut back are refused too.
+        state.rewind_to_written(&failed);
+        state.fail_waiters(&failed);
         state.failed = Some(failure);
     }
     shared.progress.notify_all();
