@@ -7,5 +7,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let _ = tidegate_queue::fuzzing::segment_header(data);
+    let _ = tidegate_queue::fuzzing::durable_file(data);
     tidegate_queue::fuzzing::index_checkpoint(data);
 });

@@ -8,6 +8,7 @@
 
 mod config;
 mod disk;
+pub mod durable;
 mod error;
 pub mod fault;
 mod index;
@@ -26,6 +27,11 @@ pub use log::{
 /// log's own on-disk metadata. Not an API.
 #[doc(hidden)]
 pub mod fuzzing {
+    /// Decodes a durable small file's framing; must never panic.
+    pub fn durable_file(bytes: &[u8]) -> Option<usize> {
+        crate::durable::decode(bytes).ok().map(<[u8]>::len)
+    }
+
     /// Decodes a segment header; must never panic.
     pub fn segment_header(bytes: &[u8]) -> Option<u64> {
         crate::segment::decode_header(bytes).ok()

@@ -504,3 +504,46 @@ fn sync_failure_with_writes_in_flight_fails_every_waiter_without_panicking() {
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn durable_small_files_round_trip_and_detect_damage() {
+    use tidegate_queue::durable;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.bin");
+    let p = path.clone();
+    run(move || async move {
+        assert_eq!(durable::read(&p).await.unwrap(), None);
+        durable::write(&p, b"first").await.unwrap();
+        durable::write(&p, b"second version").await.unwrap();
+        assert_eq!(
+            durable::read(&p).await.unwrap().as_deref(),
+            Some(&b"second version"[..])
+        );
+        durable::write(&p, b"").await.unwrap();
+        assert_eq!(durable::read(&p).await.unwrap().as_deref(), Some(&b""[..]));
+        durable::write(&p, b"payload").await.unwrap();
+    });
+    let mut bytes = std::fs::read(&path).unwrap();
+    let flip_at = [0usize, 9, 17, 22, 25];
+    for at in flip_at {
+        let mut bad = bytes.clone();
+        bad[at] ^= 0x04;
+        std::fs::write(&path, &bad).unwrap();
+        let p = path.clone();
+        let r = run(move || async move { durable::read(&p).await });
+        assert!(
+            matches!(r, Err(LogError::Corrupt { .. })),
+            "flip at {at}: {r:?}"
+        );
+    }
+    bytes.truncate(20);
+    std::fs::write(&path, &bytes).unwrap();
+    let p = path.clone();
+    let r = run(move || async move { durable::read(&p).await });
+    assert!(matches!(r, Err(LogError::Corrupt { .. })));
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "no temporary files left: {names:?}");
+}
