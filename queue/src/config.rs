@@ -20,6 +20,12 @@ pub struct LogConfig {
     pub pending_bytes_max: usize,
     /// DMA buffers kept for reuse after their write completes.
     pub buffer_pool_bytes_max: usize,
+    /// Checkpoint the active segment's index each time this many more bytes
+    /// are durable. Recovery trusts data below the last checkpoint and
+    /// reports damage there as corruption; past it, damage reads as an
+    /// unfinished write and is cut. Smaller means less data in that window,
+    /// at the cost of a small atomic file write (two fsyncs) each time.
+    pub checkpoint_interval_bytes: u64,
     /// Delete sealed segments whose newest message is older than this.
     pub retention_ms: Option<u64>,
     /// Delete the oldest sealed segments while the log is larger than this.
@@ -40,6 +46,7 @@ impl Default for LogConfig {
             write_concurrency: 8,
             pending_bytes_max: 64 << 20,
             buffer_pool_bytes_max: 8 << 20,
+            checkpoint_interval_bytes: 64 << 20,
             retention_ms: None,
             retention_bytes: None,
             verify_reads: true,
@@ -59,8 +66,16 @@ impl LogConfig {
                 self.segment_bytes_max
             )));
         }
-        if self.index_interval_bytes == 0 {
-            return Err(LogError::Config("index_interval_bytes must be > 0".into()));
+        if self.index_interval_bytes == 0 || self.index_interval_bytes > 1 << 20 {
+            return Err(LogError::Config(format!(
+                "index_interval_bytes must be in [1, 1MiB], got {}",
+                self.index_interval_bytes
+            )));
+        }
+        if self.checkpoint_interval_bytes == 0 {
+            return Err(LogError::Config(
+                "checkpoint_interval_bytes must be > 0".into(),
+            ));
         }
         let block = crate::disk::BLOCK;
         let chunk_blocks = self.write_chunk_bytes / block;

@@ -78,7 +78,7 @@ impl Disk {
         if PROBED.with(|p| p.borrow().contains(&dev)) {
             return Ok(());
         }
-        let path = dir.join(".dma-probe");
+        let path = temporary_name(&dir.join(".dma-probe"));
         std::fs::write(&path, [0xA5u8; BLOCK]).map_err(|e| IoFailure::new("write", &path, e))?;
         let file = DmaFile::open(&path)
             .await
@@ -132,7 +132,7 @@ impl Disk {
     /// file or the new one, never a mix. The file is padded to a block; the
     /// content must carry its own length.
     pub(crate) async fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), IoFailure> {
-        let tmp = path.with_extension("tmp");
+        let tmp = temporary_name(path);
         let file = self.open(&tmp, true).await?;
         file.truncate(0).await?;
         let len = align_up(bytes.len() as u64).max(BLOCK as u64) as usize;
@@ -210,6 +210,18 @@ pub(crate) fn pieces(len: usize, chunk: usize) -> impl Iterator<Item = usize> {
         .map(|b| 1usize << b)
         .filter(move |bit| rest & bit != 0);
     std::iter::repeat_n(chunk, full).chain(bits)
+}
+
+/// A temporary name beside `path` that no other write shares (two writes
+/// of different files must never meet in one temporary file). Recovery
+/// removes leftovers by their `.tmp` suffix.
+fn temporary_name(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.{n}.tmp", std::process::id()));
+    path.with_file_name(name)
 }
 
 /// One file opened for DMA I/O.
@@ -320,7 +332,8 @@ impl DiskFile {
             .map_err(|e| IoFailure::new("stat", &self.path, e.into()))
     }
 
-    /// Closes the file once every other holder of it is done.
+    /// Closes the file if this is its last holder; otherwise glommio closes
+    /// it when the last holder (a read in flight, say) drops it.
     pub(crate) async fn close(&self) {
         if self.closed.replace(true) {
             return;

@@ -58,7 +58,7 @@ impl SparseIndex {
     pub(crate) fn maybe_add(&mut self, interval: u64, entry: IndexEntry) {
         let due = match self.last_pos {
             None => true,
-            Some(last) => entry.pos as u64 >= last + interval,
+            Some(last) => entry.pos as u64 >= last.saturating_add(interval),
         };
         if due {
             debug_assert!(self

@@ -4,7 +4,8 @@
 //! A [`Log`] is one partition: a directory of segment files written with
 //! O_DIRECT through io_uring (glommio DMA files), with group commit, sparse
 //! indexes, crash recovery and retention. It lives on one glommio executor
-//! and takes no locks; other shards reach it through the [`ring`]s.
+//! and shares nothing with other threads (its state is in `RefCell`s, its
+//! wake-ups are local); other shards reach it through the [`ring`]s.
 
 mod config;
 mod disk;
@@ -13,7 +14,6 @@ mod error;
 pub mod fault;
 mod index;
 mod log;
-mod notify;
 pub mod ring;
 mod segment;
 

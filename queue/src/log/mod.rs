@@ -19,6 +19,7 @@ mod writer;
 
 use std::{cell::RefCell, path::Path, rc::Rc};
 
+use event_listener::Event;
 use futures::channel::oneshot;
 use glommio::task::JoinHandle;
 use tidegate_proto::batch::BatchView;
@@ -31,7 +32,6 @@ use crate::{
     config::LogConfig,
     disk::{BufferPool, Disk},
     error::LogError,
-    notify::LocalNotify,
 };
 use state::State;
 
@@ -83,13 +83,13 @@ pub struct LogStats {
 pub(crate) struct Shared {
     pub(crate) state: RefCell<State>,
     /// Wakes the writer when there is work, or when closing.
-    pub(crate) work: LocalNotify,
+    pub(crate) work: Event,
     /// Wakes the syncer when something was written.
-    pub(crate) sync_work: LocalNotify,
+    pub(crate) sync_work: Event,
     /// DMA buffers the writer reuses.
     pub(crate) pool: RefCell<BufferPool>,
     /// Wakes appenders waiting for pending space and readers waiting for data.
-    pub(crate) progress: LocalNotify,
+    pub(crate) progress: Event,
     pub(crate) disk: Disk,
     pub(crate) config: LogConfig,
     pub(crate) stats: std::cell::Cell<LogStats>,
@@ -121,9 +121,9 @@ impl Log {
         let (state, recovery) = recovery::recover(dir.as_ref(), &config, &disk).await?;
         let shared = Rc::new(Shared {
             state: RefCell::new(state),
-            work: LocalNotify::default(),
-            sync_work: LocalNotify::default(),
-            progress: LocalNotify::default(),
+            work: Event::new(),
+            sync_work: Event::new(),
+            progress: Event::new(),
             pool: RefCell::new(BufferPool::new(
                 config.write_chunk_bytes,
                 config.buffer_pool_bytes_max,
@@ -156,7 +156,7 @@ impl Log {
         if len > max {
             return Err(LogError::BatchTooLarge { len, max });
         }
-        self.wait_for_room(len).await?;
+        let admitted = self.wait_for_room(len).await?;
         let want = match ack {
             Ack::None => None,
             level => Some(level),
@@ -174,8 +174,10 @@ impl Log {
             let appended = state.enqueue(batch, &self.shared.config, &mut pool, want.zip(tx))?;
             (appended, rx)
         };
+        // Enqueued: the next append in line may go.
+        drop(admitted);
         self.shared.count(|s| s.batches_appended += 1);
-        self.shared.work.notify_all();
+        self.shared.work.notify(usize::MAX);
         match rx {
             None => Ok(appended),
             Some(rx) => match rx.await {
@@ -187,16 +189,20 @@ impl Log {
     }
 
     /// Waits until `len` more bytes fit under `pending_bytes_max` (one batch
-    /// always fits into an empty queue, however large).
-    async fn wait_for_room(&self, len: usize) -> Result<(), LogError> {
+    /// always fits into an empty queue, however large). Appends are admitted
+    /// strictly in call order: a small batch never overtakes a large one
+    /// waiting for room, so one producer's batches keep their order.
+    async fn wait_for_room(&self, len: usize) -> Result<Admitted<'_>, LogError> {
+        let turn = Turn::take(&self.shared);
         loop {
-            let progressed = self.shared.progress.notified();
+            let progressed = self.shared.progress.listen();
             {
                 let state = self.shared.state.borrow();
                 state.check_writable()?;
                 let pending = state.pending_bytes;
-                if pending == 0 || pending + len <= self.shared.config.pending_bytes_max {
-                    return Ok(());
+                let room = pending == 0 || pending + len <= self.shared.config.pending_bytes_max;
+                if room && state.admission.is_serving(turn.ticket) {
+                    return Ok(Admitted(turn));
                 }
             }
             progressed.await;
@@ -220,11 +226,14 @@ impl Log {
     /// passes it) or the log fails.
     pub async fn wait_for(&self, offset: u64) -> Result<(), LogError> {
         loop {
-            let progressed = self.shared.progress.notified();
+            let progressed = self.shared.progress.listen();
             {
                 let state = self.shared.state.borrow();
                 if state.written_offset > offset {
                     return Ok(());
+                }
+                if let Some(failure) = &state.failed {
+                    return Err(LogError::Failed(failure.clone()));
                 }
                 if state.closing {
                     return Err(LogError::Closed);
@@ -281,9 +290,9 @@ impl Log {
     /// closes the files.
     pub async fn close(mut self) -> Result<(), LogError> {
         self.shared.state.borrow_mut().closing = true;
-        self.shared.work.notify_all();
-        self.shared.sync_work.notify_all();
-        self.shared.progress.notify_all();
+        self.shared.work.notify(usize::MAX);
+        self.shared.sync_work.notify(usize::MAX);
+        self.shared.progress.notify(usize::MAX);
         if let Some(syncer) = self.syncer.take() {
             let _ = syncer.await;
         }
@@ -297,6 +306,33 @@ impl Log {
         }
     }
 }
+
+/// An append's place in line for admission (see `wait_for_room`). Dropping
+/// it, whether the append went through, failed or was cancelled, lets the
+/// next one go.
+struct Turn<'a> {
+    shared: &'a Shared,
+    ticket: u64,
+}
+
+impl<'a> Turn<'a> {
+    fn take(shared: &'a Shared) -> Self {
+        let ticket = shared.state.borrow_mut().admission.take();
+        Turn { shared, ticket }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.shared.state.try_borrow_mut() {
+            state.admission.done(self.ticket);
+        }
+        self.shared.progress.notify(usize::MAX);
+    }
+}
+
+/// Proof that an append was admitted; its turn ends when this is dropped.
+struct Admitted<'a>(#[allow(dead_code)] Turn<'a>);
 
 impl Drop for Log {
     fn drop(&mut self) {
@@ -312,6 +348,6 @@ impl Drop for Log {
             state.closing = true;
             state.fail_waiters(&LogError::Closed);
         }
-        self.shared.progress.notify_all();
+        self.shared.progress.notify(usize::MAX);
     }
 }

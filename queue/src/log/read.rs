@@ -154,9 +154,7 @@ fn select(
         let whole = rest.get(..len);
         match start {
             None if h.next_offset() <= offset => {
-                if whole.is_none() {
-                    break;
-                }
+                // Skipped by its header alone, whole in the buffer or not.
                 at += len;
                 continue;
             }

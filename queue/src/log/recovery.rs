@@ -82,15 +82,21 @@ pub(crate) async fn recover(
             .map_err(LogError::io)?;
         segments.push(seg);
     }
+    if let Some(active) = segments.last_mut() {
+        make_active(active, config).await?;
+    }
     let state = State::new(dir.to_path_buf(), segments)?;
     report.next_offset = state.next_offset;
     report.elapsed_us = started.elapsed().as_micros() as u64;
     if report.truncated_bytes > 0 {
-        tracing::warn!(
+        // Loud on purpose: a crash during a write explains it, but so would
+        // a disk that damaged data acknowledged after the last checkpoint.
+        tracing::error!(
             dir = %dir.display(),
             bytes = report.truncated_bytes,
+            next_offset = report.next_offset,
             reason = report.truncation_reason.as_deref().unwrap_or(""),
-            "recovery truncated a torn tail"
+            "recovery cut the log's tail: an unfinished write, or damage after the last checkpoint"
         );
     }
     Ok((state, report))
@@ -182,18 +188,32 @@ async fn open_segment(
     )
     .await?;
     report.bytes_scanned += scanned.end_pos - start_pos;
-    if let Stop::Invalid { pos, reason } = &scanned.stop {
-        if next_base.is_some() || *pos < trusted_end {
+    let reason = match &scanned.stop {
+        Stop::Invalid { pos, reason } if next_base.is_some() || *pos < trusted_end => {
             return Err(corrupt(&path, *pos, reason.clone()));
         }
-        tracing::warn!(path = %path.display(), pos, %reason, "truncating torn tail");
-        // The checkpoint may cover the bytes being cut.
-        disk.remove(&index_path).map_err(LogError::io)?;
-        report.truncated_bytes += file_end - pos;
-        report.truncation_reason = Some(reason.clone());
-    }
-    if next_base.is_none() && file_end > scanned.end_pos {
-        reset_tail(&file, scanned.end_pos, config).await?;
+        Stop::Clean if scanned.end_pos < trusted_end => {
+            return Err(corrupt(
+                &path,
+                scanned.end_pos,
+                "zeros inside data the index checkpoint covers",
+            ));
+        }
+        Stop::Invalid { reason, .. } => Some(reason.clone()),
+        Stop::Clean => None,
+    };
+    if next_base.is_none() {
+        // Whatever is past the end is cut when the tail is reset; count
+        // the bytes that were not zeros, to report the cut honestly.
+        let cut = nonzero_extent(&file, scanned.end_pos, file_end).await?;
+        if cut > 0 {
+            // The checkpoint may cover the bytes being cut.
+            disk.remove(&index_path).map_err(LogError::io)?;
+            report.truncated_bytes += cut;
+            report.truncation_reason = Some(
+                reason.unwrap_or_else(|| "bytes after zeros past the last valid batch".to_string()),
+            );
+        }
     }
     if let Some(next) = next_base {
         if scanned.next_offset != next {
@@ -221,6 +241,7 @@ async fn open_segment(
         index,
         tail,
         sealed: next_base.is_some(),
+        checkpointed_pos: trusted_end.min(scanned.end_pos),
     }))
 }
 
@@ -246,6 +267,7 @@ fn resume_point(cp: &Checkpoint) -> (u64, u64, i64, SparseIndex) {
 
 fn sealed(file: DiskFile, cp: Checkpoint) -> Segment {
     Segment {
+        checkpointed_pos: cp.end_pos,
         base_offset: cp.base_offset,
         file: Rc::new(file),
         size: cp.end_pos,
@@ -279,12 +301,22 @@ async fn read_checkpoint(disk: &Disk, path: &Path, base: u64, file_end: u64) -> 
     plausible.then_some(cp)
 }
 
-/// Zeros everything after the end of the active segment: truncate, reserve
-/// the space again, sync. Besides a torn tail, bytes of a failed write can
-/// sit past zeros there (writes of one group are concurrent), and they must
-/// not be mistaken for batches once appends reach them.
-async fn reset_tail(file: &DiskFile, end_pos: u64, config: &LogConfig) -> Result<(), LogError> {
-    file.truncate(end_pos).await.map_err(LogError::io)?;
+/// Readies the last segment for appends: a segment recovered as sealed
+/// (its successor was a half-created file that recovery removed) is opened
+/// again with its tail block; then everything after its end is zeroed
+/// (truncate, preallocate again) and the file is fdatasynced, so the durable
+/// mark the log starts with is true.
+///
+/// Zeroing matters: writes of one group are concurrent, so bytes of a write
+/// that failed or was cut by a crash can sit behind zeros, and must never be
+/// mistaken for batches once appends reach them.
+async fn make_active(seg: &mut Segment, config: &LogConfig) -> Result<(), LogError> {
+    if seg.sealed || seg.tail.len() as u64 != seg.size - align_down(seg.size) {
+        seg.sealed = false;
+        seg.tail = read_tail(&seg.file, seg.size).await?;
+    }
+    let file = &seg.file;
+    file.truncate(seg.size).await.map_err(LogError::io)?;
     if config.preallocate {
         file.preallocate(config.segment_bytes_max)
             .await
@@ -292,6 +324,30 @@ async fn reset_tail(file: &DiskFile, end_pos: u64, config: &LogConfig) -> Result
     }
     file.fdatasync().await.map_err(LogError::io)
 }
+
+/// How many bytes after `from` reach the last non-zero byte, looking at
+/// most [`CUT_LOOK_BYTES`] ahead (a preallocated segment is mostly zeros,
+/// and one unfinished group write is far smaller than that).
+async fn nonzero_extent(file: &DiskFile, from: u64, file_end: u64) -> Result<u64, LogError> {
+    let end = file_end.min(from + CUT_LOOK_BYTES);
+    let mut pos = from;
+    let mut last_nonzero = None;
+    while pos < end {
+        let len = (end - pos).min(1 << 20) as usize;
+        let buf = file.read_at(pos, len).await.map_err(LogError::io)?;
+        if let Some(i) = buf.iter().rposition(|&b| b != 0) {
+            last_nonzero = Some(pos + i as u64);
+        }
+        if buf.is_empty() {
+            break;
+        }
+        pos += buf.len() as u64;
+    }
+    Ok(last_nonzero.map_or(0, |last| last + 1 - from))
+}
+
+/// How far past the end recovery looks for leftover bytes.
+const CUT_LOOK_BYTES: u64 = 8 << 20;
 
 /// The bytes of the last partial block before `end_pos`, which the next
 /// write rewrites.

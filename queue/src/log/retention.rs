@@ -44,7 +44,8 @@ fn pick_expired(state: &State, config: &crate::LogConfig, now_ms: i64) -> Option
     }
     let too_old = config.retention_ms.is_some_and(|ms| {
         oldest.max_timestamp_ms != i64::MIN
-            && oldest.max_timestamp_ms < now_ms.saturating_sub(ms as i64)
+            && oldest.max_timestamp_ms
+                < now_ms.saturating_sub(i64::try_from(ms).unwrap_or(i64::MAX))
     });
     let too_big = config
         .retention_bytes

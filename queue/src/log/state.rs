@@ -44,6 +44,8 @@ pub(crate) struct Segment {
     pub(crate) tail: Vec<u8>,
     /// No more appends go here; its index checkpoint is on disk.
     pub(crate) sealed: bool,
+    /// Where the last index checkpoint on disk ends.
+    pub(crate) checkpointed_pos: u64,
 }
 
 impl Segment {
@@ -110,6 +112,39 @@ impl Head {
 
 pub(crate) type Waiter = (u64, oneshot::Sender<Result<(), LogError>>);
 
+/// Tickets that admit appends in call order.
+#[derive(Debug, Default)]
+pub(crate) struct Admission {
+    next: u64,
+    serving: u64,
+    /// Tickets given up before their turn (cancelled appends), skipped when
+    /// the line reaches them. Bounded by the appends waiting.
+    abandoned: std::collections::BTreeSet<u64>,
+}
+
+impl Admission {
+    pub(crate) fn take(&mut self) -> u64 {
+        self.next += 1;
+        self.next - 1
+    }
+
+    pub(crate) fn is_serving(&self, ticket: u64) -> bool {
+        ticket == self.serving
+    }
+
+    /// The holder of `ticket` is done (admitted, failed or cancelled).
+    pub(crate) fn done(&mut self, ticket: u64) {
+        if ticket == self.serving {
+            self.serving += 1;
+            while self.abandoned.remove(&self.serving) {
+                self.serving += 1;
+            }
+        } else if ticket > self.serving {
+            self.abandoned.insert(ticket);
+        }
+    }
+}
+
 pub(crate) struct State {
     pub(crate) dir: PathBuf,
     /// Sorted by base offset; the last one is active.
@@ -124,6 +159,7 @@ pub(crate) struct State {
     pub(crate) written_waiters: VecDeque<Waiter>,
     pub(crate) durable_waiters: VecDeque<Waiter>,
     pub(crate) failed: Option<IoFailure>,
+    pub(crate) admission: Admission,
     pub(crate) closing: bool,
     pub(crate) close_error: Option<LogError>,
 }
@@ -144,6 +180,7 @@ impl State {
             written_waiters: VecDeque::new(),
             durable_waiters: VecDeque::new(),
             failed: None,
+            admission: Admission::default(),
             closing: false,
             close_error: None,
         })
@@ -185,7 +222,7 @@ impl State {
         let due = self
             .head
             .last_index_pos
-            .is_none_or(|last| pos >= last + config.index_interval_bytes);
+            .is_none_or(|last| pos >= last.saturating_add(config.index_interval_bytes));
         let entry = due.then(|| IndexEntry {
             rel_offset: (base - self.head.segment_base) as u32,
             pos: pos as u32,
@@ -360,6 +397,21 @@ pub(crate) fn tail_of(parts: &[&[u8]], end_pos: u64) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::tail_of;
+
+    #[test]
+    fn admission_serves_tickets_in_order_and_skips_abandoned_ones() {
+        let mut a = super::Admission::default();
+        let (t0, t1, t2, t3) = (a.take(), a.take(), a.take(), a.take());
+        assert!(a.is_serving(t0) && !a.is_serving(t1));
+        a.done(t2); // cancelled before its turn
+        a.done(t0);
+        assert!(a.is_serving(t1));
+        a.done(t1);
+        assert!(a.is_serving(t3), "the abandoned ticket is skipped");
+        a.done(t3);
+        let t4 = a.take();
+        assert!(a.is_serving(t4));
+    }
 
     #[test]
     fn tail_spans_parts_and_stops_at_the_block_boundary() {

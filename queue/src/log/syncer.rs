@@ -8,13 +8,18 @@
 use std::rc::Rc;
 
 use super::Shared;
-use crate::{disk::DiskFile, error::LogError};
+use crate::{disk::DiskFile, error::LogError, index::Checkpoint, segment};
 
 pub(crate) async fn run(shared: Rc<Shared>) {
     loop {
-        let work = shared.sync_work.notified();
+        let work = shared.sync_work.listen();
         match next(&shared) {
-            Next::Sync(file, target) => sync(&shared, &file, target).await,
+            Next::Sync(file, target, checkpoint) => {
+                sync(&shared, &file, target).await;
+                if let Some(cp) = checkpoint {
+                    write_checkpoint(&shared, cp).await;
+                }
+            }
             Next::Wait => work.await,
             Next::Stop => break,
         }
@@ -22,7 +27,9 @@ pub(crate) async fn run(shared: Rc<Shared>) {
 }
 
 enum Next {
-    Sync(Rc<DiskFile>, u64),
+    /// Sync this file, making offsets below the target durable; then write
+    /// this index checkpoint, if one is due.
+    Sync(Rc<DiskFile>, u64, Option<Checkpoint>),
     Wait,
     Stop,
 }
@@ -41,7 +48,11 @@ fn next(shared: &Shared) -> Next {
     match (due, state.segments.last()) {
         // Earlier segments were synced when they were sealed, so syncing the
         // active one makes everything written so far durable.
-        (true, Some(seg)) => Next::Sync(seg.file.clone(), state.written_offset),
+        (true, Some(seg)) => {
+            let due = seg.size - seg.checkpointed_pos >= shared.config.checkpoint_interval_bytes;
+            let checkpoint = due.then(|| seg.checkpoint());
+            Next::Sync(seg.file.clone(), state.written_offset, checkpoint)
+        }
         _ => Next::Wait,
     }
 }
@@ -65,5 +76,39 @@ async fn sync(shared: &Shared, file: &DiskFile, target: u64) {
             state.rewind_to_written(&err);
         }
     }
-    shared.progress.notify_all();
+    shared.progress.notify(usize::MAX);
+}
+
+/// Writes the active segment's index checkpoint, which covers only what the
+/// sync before it made durable, so recovery can tell damage of acknowledged
+/// data (before it: reported) from an unfinished write (after it: cut).
+async fn write_checkpoint(shared: &Shared, cp: Checkpoint) {
+    let (path, current) = {
+        let state = shared.state.borrow();
+        let Some(seg) = state.segments.last() else {
+            return;
+        };
+        let current = seg.base_offset == cp.base_offset
+            && !seg.sealed
+            && state.failed.is_none()
+            && state.durable_offset >= cp.next_offset;
+        (segment::index_path(&state.dir, cp.base_offset), current)
+    };
+    if !current {
+        return; // sealed meanwhile (its roll wrote the final checkpoint), or failed
+    }
+    let end_pos = cp.end_pos;
+    match shared.disk.write_atomic(&path, &cp.encode()).await {
+        Ok(()) => {
+            let mut state = shared.state.borrow_mut();
+            if let Some(seg) = state.segments.last_mut() {
+                if seg.base_offset == cp.base_offset {
+                    seg.checkpointed_pos = seg.checkpointed_pos.max(end_pos);
+                }
+            }
+        }
+        // The data is durable either way; only recovery's knowledge of it
+        // is older. The next checkpoint tries again.
+        Err(failure) => tracing::warn!(%failure, "index checkpoint not written"),
+    }
 }

@@ -44,7 +44,9 @@ impl PendingUnit {
         next_offset: u64,
         chunk_bytes: usize,
     ) -> Self {
-        debug_assert_eq!(prefix.len() as u64, start_pos - align_down(start_pos));
+        // The prefix is what makes rewriting the block below `start_pos`
+        // safe; a wrong one would overwrite acknowledged bytes.
+        assert_eq!(prefix.len() as u64, start_pos - align_down(start_pos));
         let mut unit = PendingUnit {
             segment_base,
             start_pos,

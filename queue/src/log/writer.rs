@@ -23,7 +23,7 @@ use crate::{
 /// written while the previous one is being fdatasynced.
 pub(crate) async fn run(shared: Rc<Shared>) {
     loop {
-        let work = shared.work.notified();
+        let work = shared.work.listen();
         let (units, closing, failed) = take_pending(&shared);
         // Once the log has failed nothing more is written; the waiters of
         // what was queued were answered when it failed.
@@ -35,13 +35,16 @@ pub(crate) async fn run(shared: Rc<Shared>) {
             continue;
         }
         for unit in units {
+            if shared.state.borrow().failed.is_some() {
+                break; // the syncer failed the log meanwhile
+            }
             if let Err(err) = write_unit(&shared, unit).await {
                 on_write_error(&shared, err).await;
                 break;
             }
         }
-        shared.sync_work.notify_all();
-        shared.progress.notify_all();
+        shared.sync_work.notify(usize::MAX);
+        shared.progress.notify(usize::MAX);
     }
     finish(&shared).await;
 }
@@ -160,9 +163,15 @@ async fn roll(
     };
     // Give back the preallocated space the sealed segment will not use.
     file.truncate(checkpoint.end_pos).await?;
+    // The syncer may have failed the log during the await: never fdatasync
+    // a file again after a failed fdatasync.
+    check_not_failed(shared)?;
     file.fdatasync().await?;
     {
         let mut state = shared.state.borrow_mut();
+        if let Some(failure) = &state.failed {
+            return Err(failure.clone());
+        }
         state.durable_offset = state.written_offset;
         state.complete_durable();
     }
@@ -220,6 +229,7 @@ pub(crate) async fn create_segment(
         index: SparseIndex::default(),
         tail: header.to_vec(),
         sealed: false,
+        checkpointed_pos: segment::HEADER_LEN as u64,
     })
 }
 
@@ -246,13 +256,16 @@ async fn on_write_error(shared: &Shared, failure: IoFailure) {
             None => return,
         }
     };
+    // Cut back, reserve again, and sync: after a power loss the bytes of
+    // the refused appends must not come back at offsets handed out again.
     let recovered = recoverable
         && file.truncate(size).await.is_ok()
         && (!shared.config.preallocate
             || file
                 .preallocate(shared.config.segment_bytes_max)
                 .await
-                .is_ok());
+                .is_ok())
+        && file.fdatasync().await.is_ok();
     if recovered {
         tracing::warn!(%failure, "append failed: out of space; will accept appends again");
     } else {
@@ -264,7 +277,7 @@ async fn on_write_error(shared: &Shared, failure: IoFailure) {
         state.fail_waiters(&failed);
         state.failed = Some(failure);
     }
-    shared.progress.notify_all();
+    shared.progress.notify(usize::MAX);
 }
 
 /// Last work before the writer stops: sync what was written, checkpoint the
@@ -304,6 +317,14 @@ async fn finish(shared: &Shared) {
     }
     for file in segments {
         file.close().await;
+    }
+}
+
+/// The failure that failed the log, if one did.
+fn check_not_failed(shared: &Shared) -> Result<(), IoFailure> {
+    match &shared.state.borrow().failed {
+        Some(failure) => Err(failure.clone()),
+        None => Ok(()),
     }
 }
 
