@@ -2,7 +2,8 @@
 //! partition-to-shard map for tidegate's thread-per-core runtime.
 //!
 //! The crate is sans-IO where it can be: [`cpulist`], [`cores`],
-//! [`placement`] and [`partitioner`] are pure functions over parsed data.
+//! [`placement`] is pure functions over parsed data. (Key → partition
+//! hashing lives in `tidegate_proto::partitioner`: the SDK shares it.)
 //! [`topology`] reads sysfs under an injectable root so tests run against
 //! fixture trees, and [`pin`] is the only module that makes syscalls.
 //!
@@ -22,7 +23,6 @@
 pub mod cores;
 pub mod cpulist;
 pub mod error;
-pub mod partitioner;
 pub mod pin;
 pub mod placement;
 pub mod topology;
@@ -30,7 +30,6 @@ pub mod topology;
 pub use cores::{choose_shard_cores, CoreChoice, CoreSpec, CoreWarning};
 pub use cpulist::{format_cpu_list, parse_cpu_list, CpuListError, MAX_CPUS};
 pub use error::AffinityError;
-pub use partitioner::key_to_partition;
 pub use pin::{allowed_cpus, pin_current_thread};
 pub use placement::shard_for;
 pub use topology::{Cpu, Topology};

@@ -1,9 +1,7 @@
 //! Key → partition: the hash the server and every client SDK share.
 //!
-//! This module is deliberately standalone (no dependency, not even on the
-//! rest of this crate) so it can move to `proto/` unchanged: the SDK must
-//! not depend on `tidegate-affinity`. Until then the server uses it from
-//! here and the SDK must copy nothing but this file.
+//! It lives in `proto/` because the server and the SDK must agree on it
+//! byte for byte, and the SDK depends on nothing of ours but `proto/`.
 //!
 //! The hash is **Kafka's default partitioner**, byte for byte: MurmurHash2
 //! (32-bit) with Kafka's seed, sign bit cleared, modulo the partition

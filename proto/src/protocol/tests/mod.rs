@@ -1,0 +1,196 @@
+//! Tests of protocol v1 through its public API.
+
+mod error_codes;
+mod golden;
+mod malformed;
+mod props;
+mod reader;
+mod roundtrip;
+
+use super::*;
+use crate::batch::{BatchBuilder, Record};
+
+/// `r`'s value, or a panic naming the error (tests avoid `unwrap`).
+fn must<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
+    r.unwrap_or_else(|e| panic!("unexpected error: {e}"))
+}
+
+/// A valid one-record batch, as a producer sends it (base offset 0).
+fn sample_batch() -> Vec<u8> {
+    let mut b = BatchBuilder::new();
+    must(b.push(Record {
+        timestamp_ms: 1_000,
+        key: Some(b"k"),
+        value: Some(b"v"),
+        headers: &[],
+    }));
+    must(b.finish())
+}
+
+fn encode_request(request: &Request<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    request.encode(&mut out);
+    out
+}
+
+fn encode_response(response: &Response<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    response.encode(&mut out);
+    out
+}
+
+/// Splits a whole frame into its checked header and the rest.
+fn split_frame(wire: &[u8]) -> Result<(FrameHeader, &[u8]), ProtocolError> {
+    let header = decode_header(wire, MAX_FRAME_BODY_BYTES)?.ok_or(ProtocolError::Truncated {
+        field: "frame header",
+        needed: FRAME_HEADER_LEN,
+        available: wire.len(),
+    })?;
+    Ok((header, wire.get(FRAME_HEADER_LEN..).unwrap_or_default()))
+}
+
+fn decode_request(wire: &[u8]) -> Result<Request<'_>, ProtocolError> {
+    let (header, body) = split_frame(wire)?;
+    Request::decode(header, body)
+}
+
+fn decode_response(wire: &[u8]) -> Result<Response<'_>, ProtocolError> {
+    let (header, body) = split_frame(wire)?;
+    Response::decode(header, body)
+}
+
+/// A frame of `kind` around `body`, with a correct length.
+fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = FrameHeader::new(kind, must(u32::try_from(body.len())))
+        .encode()
+        .to_vec();
+    out.extend_from_slice(body);
+    out
+}
+
+/// One request of every kind, with every variant of every enum field
+/// among them.
+fn all_requests(batch: &[u8]) -> Vec<Request<'_>> {
+    vec![
+        Request::CreateTopic(CreateTopicRequest {
+            name: "orders",
+            partitions: 8,
+            retention_ms: Some(86_400_000),
+            retention_bytes: None,
+            segment_bytes: Some(1 << 30),
+        }),
+        Request::DeleteTopic { name: "old.topic" },
+        Request::ListTopics,
+        Request::DescribeTopic { name: "orders" },
+        Request::Produce(ProduceRequest {
+            topic: "orders",
+            target: ProduceTarget::Partition(3),
+            ack: AckLevel::Durable,
+            batches: batch,
+        }),
+        Request::Produce(ProduceRequest {
+            topic: "orders",
+            target: ProduceTarget::Key(b"customer-7"),
+            ack: AckLevel::None,
+            batches: batch,
+        }),
+        Request::Produce(ProduceRequest {
+            topic: "o",
+            target: ProduceTarget::Key(b""),
+            ack: AckLevel::Written,
+            batches: batch,
+        }),
+        Request::Fetch(FetchRequest {
+            topic: "orders",
+            partition: 4095,
+            offset: u64::MAX,
+            max_bytes: 1,
+            max_wait_ms: MAX_FETCH_WAIT_MS,
+        }),
+        Request::ListOffsets(ListOffsetsRequest {
+            topic: "orders",
+            partition: 0,
+            spec: OffsetSpec::Earliest,
+        }),
+        Request::ListOffsets(ListOffsetsRequest {
+            topic: "orders",
+            partition: 1,
+            spec: OffsetSpec::Latest,
+        }),
+        Request::ListOffsets(ListOffsetsRequest {
+            topic: "orders",
+            partition: 2,
+            spec: OffsetSpec::Timestamp(-5),
+        }),
+    ]
+}
+
+/// One response of every kind, including failures.
+fn all_responses(batch: &[u8]) -> Vec<Response<'_>> {
+    vec![
+        Response::CreateTopic,
+        Response::DeleteTopic,
+        Response::ListTopics(vec![]),
+        Response::ListTopics(vec![
+            TopicSummary {
+                name: "a",
+                partitions: 1,
+            },
+            TopicSummary {
+                name: "orders",
+                partitions: 4096,
+            },
+        ]),
+        Response::DescribeTopic(TopicDescription {
+            name: "orders",
+            partitions: vec![
+                PartitionInfo {
+                    partition: 0,
+                    earliest: 0,
+                    latest: 10,
+                    durable: 9,
+                },
+                PartitionInfo {
+                    partition: 1,
+                    earliest: 5,
+                    latest: 5,
+                    durable: 5,
+                },
+            ],
+        }),
+        Response::Produce(ProduceResponse {
+            throttle_ms: 0,
+            results: vec![Ok(0), Err(ErrorCode::CorruptBatch), Ok(u64::MAX)],
+        }),
+        Response::Produce(ProduceResponse {
+            throttle_ms: 250,
+            results: vec![],
+        }),
+        Response::Fetch(FetchResponse {
+            partition: 7,
+            high_watermark: 1234,
+            batches: batch,
+        }),
+        Response::Fetch(FetchResponse {
+            partition: 0,
+            high_watermark: 0,
+            batches: &[],
+        }),
+        Response::ListOffsets { offset: 99 },
+        Response::Error(ErrorResponse {
+            request_kind: Kind::Produce.request_code(),
+            code: ErrorCode::UnknownTopic,
+            message: "no topic \"x\"",
+        }),
+        Response::Error(ErrorResponse {
+            request_kind: 0x42,
+            code: ErrorCode::UnsupportedKind,
+            message: "",
+        }),
+        Response::Error(ErrorResponse {
+            request_kind: 0,
+            code: ErrorCode::Unknown(9999),
+            message: "ünïcödé",
+        }),
+    ]
+}
