@@ -3,3 +3,6 @@
 
 /// Where a development run of `tidegate serve` keeps its data.
 pub const DEFAULT_DATA_DIR: &str = "./tidegate-data";
+
+pub mod catalog;
+pub mod config;

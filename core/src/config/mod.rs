@@ -1,0 +1,318 @@
+//! The configuration of `tidegate serve`: one TOML file, `TIDEGATE_*`
+//! environment variables and three command-line flags, merged in that
+//! order of increasing precedence over documented defaults.
+//!
+//! [`ServeConfig::load`] is pure: the file path, the environment and the
+//! flags are passed in, so every rule is testable without a process
+//! environment. `docs/CONFIG.md` documents every key.
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use tidegate_core::config::{Overrides, ServeConfig};
+//!
+//! let env = HashMap::from([("TIDEGATE_STORAGE__SEGMENT_BYTES".to_string(), "1GiB".to_string())]);
+//! let config = ServeConfig::load(None, &env, &Overrides::default()).unwrap();
+//! assert_eq!(config.storage.segment_bytes.bytes(), 1 << 30);
+//! assert_eq!(config.listen.to_string(), "127.0.0.1:7441");
+//! ```
+
+mod error;
+mod keys;
+mod load;
+mod units;
+mod validate;
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use tidegate_affinity::CoreSpec;
+use tidegate_queue::LogConfig;
+
+pub use error::{ConfigError, Origin};
+pub use keys::{env_var_name, KeyKind, IGNORED_ENV_VARS, KEYS};
+pub use load::Overrides;
+pub use units::{Duration, Size, UnitError};
+
+/// Default QUIC listen address.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7441));
+/// Default admin HTTP listen address (health and metrics).
+pub const DEFAULT_ADMIN_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7442));
+
+/// Everything `tidegate serve` is configured with. Every field has a
+/// documented default, so an empty file (or none) is a valid configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Where topics, partition logs and metadata live. Default
+    /// `./tidegate-data` (the systemd unit uses `/var/lib/tidegate`).
+    pub data_dir: PathBuf,
+    /// UDP address of the QUIC listener. Default `127.0.0.1:7441`.
+    pub listen: SocketAddr,
+    /// TCP address of the admin HTTP server (`/healthz`, `/readyz`,
+    /// `/metrics`). Default `127.0.0.1:7442`.
+    pub admin_listen: SocketAddr,
+    /// Which CPUs run a shard: `all` or a CPU list such as `0-3,6`.
+    pub cores: Cores,
+    /// Log line format: `text` or `json`.
+    pub log_format: LogFormat,
+    /// Per-shard executor settings.
+    pub shard: ShardConfig,
+    /// TLS certificate and key.
+    pub tls: TlsConfig,
+    /// Partition log settings, the defaults of every topic.
+    pub storage: StorageConfig,
+    /// QUIC transport bounds.
+    pub quic: QuicConfig,
+    /// Memory and request bounds per shard.
+    pub limits: LimitsConfig,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            data_dir: PathBuf::from(crate::DEFAULT_DATA_DIR),
+            listen: DEFAULT_LISTEN,
+            admin_listen: DEFAULT_ADMIN_LISTEN,
+            cores: Cores::default(),
+            log_format: LogFormat::default(),
+            shard: ShardConfig::default(),
+            tls: TlsConfig::default(),
+            storage: StorageConfig::default(),
+            quic: QuicConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+impl ServeConfig {
+    /// The partition log configuration these settings give, before any
+    /// per-topic override.
+    pub fn log_config(&self) -> LogConfig {
+        let s = &self.storage;
+        LogConfig {
+            segment_bytes_max: s.segment_bytes.bytes(),
+            index_interval_bytes: s.index_interval_bytes.bytes(),
+            write_chunk_bytes: s.write_chunk_bytes.bytes_usize(),
+            write_concurrency: usize::try_from(s.write_concurrency).unwrap_or(usize::MAX),
+            pending_bytes_max: s.pending_bytes_max.bytes_usize(),
+            buffer_pool_bytes_max: s.buffer_pool_bytes_max.bytes_usize(),
+            retention_ms: s.retention.map(Duration::as_millis_u64),
+            retention_bytes: s.retention_bytes.map(Size::bytes),
+            ..LogConfig::default()
+        }
+    }
+
+    /// The effective configuration as TOML, for `tidegate serve
+    /// --print-config`. Parsing the output gives an equal configuration.
+    pub fn to_toml_string(&self) -> Result<String, ConfigError> {
+        toml::to_string(self).map_err(|e| ConfigError::Print {
+            message: e.to_string(),
+        })
+    }
+}
+
+/// The `cores` setting, kept as the string it is written as and validated
+/// through [`CoreSpec`]: `all`, or a CPU list such as `0-3,6` (a bare `2`
+/// is CPU 2, not two cores).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Cores(CoreSpec);
+
+impl Cores {
+    /// The parsed setting.
+    pub fn spec(&self) -> &CoreSpec {
+        &self.0
+    }
+}
+
+impl Default for Cores {
+    fn default() -> Self {
+        Cores(CoreSpec::All)
+    }
+}
+
+impl FromStr for Cores {
+    type Err = String;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        CoreSpec::parse(input)
+            .map(Cores)
+            .map_err(|e| format!("`{input}` is not `all` or a CPU list such as `0-3,6`: {e}"))
+    }
+}
+
+impl TryFrom<String> for Cores {
+    type Error = String;
+
+    fn try_from(input: String) -> Result<Self, Self::Error> {
+        input.parse()
+    }
+}
+
+impl From<Cores> for String {
+    fn from(cores: Cores) -> String {
+        cores.to_string()
+    }
+}
+
+impl fmt::Display for Cores {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, for journald and log shippers.
+    Json,
+}
+
+/// `[shard]`: settings of each shard's glommio executor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShardConfig {
+    /// DMA memory glommio preallocates and registers with io_uring per
+    /// shard. glommio registers it on three rings, so each shard locks three
+    /// times this much against `RLIMIT_MEMLOCK` (8 MiB for a non-root user):
+    /// the 1 MiB default fits any host. Raise it where `LimitMEMLOCK` allows
+    /// (see `deploy/`): with 32 MiB, writes skip per-write page pinning, and
+    /// docs/BENCHMARKS.md measured about +20% durable append throughput with
+    /// 64 batches in flight.
+    pub io_memory: Size,
+}
+
+impl Default for ShardConfig {
+    fn default() -> Self {
+        ShardConfig {
+            io_memory: Size::mib(1),
+        }
+    }
+}
+
+/// `[tls]`: the server's certificate chain and private key, PEM files. Set
+/// both or neither; with neither, a self-signed development certificate is
+/// generated into the data directory.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain (PEM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+}
+
+/// `[storage]`: the partition log, mirroring [`LogConfig`]; the defaults of
+/// every topic, which a topic's own settings may override.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Largest segment file, at least 1MiB and below 4GiB. Default 256MiB.
+    pub segment_bytes: Size,
+    /// One sparse index entry per this many bytes of batches. Default 4KiB.
+    pub index_interval_bytes: Size,
+    /// Size of each write of a group commit; a power-of-two multiple of
+    /// 4KiB (O_DIRECT). Default 256KiB.
+    pub write_chunk_bytes: Size,
+    /// Writes of one log in flight at once. Default 8.
+    pub write_concurrency: u32,
+    /// Bytes accepted by one log but not yet written; appends wait above
+    /// it. Default 64MiB.
+    pub pending_bytes_max: Size,
+    /// DMA buffers one log keeps for reuse. Default 8MiB.
+    pub buffer_pool_bytes_max: Size,
+    /// Delete sealed segments whose newest message is older than this.
+    /// Default: none (keep forever).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Duration>,
+    /// Delete the oldest sealed segments while a partition is larger than
+    /// this. Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_bytes: Option<Size>,
+    /// How often each shard applies retention. Default 30s.
+    pub retention_check_interval: Duration,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            segment_bytes: Size::mib(256),
+            index_interval_bytes: Size::kib(4),
+            write_chunk_bytes: Size::kib(256),
+            write_concurrency: 8,
+            pending_bytes_max: Size::mib(64),
+            buffer_pool_bytes_max: Size::mib(8),
+            retention: None,
+            retention_bytes: None,
+            retention_check_interval: Duration::secs(30),
+        }
+    }
+}
+
+/// `[quic]`: bounds of the QUIC transport.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuicConfig {
+    /// Connections the server accepts at once (all shards). Default 10000.
+    pub max_connections: u32,
+    /// Bidirectional streams, i.e. requests in flight, per connection.
+    /// Default 256.
+    pub max_concurrent_streams: u32,
+    /// Bytes a peer may send on one stream before the server grants more.
+    /// Default 1MiB.
+    pub stream_receive_window: Size,
+    /// Bytes a peer may send on one connection, all streams together,
+    /// before the server grants more. Default 16MiB.
+    pub connection_receive_window: Size,
+    /// A connection with no traffic for this long is closed. Default 30s.
+    pub idle_timeout: Duration,
+    /// Ping interval that keeps an idle connection open; below
+    /// `idle_timeout`. Default 5s.
+    pub keep_alive: Duration,
+}
+
+impl Default for QuicConfig {
+    fn default() -> Self {
+        QuicConfig {
+            max_connections: 10_000,
+            max_concurrent_streams: 256,
+            stream_receive_window: Size::mib(1),
+            connection_receive_window: Size::mib(16),
+            idle_timeout: Duration::secs(30),
+            keep_alive: Duration::secs(5),
+        }
+    }
+}
+
+/// `[limits]`: what one request and one shard may hold in memory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request frame. Default 32MiB.
+    pub max_request_bytes: Size,
+    /// Request bytes a shard holds at once; above it the shard stops
+    /// granting QUIC credit. Default 256MiB.
+    pub shard_inflight_bytes_max: Size,
+    /// Requests a shard holds at once. Default 4096.
+    pub shard_inflight_requests_max: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_request_bytes: Size::mib(32),
+            shard_inflight_bytes_max: Size::mib(256),
+            shard_inflight_requests_max: 4096,
+        }
+    }
+}

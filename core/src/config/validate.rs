@@ -1,0 +1,164 @@
+//! Checks of values on their own and together, after all layers merged.
+//! Each check names the key an operator should change.
+
+use super::{ServeConfig, Size};
+
+/// Largest value of a QUIC variable-length integer (RFC 9000, 16): the
+/// bound of flow-control windows.
+const QUIC_VARINT_MAX: u64 = (1 << 62) - 1;
+/// O_DIRECT block size of the log's writes.
+const BLOCK_BYTES: u64 = 4096;
+/// glommio allocates at least this much I/O memory whatever it is asked.
+const IO_MEMORY_MIN: Size = Size::kib(64);
+/// Smallest segment worth having: below it a segment holds few batches and
+/// the log spends its time rolling files.
+const SEGMENT_MIN: Size = Size::mib(1);
+
+/// A failed check: the dotted key and what is wrong with it.
+pub(crate) type Failure = (String, String);
+
+fn fail(key: &str, message: impl Into<String>) -> Result<(), Failure> {
+    Err((key.to_owned(), message.into()))
+}
+
+/// Runs every check; the first failure is returned.
+pub(crate) fn check(c: &ServeConfig) -> Result<(), Failure> {
+    check_top(c)?;
+    check_storage(c)?;
+    check_quic(c)?;
+    check_limits(c)?;
+    c.log_config()
+        .validate()
+        .map_err(|e| ("storage".to_owned(), e.to_string()))
+}
+
+fn check_top(c: &ServeConfig) -> Result<(), Failure> {
+    if c.data_dir.as_os_str().is_empty() {
+        return fail("data_dir", "must not be empty");
+    }
+    if c.shard.io_memory < IO_MEMORY_MIN {
+        return fail(
+            "shard.io_memory",
+            format!(
+                "{} is below glommio's minimum of {IO_MEMORY_MIN}",
+                c.shard.io_memory
+            ),
+        );
+    }
+    match (&c.tls.cert, &c.tls.key) {
+        (Some(_), None) => fail("tls.cert", "is set but tls.key is not; set both or neither"),
+        (None, Some(_)) => fail("tls.key", "is set but tls.cert is not; set both or neither"),
+        _ => Ok(()),
+    }
+}
+
+fn check_storage(c: &ServeConfig) -> Result<(), Failure> {
+    let s = &c.storage;
+    if s.segment_bytes < SEGMENT_MIN || s.segment_bytes.bytes() > u64::from(u32::MAX) {
+        return fail(
+            "storage.segment_bytes",
+            format!(
+                "{} is outside [{SEGMENT_MIN}, 4GiB): segment positions are 32-bit",
+                s.segment_bytes
+            ),
+        );
+    }
+    if s.index_interval_bytes.bytes() == 0 {
+        return fail("storage.index_interval_bytes", "must be above 0B");
+    }
+    let chunk = s.write_chunk_bytes.bytes();
+    if chunk == 0 || chunk % BLOCK_BYTES != 0 || !(chunk / BLOCK_BYTES).is_power_of_two() {
+        return fail(
+            "storage.write_chunk_bytes",
+            format!(
+                "{} must be a power-of-two multiple of 4KiB (O_DIRECT), e.g. 128KiB, 256KiB, 1MiB",
+                s.write_chunk_bytes
+            ),
+        );
+    }
+    if s.write_concurrency == 0 {
+        return fail("storage.write_concurrency", "must be at least 1");
+    }
+    if s.pending_bytes_max.bytes() == 0 {
+        return fail("storage.pending_bytes_max", "must be above 0B");
+    }
+    if s.retention.is_some_and(|r| r.get().is_zero()) {
+        return fail(
+            "storage.retention",
+            "must be above 0s; leave it out to keep data forever",
+        );
+    }
+    if s.retention_bytes.is_some_and(|r| r.bytes() == 0) {
+        return fail(
+            "storage.retention_bytes",
+            "must be above 0B; leave it out for no size limit",
+        );
+    }
+    if s.retention_check_interval.get().is_zero() {
+        return fail("storage.retention_check_interval", "must be above 0s");
+    }
+    Ok(())
+}
+
+fn check_quic(c: &ServeConfig) -> Result<(), Failure> {
+    let q = &c.quic;
+    if q.max_connections == 0 {
+        return fail("quic.max_connections", "must be at least 1");
+    }
+    if q.max_concurrent_streams == 0 {
+        return fail("quic.max_concurrent_streams", "must be at least 1");
+    }
+    for (key, window) in [
+        ("quic.stream_receive_window", q.stream_receive_window),
+        (
+            "quic.connection_receive_window",
+            q.connection_receive_window,
+        ),
+    ] {
+        if window.bytes() == 0 || window.bytes() > QUIC_VARINT_MAX {
+            return fail(key, format!("{window} is outside (0B, 2^62 bytes)"));
+        }
+    }
+    if q.stream_receive_window > q.connection_receive_window {
+        return fail(
+            "quic.stream_receive_window",
+            format!(
+                "{} exceeds quic.connection_receive_window ({}), which bounds all streams together",
+                q.stream_receive_window, q.connection_receive_window
+            ),
+        );
+    }
+    if q.idle_timeout.get().is_zero() {
+        return fail("quic.idle_timeout", "must be above 0s");
+    }
+    if q.keep_alive.get().is_zero() || q.keep_alive >= q.idle_timeout {
+        return fail(
+            "quic.keep_alive",
+            format!(
+                "{} must be above 0s and below quic.idle_timeout ({}), or idle connections close",
+                q.keep_alive, q.idle_timeout
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn check_limits(c: &ServeConfig) -> Result<(), Failure> {
+    let l = &c.limits;
+    if l.max_request_bytes.bytes() == 0 {
+        return fail("limits.max_request_bytes", "must be above 0B");
+    }
+    if l.max_request_bytes > l.shard_inflight_bytes_max {
+        return fail(
+            "limits.max_request_bytes",
+            format!(
+                "{} exceeds limits.shard_inflight_bytes_max ({}), so a largest request could never be admitted",
+                l.max_request_bytes, l.shard_inflight_bytes_max
+            ),
+        );
+    }
+    if l.shard_inflight_requests_max == 0 {
+        return fail("limits.shard_inflight_requests_max", "must be at least 1");
+    }
+    Ok(())
+}
