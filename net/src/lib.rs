@@ -1,2 +1,36 @@
-//! QUIC ingestion on glommio: the quinn-proto endpoint driver of each shard,
-//! UDP I/O and TLS setup. Filled in by the gateway issue.
+//! QUIC ingestion for a tidegate shard: quinn-proto's sans-IO endpoint
+//! driven by the shard's own glommio executor over an io_uring UDP socket,
+//! with rustls TLS 1.3 (ring) and ALPN `tidegate/1`.
+//!
+//! The transport model of protocol v1: every request arrives on its own
+//! client-initiated bidirectional stream and ends with the stream's FIN; the
+//! server answers on the same stream and finishes it. [`QuicServer`] hands
+//! the application whole requests ([`RequestIn`]) and takes whole responses;
+//! it never interprets the bytes, so the protocol codec stays in `proto/`.
+//!
+//! Layers, innermost first:
+//! - `connection.rs`: per-connection stream bookkeeping over a
+//!   `quinn_proto::Connection` (sans-IO: events in, requests out).
+//! - `server.rs`: the driver — UDP receive task, endpoint, timers, transmits.
+//! - `tls.rs`: certificates (configured, or a generated development one).
+
+mod connection;
+mod error;
+mod server;
+mod settings;
+mod tls;
+
+pub use error::NetError;
+pub use server::{ConnId, QuicServer, RequestIn, ServerStats};
+pub use settings::QuicSettings;
+pub use tls::{load_or_generate, server_crypto, TlsMaterial, ALPN};
+
+/// QUIC application error codes tidegate closes streams and connections with.
+pub mod codes {
+    /// The request was larger than `max_request_bytes`.
+    pub const REQUEST_TOO_LARGE: u32 = 0x2;
+    /// The server is shutting down.
+    pub const SHUTTING_DOWN: u32 = 0x3;
+    /// The server has too many connections.
+    pub const TOO_MANY_CONNECTIONS: u32 = 0x4;
+}

@@ -1,0 +1,446 @@
+//! The driver of one shard's QUIC endpoint on glommio.
+//!
+//! Two tasks on the shard's executor: the receive task owns the socket's
+//! receives and feeds datagrams through a bounded local channel; the driver
+//! task feeds them to quinn-proto, fires timers, hands complete requests to
+//! the application and sends what quinn-proto wants sent. The receive stays
+//! in its own task because dropping an in-flight `recv_from` that lost a race
+//! against a timer cancels an io_uring receive that may already hold a
+//! datagram.
+//!
+//! glommio's socket API carries no control messages, so there is no GSO,
+//! GRO or ECN here: one datagram per send and receive.
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::{HashMap, VecDeque},
+    net::SocketAddr,
+    rc::Rc,
+    sync::Arc,
+    time::Instant,
+};
+
+use bytes::{Bytes, BytesMut};
+use event_listener::Event;
+use futures::{future::select, pin_mut, FutureExt};
+use glommio::{
+    channels::local_channel::{self, LocalReceiver, LocalSender},
+    net::UdpSocket,
+    task::JoinHandle,
+};
+use quinn_proto::{
+    crypto::rustls::QuicServerConfig, ConnectionHandle, DatagramEvent, Endpoint, EndpointConfig,
+    ServerConfig, StreamId, TransportConfig, VarInt,
+};
+
+use crate::{
+    codes,
+    connection::{ConnState, Lifecycle},
+    NetError, QuicSettings,
+};
+
+/// Largest datagram read from the socket.
+const DATAGRAM_BYTES_MAX: usize = 65_535;
+/// Datagrams received but not yet handled by the driver.
+const RECEIVE_QUEUE: usize = 1024;
+
+/// A connection of this endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId(pub usize);
+
+/// One complete request: the bytes a client sent on one stream, up to its
+/// FIN. Answer it with [`QuicServer::respond`].
+#[derive(Debug)]
+pub struct RequestIn {
+    /// The connection it came on.
+    pub conn: ConnId,
+    /// Its stream.
+    pub stream: StreamId,
+    /// The request bytes.
+    pub data: Vec<u8>,
+}
+
+/// Counters of an endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Connections open now.
+    pub connections: usize,
+    /// Connections accepted since start.
+    pub accepted_total: u64,
+    /// Connections refused (over `max_connections`, or shutting down).
+    pub refused_total: u64,
+    /// Datagrams received.
+    pub datagrams_in_total: u64,
+    /// Datagrams sent.
+    pub datagrams_out_total: u64,
+    /// Complete requests handed to the application.
+    pub requests_total: u64,
+}
+
+struct Driver {
+    endpoint: Endpoint,
+    server_config: Arc<ServerConfig>,
+    conns: HashMap<ConnectionHandle, ConnState>,
+    requests: VecDeque<RequestIn>,
+    settings: QuicSettings,
+    stats: ServerStats,
+    closing: bool,
+}
+
+struct Shared {
+    driver: RefCell<Driver>,
+    socket: UdpSocket,
+    /// Wakes the driver: a response was queued, or shutdown began.
+    wake: Event,
+    /// Wakes `next_request` callers.
+    requests_ready: Event,
+    stopped: Cell<bool>,
+}
+
+/// One shard's QUIC endpoint. See the module documentation.
+pub struct QuicServer {
+    shared: Rc<Shared>,
+    local_addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl QuicServer {
+    /// Binds `addr` (SO_REUSEPORT: every shard binds the same port) and
+    /// starts serving on the current glommio executor.
+    pub fn bind(
+        addr: SocketAddr,
+        crypto: Arc<QuicServerConfig>,
+        settings: QuicSettings,
+    ) -> Result<QuicServer, NetError> {
+        let server_config = Arc::new(server_config(crypto, &settings)?);
+        let socket = UdpSocket::bind(addr).map_err(|e| NetError::Socket {
+            addr,
+            source: e.into(),
+        })?;
+        let local_addr = socket.local_addr().map_err(|e| NetError::Socket {
+            addr,
+            source: e.into(),
+        })?;
+        let endpoint = Endpoint::new(
+            Arc::new(EndpointConfig::default()),
+            Some(server_config.clone()),
+            true,
+            None,
+        );
+        let shared = Rc::new(Shared {
+            driver: RefCell::new(Driver {
+                endpoint,
+                server_config,
+                conns: HashMap::new(),
+                requests: VecDeque::new(),
+                settings,
+                stats: ServerStats::default(),
+                closing: false,
+            }),
+            socket,
+            wake: Event::new(),
+            requests_ready: Event::new(),
+            stopped: Cell::new(false),
+        });
+        let (tx, rx) = local_channel::new_bounded(RECEIVE_QUEUE);
+        let tasks = vec![
+            glommio::spawn_local(receive(shared.clone(), tx)).detach(),
+            glommio::spawn_local(drive(shared.clone(), rx)).detach(),
+        ];
+        Ok(QuicServer {
+            shared,
+            local_addr,
+            tasks,
+        })
+    }
+
+    /// The address the socket is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The next complete request, or `None` once the server has stopped.
+    pub async fn next_request(&self) -> Option<RequestIn> {
+        loop {
+            let ready = self.shared.requests_ready.listen();
+            if let Some(r) = self.shared.driver.borrow_mut().requests.pop_front() {
+                return Some(r);
+            }
+            if self.shared.stopped.get() {
+                return None;
+            }
+            ready.await;
+        }
+    }
+
+    /// Answers a request: the parts are written back to back on its stream,
+    /// which is then finished. Dropped if the connection or stream is gone.
+    pub fn respond(&self, conn: ConnId, stream: StreamId, parts: Vec<Bytes>) {
+        let mut driver = self.shared.driver.borrow_mut();
+        let handle = ConnectionHandle(conn.0);
+        if let Some(state) = driver.conns.get_mut(&handle) {
+            state.respond(stream, parts);
+        }
+        drop(driver);
+        self.shared.wake.notify(usize::MAX);
+    }
+
+    /// Counters, and connections open now.
+    pub fn stats(&self) -> ServerStats {
+        let driver = self.shared.driver.borrow();
+        ServerStats {
+            connections: driver.conns.len(),
+            ..driver.stats
+        }
+    }
+
+    /// Stops accepting connections, closes the open ones (after their
+    /// pending responses had their chance to go out) and stops the tasks.
+    pub async fn shutdown(mut self) {
+        {
+            let mut driver = self.shared.driver.borrow_mut();
+            driver.closing = true;
+            let now = Instant::now();
+            for state in driver.conns.values_mut() {
+                let code = VarInt::from_u32(codes::SHUTTING_DOWN);
+                state
+                    .conn
+                    .close(now, code, Bytes::from_static(b"shutting down"));
+            }
+        }
+        self.shared.wake.notify(usize::MAX);
+        // The driver exits once every connection is drained.
+        if let Some(driver) = self.tasks.pop() {
+            let _ = driver.await;
+        }
+        for task in self.tasks.drain(..) {
+            task.cancel();
+        }
+        self.shared.stopped.set(true);
+        self.shared.requests_ready.notify(usize::MAX);
+    }
+}
+
+impl Drop for QuicServer {
+    fn drop(&mut self) {
+        for task in self.tasks.drain(..) {
+            task.cancel();
+        }
+        self.shared.stopped.set(true);
+        self.shared.requests_ready.notify(usize::MAX);
+    }
+}
+
+fn server_config(
+    crypto: Arc<QuicServerConfig>,
+    settings: &QuicSettings,
+) -> Result<ServerConfig, NetError> {
+    let bad = |what: &str| NetError::Settings(format!("{what} is out of range"));
+    let mut transport = TransportConfig::default();
+    transport
+        .max_concurrent_bidi_streams(VarInt::from_u32(settings.max_concurrent_streams))
+        .max_concurrent_uni_streams(VarInt::from_u32(0))
+        .stream_receive_window(
+            VarInt::try_from(settings.stream_receive_window)
+                .map_err(|_| bad("stream_receive_window"))?,
+        )
+        .receive_window(
+            VarInt::try_from(settings.connection_receive_window)
+                .map_err(|_| bad("connection_receive_window"))?,
+        )
+        .max_idle_timeout(Some(
+            settings
+                .idle_timeout
+                .try_into()
+                .map_err(|_| bad("idle_timeout"))?,
+        ));
+    let mut config = ServerConfig::with_crypto(crypto);
+    config.transport_config(Arc::new(transport));
+    Ok(config)
+}
+
+/// The receive task: datagrams from the socket into the driver's channel.
+async fn receive(shared: Rc<Shared>, tx: LocalSender<(SocketAddr, BytesMut)>) {
+    let mut buf = vec![0u8; DATAGRAM_BYTES_MAX];
+    loop {
+        match shared.socket.recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                let datagram = BytesMut::from(&buf[..n]);
+                if tx.send((from, datagram)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                // ICMP errors from earlier sends surface here on some
+                // kernels; they say nothing about this socket.
+                tracing::debug!(error = %e, "udp receive error");
+            }
+        }
+    }
+}
+
+/// The driver task: see the module documentation.
+async fn drive(shared: Rc<Shared>, rx: LocalReceiver<(SocketAddr, BytesMut)>) {
+    let mut outgoing: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
+    loop {
+        let wake = shared.wake.listen();
+        let deadline = {
+            let mut driver = shared.driver.borrow_mut();
+            driver.run_timers(Instant::now());
+            driver.pump(&mut outgoing);
+            if driver.closing && driver.conns.is_empty() {
+                break;
+            }
+            driver.next_timeout()
+        };
+        if !outgoing.is_empty() {
+            send_all(&shared, &mut outgoing).await;
+            if !shared.driver.borrow().requests.is_empty() {
+                shared.requests_ready.notify(usize::MAX);
+            }
+            continue;
+        }
+        if !shared.driver.borrow().requests.is_empty() {
+            shared.requests_ready.notify(usize::MAX);
+        }
+        let datagram = {
+            let recv = rx.recv().fuse();
+            let timer = sleep_until(deadline).fuse();
+            pin_mut!(recv, timer);
+            let either = select(select(recv, timer), wake);
+            match either.await {
+                futures::future::Either::Left((futures::future::Either::Left((d, _)), _)) => d,
+                _ => None,
+            }
+        };
+        if let Some((from, data)) = datagram {
+            let mut driver = shared.driver.borrow_mut();
+            driver.on_datagram(from, data, &mut outgoing);
+            // Take what else has arrived without waiting.
+            while let Some(Some((from, data))) = rx.recv().now_or_never() {
+                driver.on_datagram(from, data, &mut outgoing);
+            }
+        }
+    }
+    shared.stopped.set(true);
+    shared.requests_ready.notify(usize::MAX);
+}
+
+async fn send_all(shared: &Shared, outgoing: &mut Vec<(SocketAddr, Vec<u8>)>) {
+    let count = outgoing.len() as u64;
+    for (to, datagram) in outgoing.drain(..) {
+        if let Err(e) = shared.socket.send_to(&datagram, to).await {
+            tracing::debug!(error = %e, %to, "udp send error");
+        }
+    }
+    shared.driver.borrow_mut().stats.datagrams_out_total += count;
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => glommio::timer::sleep(at.saturating_duration_since(Instant::now())).await,
+        None => futures::future::pending().await,
+    }
+}
+
+impl Driver {
+    fn on_datagram(
+        &mut self,
+        from: SocketAddr,
+        data: BytesMut,
+        outgoing: &mut Vec<(SocketAddr, Vec<u8>)>,
+    ) {
+        self.stats.datagrams_in_total += 1;
+        let now = Instant::now();
+        let mut buf = Vec::new();
+        match self.endpoint.handle(now, from, None, None, data, &mut buf) {
+            Some(DatagramEvent::ConnectionEvent(handle, event)) => {
+                if let Some(state) = self.conns.get_mut(&handle) {
+                    state.conn.handle_event(event);
+                }
+            }
+            Some(DatagramEvent::NewConnection(incoming)) => {
+                if self.closing || self.conns.len() >= self.settings.max_connections {
+                    self.stats.refused_total += 1;
+                    let t = self.endpoint.refuse(incoming, &mut buf);
+                    outgoing.push((t.destination, buf[..t.size].to_vec()));
+                    return;
+                }
+                let config = Some(self.server_config.clone());
+                match self.endpoint.accept(incoming, now, &mut buf, config) {
+                    Ok((handle, conn)) => {
+                        self.stats.accepted_total += 1;
+                        let max = self.settings.max_request_bytes;
+                        self.conns.insert(handle, ConnState::new(conn, max));
+                    }
+                    Err(e) => {
+                        if let Some(t) = e.response {
+                            outgoing.push((t.destination, buf[..t.size].to_vec()));
+                        }
+                    }
+                }
+            }
+            Some(DatagramEvent::Response(t)) => {
+                outgoing.push((t.destination, buf[..t.size].to_vec()));
+            }
+            None => {}
+        }
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        for state in self.conns.values_mut() {
+            if state.conn.poll_timeout().is_some_and(|t| t <= now) {
+                state.conn.handle_timeout(now);
+            }
+        }
+    }
+
+    fn next_timeout(&mut self) -> Option<Instant> {
+        self.conns
+            .values_mut()
+            .filter_map(|s| s.conn.poll_timeout())
+            .min()
+    }
+
+    /// Moves everything along: endpoint events both ways, application
+    /// events into requests, transmits into `outgoing`; forgets drained
+    /// connections.
+    fn pump(&mut self, outgoing: &mut Vec<(SocketAddr, Vec<u8>)>) {
+        let now = Instant::now();
+        let mut finished = Vec::new();
+        let mut completed = Vec::new();
+        let handles: Vec<ConnectionHandle> = self.conns.keys().copied().collect();
+        for handle in handles {
+            let Some(state) = self.conns.get_mut(&handle) else {
+                continue;
+            };
+            while let Some(event) = state.conn.poll_endpoint_events() {
+                if let Some(reply) = self.endpoint.handle_event(handle, event) {
+                    state.conn.handle_event(reply);
+                }
+            }
+            if state.drive(&mut completed) == Lifecycle::Lost {
+                tracing::debug!(conn = handle.0, "connection lost");
+            }
+            for (stream, data) in completed.drain(..) {
+                self.stats.requests_total += 1;
+                self.requests.push_back(RequestIn {
+                    conn: ConnId(handle.0),
+                    stream,
+                    data,
+                });
+            }
+            let mut buf = Vec::new();
+            while let Some(t) = state.conn.poll_transmit(now, 1, &mut buf) {
+                outgoing.push((t.destination, buf[..t.size].to_vec()));
+                buf.clear();
+            }
+            if state.conn.is_drained() {
+                finished.push(handle);
+            }
+        }
+        for handle in finished {
+            self.conns.remove(&handle);
+        }
+    }
+}

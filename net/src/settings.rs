@@ -1,0 +1,34 @@
+//! The bounds of the QUIC layer, filled from the server's configuration.
+
+use std::time::Duration;
+
+/// Limits of one shard's QUIC endpoint. Every queue and buffer the layer
+/// keeps is bounded by one of these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuicSettings {
+    /// Connections this endpoint accepts; more are refused.
+    pub max_connections: usize,
+    /// Requests in flight per connection (concurrent bidirectional streams).
+    pub max_concurrent_streams: u32,
+    /// Receive window of one stream (bytes of one request in flight).
+    pub stream_receive_window: u64,
+    /// Receive window of a connection.
+    pub connection_receive_window: u64,
+    /// A connection silent this long is closed.
+    pub idle_timeout: Duration,
+    /// Largest request accepted; a larger one is stopped.
+    pub max_request_bytes: usize,
+}
+
+impl Default for QuicSettings {
+    fn default() -> Self {
+        QuicSettings {
+            max_connections: 10_000,
+            max_concurrent_streams: 256,
+            stream_receive_window: 1 << 20,
+            connection_receive_window: 16 << 20,
+            idle_timeout: Duration::from_secs(30),
+            max_request_bytes: 32 << 20,
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The QUIC endpoint on glommio against a real quinn client over loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    net::{SocketAddr, UdpSocket as StdUdpSocket},
+    sync::{mpsc, Arc},
+    thread,
+};
+
+use bytes::Bytes;
+use glommio::LocalExecutorBuilder;
+use quinn::crypto::rustls::QuicClientConfig;
+use rustls::pki_types::CertificateDer;
+use tidegate_net::{codes, load_or_generate, server_crypto, QuicServer, QuicSettings, ALPN};
+
+/// A server whose application answers every request with `b"re:"` and the
+/// request's bytes reversed; it runs on its own glommio thread until the
+/// returned sender is dropped... or the test process ends.
+struct EchoServer {
+    addr: SocketAddr,
+    cert: CertificateDer<'static>,
+    _dir: tempfile::TempDir,
+}
+
+fn start(settings: QuicSettings) -> EchoServer {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = load_or_generate(None, None, dir.path()).unwrap();
+    assert!(tls.generated);
+    let cert = tls.certs[0].clone();
+    let crypto = server_crypto(&tls).unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        LocalExecutorBuilder::default()
+            .io_memory(1 << 20)
+            .make()
+            .unwrap()
+            .run(async move {
+                let server =
+                    QuicServer::bind("127.0.0.1:0".parse().unwrap(), crypto, settings).unwrap();
+                tx.send(server.local_addr()).unwrap();
+                while let Some(req) = server.next_request().await {
+                    let mut body: Vec<u8> = req.data.clone();
+                    body.reverse();
+                    let parts = vec![Bytes::from_static(b"re:"), Bytes::from(body)];
+                    server.respond(req.conn, req.stream, parts);
+                }
+            });
+    });
+    let addr = rx.recv().unwrap();
+    EchoServer {
+        addr,
+        cert,
+        _dir: dir,
+    }
+}
+
+fn client(cert: &CertificateDer<'static>) -> quinn::Endpoint {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let config = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).unwrap()));
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(config);
+    endpoint
+}
+
+async fn call(conn: &quinn::Connection, body: &[u8]) -> Result<Vec<u8>, String> {
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    send.write_all(body).await.map_err(|e| e.to_string())?;
+    send.finish().map_err(|e| e.to_string())?;
+    recv.read_to_end(64 << 20).await.map_err(|e| e.to_string())
+}
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn handshake_with_alpn_and_pipelined_requests_get_their_own_responses() {
+    let server = start(QuicSettings::default());
+    tokio_rt().block_on(async {
+        let endpoint = client(&server.cert);
+        let conn = endpoint
+            .connect(server.addr, "localhost")
+            .unwrap()
+            .await
+            .unwrap();
+        let alpn = conn
+            .handshake_data()
+            .unwrap()
+            .downcast::<quinn::crypto::rustls::HandshakeData>()
+            .unwrap()
+            .protocol;
+        assert_eq!(alpn.as_deref(), Some(ALPN));
+        // 200 requests in flight at once on one connection.
+        let calls = (0..200u32).map(|i| {
+            let conn = conn.clone();
+            async move {
+                let body = format!("request-{i}").into_bytes();
+                let got = call(&conn, &body).await.unwrap();
+                let mut want = b"re:".to_vec();
+                want.extend(body.iter().rev());
+                assert_eq!(got, want, "request {i}");
+            }
+        });
+        futures::future::join_all(calls).await;
+        // A response bigger than the stream window goes out in pieces.
+        let big = vec![7u8; 3 << 20];
+        let got = call(&conn, &big).await.unwrap();
+        assert_eq!(got.len(), big.len() + 3);
+    });
+}
+
+#[test]
+fn oversized_request_is_refused_and_the_connection_keeps_working() {
+    let settings = QuicSettings {
+        max_request_bytes: 64 << 10,
+        ..QuicSettings::default()
+    };
+    let server = start(settings);
+    tokio_rt().block_on(async {
+        let endpoint = client(&server.cert);
+        let conn = endpoint
+            .connect(server.addr, "localhost")
+            .unwrap()
+            .await
+            .unwrap();
+        let err = call(&conn, &vec![1u8; 200 << 10]).await.unwrap_err();
+        assert!(
+            err.contains(&codes::REQUEST_TOO_LARGE.to_string()),
+            "stream should be stopped/reset with REQUEST_TOO_LARGE: {err}"
+        );
+        assert_eq!(call(&conn, b"ok").await.unwrap(), b"re:ko");
+    });
+}
+
+#[test]
+fn garbage_datagrams_do_not_disturb_the_server() {
+    let server = start(QuicSettings::default());
+    let junk = StdUdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut seed = 0x1234_5678_9abc_def0u64;
+    for len in [0usize, 1, 7, 20, 1200, 1500, 9000] {
+        let datagram: Vec<u8> = (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect();
+        junk.send_to(&datagram, server.addr).unwrap();
+        // A long-header Initial-looking prefix with nonsense after it.
+        let mut initial = vec![0xC3, 0, 0, 0, 1, 8];
+        initial.extend_from_slice(&datagram);
+        initial.resize(1200.max(initial.len()), 0);
+        junk.send_to(&initial, server.addr).unwrap();
+    }
+    tokio_rt().block_on(async {
+        let endpoint = client(&server.cert);
+        let conn = endpoint
+            .connect(server.addr, "localhost")
+            .unwrap()
+            .await
+            .unwrap();
+        assert_eq!(call(&conn, b"abc").await.unwrap(), b"re:cba");
+    });
+}
+
+#[test]
+fn wrong_alpn_is_refused_in_the_handshake() {
+    let server = start(QuicSettings::default());
+    tokio_rt().block_on(async {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(server.cert.clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![b"h3".to_vec()];
+        let config = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).unwrap()));
+        let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        let result = endpoint
+            .connect_with(config, server.addr, "localhost")
+            .unwrap()
+            .await;
+        assert!(
+            result.is_err(),
+            "a client without tidegate/1 must not connect"
+        );
+    });
+}
