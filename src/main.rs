@@ -1,4 +1,8 @@
-//! The `tidegate` binary: `serve`, the client commands and `tune`.
+//! The `tidegate` binary: `serve`, and later the client commands and `tune`.
+
+mod serve;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -12,20 +16,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the gateway (coming with the gateway issue).
-    Serve,
+    /// Run the gateway.
+    ///
+    /// Examples:
+    ///   tidegate serve                                   # development: ./tidegate-data, 127.0.0.1:7441
+    ///   tidegate serve --config /etc/tidegate/tidegate.toml
+    ///   tidegate serve --print-config                    # the effective configuration
+    #[command(verbatim_doc_comment)]
+    Serve(serve::ServeArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Serve => {
-            eprintln!(
-                "tidegate serve: the gateway is not built yet; the durable log \
-                 lives in the tidegate-queue crate (data dir would be {})",
-                tidegate_core::DEFAULT_DATA_DIR
-            );
-            std::process::exit(1);
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tidegate: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

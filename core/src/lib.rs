@@ -6,3 +6,8 @@ pub const DEFAULT_DATA_DIR: &str = "./tidegate-data";
 
 pub mod catalog;
 pub mod config;
+mod handler;
+mod mesh;
+mod router;
+pub mod server;
+mod shard;

@@ -21,7 +21,10 @@ mod settings;
 mod tls;
 
 pub use error::NetError;
-pub use server::{ConnId, QuicServer, RequestIn, ServerStats};
+pub use server::{ConnId, QuicServer, RequestIn, Responder, ServerStats};
+
+/// The TLS side of an endpoint, as `server_crypto` builds it.
+pub type ServerCrypto = std::sync::Arc<quinn_proto::crypto::rustls::QuicServerConfig>;
 pub use settings::QuicSettings;
 pub use tls::{load_or_generate, server_crypto, TlsMaterial, ALPN};
 

@@ -176,13 +176,14 @@ impl QuicServer {
     /// Answers a request: the parts are written back to back on its stream,
     /// which is then finished. Dropped if the connection or stream is gone.
     pub fn respond(&self, conn: ConnId, stream: StreamId, parts: Vec<Bytes>) {
-        let mut driver = self.shared.driver.borrow_mut();
-        let handle = ConnectionHandle(conn.0);
-        if let Some(state) = driver.conns.get_mut(&handle) {
-            state.respond(stream, parts);
+        respond(&self.shared, conn, stream, parts);
+    }
+
+    /// A handle that answers requests from other tasks of this executor.
+    pub fn responder(&self) -> Responder {
+        Responder {
+            shared: self.shared.clone(),
         }
-        drop(driver);
-        self.shared.wake.notify(usize::MAX);
     }
 
     /// Counters, and connections open now.
@@ -219,6 +220,29 @@ impl QuicServer {
         self.shared.stopped.set(true);
         self.shared.requests_ready.notify(usize::MAX);
     }
+}
+
+/// Answers requests of a [`QuicServer`] from any task on its executor.
+#[derive(Clone)]
+pub struct Responder {
+    shared: Rc<Shared>,
+}
+
+impl Responder {
+    /// Same as [`QuicServer::respond`].
+    pub fn respond(&self, conn: ConnId, stream: StreamId, parts: Vec<Bytes>) {
+        respond(&self.shared, conn, stream, parts);
+    }
+}
+
+fn respond(shared: &Shared, conn: ConnId, stream: StreamId, parts: Vec<Bytes>) {
+    let mut driver = shared.driver.borrow_mut();
+    let handle = ConnectionHandle(conn.0);
+    if let Some(state) = driver.conns.get_mut(&handle) {
+        state.respond(stream, parts);
+    }
+    drop(driver);
+    shared.wake.notify(usize::MAX);
 }
 
 impl Drop for QuicServer {

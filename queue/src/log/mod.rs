@@ -105,6 +105,7 @@ impl Shared {
 
 /// A partition log. See the module documentation.
 pub struct Log {
+    dir: std::path::PathBuf,
     shared: Rc<Shared>,
     writer: Option<JoinHandle<()>>,
     syncer: Option<JoinHandle<()>>,
@@ -135,11 +136,17 @@ impl Log {
         let writer = glommio::spawn_local(writer::run(shared.clone())).detach();
         let syncer = glommio::spawn_local(syncer::run(shared.clone())).detach();
         Ok(Log {
+            dir: dir.as_ref().to_path_buf(),
             shared,
             writer: Some(writer),
             syncer: Some(syncer),
             recovery,
         })
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// What recovery found and did when the log was opened.

@@ -1,0 +1,212 @@
+//! One request, from its bytes to its response: decode (protocol v1),
+//! route to the owning shard, encode. Every failure becomes a typed error
+//! response on the request's stream; nothing a client sends can panic it.
+
+use bytes::Bytes;
+use tidegate_proto::{
+    partitioner,
+    protocol::{
+        decode_header, ErrorCode, ErrorResponse, FetchResponse, ProduceResponse, ProduceTarget,
+        Request, Response, TopicDescription, TopicSummary, FRAME_HEADER_LEN,
+    },
+};
+
+use crate::{
+    catalog::TopicSettings,
+    router::{Router, CATALOG_SHARD},
+    shard::{Failure, Op, OpResult},
+};
+
+/// Answers one request.
+pub(crate) async fn handle(router: &Router, data: &[u8], max_body: usize) -> Vec<Bytes> {
+    let kind = data.get(3).copied().unwrap_or(0);
+    let header = match decode_header(data, max_body) {
+        Ok(Some(h)) => h,
+        Ok(None) => return error(kind, ErrorCode::MalformedFrame, "truncated frame header"),
+        Err(e) => return error(kind, e.error_code(), &e.to_string()),
+    };
+    let body = data.get(FRAME_HEADER_LEN..).unwrap_or_default();
+    if body.len() != header.body_len as usize {
+        let message = format!(
+            "frame declares {} body bytes, the stream carried {}",
+            header.body_len,
+            body.len()
+        );
+        return error(kind, ErrorCode::MalformedFrame, &message);
+    }
+    let request = match Request::decode(header, body) {
+        Ok(r) => r,
+        Err(e) => return error(kind, e.error_code(), &e.to_string()),
+    };
+    match serve(router, request).await {
+        Ok(parts) => parts,
+        Err(f) => error(kind, f.code, &f.message),
+    }
+}
+
+async fn serve(router: &Router, request: Request<'_>) -> Result<Vec<Bytes>, Failure> {
+    let shard = &router.shard;
+    let response = match request {
+        Request::CreateTopic(c) => {
+            let op = Op::CreateTopic {
+                name: c.name.to_owned(),
+                partitions: c.partitions,
+                settings: TopicSettings {
+                    retention_ms: c.retention_ms,
+                    retention_bytes: c.retention_bytes,
+                    segment_bytes: c.segment_bytes,
+                },
+            };
+            expect_done(router.call(CATALOG_SHARD, op).await)?;
+            Response::CreateTopic
+        }
+        Request::DeleteTopic { name } => {
+            let op = Op::DeleteTopic {
+                name: name.to_owned(),
+            };
+            expect_done(router.call(CATALOG_SHARD, op).await)?;
+            Response::DeleteTopic
+        }
+        Request::ListTopics => {
+            let catalog = shard.catalog.borrow().clone();
+            let topics: Vec<TopicSummary<'_>> = catalog
+                .list()
+                .map(|t| TopicSummary {
+                    name: &t.name,
+                    partitions: t.partitions,
+                })
+                .collect();
+            return Ok(encode(&Response::ListTopics(topics)));
+        }
+        Request::DescribeTopic { name } => {
+            let meta = shard.topic(name)?;
+            let calls = (0..meta.partitions).map(|p| {
+                let op = Op::Describe {
+                    topic: meta.name.clone(),
+                    partition: p,
+                };
+                router.call(shard.owner(&meta.name, p), op)
+            });
+            let mut partitions = Vec::with_capacity(meta.partitions as usize);
+            for result in futures::future::join_all(calls).await {
+                match result {
+                    OpResult::Described(info) => partitions.push(info),
+                    other => return Err(failure_of(other)),
+                }
+            }
+            let description = TopicDescription {
+                name: &meta.name,
+                partitions,
+            };
+            return Ok(encode(&Response::DescribeTopic(description)));
+        }
+        Request::Produce(p) => {
+            let meta = shard.topic(p.topic)?;
+            let partition = match p.target {
+                ProduceTarget::Partition(n) => n,
+                ProduceTarget::Key(key) => partitioner::key_to_partition(key, meta.partitions)
+                    .ok_or_else(|| Failure::new(ErrorCode::Internal, "topic has no partitions"))?,
+            };
+            let owner = shard.owner(&meta.name, partition);
+            let results = if owner == shard.id {
+                shard.produce(p.topic, partition, p.ack, p.batches).await?
+            } else {
+                let op = Op::Produce {
+                    topic: meta.name.clone(),
+                    partition,
+                    ack: p.ack,
+                    batches: p.batches.to_vec(),
+                };
+                match router.call(owner, op).await {
+                    OpResult::Produced(r) => r,
+                    other => return Err(failure_of(other)),
+                }
+            };
+            Response::Produce(ProduceResponse {
+                throttle_ms: 0,
+                results,
+            })
+        }
+        Request::Fetch(f) => {
+            let meta = shard.topic(f.topic)?;
+            let owner = shard.owner(&meta.name, f.partition);
+            let (high_watermark, batches) = if owner == shard.id {
+                let fetched = shard
+                    .fetch(f.topic, f.partition, f.offset, f.max_bytes, f.max_wait_ms)
+                    .await?;
+                // quinn-proto needs `Bytes`; the stored bytes are copied once
+                // here (glommio's read buffers cannot leave the thread).
+                let bytes = Bytes::copy_from_slice(fetched.batches.as_bytes());
+                (fetched.high_watermark, bytes)
+            } else {
+                let op = Op::Fetch {
+                    topic: meta.name.clone(),
+                    partition: f.partition,
+                    offset: f.offset,
+                    max_bytes: f.max_bytes,
+                    max_wait_ms: f.max_wait_ms,
+                };
+                match router.call(owner, op).await {
+                    OpResult::Fetched {
+                        high_watermark,
+                        batches,
+                    } => (high_watermark, Bytes::from(batches)),
+                    other => return Err(failure_of(other)),
+                }
+            };
+            let response = FetchResponse {
+                partition: f.partition,
+                high_watermark,
+                batches: &[],
+            };
+            let mut prefix = Vec::new();
+            response.encode_prefix(batches.len(), &mut prefix);
+            return Ok(vec![Bytes::from(prefix), batches]);
+        }
+        Request::ListOffsets(l) => {
+            let meta = shard.topic(l.topic)?;
+            let owner = shard.owner(&meta.name, l.partition);
+            let op = Op::ListOffsets {
+                topic: meta.name.clone(),
+                partition: l.partition,
+                spec: l.spec,
+            };
+            match router.call(owner, op).await {
+                OpResult::Offset(offset) => Response::ListOffsets { offset },
+                other => return Err(failure_of(other)),
+            }
+        }
+    };
+    Ok(encode(&response))
+}
+
+fn expect_done(result: OpResult) -> Result<(), Failure> {
+    match result {
+        OpResult::Done => Ok(()),
+        other => Err(failure_of(other)),
+    }
+}
+
+fn failure_of(result: OpResult) -> Failure {
+    match result {
+        OpResult::Failed(f) => f,
+        other => Failure::new(
+            ErrorCode::Internal,
+            format!("unexpected result from a shard: {other:?}"),
+        ),
+    }
+}
+
+fn encode(response: &Response<'_>) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    response.encode(&mut out);
+    vec![Bytes::from(out)]
+}
+
+fn error(kind: u8, code: ErrorCode, message: &str) -> Vec<Bytes> {
+    encode(&Response::Error(ErrorResponse {
+        request_kind: kind,
+        code,
+        message,
+    }))
+}

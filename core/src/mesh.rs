@@ -1,0 +1,214 @@
+//! The mesh between shards: for every ordered pair of shards, one bounded
+//! SPSC ring from `tidegate_queue::ring` carrying the messages, and one
+//! doorbell (a glommio shared channel of capacity one, carrying nothing)
+//! that wakes the receiving executor. What crosses cores is visible in one
+//! type, [`Envelope`].
+//!
+//! No lost wake-ups: the sender rings after every push; the receiver drains
+//! the ring completely after every ring it hears, so an item pushed while it
+//! drains is either seen by that drain or announced by the next ring.
+
+use std::{cell::RefCell, collections::HashMap, rc::Rc, time::Duration};
+
+use futures::{channel::oneshot, future::join_all};
+use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender};
+use tidegate_queue::ring::spsc::{self, Consumer, Producer};
+
+use crate::shard::{Op, OpResult};
+
+/// Messages in flight between two shards, per direction.
+const RING_CAPACITY: usize = 1024;
+
+/// What crosses from one shard to another.
+#[derive(Debug)]
+pub(crate) enum Envelope {
+    Request { from: usize, id: u64, op: Op },
+    Reply { id: u64, result: OpResult },
+}
+
+type OutEnd = (Producer<Envelope>, shared_channel::SharedSender<()>);
+type InEnd = (Consumer<Envelope>, shared_channel::SharedReceiver<()>);
+
+/// One shard's ends of the mesh, before its executor connects them.
+pub(crate) struct MeshEnds {
+    pub(crate) id: usize,
+    outbound: Vec<Option<OutEnd>>,
+    inbound: Vec<Option<InEnd>>,
+}
+
+/// Builds the ends of a full mesh of `n` shards.
+pub(crate) fn build(n: usize) -> Vec<MeshEnds> {
+    let mut ends: Vec<MeshEnds> = (0..n)
+        .map(|id| MeshEnds {
+            id,
+            outbound: (0..n).map(|_| None).collect(),
+            inbound: (0..n).map(|_| None).collect(),
+        })
+        .collect();
+    for from in 0..n {
+        for to in 0..n {
+            if from == to {
+                continue;
+            }
+            // Capacity is a power of two and non-zero: cannot fail.
+            let Ok((tx, rx)) = spsc::channel(RING_CAPACITY) else {
+                continue;
+            };
+            let (bell_tx, bell_rx) = shared_channel::new_bounded(1);
+            ends[from].outbound[to] = Some((tx, bell_tx));
+            ends[to].inbound[from] = Some((rx, bell_rx));
+        }
+    }
+    ends
+}
+
+/// The sending end of a link to one peer: its ring and its doorbell.
+type Link = (RefCell<Producer<Envelope>>, ConnectedSender<()>);
+
+/// A shard's connected mesh: send to any peer, and the calls waiting for
+/// their replies.
+pub(crate) struct Mesh {
+    pub(crate) id: usize,
+    outbound: Vec<Option<Link>>,
+    pending: RefCell<HashMap<u64, oneshot::Sender<OpResult>>>,
+    next_id: std::cell::Cell<u64>,
+}
+
+/// The receiving side, one per peer, drained by its own task.
+pub(crate) struct Inbound {
+    pub(crate) from: usize,
+    ring: Consumer<Envelope>,
+    bell: ConnectedReceiver<()>,
+}
+
+impl MeshEnds {
+    /// Connects the doorbells on the current executor. Each connect waits
+    /// for the peer to connect its end, so all of them run at once (one by
+    /// one, two shards would wait on each other forever).
+    pub(crate) async fn connect(self) -> (Rc<Mesh>, Vec<Inbound>) {
+        let outbound = join_all(self.outbound.into_iter().map(|end| async move {
+            match end {
+                Some((ring, bell)) => Some((RefCell::new(ring), bell.connect().await)),
+                None => None,
+            }
+        }));
+        let inbound = join_all(
+            self.inbound
+                .into_iter()
+                .enumerate()
+                .filter_map(|(from, end)| end.map(|e| (from, e)))
+                .map(|(from, (ring, bell))| async move {
+                    Inbound {
+                        from,
+                        ring,
+                        bell: bell.connect().await,
+                    }
+                }),
+        );
+        let (outbound, inbound) = futures::join!(outbound, inbound);
+        let mesh = Rc::new(Mesh {
+            id: self.id,
+            outbound,
+            pending: RefCell::new(HashMap::new()),
+            next_id: std::cell::Cell::new(0),
+        });
+        (mesh, inbound)
+    }
+}
+
+impl Mesh {
+    /// Sends `op` to shard `to` and waits for its result.
+    pub(crate) async fn call(&self, to: usize, op: Op) -> OpResult {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        let (tx, rx) = oneshot::channel();
+        self.pending.borrow_mut().insert(id, tx);
+        self.send(
+            to,
+            Envelope::Request {
+                from: self.id,
+                id,
+                op,
+            },
+        )
+        .await;
+        rx.await.unwrap_or_else(|_| {
+            OpResult::Failed(crate::shard::Failure::new(
+                tidegate_proto::protocol::ErrorCode::ShuttingDown,
+                format!("shard {to} stopped"),
+            ))
+        })
+    }
+
+    /// Pushes one envelope to `to`, waiting while its ring is full (the
+    /// ring's capacity is the bound on work in flight between two shards).
+    pub(crate) async fn send(&self, to: usize, mut envelope: Envelope) {
+        let Some(Some((ring, bell))) = self.outbound.get(to) else {
+            tracing::error!(to, "no mesh link to that shard");
+            return;
+        };
+        loop {
+            let pushed = ring.borrow_mut().try_push(envelope);
+            match pushed {
+                Ok(()) => break,
+                Err(back) => {
+                    envelope = back;
+                    let _ = bell.try_send(());
+                    glommio::timer::sleep(Duration::from_micros(50)).await;
+                }
+            }
+        }
+        // Full means a ring is already pending: the receiver will drain.
+        let _ = bell.try_send(());
+    }
+
+    /// A reply arrived for one of this shard's calls.
+    fn complete(&self, id: u64, result: OpResult) {
+        if let Some(tx) = self.pending.borrow_mut().remove(&id) {
+            let _ = tx.send(result);
+        }
+    }
+}
+
+impl Inbound {
+    /// Waits for the next ring of the doorbell and takes everything queued;
+    /// `None` once the peer is gone.
+    pub(crate) async fn next_batch(&mut self, out: &mut Vec<Envelope>) -> Option<()> {
+        loop {
+            while let Some(envelope) = self.ring.try_pop() {
+                out.push(envelope);
+            }
+            if !out.is_empty() {
+                return Some(());
+            }
+            self.bell.recv().await?;
+        }
+    }
+}
+
+/// Serves one peer's inbound ring: runs requests (each in its own task, so
+/// a long poll does not hold up the ring) and completes replies.
+pub(crate) async fn serve_inbound<F, Fut>(mesh: Rc<Mesh>, mut inbound: Inbound, run: F)
+where
+    F: Fn(Op) -> Fut + 'static,
+    Fut: std::future::Future<Output = OpResult> + 'static,
+{
+    let run = Rc::new(run);
+    let mut batch = Vec::new();
+    while inbound.next_batch(&mut batch).await.is_some() {
+        for envelope in batch.drain(..) {
+            match envelope {
+                Envelope::Reply { id, result } => mesh.complete(id, result),
+                Envelope::Request { from, id, op } => {
+                    let (mesh, run) = (mesh.clone(), run.clone());
+                    glommio::spawn_local(async move {
+                        let result = run(op).await;
+                        mesh.send(from, Envelope::Reply { id, result }).await;
+                    })
+                    .detach();
+                }
+            }
+        }
+    }
+    tracing::debug!(from = inbound.from, "mesh peer gone");
+}

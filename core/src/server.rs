@@ -1,0 +1,407 @@
+//! Starting, running and stopping the gateway: one pinned glommio executor
+//! per shard core, each with its own QUIC endpoint on the shared port
+//! (SO_REUSEPORT), the partitions it owns, and its ends of the mesh.
+//!
+//! Start: shard 0 binds first (so a port of 0 becomes a real port the
+//! others bind too); then every shard connects the mesh, loads the catalog
+//! and opens the partitions it owns; `on_started` runs once all serve.
+//! Stop ([`Shutdown::trigger`], SIGTERM in the binary): each shard stops
+//! taking requests, lets the ones in flight finish and their responses go
+//! out, closes its connections, then closes its logs (fdatasync, index
+//! checkpoint), and `run` returns.
+
+use std::{
+    net::SocketAddr,
+    num::NonZeroUsize,
+    path::PathBuf,
+    rc::Rc,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        mpsc, Arc,
+    },
+    thread,
+    time::Duration,
+};
+
+use glommio::{LocalExecutorBuilder, Placement};
+use tidegate_net::{QuicServer, QuicSettings};
+
+use crate::{
+    catalog::CatalogStore,
+    config::ServeConfig,
+    handler,
+    mesh::{self, MeshEnds},
+    router::Router,
+    shard::Shard,
+};
+
+/// How often a shard looks at the shutdown flag.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(20);
+/// How long a shard waits for requests in flight when stopping.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A handle that stops a running server; cheap to clone, safe from any
+/// thread (a signal handler thread, a test).
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown(Arc<AtomicBool>);
+
+impl Shutdown {
+    /// A handle not yet triggered.
+    pub fn new() -> Self {
+        Shutdown::default()
+    }
+
+    /// Starts a graceful stop.
+    pub fn trigger(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// True once `trigger` was called.
+    pub fn is_triggered(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// What a started server looks like from outside.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The QUIC address every shard serves (its port is real even when the
+    /// configuration said 0).
+    pub listen: SocketAddr,
+    /// The CPU each shard is pinned to, by shard.
+    pub shard_cores: Vec<usize>,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The server certificate (PEM) clients must trust.
+    pub cert_path: PathBuf,
+    /// True when that certificate is a development one generated now.
+    pub cert_generated: bool,
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The data directory could not be created.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TLS or the socket.
+    #[error(transparent)]
+    Net(#[from] tidegate_net::NetError),
+    /// CPU topology or core choice.
+    #[error(transparent)]
+    Affinity(#[from] tidegate_affinity::AffinityError),
+    /// A shard failed to start or failed while running.
+    #[error("shard {shard}: {message}")]
+    Shard {
+        /// Which shard.
+        shard: usize,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Runs the server until `shutdown` is triggered and every shard has
+/// drained. `on_started` is called once, when every shard serves.
+pub fn run(
+    config: &ServeConfig,
+    shutdown: Shutdown,
+    on_started: impl FnOnce(&Started),
+) -> Result<(), ServeError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let tls = tidegate_net::load_or_generate(
+        config.tls.cert.as_deref(),
+        config.tls.key.as_deref(),
+        &config.data_dir,
+    )?;
+    if tls.generated {
+        tracing::info!(cert = %tls.cert_path.display(), "generated a self-signed development certificate");
+    }
+    let crypto = tidegate_net::server_crypto(&tls)?;
+    let cores = shard_cores(config)?;
+    let shards = NonZeroUsize::new(cores.len()).ok_or_else(|| ServeError::Shard {
+        shard: 0,
+        message: "no CPU to run a shard on".into(),
+    })?;
+    let (tx, rx) = mpsc::channel::<(usize, Result<SocketAddr, String>)>();
+    let mut threads = Vec::with_capacity(cores.len());
+    let mut listen = config.listen;
+    for (id, (ends, cpu)) in mesh::build(shards.get())
+        .into_iter()
+        .zip(&cores)
+        .enumerate()
+    {
+        let shard = ShardStart {
+            id,
+            shards,
+            cpu: *cpu,
+            listen,
+            config: config.clone(),
+            crypto: crypto.clone(),
+            ends: Some(ends),
+            shutdown: shutdown.clone(),
+            started: tx.clone(),
+        };
+        threads.push(spawn_shard(shard)?);
+        if id == 0 {
+            // The others bind the port shard 0 got.
+            match rx.recv() {
+                Ok((_, Ok(addr))) => listen = addr,
+                Ok((shard, Err(message))) => {
+                    return fail(&shutdown, threads, ServeError::Shard { shard, message })
+                }
+                Err(_) => return fail(&shutdown, threads, lost(0)),
+            }
+        }
+    }
+    for _ in 1..shards.get() {
+        match rx.recv() {
+            Ok((_, Ok(_))) => {}
+            Ok((shard, Err(message))) => {
+                return fail(&shutdown, threads, ServeError::Shard { shard, message })
+            }
+            Err(_) => return fail(&shutdown, threads, lost(1)),
+        }
+    }
+    on_started(&Started {
+        listen,
+        shard_cores: cores,
+        data_dir: config.data_dir.clone(),
+        cert_path: tls.cert_path.clone(),
+        cert_generated: tls.generated,
+    });
+    join(threads)
+}
+
+fn lost(shard: usize) -> ServeError {
+    ServeError::Shard {
+        shard,
+        message: "stopped before it started serving".into(),
+    }
+}
+
+fn fail(
+    shutdown: &Shutdown,
+    threads: Vec<thread::JoinHandle<Result<(), String>>>,
+    error: ServeError,
+) -> Result<(), ServeError> {
+    shutdown.trigger();
+    let _ = join(threads);
+    Err(error)
+}
+
+fn join(threads: Vec<thread::JoinHandle<Result<(), String>>>) -> Result<(), ServeError> {
+    let mut first = Ok(());
+    for (shard, t) in threads.into_iter().enumerate() {
+        let result = match t.join() {
+            Ok(r) => r,
+            Err(_) => Err("shard thread panicked".to_string()),
+        };
+        if let (Err(message), Ok(())) = (result, &first) {
+            first = Err(ServeError::Shard { shard, message });
+        }
+    }
+    first
+}
+
+/// The CPUs shards run on, from `cores` in the configuration.
+fn shard_cores(config: &ServeConfig) -> Result<Vec<usize>, ServeError> {
+    let topology = tidegate_affinity::Topology::detect()?;
+    let allowed = tidegate_affinity::pin::allowed_cpus()?;
+    let choice =
+        tidegate_affinity::cores::choose_shard_cores(&topology, config.cores.spec(), &allowed)?;
+    for warning in &choice.warnings {
+        tracing::warn!(%warning, "shard cores");
+    }
+    Ok(choice.cores)
+}
+
+struct ShardStart {
+    id: usize,
+    shards: NonZeroUsize,
+    cpu: usize,
+    listen: SocketAddr,
+    config: ServeConfig,
+    crypto: tidegate_net::ServerCrypto,
+    ends: Option<MeshEnds>,
+    shutdown: Shutdown,
+    started: mpsc::Sender<(usize, Result<SocketAddr, String>)>,
+}
+
+fn spawn_shard(start: ShardStart) -> Result<thread::JoinHandle<Result<(), String>>, ServeError> {
+    let id = start.id;
+    let builder = LocalExecutorBuilder::new(Placement::Fixed(start.cpu))
+        .name(&format!("shard-{id}"))
+        .io_memory(start.config.shard.io_memory.bytes_usize());
+    let handle = builder
+        .spawn(move || shard_main(start))
+        .map_err(|e| ServeError::Shard {
+            shard: id,
+            message: format!("starting its executor: {e}"),
+        })?;
+    thread::Builder::new()
+        .name(format!("shard-{id}-join"))
+        .spawn(move || {
+            handle
+                .join()
+                .map_err(|e| format!("executor: {e}"))
+                .and_then(|r| r)
+        })
+        .map_err(|e| ServeError::Shard {
+            shard: id,
+            message: format!("starting its thread: {e}"),
+        })
+}
+
+async fn shard_main(mut start: ShardStart) -> Result<(), String> {
+    let id = start.id;
+    let settings = quic_settings(&start.config);
+    let quic = match QuicServer::bind(start.listen, start.crypto.clone(), settings) {
+        Ok(q) => q,
+        Err(e) => {
+            let _ = start.started.send((id, Err(e.to_string())));
+            return Err(e.to_string());
+        }
+    };
+    if id == 0 {
+        let _ = start.started.send((id, Ok(quic.local_addr())));
+    }
+    let Some(ends) = start.ends.take() else {
+        return Err("mesh ends missing".into());
+    };
+    let (mesh, inbound) = ends.connect().await;
+    let shard = match open_shard(&start).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = start.started.send((id, Err(e.clone())));
+            return Err(e);
+        }
+    };
+    let router = Rc::new(Router {
+        shard: shard.clone(),
+        mesh: mesh.clone(),
+    });
+    for peer in inbound {
+        let r = router.clone();
+        let serve = mesh::serve_inbound(mesh.clone(), peer, move |op| {
+            let r = r.clone();
+            async move { r.run_here(op).await }
+        });
+        glommio::spawn_local(serve).detach();
+    }
+    glommio::spawn_local(retention(
+        shard.clone(),
+        start.config.clone(),
+        start.shutdown.clone(),
+    ))
+    .detach();
+    if id != 0 {
+        let _ = start.started.send((id, Ok(quic.local_addr())));
+    }
+    tracing::info!(shard = id, cpu = start.cpu, addr = %quic.local_addr(), "shard serving");
+    serve(&quic, router, &start).await;
+    quic.shutdown().await;
+    shard.partitions.close_all().await;
+    tracing::info!(shard = id, "shard stopped");
+    Ok(())
+}
+
+/// Loads the catalog and opens the partitions this shard owns.
+async fn open_shard(start: &ShardStart) -> Result<Rc<Shard>, String> {
+    let data_dir = start.config.data_dir.clone();
+    let catalog = CatalogStore::new(&data_dir)
+        .load()
+        .await
+        .map_err(|e| format!("loading the topic catalog: {e}"))?;
+    let shard = Rc::new(Shard::new(
+        start.id,
+        start.shards,
+        data_dir,
+        start.config.log_config(),
+        Rc::new(catalog.clone()),
+    ));
+    shard
+        .apply_catalog(Rc::new(catalog))
+        .await
+        .map_err(|f| format!("opening partitions: {}", f.message))?;
+    Ok(shard)
+}
+
+/// Takes requests until shutdown, each in its own task, at most
+/// `shard_inflight_requests_max` at once; then waits for those in flight.
+async fn serve(quic: &QuicServer, router: Rc<Router>, start: &ShardStart) {
+    let max_inflight = start.config.limits.shard_inflight_requests_max.max(1) as u64;
+    let inflight = Rc::new(glommio::sync::Semaphore::new(max_inflight));
+    let max_body = start.config.limits.max_request_bytes.bytes_usize();
+    loop {
+        let next = std::pin::pin!(quic.next_request());
+        let stop = std::pin::pin!(wait_for_shutdown(&start.shutdown));
+        let request = match futures::future::select(next, stop).await {
+            futures::future::Either::Left((Some(r), _)) => r,
+            _ => break,
+        };
+        let Ok(permit) = inflight.clone().acquire_static_permit(1).await else {
+            break;
+        };
+        let response = {
+            let router = router.clone();
+            async move {
+                let parts = handler::handle(&router, &request.data, max_body).await;
+                drop(permit);
+                (request.conn, request.stream, parts)
+            }
+        };
+        let responder = quic.responder();
+        glommio::spawn_local(async move {
+            let (conn, stream, parts) = response.await;
+            responder.respond(conn, stream, parts);
+        })
+        .detach();
+    }
+    // Let the requests in flight finish (bounded), then stop.
+    let all = std::pin::pin!(inflight.acquire(max_inflight));
+    let timeout = std::pin::pin!(glommio::timer::sleep(DRAIN_TIMEOUT));
+    let _ = futures::future::select(all, timeout).await;
+}
+
+async fn wait_for_shutdown(shutdown: &Shutdown) {
+    while !shutdown.is_triggered() {
+        glommio::timer::sleep(SHUTDOWN_POLL).await;
+    }
+}
+
+/// Deletes old segments of the shard's partitions, every
+/// `retention_check_interval`.
+async fn retention(shard: Rc<Shard>, config: ServeConfig, shutdown: Shutdown) {
+    let every = config.storage.retention_check_interval.get();
+    while !shutdown.is_triggered() {
+        glommio::timer::sleep(every).await;
+        let now = crate::router::now_ms();
+        for ((topic, partition), log) in shard.partitions.all() {
+            if let Err(e) = log.enforce_retention(now).await {
+                tracing::warn!(topic, partition, error = %e, "retention");
+            }
+        }
+    }
+}
+
+fn quic_settings(config: &ServeConfig) -> QuicSettings {
+    let q = &config.quic;
+    let shards = 1; // max_connections is per endpoint for now
+    QuicSettings {
+        max_connections: (q.max_connections as usize / shards).max(1),
+        max_concurrent_streams: q.max_concurrent_streams,
+        stream_receive_window: q.stream_receive_window.bytes(),
+        connection_receive_window: q.connection_receive_window.bytes(),
+        idle_timeout: q.idle_timeout.get(),
+        max_request_bytes: config.limits.max_request_bytes.bytes_usize(),
+    }
+}

@@ -1,0 +1,161 @@
+//! One shard: the partitions it owns, its view of the topic catalog, and
+//! the operations on them. A shard's state is touched only by its own
+//! executor; other shards reach it through the mesh (`mesh.rs`).
+//!
+//! Shard 0 owns the catalog: admin operations run there, and every change
+//! is pushed to every shard, which opens or closes the partitions it owns,
+//! before the admin request is answered.
+
+mod ops;
+mod partitions;
+
+use std::{cell::RefCell, num::NonZeroUsize, path::PathBuf, rc::Rc};
+
+use tidegate_proto::protocol::ErrorCode;
+use tidegate_queue::{Log, LogConfig, LogError};
+
+use crate::catalog::{Catalog, CatalogError, CatalogStore, TopicMeta};
+
+pub(crate) use ops::{Op, OpResult};
+pub(crate) use partitions::Partitions;
+
+/// A typed failure of one request, as the client will see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub(crate) code: ErrorCode,
+    pub(crate) message: String,
+}
+
+impl Failure {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<&LogError> for Failure {
+    fn from(e: &LogError) -> Self {
+        let code = match e {
+            LogError::NoSpace(_) => ErrorCode::NoSpace,
+            LogError::Failed(_) | LogError::Io(_) | LogError::Corrupt { .. } => {
+                ErrorCode::StorageFailed
+            }
+            LogError::InvalidBatch(_) => ErrorCode::CorruptBatch,
+            LogError::BatchTooLarge { .. } => ErrorCode::BatchTooLarge,
+            LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+            LogError::Closed => ErrorCode::ShuttingDown,
+            _ => ErrorCode::Internal,
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
+impl From<LogError> for Failure {
+    fn from(e: LogError) -> Self {
+        Failure::from(&e)
+    }
+}
+
+impl From<CatalogError> for Failure {
+    fn from(e: CatalogError) -> Self {
+        let code = match &e {
+            CatalogError::TopicExists { .. } => ErrorCode::TopicExists,
+            CatalogError::UnknownTopic { .. } => ErrorCode::UnknownTopic,
+            CatalogError::InvalidName { .. } => ErrorCode::InvalidTopicName,
+            CatalogError::InvalidPartitions { .. }
+            | CatalogError::InvalidSetting { .. }
+            | CatalogError::TooManyTopics { .. } => ErrorCode::InvalidRequest,
+            _ => ErrorCode::StorageFailed,
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
+/// One shard's state.
+pub(crate) struct Shard {
+    pub(crate) id: usize,
+    pub(crate) shards: NonZeroUsize,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) log_config: LogConfig,
+    /// This shard's copy of the catalog (shard 0's is the source).
+    pub(crate) catalog: RefCell<Rc<Catalog>>,
+    /// Where shard 0 stores the catalog.
+    pub(crate) store: CatalogStore,
+    /// Serialises catalog changes on shard 0 (the admin path, never the
+    /// data path).
+    pub(crate) admin: futures::lock::Mutex<()>,
+    pub(crate) partitions: Partitions,
+}
+
+impl Shard {
+    pub(crate) fn new(
+        id: usize,
+        shards: NonZeroUsize,
+        data_dir: PathBuf,
+        log_config: LogConfig,
+        catalog: Rc<Catalog>,
+    ) -> Shard {
+        Shard {
+            id,
+            shards,
+            store: CatalogStore::new(&data_dir),
+            data_dir,
+            log_config,
+            catalog: RefCell::new(catalog),
+            admin: futures::lock::Mutex::new(()),
+            partitions: Partitions::default(),
+        }
+    }
+
+    /// The shard that owns `partition` of `topic`.
+    pub(crate) fn owner(&self, topic: &str, partition: u32) -> usize {
+        tidegate_affinity::placement::shard_for(topic, partition, self.shards)
+    }
+
+    /// The topic, if this shard's catalog has it.
+    pub(crate) fn topic(&self, name: &str) -> Result<TopicMeta, Failure> {
+        self.catalog
+            .borrow()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Failure::new(ErrorCode::UnknownTopic, format!("no topic {name:?}")))
+    }
+
+    /// The log of a partition this shard owns.
+    pub(crate) fn log(&self, topic: &TopicMeta, partition: u32) -> Result<Rc<Log>, Failure> {
+        if partition >= topic.partitions {
+            return Err(Failure::new(
+                ErrorCode::UnknownPartition,
+                format!(
+                    "topic {:?} has {} partitions, no partition {partition}",
+                    topic.name, topic.partitions
+                ),
+            ));
+        }
+        self.partitions.get(topic.id, partition).ok_or_else(|| {
+            Failure::new(
+                ErrorCode::Internal,
+                format!(
+                    "partition {}/{partition} is not open on shard {}",
+                    topic.name, self.id
+                ),
+            )
+        })
+    }
+
+    /// Brings the partitions this shard owns in line with `catalog`: opens
+    /// new topics' partitions, closes deleted ones (removing their data).
+    pub(crate) async fn apply_catalog(&self, catalog: Rc<Catalog>) -> Result<(), Failure> {
+        let wanted: Vec<(TopicMeta, u32)> = catalog
+            .list()
+            .flat_map(|t| (0..t.partitions).map(move |p| (t.clone(), p)))
+            .filter(|(t, p)| self.owner(&t.name, *p) == self.id)
+            .collect();
+        *self.catalog.borrow_mut() = catalog.clone();
+        self.partitions
+            .reconcile(&self.data_dir, &self.log_config, &wanted)
+            .await
+    }
+}

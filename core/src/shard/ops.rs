@@ -1,0 +1,240 @@
+//! The operations a shard runs on the partitions it owns, and the messages
+//! that carry them from another shard (`Op` in, `OpResult` back).
+//!
+//! A request for a partition this shard owns calls these directly with
+//! borrowed bytes; one for another shard's partition crosses the mesh as an
+//! `Op` with owned bytes and runs the same functions there.
+
+use std::{rc::Rc, time::Duration};
+
+use futures::future::{join_all, select, Either};
+use tidegate_proto::{
+    batch::BatchIter,
+    protocol::{AckLevel, ErrorCode, OffsetSpec, PartitionInfo},
+};
+use tidegate_queue::{Ack, Log};
+
+use super::{Failure, Shard};
+use crate::catalog::{Catalog, TopicSettings};
+
+/// Work for the shard that owns the partition (or, for admin, shard 0).
+#[derive(Debug)]
+pub(crate) enum Op {
+    Produce {
+        topic: String,
+        partition: u32,
+        ack: AckLevel,
+        batches: Vec<u8>,
+    },
+    Fetch {
+        topic: String,
+        partition: u32,
+        offset: u64,
+        max_bytes: u32,
+        max_wait_ms: u32,
+    },
+    ListOffsets {
+        topic: String,
+        partition: u32,
+        spec: OffsetSpec,
+    },
+    Describe {
+        topic: String,
+        partition: u32,
+    },
+    CreateTopic {
+        name: String,
+        partitions: u32,
+        settings: TopicSettings,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    /// Shard 0 to the others: the catalog changed; open and close
+    /// partitions to match, then answer.
+    ApplyCatalog(Vec<u8>),
+}
+
+/// What an `Op` produced.
+#[derive(Debug)]
+pub(crate) enum OpResult {
+    Produced(Vec<Result<u64, ErrorCode>>),
+    Fetched {
+        high_watermark: u64,
+        batches: Vec<u8>,
+    },
+    Offset(u64),
+    Described(PartitionInfo),
+    Done,
+    Failed(Failure),
+}
+
+/// Batches fetched from a local log: the stored bytes, not copied.
+pub(crate) struct Fetched {
+    pub(crate) high_watermark: u64,
+    pub(crate) batches: tidegate_queue::ReadBatches,
+}
+
+impl Shard {
+    /// Appends each batch of a produce request, in order, and answers per
+    /// batch. All are queued before any is waited for, so one request's
+    /// batches share a group commit.
+    pub(crate) async fn produce(
+        &self,
+        topic: &str,
+        partition: u32,
+        ack: AckLevel,
+        batches: &[u8],
+    ) -> Result<Vec<Result<u64, ErrorCode>>, Failure> {
+        let meta = self.topic(topic)?;
+        let log = self.log(&meta, partition)?;
+        let ack = match ack {
+            AckLevel::None => Ack::None,
+            AckLevel::Written => Ack::Written,
+            AckLevel::Durable => Ack::Durable,
+        };
+        let mut views = Vec::new();
+        let mut tail_error = None;
+        for batch in BatchIter::new(batches) {
+            match batch {
+                Ok(view) => views.push(view),
+                Err(e) => {
+                    tracing::debug!(error = %e, "produce with an invalid batch");
+                    tail_error = Some(ErrorCode::CorruptBatch);
+                    break;
+                }
+            }
+        }
+        let appends = views.iter().map(|view| {
+            let log = log.clone();
+            async move {
+                log.append(view, ack)
+                    .await
+                    .map(|a| a.base_offset)
+                    .map_err(|e| Failure::from(&e).code)
+            }
+        });
+        let mut results = join_all(appends).await;
+        results.extend(tail_error.map(Err));
+        Ok(results)
+    }
+
+    /// Reads from `offset`, waiting up to `max_wait_ms` for data at the
+    /// high watermark (long poll).
+    pub(crate) async fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_bytes: u32,
+        max_wait_ms: u32,
+    ) -> Result<Fetched, Failure> {
+        let meta = self.topic(topic)?;
+        let log = self.log(&meta, partition)?;
+        let max_bytes = max_bytes as usize;
+        let read = log.read(offset, max_bytes).await?;
+        if !read.is_empty() || max_wait_ms == 0 {
+            return Ok(Fetched {
+                high_watermark: read.high_watermark,
+                batches: read,
+            });
+        }
+        wait_for_data(&log, offset, Duration::from_millis(max_wait_ms.into())).await;
+        let read = log.read(offset, max_bytes).await?;
+        Ok(Fetched {
+            high_watermark: read.high_watermark,
+            batches: read,
+        })
+    }
+
+    pub(crate) async fn list_offsets(
+        &self,
+        topic: &str,
+        partition: u32,
+        spec: OffsetSpec,
+    ) -> Result<u64, Failure> {
+        let meta = self.topic(topic)?;
+        let log = self.log(&meta, partition)?;
+        let offsets = log.offsets();
+        Ok(match spec {
+            OffsetSpec::Earliest => offsets.earliest,
+            OffsetSpec::Latest => offsets.latest,
+            OffsetSpec::Timestamp(ts) => log
+                .offset_for_timestamp(ts)
+                .await?
+                .unwrap_or(offsets.latest),
+        })
+    }
+
+    pub(crate) fn describe(&self, topic: &str, partition: u32) -> Result<PartitionInfo, Failure> {
+        let meta = self.topic(topic)?;
+        let offsets = self.log(&meta, partition)?.offsets();
+        Ok(PartitionInfo {
+            partition,
+            earliest: offsets.earliest,
+            latest: offsets.latest,
+            durable: offsets.durable,
+        })
+    }
+
+    /// Runs an `Op` that came from another shard.
+    pub(crate) async fn execute(&self, op: Op) -> OpResult {
+        let result = match op {
+            Op::Produce {
+                topic,
+                partition,
+                ack,
+                batches,
+            } => self
+                .produce(&topic, partition, ack, &batches)
+                .await
+                .map(OpResult::Produced),
+            Op::Fetch {
+                topic,
+                partition,
+                offset,
+                max_bytes,
+                max_wait_ms,
+            } => self
+                .fetch(&topic, partition, offset, max_bytes, max_wait_ms)
+                .await
+                .map(|f| OpResult::Fetched {
+                    high_watermark: f.high_watermark,
+                    // Crossing to another thread: the stored bytes are copied.
+                    batches: f.batches.as_bytes().to_vec(),
+                }),
+            Op::ListOffsets {
+                topic,
+                partition,
+                spec,
+            } => self
+                .list_offsets(&topic, partition, spec)
+                .await
+                .map(OpResult::Offset),
+            Op::Describe { topic, partition } => {
+                self.describe(&topic, partition).map(OpResult::Described)
+            }
+            Op::ApplyCatalog(bytes) => match Catalog::from_bytes(&bytes) {
+                Ok(catalog) => self
+                    .apply_catalog(Rc::new(catalog))
+                    .await
+                    .map(|()| OpResult::Done),
+                Err(e) => Err(Failure::from(e)),
+            },
+            Op::CreateTopic { .. } | Op::DeleteTopic { .. } => Err(Failure::new(
+                ErrorCode::Internal,
+                "admin operations run through the router",
+            )),
+        };
+        result.unwrap_or_else(OpResult::Failed)
+    }
+}
+
+/// Waits until `log` has a record at `offset`, or `wait` has passed.
+async fn wait_for_data(log: &Log, offset: u64, wait: Duration) {
+    let data = std::pin::pin!(log.wait_for(offset));
+    let timer = std::pin::pin!(glommio::timer::sleep(wait));
+    match select(data, timer).await {
+        Either::Left(_) | Either::Right(_) => {}
+    }
+}

@@ -1,0 +1,127 @@
+//! The partition logs a shard owns, opened and closed as the catalog says.
+
+use std::{cell::RefCell, collections::HashMap, path::Path, rc::Rc};
+
+use tidegate_proto::protocol::ErrorCode;
+use tidegate_queue::{Log, LogConfig};
+
+use super::Failure;
+use crate::catalog::{partition_dir, TopicMeta};
+
+/// Open logs by (topic id, partition).
+#[derive(Default)]
+pub(crate) struct Partitions {
+    logs: RefCell<HashMap<(u64, u32), Rc<Log>>>,
+}
+
+impl Partitions {
+    pub(crate) fn get(&self, topic_id: u64, partition: u32) -> Option<Rc<Log>> {
+        self.logs.borrow().get(&(topic_id, partition)).cloned()
+    }
+
+    pub(crate) fn all(&self) -> Vec<((u64, u32), Rc<Log>)> {
+        self.logs
+            .borrow()
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect()
+    }
+
+    /// Opens what `wanted` lists and is not open; closes and deletes what is
+    /// open and not wanted (a deleted topic: its id is gone for good).
+    pub(crate) async fn reconcile(
+        &self,
+        data_dir: &Path,
+        base: &LogConfig,
+        wanted: &[(TopicMeta, u32)],
+    ) -> Result<(), Failure> {
+        let keep: std::collections::HashSet<(u64, u32)> =
+            wanted.iter().map(|(t, p)| (t.id, *p)).collect();
+        let gone: Vec<(u64, u32)> = self
+            .logs
+            .borrow()
+            .keys()
+            .filter(|k| !keep.contains(k))
+            .copied()
+            .collect();
+        for key in gone {
+            let log = self.logs.borrow_mut().remove(&key);
+            if let Some(log) = log {
+                let dir = log.dir().to_path_buf();
+                match Rc::try_unwrap(log) {
+                    Ok(log) => {
+                        let _ = log.close().await;
+                    }
+                    Err(shared) => drop(shared), // a request in flight holds it
+                }
+                remove_dir(&dir);
+            }
+        }
+        for (topic, partition) in wanted {
+            if self.get(topic.id, *partition).is_some() {
+                continue;
+            }
+            let dir = partition_dir(data_dir, topic, *partition);
+            let log = Log::open(&dir, topic_config(base, topic))
+                .await
+                .map_err(|e| {
+                    Failure::new(
+                        ErrorCode::StorageFailed,
+                        format!("opening {}: {e}", dir.display()),
+                    )
+                })?;
+            if log.recovery().truncated_bytes > 0 {
+                tracing::error!(
+                    topic = %topic.name,
+                    partition,
+                    bytes = log.recovery().truncated_bytes,
+                    "partition recovery cut its tail"
+                );
+            }
+            self.logs
+                .borrow_mut()
+                .insert((topic.id, *partition), Rc::new(log));
+        }
+        Ok(())
+    }
+
+    /// Closes every log (flush, fdatasync, checkpoint).
+    pub(crate) async fn close_all(&self) {
+        let logs: Vec<Rc<Log>> = self.logs.borrow_mut().drain().map(|(_, l)| l).collect();
+        for log in logs {
+            if let Ok(log) = Rc::try_unwrap(log) {
+                if let Err(e) = log.close().await {
+                    tracing::error!(error = %e, "closing a partition log");
+                }
+            }
+        }
+    }
+}
+
+/// The log configuration of one topic: the server's, with the topic's own
+/// settings on top.
+fn topic_config(base: &LogConfig, topic: &TopicMeta) -> LogConfig {
+    let mut config = base.clone();
+    if let Some(bytes) = topic.segment_bytes {
+        config.segment_bytes_max = bytes;
+    }
+    if topic.retention_ms.is_some() {
+        config.retention_ms = topic.retention_ms;
+    }
+    if topic.retention_bytes.is_some() {
+        config.retention_bytes = topic.retention_bytes;
+    }
+    config
+}
+
+fn remove_dir(dir: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(dir = %dir.display(), error = %e, "removing a deleted partition");
+        }
+    }
+    // The topic directory goes when its last partition has gone.
+    if let Some(parent) = dir.parent() {
+        let _ = std::fs::remove_dir(parent);
+    }
+}

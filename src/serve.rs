@@ -1,0 +1,141 @@
+//! `tidegate serve`: configuration, logging, signals, systemd, and the
+//! server itself (`tidegate_core::server`).
+
+use std::{net::SocketAddr, path::PathBuf, thread, time::Duration};
+
+use anyhow::Context;
+use clap::Args;
+use tidegate_core::{
+    config::{LogFormat, Overrides, ServeConfig},
+    server::{self, Shutdown, Started},
+};
+
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    /// The TOML configuration file (see docs/CONFIG.md).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where the data lives (overrides `data_dir`).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// QUIC address to serve (overrides `listen`).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Admin HTTP address (overrides `admin_listen`).
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
+    /// `text` or `json` (overrides `log_format`).
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let overrides = Overrides {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        admin_listen: args.admin_listen,
+        log_format: args.log_format,
+    };
+    let config = ServeConfig::load(args.config.as_deref(), std::env::vars(), &overrides)?;
+    if args.print_config {
+        print!("{}", config.to_toml_string()?);
+        return Ok(());
+    }
+    init_logging(config.log_format);
+    let shutdown = Shutdown::new();
+    watch_signals(shutdown.clone())?;
+    server::run(&config, shutdown, announce).context("serving")?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Says where the server listens and how to use it, and tells systemd.
+fn announce(started: &Started) {
+    let cores: Vec<String> = started.shard_cores.iter().map(|c| c.to_string()).collect();
+    let cert = started.cert_path.display();
+    eprintln!(
+        "tidegate listening on quic://{} ({} shard(s) on CPU {})",
+        started.listen,
+        started.shard_cores.len(),
+        cores.join(",")
+    );
+    eprintln!("  data:        {}", started.data_dir.display());
+    if started.cert_generated {
+        eprintln!("  certificate: {cert} (self-signed for development, generated now)");
+    } else {
+        eprintln!("  certificate: {cert}");
+    }
+    eprintln!(
+        "  publish:     tidegate produce TOPIC --server {} --ca {cert}",
+        started.listen
+    );
+    eprintln!(
+        "  consume:     tidegate consume TOPIC --server {} --ca {cert}",
+        started.listen
+    );
+    notify(&[sd_notify::NotifyState::Ready]);
+    start_watchdog();
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::{fmt, EnvFilter};
+    let filter = EnvFilter::try_from_env("TIDEGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Under systemd's journal, logs are JSON lines whatever the flag says.
+    let json = matches!(format, LogFormat::Json) || std::env::var_os("JOURNAL_STREAM").is_some();
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// SIGTERM or SIGINT starts a graceful stop; a second one is left to the
+/// default action (the process ends).
+fn watch_signals(shutdown: Shutdown) -> anyhow::Result<()> {
+    use signal_hook::{
+        consts::{SIGINT, SIGTERM},
+        iterator::Signals,
+    };
+    let mut signals = Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                tracing::info!(
+                    signal,
+                    "stopping: finishing requests in flight, then syncing"
+                );
+                notify(&[sd_notify::NotifyState::Stopping]);
+                shutdown.trigger();
+                signals.handle().close();
+            }
+        })
+        .context("starting the signal thread")?;
+    Ok(())
+}
+
+/// Pings systemd's watchdog at half its interval while the process runs.
+fn start_watchdog() {
+    let Some(interval) = sd_notify::watchdog_enabled() else {
+        return;
+    };
+    let every = (interval / 2).max(Duration::from_millis(10));
+    let _ = thread::Builder::new()
+        .name("watchdog".into())
+        .spawn(move || loop {
+            notify(&[sd_notify::NotifyState::Watchdog]);
+            thread::sleep(every);
+        });
+}
+
+fn notify(states: &[sd_notify::NotifyState<'_>]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_some() {
+        if let Err(e) = sd_notify::notify(states) {
+            tracing::warn!(error = %e, "systemd notify");
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! `tidegate serve` end to end: the real binary, real QUIC on loopback,
+//! with one shard and with two.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use support::{batch_of, connect, decode, runtime, start, start_with, Client};
+use tidegate_proto::protocol::{AckLevel, ErrorCode, Response};
+
+const PARTITIONS: u32 = 4;
+const CONNECTIONS: usize = 4;
+const BATCHES_PER_CONNECTION: usize = 250;
+const RECORDS_PER_BATCH: usize = 100;
+
+/// What the server acknowledged: per partition, base offset -> values.
+type Acked = BTreeMap<u32, BTreeMap<u64, Vec<Vec<u8>>>>;
+
+async fn produce_all(clients: &[Client], ack: AckLevel, round: &str) -> Acked {
+    let work = clients.iter().enumerate().map(|(c, client)| async move {
+        let mut acked: Vec<(u32, u64, Vec<Vec<u8>>)> = Vec::new();
+        // Eight produce requests in flight per connection.
+        for chunk in (0..BATCHES_PER_CONNECTION).collect::<Vec<_>>().chunks(8) {
+            let calls = chunk.iter().map(|&b| async move {
+                let partition = (b % PARTITIONS as usize) as u32;
+                let values: Vec<Vec<u8>> = (0..RECORDS_PER_BATCH)
+                    .map(|r| format!("{round}-c{c}-b{b}-r{r}").into_bytes())
+                    .collect();
+                let bytes = batch_of(&values);
+                let results = client.produce("events", partition, ack, &bytes).await;
+                assert_eq!(results.len(), 1);
+                (partition, results[0].unwrap(), values)
+            });
+            acked.extend(futures::future::join_all(calls).await);
+        }
+        acked
+    });
+    let mut all = Acked::new();
+    for list in futures::future::join_all(work).await {
+        for (partition, base, values) in list {
+            all.entry(partition).or_default().insert(base, values);
+        }
+    }
+    all
+}
+
+/// Every acknowledged batch is in its partition at its offsets, and each
+/// partition is one contiguous run from offset 0.
+async fn verify(client: &Client, acked: &Acked) {
+    let mut total = 0;
+    for partition in 0..PARTITIONS {
+        let stored = client.read_all("events", partition).await;
+        for (i, (offset, _)) in stored.iter().enumerate() {
+            assert_eq!(
+                *offset, i as u64,
+                "partition {partition} offsets are contiguous"
+            );
+        }
+        for (base, values) in acked.get(&partition).into_iter().flatten() {
+            for (i, v) in values.iter().enumerate() {
+                let at = (*base as usize) + i;
+                assert_eq!(
+                    stored.get(at).map(|s| &s.1),
+                    Some(v),
+                    "partition {partition} offset {at}"
+                );
+            }
+        }
+        total += stored.len();
+    }
+    let acked_total: usize = acked.values().flat_map(|m| m.values()).map(Vec::len).sum();
+    assert!(total >= acked_total);
+}
+
+fn merge(into: &mut Acked, more: Acked) {
+    for (p, batches) in more {
+        into.entry(p).or_default().extend(batches);
+    }
+}
+
+fn round_trip_survives_restart_and_kill(cores: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let rt = runtime();
+    let server = start(&data, cores);
+    let mut acked = rt.block_on(async {
+        let admin = connect(&server).await;
+        let created = admin.create_topic("events", PARTITIONS).await;
+        assert_eq!(decode(&created), Response::CreateTopic);
+        let mut clients = Vec::new();
+        for _ in 0..CONNECTIONS {
+            clients.push(connect(&server).await);
+        }
+        let acked = produce_all(&clients, AckLevel::Written, "one").await;
+        let count: usize = acked.values().flat_map(|m| m.values()).map(Vec::len).sum();
+        assert_eq!(
+            count,
+            CONNECTIONS * BATCHES_PER_CONNECTION * RECORDS_PER_BATCH
+        );
+        assert_eq!(count, 100_000);
+        verify(&admin, &acked).await;
+        acked
+    });
+    // A clean stop, then everything again.
+    assert!(server.stop().success());
+    let server = start(&data, cores);
+    rt.block_on(async {
+        let client = connect(&server).await;
+        verify(&client, &acked).await;
+        let more = produce_all(&[client], AckLevel::Durable, "two").await;
+        merge(&mut acked, more);
+    });
+    // A crash: every durable acknowledgement survives.
+    server.kill();
+    let server = start(&data, cores);
+    rt.block_on(async {
+        let client = connect(&server).await;
+        verify(&client, &acked).await;
+    });
+    assert!(server.stop().success());
+}
+
+#[test]
+fn messages_round_trip_in_order_and_survive_restart_and_kill_one_shard() {
+    round_trip_survives_restart_and_kill("0");
+}
+
+#[test]
+fn messages_round_trip_in_order_and_survive_restart_and_kill_two_shards() {
+    round_trip_survives_restart_and_kill("0-1");
+}
+
+fn error_code(bytes: &[u8]) -> ErrorCode {
+    match decode(bytes) {
+        Response::Error(e) => e.code,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[test]
+fn malformed_requests_get_errors_while_another_client_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&dir.path().join("data"), "0-1");
+    runtime().block_on(async {
+        let good = connect(&server).await;
+        assert_eq!(
+            decode(&good.create_topic("t", 2).await),
+            Response::CreateTopic
+        );
+        let bad = connect(&server).await;
+        // Garbage that is not even a frame.
+        let reply = bad.raw(b"\x01\x02garbage garbage").await.unwrap();
+        assert_eq!(error_code(&reply), ErrorCode::MalformedFrame);
+        // A header promising more body than the stream carried.
+        let mut truncated = vec![0x54, 0x47, 1, 0x05, 100, 0, 0, 0];
+        truncated.extend_from_slice(&[0u8; 10]);
+        assert_eq!(
+            error_code(&bad.raw(&truncated).await.unwrap()),
+            ErrorCode::MalformedFrame
+        );
+        // An unknown version and an unknown kind.
+        let reply = bad.raw(&[0x54, 0x47, 9, 0x05, 0, 0, 0, 0]).await.unwrap();
+        assert_eq!(error_code(&reply), ErrorCode::UnsupportedVersion);
+        let reply = bad.raw(&[0x54, 0x47, 1, 0x6f, 0, 0, 0, 0]).await.unwrap();
+        assert_eq!(error_code(&reply), ErrorCode::UnsupportedKind);
+        // A produce whose batch is corrupt: a typed error for that batch.
+        let mut corrupt = batch_of(&[b"x".to_vec()]);
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 0xff;
+        let results = bad.produce("t", 0, AckLevel::Written, &corrupt).await;
+        assert_eq!(results, vec![Err(ErrorCode::CorruptBatch)]);
+        // Unknown topic and partition; a second create of the same topic.
+        let reply = bad.raw(&encode_fetch("nope", 0)).await.unwrap();
+        assert_eq!(error_code(&reply), ErrorCode::UnknownTopic);
+        let reply = bad.raw(&encode_fetch("t", 7)).await.unwrap();
+        assert_eq!(error_code(&reply), ErrorCode::UnknownPartition);
+        assert_eq!(
+            error_code(&bad.create_topic("t", 2).await),
+            ErrorCode::TopicExists
+        );
+        // The same connection and another one still work.
+        for client in [&bad, &good] {
+            let results = client
+                .produce("t", 1, AckLevel::Durable, &batch_of(&[b"fine".to_vec()]))
+                .await;
+            assert!(results[0].is_ok());
+        }
+        let stored = good.read_all("t", 1).await;
+        assert_eq!(stored.len(), 2);
+        assert!(stored.iter().all(|(_, v)| v == b"fine"));
+    });
+    assert!(server.stop().success());
+}
+
+fn encode_fetch(topic: &str, partition: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    tidegate_proto::protocol::Request::Fetch(tidegate_proto::protocol::FetchRequest {
+        topic,
+        partition,
+        offset: 0,
+        max_bytes: 1024,
+        max_wait_ms: 0,
+    })
+    .encode(&mut out);
+    out
+}
+
+#[test]
+fn fetch_long_polls_until_data_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&dir.path().join("data"), "0-1");
+    runtime().block_on(async {
+        let client = connect(&server).await;
+        client.create_topic("lp", 2).await;
+        for partition in 0..2 {
+            let waiting = client.fetch("lp", partition, 0, 30_000);
+            let producing = async {
+                let other = connect(&server).await;
+                other
+                    .produce(
+                        "lp",
+                        partition,
+                        AckLevel::Written,
+                        &batch_of(&[b"hi".to_vec()]),
+                    )
+                    .await
+            };
+            let ((hw, bytes), _) = futures::join!(waiting, producing);
+            assert_eq!(hw, 1);
+            assert!(!bytes.is_empty(), "the waiting fetch got the batch");
+        }
+    });
+}
+
+#[test]
+fn sigterm_drains_and_exits_zero_with_systemd_notifications() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(&dir.path().join("data"), "0", true);
+    assert!(server.next_notification().contains("READY=1"));
+    runtime().block_on(async {
+        let client = connect(&server).await;
+        client.create_topic("s", 1).await;
+        client
+            .produce(
+                "s",
+                0,
+                AckLevel::Durable,
+                &batch_of(&[b"before stop".to_vec()]),
+            )
+            .await;
+    });
+    let notify = server.notify.as_ref().unwrap().try_clone().unwrap();
+    let status = server.stop();
+    assert!(status.success(), "exit status {status:?}");
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
+}

@@ -1,0 +1,302 @@
+//! Runs the real `tidegate` binary and talks to it over real QUIC.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    os::unix::net::UnixDatagram,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use quinn::crypto::rustls::QuicClientConfig;
+use rustls::pki_types::{pem::PemObject, CertificateDer};
+use tidegate_proto::{
+    batch::{BatchBuilder, BatchIter, Record},
+    protocol::{
+        decode_header, AckLevel, CreateTopicRequest, FetchRequest, ListOffsetsRequest, OffsetSpec,
+        ProduceRequest, ProduceTarget, Request, Response, ALPN, FRAME_HEADER_LEN,
+    },
+};
+
+/// A running `tidegate serve`.
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub cert: CertificateDer<'static>,
+    pub log: Arc<Mutex<Vec<String>>>,
+    pub notify: Option<UnixDatagram>,
+}
+
+/// Starts the server on `data_dir` with `cores` shard CPUs ("0" or "0-1"),
+/// and waits for its "listening" line (readiness, not a sleep).
+pub fn start(data_dir: &Path, cores: &str) -> Server {
+    start_with(data_dir, cores, false)
+}
+
+pub fn start_with(data_dir: &Path, cores: &str, systemd: bool) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidegate"));
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ])
+    .arg("--data-dir")
+    .arg(data_dir)
+    .env("TIDEGATE_CORES", cores)
+    .env("TIDEGATE_SHARD__IO_MEMORY", "1MiB")
+    .env("TIDEGATE_LOG", "info")
+    .env_remove("NOTIFY_SOCKET")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let notify = systemd.then(|| {
+        let path = data_dir.with_extension("notify");
+        let _ = std::fs::remove_file(&path);
+        let sock = UnixDatagram::bind(&path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        cmd.env("NOTIFY_SOCKET", &path);
+        sock
+    });
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("tidegate listening on quic://") {
+                let addr: SocketAddr = rest.split_whitespace().next().unwrap().parse().unwrap();
+                let _ = tx.send(addr);
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("server did not start: {:?}", log.lock().unwrap()));
+    let pem = std::fs::read(data_dir.join("tls/dev-cert.pem")).unwrap();
+    let cert = CertificateDer::from_pem_slice(&pem).unwrap();
+    Server {
+        child,
+        addr,
+        data_dir: data_dir.to_path_buf(),
+        cert,
+        log,
+        notify,
+    }
+}
+
+impl Server {
+    /// SIGTERM, then the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        unsafe_kill(self.child.id(), libc_sigterm());
+        self.child.wait().unwrap()
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// The next systemd notification, e.g. "READY=1".
+    pub fn next_notification(&self) -> String {
+        let mut buf = [0u8; 512];
+        let n = self.notify.as_ref().unwrap().recv(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn libc_sigterm() -> &'static str {
+    "-TERM"
+}
+
+fn unsafe_kill(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(signal)
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A client connection, with a small async API over protocol v1.
+pub struct Client {
+    pub endpoint: quinn::Endpoint,
+    pub conn: quinn::Connection,
+}
+
+pub async fn connect(server: &Server) -> Client {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(server.cert.clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let mut config = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).unwrap()));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_concurrent_bidi_streams(0u32.into());
+    config.transport_config(Arc::new(transport));
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(config);
+    let conn = endpoint
+        .connect(server.addr, "localhost")
+        .unwrap()
+        .await
+        .unwrap();
+    Client { endpoint, conn }
+}
+
+impl Client {
+    /// Sends raw bytes as one request and returns the raw response.
+    pub async fn raw(&self, bytes: &[u8]) -> Result<Vec<u8>, String> {
+        let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| e.to_string())?;
+        send.write_all(bytes).await.map_err(|e| e.to_string())?;
+        send.finish().map_err(|e| e.to_string())?;
+        recv.read_to_end(64 << 20).await.map_err(|e| e.to_string())
+    }
+
+    pub async fn call(&self, request: &Request<'_>) -> Vec<u8> {
+        let mut out = Vec::new();
+        request.encode(&mut out);
+        self.raw(&out).await.unwrap()
+    }
+
+    pub async fn create_topic(&self, name: &str, partitions: u32) -> Vec<u8> {
+        self.call(&Request::CreateTopic(CreateTopicRequest {
+            name,
+            partitions,
+            retention_ms: None,
+            retention_bytes: None,
+            segment_bytes: None,
+        }))
+        .await
+    }
+
+    /// Produces `batches` to one partition; per-batch base offsets.
+    pub async fn produce(
+        &self,
+        topic: &str,
+        partition: u32,
+        ack: AckLevel,
+        batches: &[u8],
+    ) -> Vec<Result<u64, tidegate_proto::protocol::ErrorCode>> {
+        let response = self
+            .call(&Request::Produce(ProduceRequest {
+                topic,
+                target: ProduceTarget::Partition(partition),
+                ack,
+                batches,
+            }))
+            .await;
+        match decode(&response) {
+            Response::Produce(p) => p.results,
+            other => panic!("produce answered {other:?}"),
+        }
+    }
+
+    /// Fetches from `offset`; returns (high watermark, the raw batches).
+    pub async fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        wait_ms: u32,
+    ) -> (u64, Vec<u8>) {
+        let response = self
+            .call(&Request::Fetch(FetchRequest {
+                topic,
+                partition,
+                offset,
+                max_bytes: 1 << 20,
+                max_wait_ms: wait_ms,
+            }))
+            .await;
+        match decode(&response) {
+            Response::Fetch(f) => (f.high_watermark, f.batches.to_vec()),
+            other => panic!("fetch answered {other:?}"),
+        }
+    }
+
+    pub async fn latest(&self, topic: &str, partition: u32) -> u64 {
+        let response = self
+            .call(&Request::ListOffsets(ListOffsetsRequest {
+                topic,
+                partition,
+                spec: OffsetSpec::Latest,
+            }))
+            .await;
+        match decode(&response) {
+            Response::ListOffsets { offset } => offset,
+            other => panic!("list offsets answered {other:?}"),
+        }
+    }
+
+    /// Reads a whole partition from offset 0 to its high watermark: every
+    /// record's (offset, value).
+    pub async fn read_all(&self, topic: &str, partition: u32) -> Vec<(u64, Vec<u8>)> {
+        let latest = self.latest(topic, partition).await;
+        let mut out = Vec::new();
+        let mut next = 0;
+        while next < latest {
+            let (_, bytes) = self.fetch(topic, partition, next, 0).await;
+            assert!(
+                !bytes.is_empty(),
+                "fetch at {next} of {latest} returned nothing"
+            );
+            for batch in BatchIter::new(&bytes) {
+                let batch = batch.unwrap();
+                for r in batch.records() {
+                    if r.offset() >= next {
+                        out.push((r.offset(), r.value().unwrap().to_vec()));
+                    }
+                }
+                next = batch.header().next_offset();
+            }
+        }
+        out
+    }
+}
+
+pub fn decode(bytes: &[u8]) -> Response<'_> {
+    let header = decode_header(bytes, 64 << 20).unwrap().unwrap();
+    Response::decode(header, &bytes[FRAME_HEADER_LEN..]).unwrap()
+}
+
+/// A batch whose record values are `values`.
+pub fn batch_of(values: &[Vec<u8>]) -> Vec<u8> {
+    let mut b = BatchBuilder::new();
+    for v in values {
+        b.push(Record {
+            timestamp_ms: 1_700_000_000_000,
+            key: None,
+            value: Some(v),
+            headers: &[],
+        })
+        .unwrap();
+    }
+    b.finish().unwrap()
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
