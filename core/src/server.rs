@@ -403,5 +403,6 @@ fn quic_settings(config: &ServeConfig) -> QuicSettings {
         connection_receive_window: q.connection_receive_window.bytes(),
         idle_timeout: q.idle_timeout.get(),
         max_request_bytes: config.limits.max_request_bytes.bytes_usize(),
+        max_inflight_bytes: config.limits.shard_inflight_bytes_max.bytes_usize(),
     }
 }

@@ -1,11 +1,23 @@
 //! One connection's streams: requests accumulate until their stream
 //! finishes; responses are written as flow control allows, then finished.
 //! Pure bookkeeping over a `quinn_proto::Connection` — no sockets, no clock.
+//!
+//! Memory: a request is admitted whole. Its first bytes are the protocol
+//! frame header, which declares the body's length; the request then
+//! reserves that many bytes of the endpoint's [`Budget`] before its body is
+//! read, and gives them back when its response is handed over. A request
+//! that does not fit waits unread: quinn-proto then grants the client no
+//! more credit for it (MAX_STREAM_DATA / MAX_DATA), so the producer waits,
+//! nothing is dropped, and the shard holds at most the budget (or one
+//! request, when a single request is larger). Admitting whole requests
+//! matters: a byte budget spread over many half-read requests would fill
+//! with partial requests that can never complete.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use bytes::Bytes;
 use quinn_proto::{Connection, Dir, Event, ReadError, StreamEvent, StreamId, VarInt, WriteError};
+use tidegate_proto::protocol::{decode_header, FRAME_HEADER_LEN};
 
 use crate::codes;
 
@@ -16,13 +28,59 @@ pub(crate) enum Lifecycle {
     Lost,
 }
 
+/// Request bytes an endpoint may hold at once, and how many it holds.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    pub(crate) used: usize,
+    pub(crate) max: usize,
+    /// Times a request waited unread because the budget was spent.
+    pub(crate) stalls: u64,
+}
+
+impl Budget {
+    pub(crate) fn new(max: usize) -> Self {
+        Budget {
+            used: 0,
+            max: max.max(1),
+            stalls: 0,
+        }
+    }
+
+    /// Takes `bytes` if they fit, or if nothing is held (a request larger
+    /// than the whole budget still goes through, alone).
+    fn try_take(&mut self, bytes: usize) -> bool {
+        if self.used == 0 || self.used + bytes <= self.max {
+            self.used += bytes;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Gives back bytes taken earlier (an accounting slip shows as a debug
+    /// assertion, not as an endpoint that stalls forever).
+    pub(crate) fn release(&mut self, bytes: usize) {
+        debug_assert!(bytes <= self.used, "budget released more than it held");
+        self.used = self.used.saturating_sub(bytes);
+    }
+}
+
+/// A request being received.
+#[derive(Debug, Default)]
+struct Receiving {
+    buf: Vec<u8>,
+    /// Bytes reserved for the whole request, once its header was read.
+    reserved: Option<usize>,
+}
+
 pub(crate) struct ConnState {
     pub(crate) conn: Connection,
-    /// Requests being received, by stream.
-    receiving: HashMap<StreamId, Vec<u8>>,
-    /// Streams whose request is complete and handed to the application,
-    /// waiting for its response.
-    awaiting: HashSet<StreamId>,
+    receiving: HashMap<StreamId, Receiving>,
+    /// Streams whose request waits for budget, in stream order.
+    deferred: BTreeSet<StreamId>,
+    /// Complete requests handed to the application, waiting for their
+    /// response: the bytes each holds of the budget.
+    awaiting: HashMap<StreamId, usize>,
     /// Responses not yet fully written: the bytes still to write.
     sending: HashMap<StreamId, VecDeque<Bytes>>,
     max_request_bytes: usize,
@@ -33,26 +91,40 @@ impl ConnState {
         ConnState {
             conn,
             receiving: HashMap::new(),
-            awaiting: HashSet::new(),
+            deferred: BTreeSet::new(),
+            awaiting: HashMap::new(),
             sending: HashMap::new(),
             max_request_bytes,
         }
     }
 
+    /// Bytes this connection holds of the budget.
+    pub(crate) fn held_bytes(&self) -> usize {
+        let receiving: usize = self.receiving.values().filter_map(|r| r.reserved).sum();
+        receiving + self.awaiting.values().sum::<usize>()
+    }
+
     /// Drains the connection's application events; complete requests are
     /// pushed to `requests`. How many can be in flight is bounded by QUIC
-    /// itself: `max_concurrent_streams` per connection.
-    pub(crate) fn drive(&mut self, requests: &mut Vec<(StreamId, Vec<u8>)>) -> Lifecycle {
+    /// (`max_concurrent_streams`), how many bytes by `budget`.
+    pub(crate) fn drive(
+        &mut self,
+        budget: &mut Budget,
+        requests: &mut Vec<(StreamId, Vec<u8>)>,
+    ) -> Lifecycle {
         while let Some(event) = self.conn.poll() {
             match event {
                 Event::ConnectionLost { .. } => return Lifecycle::Lost,
                 Event::Stream(StreamEvent::Opened { dir: Dir::Bi }) => {
                     while let Some(id) = self.conn.streams().accept(Dir::Bi) {
-                        self.receiving.insert(id, Vec::new());
-                        self.read(id, requests);
+                        self.receiving.insert(id, Receiving::default());
+                        self.read(id, budget, requests);
                     }
                 }
-                Event::Stream(StreamEvent::Readable { id }) => self.read(id, requests),
+                // A waiting request is read when budget frees (`resume`).
+                Event::Stream(StreamEvent::Readable { id }) if !self.deferred.contains(&id) => {
+                    self.read(id, budget, requests)
+                }
                 Event::Stream(StreamEvent::Writable { id }) => self.flush(id),
                 Event::Stream(StreamEvent::Stopped { id, .. }) => {
                     self.sending.remove(&id);
@@ -63,49 +135,97 @@ impl ConnState {
         Lifecycle::Open
     }
 
-    /// Reads what has arrived on `id`; a finished stream completes its
-    /// request. A request over the limit is refused: its stream is stopped
-    /// and reset with `REQUEST_TOO_LARGE`.
-    fn read(&mut self, id: StreamId, requests: &mut Vec<(StreamId, Vec<u8>)>) {
-        let Some(buf) = self.receiving.get_mut(&id) else {
+    /// Gives waiting requests another try, oldest stream first.
+    pub(crate) fn resume(&mut self, budget: &mut Budget, requests: &mut Vec<(StreamId, Vec<u8>)>) {
+        while let Some(&id) = self.deferred.first() {
+            self.deferred.remove(&id);
+            self.read(id, budget, requests);
+            if self.deferred.contains(&id) {
+                break; // still no room
+            }
+        }
+    }
+
+    pub(crate) fn has_deferred(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+
+    /// Reads what has arrived on `id`: the frame header first, then, once
+    /// the whole request is reserved, its body; a finished stream completes
+    /// the request.
+    fn read(&mut self, id: StreamId, budget: &mut Budget, requests: &mut Vec<(StreamId, Vec<u8>)>) {
+        let Some(rx) = self.receiving.get_mut(&id) else {
             return;
         };
+        let max_request = self.max_request_bytes;
         let mut recv = self.conn.recv_stream(id);
         let Ok(mut chunks) = recv.read(true) else {
-            self.receiving.remove(&id);
+            if let Some(r) = self.receiving.remove(&id) {
+                budget.release(r.reserved.unwrap_or(0));
+            }
             return;
         };
         let mut outcome = None;
         loop {
-            match chunks.next(usize::MAX) {
+            let want = match rx.reserved {
+                None => FRAME_HEADER_LEN - rx.buf.len(),
+                // One byte past the reservation reveals a body longer than
+                // declared.
+                Some(reserved) => reserved + 1 - rx.buf.len(),
+            };
+            match chunks.next(want) {
                 Ok(Some(chunk)) => {
-                    if buf.len() + chunk.bytes.len() > self.max_request_bytes {
-                        outcome = Some(false);
+                    rx.buf.extend_from_slice(&chunk.bytes);
+                    if rx.reserved.is_some_and(|r| rx.buf.len() > r) {
+                        outcome = Some(Outcome::Refuse);
                         break;
                     }
-                    buf.extend_from_slice(&chunk.bytes);
+                    if rx.reserved.is_none() && rx.buf.len() == FRAME_HEADER_LEN {
+                        let need = declared_len(&rx.buf, max_request);
+                        if need > max_request {
+                            outcome = Some(Outcome::Refuse);
+                            break;
+                        }
+                        if !budget.try_take(need) {
+                            budget.stalls += 1;
+                            outcome = Some(Outcome::Wait);
+                            break;
+                        }
+                        rx.reserved = Some(need);
+                    }
                 }
                 Ok(None) => {
-                    outcome = Some(true);
+                    outcome = Some(Outcome::Complete);
                     break;
                 }
                 Err(ReadError::Blocked) => break,
                 Err(ReadError::Reset(_)) => {
-                    outcome = Some(false);
+                    outcome = Some(Outcome::Refuse);
                     break;
                 }
             }
         }
         let _ = chunks.finalize();
         match outcome {
-            Some(true) => {
-                if let Some(request) = self.receiving.remove(&id) {
-                    self.awaiting.insert(id);
-                    requests.push((id, request));
+            Some(Outcome::Complete) => {
+                if let Some(r) = self.receiving.remove(&id) {
+                    // A stream that ended before its header held no
+                    // reservation; it costs its few bytes.
+                    let held = r.reserved.unwrap_or_else(|| {
+                        budget.used += r.buf.len();
+                        r.buf.len()
+                    });
+                    self.awaiting.insert(id, held);
+                    requests.push((id, r.buf));
                 }
             }
-            Some(false) => {
-                self.receiving.remove(&id);
+            Some(Outcome::Wait) => {
+                self.deferred.insert(id);
+            }
+            Some(Outcome::Refuse) => {
+                if let Some(r) = self.receiving.remove(&id) {
+                    budget.release(r.reserved.unwrap_or(0));
+                }
                 let code = VarInt::from_u32(codes::REQUEST_TOO_LARGE);
                 let _ = self.conn.recv_stream(id).stop(code);
                 let _ = self.conn.send_stream(id).reset(code);
@@ -114,11 +234,12 @@ impl ConnState {
         }
     }
 
-    /// Queues a response on `id` and writes what flow control allows. A
-    /// stream that has no request waiting (unknown, or stopped by the
-    /// client) drops the response.
-    pub(crate) fn respond(&mut self, id: StreamId, parts: Vec<Bytes>) {
-        if self.awaiting.remove(&id) {
+    /// Queues a response on `id` and writes what flow control allows; the
+    /// request's bytes leave the budget. A stream that has no request
+    /// waiting (unknown, or stopped by the client) drops the response.
+    pub(crate) fn respond(&mut self, id: StreamId, parts: Vec<Bytes>, budget: &mut Budget) {
+        if let Some(held) = self.awaiting.remove(&id) {
+            budget.release(held);
             let parts = parts.into_iter().filter(|p| !p.is_empty()).collect();
             self.sending.insert(id, parts);
             self.flush(id);
@@ -149,5 +270,26 @@ impl ConnState {
         // Everything written: finish the stream (its FIN ends the response).
         let _ = send.finish();
         self.sending.remove(&id);
+    }
+}
+
+enum Outcome {
+    Complete,
+    Wait,
+    Refuse,
+}
+
+/// What a request whose header does not parse may still send: enough for
+/// the application to see it and answer with a typed error.
+const UNPARSED_RESERVE: usize = 64 << 10;
+
+/// The bytes a request declares in its frame header (header included). A
+/// header that does not parse (bad magic, unknown version) reserves a small
+/// fixed amount: the request is read as it comes, up to that, and answered
+/// with an error.
+fn declared_len(header: &[u8], max_request: usize) -> usize {
+    match decode_header(header, usize::MAX) {
+        Ok(Some(h)) => FRAME_HEADER_LEN.saturating_add(h.body_len as usize),
+        _ => max_request.min(UNPARSED_RESERVE),
     }
 }

@@ -35,7 +35,7 @@ use quinn_proto::{
 
 use crate::{
     codes,
-    connection::{ConnState, Lifecycle},
+    connection::{Budget, ConnState, Lifecycle},
     NetError, QuicSettings,
 };
 
@@ -75,6 +75,12 @@ pub struct ServerStats {
     pub datagrams_out_total: u64,
     /// Complete requests handed to the application.
     pub requests_total: u64,
+    /// Request bytes held now (reserved for requests being received, or
+    /// waiting for their response).
+    pub inflight_bytes: usize,
+    /// Times a stream was left unread because the shard held its
+    /// `max_inflight_bytes`: producers slowed by withheld QUIC credit.
+    pub credit_stalls_total: u64,
 }
 
 struct Driver {
@@ -84,6 +90,7 @@ struct Driver {
     requests: VecDeque<RequestIn>,
     settings: QuicSettings,
     stats: ServerStats,
+    budget: Budget,
     closing: bool,
 }
 
@@ -133,6 +140,7 @@ impl QuicServer {
                 server_config,
                 conns: HashMap::new(),
                 requests: VecDeque::new(),
+                budget: Budget::new(settings.max_inflight_bytes),
                 settings,
                 stats: ServerStats::default(),
                 closing: false,
@@ -191,6 +199,8 @@ impl QuicServer {
         let driver = self.shared.driver.borrow();
         ServerStats {
             connections: driver.conns.len(),
+            inflight_bytes: driver.budget.used,
+            credit_stalls_total: driver.budget.stalls,
             ..driver.stats
         }
     }
@@ -236,12 +246,14 @@ impl Responder {
 }
 
 fn respond(shared: &Shared, conn: ConnId, stream: StreamId, parts: Vec<Bytes>) {
-    let mut driver = shared.driver.borrow_mut();
-    let handle = ConnectionHandle(conn.0);
-    if let Some(state) = driver.conns.get_mut(&handle) {
-        state.respond(stream, parts);
+    {
+        let mut guard = shared.driver.borrow_mut();
+        let driver = &mut *guard;
+        let handle = ConnectionHandle(conn.0);
+        if let Some(state) = driver.conns.get_mut(&handle) {
+            state.respond(stream, parts, &mut driver.budget);
+        }
     }
-    drop(driver);
     shared.wake.notify(usize::MAX);
 }
 
@@ -443,7 +455,7 @@ impl Driver {
                     state.conn.handle_event(reply);
                 }
             }
-            if state.drive(&mut completed) == Lifecycle::Lost {
+            if state.drive(&mut self.budget, &mut completed) == Lifecycle::Lost {
                 tracing::debug!(conn = handle.0, "connection lost");
             }
             for (stream, data) in completed.drain(..) {
@@ -464,7 +476,35 @@ impl Driver {
             }
         }
         for handle in finished {
-            self.conns.remove(&handle);
+            if let Some(state) = self.conns.remove(&handle) {
+                self.budget.release(state.held_bytes());
+            }
+        }
+        self.resume_deferred(outgoing, now);
+    }
+
+    /// Reads streams left unread for lack of budget, now that responses
+    /// may have freed some.
+    fn resume_deferred(&mut self, outgoing: &mut Vec<(SocketAddr, Vec<u8>)>, now: Instant) {
+        let mut completed = Vec::new();
+        for (handle, state) in self.conns.iter_mut() {
+            if !state.has_deferred() {
+                continue;
+            }
+            state.resume(&mut self.budget, &mut completed);
+            for (stream, data) in completed.drain(..) {
+                self.stats.requests_total += 1;
+                self.requests.push_back(RequestIn {
+                    conn: ConnId(handle.0),
+                    stream,
+                    data,
+                });
+            }
+            let mut buf = Vec::new();
+            while let Some(t) = state.conn.poll_transmit(now, 1, &mut buf) {
+                outgoing.push((t.destination, buf[..t.size].to_vec()));
+                buf.clear();
+            }
         }
     }
 }

@@ -18,6 +18,10 @@ pub struct QuicSettings {
     pub idle_timeout: Duration,
     /// Largest request accepted; a larger one is stopped.
     pub max_request_bytes: usize,
+    /// Request bytes the endpoint holds at once (being received or waiting
+    /// for their response); above it no stream is read, so QUIC flow
+    /// control holds producers back.
+    pub max_inflight_bytes: usize,
 }
 
 impl Default for QuicSettings {
@@ -29,6 +33,7 @@ impl Default for QuicSettings {
             connection_receive_window: 16 << 20,
             idle_timeout: Duration::from_secs(30),
             max_request_bytes: 32 << 20,
+            max_inflight_bytes: 256 << 20,
         }
     }
 }

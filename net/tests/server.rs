@@ -70,9 +70,25 @@ fn client(cert: &CertificateDer<'static>) -> quinn::Endpoint {
     endpoint
 }
 
-async fn call(conn: &quinn::Connection, body: &[u8]) -> Result<Vec<u8>, String> {
+/// `body` in a protocol v1 frame header (the endpoint reads the header to
+/// reserve the request's bytes before its body).
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x54, 0x47, 1, 0x05];
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// What the echo server answers to `request`.
+fn echoed(request: &[u8]) -> Vec<u8> {
+    let mut want = b"re:".to_vec();
+    want.extend(request.iter().rev());
+    want
+}
+
+async fn call(conn: &quinn::Connection, request: &[u8]) -> Result<Vec<u8>, String> {
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-    send.write_all(body).await.map_err(|e| e.to_string())?;
+    send.write_all(request).await.map_err(|e| e.to_string())?;
     send.finish().map_err(|e| e.to_string())?;
     recv.read_to_end(64 << 20).await.map_err(|e| e.to_string())
 }
@@ -105,16 +121,14 @@ fn handshake_with_alpn_and_pipelined_requests_get_their_own_responses() {
         let calls = (0..200u32).map(|i| {
             let conn = conn.clone();
             async move {
-                let body = format!("request-{i}").into_bytes();
-                let got = call(&conn, &body).await.unwrap();
-                let mut want = b"re:".to_vec();
-                want.extend(body.iter().rev());
-                assert_eq!(got, want, "request {i}");
+                let request = frame(format!("request-{i}").as_bytes());
+                let got = call(&conn, &request).await.unwrap();
+                assert_eq!(got, echoed(&request), "request {i}");
             }
         });
         futures::future::join_all(calls).await;
         // A response bigger than the stream window goes out in pieces.
-        let big = vec![7u8; 3 << 20];
+        let big = frame(&vec![7u8; 3 << 20]);
         let got = call(&conn, &big).await.unwrap();
         assert_eq!(got.len(), big.len() + 3);
     });
@@ -134,12 +148,22 @@ fn oversized_request_is_refused_and_the_connection_keeps_working() {
             .unwrap()
             .await
             .unwrap();
-        let err = call(&conn, &vec![1u8; 200 << 10]).await.unwrap_err();
+        let err = call(&conn, &frame(&vec![1u8; 200 << 10]))
+            .await
+            .unwrap_err();
         assert!(
             err.contains(&codes::REQUEST_TOO_LARGE.to_string()),
             "stream should be stopped/reset with REQUEST_TOO_LARGE: {err}"
         );
-        assert_eq!(call(&conn, b"ok").await.unwrap(), b"re:ko");
+        let ok = frame(b"ok");
+        assert_eq!(call(&conn, &ok).await.unwrap(), echoed(&ok));
+        // A body longer than its header declares is refused too.
+        let mut liar = frame(b"short");
+        liar.extend_from_slice(b"and then some");
+        assert!(call(&conn, &liar).await.is_err());
+        // A request that is not a frame at all still reaches the
+        // application (which answers it with a typed error).
+        assert_eq!(call(&conn, b"junk").await.unwrap(), echoed(b"junk"));
     });
 }
 
@@ -171,7 +195,8 @@ fn garbage_datagrams_do_not_disturb_the_server() {
             .unwrap()
             .await
             .unwrap();
-        assert_eq!(call(&conn, b"abc").await.unwrap(), b"re:cba");
+        let abc = frame(b"abc");
+        assert_eq!(call(&conn, &abc).await.unwrap(), echoed(&abc));
     });
 }
 
@@ -199,4 +224,67 @@ fn wrong_alpn_is_refused_in_the_handshake() {
             "a client without tidegate/1 must not connect"
         );
     });
+}
+
+#[test]
+fn requests_beyond_the_inflight_budget_wait_for_credit_and_all_complete() {
+    let settings = QuicSettings {
+        max_inflight_bytes: 128 << 10,
+        max_request_bytes: 64 << 10,
+        ..QuicSettings::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let tls = load_or_generate(None, None, dir.path()).unwrap();
+    let cert = tls.certs[0].clone();
+    let crypto = server_crypto(&tls).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let (stats_tx, stats_rx) = mpsc::channel();
+    thread::spawn(move || {
+        LocalExecutorBuilder::default()
+            .io_memory(1 << 20)
+            .make()
+            .unwrap()
+            .run(async move {
+                let server = std::rc::Rc::new(
+                    QuicServer::bind("127.0.0.1:0".parse().unwrap(), crypto, settings).unwrap(),
+                );
+                tx.send(server.local_addr()).unwrap();
+                let mut peak = 0;
+                let mut answered = 0;
+                // A slow application: each answer takes a timer tick.
+                while let Some(req) = server.next_request().await {
+                    peak = peak.max(server.stats().inflight_bytes);
+                    let responder = server.responder();
+                    glommio::spawn_local(async move {
+                        glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
+                        let n = req.data.len().to_le_bytes().to_vec();
+                        responder.respond(req.conn, req.stream, vec![Bytes::from(n)]);
+                    })
+                    .detach();
+                    answered += 1;
+                    if answered == 60 {
+                        glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
+                        stats_tx.send((peak, server.stats())).unwrap();
+                    }
+                }
+            });
+    });
+    let addr = rx.recv().unwrap();
+    tokio_rt().block_on(async {
+        let endpoint = client(&cert);
+        let conn = endpoint.connect(addr, "localhost").unwrap().await.unwrap();
+        let calls = (0..60).map(|_| {
+            let conn = conn.clone();
+            async move { call(&conn, &frame(&vec![5u8; 50 << 10])).await.unwrap() }
+        });
+        for reply in futures::future::join_all(calls).await {
+            assert_eq!(reply, ((50usize << 10) + 8).to_le_bytes());
+        }
+    });
+    let (peak, stats) = stats_rx.recv().unwrap();
+    // 60 requests of 50 KiB went through a 128 KiB budget: the endpoint held
+    // back credit instead of buffering them all.
+    assert!(stats.credit_stalls_total > 0, "{stats:?}");
+    // Whole requests are admitted: never more than the budget is held.
+    assert!(peak <= 128 << 10, "peak held {peak} bytes");
 }

@@ -38,7 +38,17 @@ pub fn start(data_dir: &Path, cores: &str) -> Server {
 }
 
 pub fn start_with(data_dir: &Path, cores: &str, systemd: bool) -> Server {
+    start_full(data_dir, cores, systemd, &[])
+}
+
+/// Starts the server with extra `TIDEGATE_*` settings.
+pub fn start_env(data_dir: &Path, cores: &str, env: &[(&str, &str)]) -> Server {
+    start_full(data_dir, cores, false, env)
+}
+
+fn start_full(data_dir: &Path, cores: &str, systemd: bool, env: &[(&str, &str)]) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidegate"));
+    cmd.envs(env.iter().copied());
     cmd.args([
         "serve",
         "--listen",
