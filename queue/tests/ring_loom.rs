@@ -6,15 +6,15 @@
 //! Run with:
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=/work/target-loom \
+//! RUSTFLAGS="--cfg tidegate_loom" CARGO_TARGET_DIR=/work/target-loom \
 //!     cargo test -p tidegate-queue --test ring_loom --release
 //! ```
 //!
 //! loom is a dev-dependency only, so the library itself is always built on
 //! `std`. This test compiles its own copy of the ring module instead, and in
-//! that copy (`cfg(all(loom, test))`) `ring/sync.rs` picks loom's atomics,
+//! that copy (`cfg(all(tidegate_loom, test))`) `ring/sync.rs` picks loom's atomics,
 //! `Arc` and `UnsafeCell`.
-#![cfg(loom)]
+#![cfg(tidegate_loom)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[allow(dead_code, unused_imports, unreachable_pub)]

@@ -107,8 +107,8 @@ impl Shared {
 pub struct Log {
     dir: std::path::PathBuf,
     shared: Rc<Shared>,
-    writer: Option<JoinHandle<()>>,
-    syncer: Option<JoinHandle<()>>,
+    writer: RefCell<Option<JoinHandle<()>>>,
+    syncer: RefCell<Option<JoinHandle<()>>>,
     recovery: RecoveryReport,
 }
 
@@ -138,8 +138,8 @@ impl Log {
         Ok(Log {
             dir: dir.as_ref().to_path_buf(),
             shared,
-            writer: Some(writer),
-            syncer: Some(syncer),
+            writer: RefCell::new(Some(writer)),
+            syncer: RefCell::new(Some(syncer)),
             recovery,
         })
     }
@@ -295,15 +295,25 @@ impl Log {
 
     /// Writes everything queued, fdatasyncs it, checkpoints the index and
     /// closes the files.
-    pub async fn close(mut self) -> Result<(), LogError> {
+    pub async fn close(self) -> Result<(), LogError> {
+        self.shutdown().await
+    }
+
+    /// Like [`Log::close`], for a log others still hold (a long poll, say):
+    /// it stops taking appends, writes and syncs what is queued, and ends
+    /// every wait; reads of what was written keep working. Calling it again
+    /// only reports how the first call ended.
+    pub async fn shutdown(&self) -> Result<(), LogError> {
         self.shared.state.borrow_mut().closing = true;
         self.shared.work.notify(usize::MAX);
         self.shared.sync_work.notify(usize::MAX);
         self.shared.progress.notify(usize::MAX);
-        if let Some(syncer) = self.syncer.take() {
+        let syncer = self.syncer.borrow_mut().take();
+        if let Some(syncer) = syncer {
             let _ = syncer.await;
         }
-        if let Some(writer) = self.writer.take() {
+        let writer = self.writer.borrow_mut().take();
+        if let Some(writer) = writer {
             let _ = writer.await;
         }
         let state = self.shared.state.borrow();
@@ -345,7 +355,7 @@ impl Drop for Log {
     fn drop(&mut self) {
         // Dropped without `close`: stop the writer where it is, like a crash
         // of this log. Acknowledged data is safe; the rest is for recovery.
-        for task in [self.writer.take(), self.syncer.take()]
+        for task in [self.writer.get_mut().take(), self.syncer.get_mut().take()]
             .into_iter()
             .flatten()
         {

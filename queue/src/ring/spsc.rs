@@ -506,7 +506,7 @@ impl<T> fmt::Debug for Consumer<T> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(tidegate_loom)))]
 mod tests {
     #![allow(clippy::unwrap_used)]
 

@@ -1,12 +1,16 @@
 //! The synchronisation primitives the rings are built on.
 //!
-//! Normal builds use `std`. A test build with `--cfg loom` uses loom's
+//! The model-checking switch is `--cfg tidegate_loom`, not `--cfg loom`:
+//! third-party crates (event-listener) read `cfg(loom)` too and fail to
+//! build without their own loom dependency.
+//!
+//! Normal builds use `std`. A test build with `--cfg tidegate_loom` uses loom's
 //! model-checked versions instead, so `loom::model` can explore every
 //! interleaving of the ring's atomics and slot accesses. The loom branch also
 //! requires `cfg(test)`: loom is only a dev-dependency of this crate, so the
-//! plain library must stay on `std` even when `RUSTFLAGS="--cfg loom"` is set.
+//! plain library must stay on `std` even when `RUSTFLAGS="--cfg tidegate_loom"` is set.
 
-#[cfg(all(loom, test))]
+#[cfg(all(tidegate_loom, test))]
 pub(crate) use loom::{
     cell::UnsafeCell,
     sync::{
@@ -15,7 +19,7 @@ pub(crate) use loom::{
     },
 };
 
-#[cfg(not(all(loom, test)))]
+#[cfg(not(all(tidegate_loom, test)))]
 pub(crate) use std::sync::{
     atomic::{AtomicBool, AtomicUsize, Ordering},
     Arc,
@@ -23,11 +27,11 @@ pub(crate) use std::sync::{
 
 /// `std::cell::UnsafeCell` with loom's closure-based access API, so the ring
 /// code reads the same under both configurations.
-#[cfg(not(all(loom, test)))]
+#[cfg(not(all(tidegate_loom, test)))]
 #[derive(Debug)]
 pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
 
-#[cfg(not(all(loom, test)))]
+#[cfg(not(all(tidegate_loom, test)))]
 impl<T> UnsafeCell<T> {
     /// Wraps `value`.
     pub(crate) const fn new(value: T) -> Self {
