@@ -251,14 +251,18 @@ impl ConnState {
             return;
         };
         let mut send = self.conn.send_stream(id);
-        while let Some(front) = pending.front_mut() {
-            match send.write(front) {
-                Ok(n) if n == front.len() => {
-                    pending.pop_front();
-                }
-                Ok(n) => {
-                    let _ = front.split_to(n);
-                    return;
+        while !pending.is_empty() {
+            // The parts go to quinn-proto as they are (`Bytes`, no copy); a
+            // part written in part is advanced in place.
+            match send.write_chunks(pending.make_contiguous()) {
+                Ok(written) => {
+                    pending.drain(..written.chunks);
+                    if pending.front().is_some_and(|p| !p.is_empty()) {
+                        return; // flow control: the rest when writable
+                    }
+                    while pending.front().is_some_and(Bytes::is_empty) {
+                        pending.pop_front();
+                    }
                 }
                 Err(WriteError::Blocked) => return,
                 Err(WriteError::Stopped(_) | WriteError::ClosedStream) => {

@@ -28,12 +28,14 @@ pub type ServerCrypto = std::sync::Arc<quinn_proto::crypto::rustls::QuicServerCo
 pub use settings::QuicSettings;
 pub use tls::{load_or_generate, server_crypto, TlsMaterial, ALPN};
 
-/// QUIC application error codes tidegate closes streams and connections with.
+/// The QUIC application error codes this layer uses, from protocol v1's
+/// [`AppErrorCode`](tidegate_proto::protocol::AppErrorCode).
 pub mod codes {
-    /// The request was larger than `max_request_bytes`.
-    pub const REQUEST_TOO_LARGE: u32 = 0x2;
-    /// The server is shutting down.
-    pub const SHUTTING_DOWN: u32 = 0x3;
-    /// The server has too many connections.
-    pub const TOO_MANY_CONNECTIONS: u32 = 0x4;
+    use tidegate_proto::protocol::AppErrorCode;
+
+    /// A request whose declared or actual size is over `max_request_bytes`
+    /// (or longer than its header declared): its stream is stopped and reset.
+    pub const REQUEST_TOO_LARGE: u32 = AppErrorCode::FrameTooLarge.as_u64() as u32;
+    /// The server is shutting down: connections are closed with it.
+    pub const SHUTTING_DOWN: u32 = AppErrorCode::ShuttingDown.as_u64() as u32;
 }

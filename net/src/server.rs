@@ -289,7 +289,8 @@ fn server_config(
                 .idle_timeout
                 .try_into()
                 .map_err(|_| bad("idle_timeout"))?,
-        ));
+        ))
+        .keep_alive_interval(Some(settings.keep_alive));
     let mut config = ServerConfig::with_crypto(crypto);
     config.transport_config(Arc::new(transport));
     Ok(config)

@@ -16,6 +16,9 @@ pub struct QuicSettings {
     pub connection_receive_window: u64,
     /// A connection silent this long is closed.
     pub idle_timeout: Duration,
+    /// The server pings idle connections this often, so a client waiting on
+    /// a long poll is not closed as idle.
+    pub keep_alive: Duration,
     /// Largest request accepted; a larger one is stopped.
     pub max_request_bytes: usize,
     /// Request bytes the endpoint holds at once (being received or waiting
@@ -32,6 +35,7 @@ impl Default for QuicSettings {
             stream_receive_window: 1 << 20,
             connection_receive_window: 16 << 20,
             idle_timeout: Duration::from_secs(30),
+            keep_alive: Duration::from_secs(5),
             max_request_bytes: 32 << 20,
             max_inflight_bytes: 256 << 20,
         }
