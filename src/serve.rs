@@ -63,19 +63,13 @@ fn announce(started: &Started) {
         cores.join(",")
     );
     eprintln!("  data:        {}", started.data_dir.display());
+    eprintln!("  admin:       http://{}/metrics", started.admin_listen);
     if started.cert_generated {
         eprintln!("  certificate: {cert} (self-signed for development, generated now)");
     } else {
         eprintln!("  certificate: {cert}");
     }
-    eprintln!(
-        "  publish:     tidegate produce TOPIC --server {} --ca {cert}",
-        started.listen
-    );
-    eprintln!(
-        "  consume:     tidegate consume TOPIC --server {} --ca {cert}",
-        started.listen
-    );
+    eprintln!("  clients:     protocol v1 over QUIC, ALPN tidegate/1 (docs/PROTOCOL.md)");
     notify(&[sd_notify::NotifyState::Ready]);
     start_watchdog();
 }
@@ -93,8 +87,9 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// SIGTERM or SIGINT starts a graceful stop; a second one is left to the
-/// default action (the process ends).
+/// SIGTERM or SIGINT starts a graceful stop (bounded: requests in flight get
+/// up to 10 s, then every log is synced and closed); later signals are
+/// ignored while it runs.
 fn watch_signals(shutdown: Shutdown) -> anyhow::Result<()> {
     use signal_hook::{
         consts::{SIGINT, SIGTERM},

@@ -19,6 +19,7 @@ use crate::{
 
 /// Answers one request.
 pub(crate) async fn handle(router: &Router, data: &[u8], max_body: usize) -> Vec<Bytes> {
+    let probe = crate::metrics::RequestProbe::start(data, max_body);
     let kind = data.get(3).copied().unwrap_or(0);
     let header = match decode_header(data, max_body) {
         Ok(Some(h)) => h,
@@ -38,10 +39,10 @@ pub(crate) async fn handle(router: &Router, data: &[u8], max_body: usize) -> Vec
         Ok(r) => r,
         Err(e) => return error(kind, e.error_code(), &e.to_string()),
     };
-    match serve(router, request).await {
+    probe.finish(match serve(router, request).await {
         Ok(parts) => parts,
         Err(f) => error(kind, f.code, &f.message),
-    }
+    })
 }
 
 async fn serve(router: &Router, request: Request<'_>) -> Result<Vec<Bytes>, Failure> {

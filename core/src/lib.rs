@@ -4,10 +4,12 @@
 /// Where a development run of `tidegate serve` keeps its data.
 pub const DEFAULT_DATA_DIR: &str = "./tidegate-data";
 
+pub mod admin;
 pub mod catalog;
 pub mod config;
 mod handler;
 mod mesh;
+pub mod metrics;
 mod router;
 pub mod server;
 mod shard;

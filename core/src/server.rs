@@ -27,10 +27,12 @@ use glommio::{LocalExecutorBuilder, Placement};
 use tidegate_net::{QuicServer, QuicSettings};
 
 use crate::{
+    admin::{AdminError, AdminServer},
     catalog::CatalogStore,
     config::ServeConfig,
     handler,
     mesh::{self, MeshEnds},
+    metrics::{MetricsHub, Publisher},
     router::Router,
     shard::Shard,
 };
@@ -76,6 +78,9 @@ pub struct Started {
     pub cert_path: PathBuf,
     /// True when that certificate is a development one generated now.
     pub cert_generated: bool,
+    /// The admin HTTP address (`/healthz`, `/readyz`, `/metrics`), its
+    /// port real even when the configuration said 0.
+    pub admin_listen: SocketAddr,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -96,6 +101,9 @@ pub enum ServeError {
     /// CPU topology or core choice.
     #[error(transparent)]
     Affinity(#[from] tidegate_affinity::AffinityError),
+    /// The admin HTTP server could not start (its port is taken ...).
+    #[error(transparent)]
+    Admin(#[from] AdminError),
     /// A shard failed to start or failed while running.
     #[error("shard {shard}: {message}")]
     Shard {
@@ -131,6 +139,10 @@ pub fn run(
         shard: 0,
         message: "no CPU to run a shard on".into(),
     })?;
+    // Bound before the shards start: a taken port fails at once, and
+    // /readyz says 503 while partitions recover. Stops when `run` returns.
+    let metrics = MetricsHub::new(shards.get());
+    let admin = AdminServer::start(config.admin_listen, metrics.clone(), shutdown.clone())?;
     let (tx, rx) = mpsc::channel::<(usize, Result<SocketAddr, String>)>();
     let mut threads = Vec::with_capacity(cores.len());
     let mut listen = config.listen;
@@ -149,6 +161,7 @@ pub fn run(
             ends: Some(ends),
             shutdown: shutdown.clone(),
             started: tx.clone(),
+            metrics: metrics.clone(),
         };
         threads.push(spawn_shard(shard)?);
         if id == 0 {
@@ -162,7 +175,8 @@ pub fn run(
             }
         }
     }
-    for _ in 1..shards.get() {
+    // Every shard, shard 0 included, says when it serves.
+    for _ in 0..shards.get() {
         match rx.recv() {
             Ok((_, Ok(_))) => {}
             Ok((shard, Err(message))) => {
@@ -177,6 +191,7 @@ pub fn run(
         data_dir: config.data_dir.clone(),
         cert_path: tls.cert_path.clone(),
         cert_generated: tls.generated,
+        admin_listen: admin.local_addr(),
     });
     join(threads)
 }
@@ -234,6 +249,8 @@ struct ShardStart {
     ends: Option<MeshEnds>,
     shutdown: Shutdown,
     started: mpsc::Sender<(usize, Result<SocketAddr, String>)>,
+    /// Where this shard publishes its metrics snapshots.
+    metrics: Arc<MetricsHub>,
 }
 
 fn spawn_shard(start: ShardStart) -> Result<thread::JoinHandle<Result<(), String>>, ServeError> {
@@ -281,6 +298,8 @@ async fn shard_main(mut start: ShardStart) -> Result<(), String> {
     let shard = match open_shard(&start).await {
         Ok(s) => s,
         Err(e) => {
+            // The other shards must not wait on this one: stop them too.
+            start.shutdown.trigger();
             let _ = start.started.send((id, Err(e.clone())));
             return Err(e);
         }
@@ -303,11 +322,16 @@ async fn shard_main(mut start: ShardStart) -> Result<(), String> {
         start.shutdown.clone(),
     ))
     .detach();
-    if id != 0 {
-        let _ = start.started.send((id, Ok(quic.local_addr())));
-    }
+    let publisher = Publisher::new(id, start.metrics.clone());
+    publisher.publish(&shard, &quic, true);
+    let _ = start.started.send((id, Ok(quic.local_addr())));
     tracing::info!(shard = id, cpu = start.cpu, addr = %quic.local_addr(), "shard serving");
-    serve(&quic, router, &start).await;
+    // Metrics publish once a second alongside serving (the endpoint cannot
+    // move into a spawned task), stop with it, and once more at the end.
+    let ticking = publisher.every_interval(&shard, &quic, || !start.shutdown.is_triggered());
+    let serving = serve(&quic, router, &start);
+    futures::future::select(std::pin::pin!(serving), std::pin::pin!(ticking)).await;
+    publisher.publish(&shard, &quic, false);
     quic.shutdown().await;
     shard.partitions.close_all().await;
     tracing::info!(shard = id, "shard stopped");
@@ -402,6 +426,7 @@ fn quic_settings(config: &ServeConfig) -> QuicSettings {
         stream_receive_window: q.stream_receive_window.bytes(),
         connection_receive_window: q.connection_receive_window.bytes(),
         idle_timeout: q.idle_timeout.get(),
+        keep_alive: q.keep_alive.get(),
         max_request_bytes: config.limits.max_request_bytes.bytes_usize(),
         max_inflight_bytes: config.limits.shard_inflight_bytes_max.bytes_usize(),
     }

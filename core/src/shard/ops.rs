@@ -10,7 +10,7 @@ use std::{rc::Rc, time::Duration};
 use futures::future::{join_all, select, Either};
 use tidegate_proto::{
     batch::BatchIter,
-    protocol::{AckLevel, ErrorCode, OffsetSpec, PartitionInfo},
+    protocol::{AckLevel, ErrorCode, OffsetSpec, PartitionInfo, MAX_BATCHES_PER_PRODUCE},
 };
 use tidegate_queue::{Ack, Log};
 
@@ -104,6 +104,15 @@ impl Shard {
                     break;
                 }
             }
+        }
+        if views.len() > MAX_BATCHES_PER_PRODUCE as usize {
+            return Err(Failure::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "{} batches in one produce; at most {MAX_BATCHES_PER_PRODUCE}",
+                    views.len()
+                ),
+            ));
         }
         let appends = views.iter().map(|view| {
             let log = log.clone();

@@ -48,12 +48,7 @@ impl Partitions {
             let log = self.logs.borrow_mut().remove(&key);
             if let Some(log) = log {
                 let dir = log.dir().to_path_buf();
-                match Rc::try_unwrap(log) {
-                    Ok(log) => {
-                        let _ = log.close().await;
-                    }
-                    Err(shared) => drop(shared), // a request in flight holds it
-                }
+                let _ = log.shutdown().await;
                 remove_dir(&dir);
             }
         }
@@ -85,14 +80,13 @@ impl Partitions {
         Ok(())
     }
 
-    /// Closes every log (flush, fdatasync, checkpoint).
+    /// Closes every log (flush, fdatasync, checkpoint), including logs a
+    /// request still holds (a long poll ends with `shutting_down`).
     pub(crate) async fn close_all(&self) {
         let logs: Vec<Rc<Log>> = self.logs.borrow_mut().drain().map(|(_, l)| l).collect();
         for log in logs {
-            if let Ok(log) = Rc::try_unwrap(log) {
-                if let Err(e) = log.close().await {
-                    tracing::error!(error = %e, "closing a partition log");
-                }
+            if let Err(e) = log.shutdown().await {
+                tracing::error!(dir = %log.dir().display(), error = %e, "closing a partition log");
             }
         }
     }

@@ -1,0 +1,94 @@
+//! A shard's publisher: copies the shard's counters and its partitions'
+//! log figures into a snapshot and stores it in the shard's hub slot.
+//! Runs on the shard's own executor, once a second, off the request path.
+
+use std::{collections::HashMap, sync::Arc, time::Instant};
+
+use tidegate_net::QuicServer;
+
+use super::{probe, MetricsHub, PartitionSnapshot, ShardSnapshot};
+use crate::shard::Shard;
+
+/// How often each shard publishes its snapshot.
+pub const PUBLISH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Publishes one shard's snapshots into its slot of the hub.
+pub(crate) struct Publisher {
+    shard: usize,
+    hub: Arc<MetricsHub>,
+}
+
+impl Publisher {
+    pub(crate) fn new(shard: usize, hub: Arc<MetricsHub>) -> Publisher {
+        assert!(shard < hub.shards(), "shard {shard} has no metrics slot");
+        Publisher { shard, hub }
+    }
+
+    /// Takes and publishes a snapshot now.
+    pub(crate) fn publish(&self, shard: &Shard, quic: &QuicServer, serving: bool) {
+        debug_assert_eq!(shard.id, self.shard);
+        let (requests, produce_latency) = probe::snapshot();
+        self.hub.publish(ShardSnapshot {
+            shard: self.shard,
+            published: Some(Instant::now()),
+            serving,
+            requests,
+            produce_latency,
+            quic: quic.stats().into(),
+            partitions: partitions(shard),
+        });
+    }
+
+    /// Publishes every [`PUBLISH_INTERVAL`] until dropped; `serving` says
+    /// whether the shard still takes requests.
+    pub(crate) async fn every_interval(
+        &self,
+        shard: &Shard,
+        quic: &QuicServer,
+        serving: impl Fn() -> bool,
+    ) {
+        loop {
+            glommio::timer::sleep(PUBLISH_INTERVAL).await;
+            self.publish(shard, quic, serving());
+        }
+    }
+}
+
+/// The figures of every partition the shard owns, by topic and partition.
+fn partitions(shard: &Shard) -> Vec<PartitionSnapshot> {
+    let names: HashMap<u64, String> = shard
+        .catalog
+        .borrow()
+        .list()
+        .map(|t| (t.id, t.name.clone()))
+        .collect();
+    let mut out: Vec<PartitionSnapshot> = shard
+        .partitions
+        .all()
+        .into_iter()
+        .filter_map(|((topic_id, partition), log)| {
+            // A log whose topic left the catalog is being closed.
+            let topic = names.get(&topic_id)?.clone();
+            let offsets = log.offsets();
+            let stats = log.stats();
+            Some(PartitionSnapshot {
+                topic,
+                partition,
+                log_start_offset: offsets.earliest,
+                high_watermark: offsets.latest,
+                durable_watermark: offsets.durable,
+                next_offset: offsets.next,
+                messages_written_total: offsets.latest.saturating_sub(log.recovery().next_offset),
+                bytes_written_total: stats.bytes_written,
+                batches_appended_total: stats.batches_appended,
+                flushes_total: stats.flushes,
+                fdatasyncs_total: stats.syncs,
+                size_bytes: log.size_bytes(),
+                segments: log.segment_count() as u64,
+                failed: log.is_failed(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    out
+}

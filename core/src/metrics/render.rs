@@ -1,0 +1,320 @@
+//! Renders gathered snapshots in the Prometheus text exposition format
+//! (version 0.0.4).
+//!
+//! The encoding is prometheus-client's: its `Collector` hook encodes values
+//! we hand it at scrape time (`ConstCounter`, `ConstGauge`, a histogram from
+//! its bucket counts), which is exactly a snapshot model; it writes the
+//! `# HELP`/`# TYPE` lines, the `_total` suffix of counters, label escaping
+//! and float formatting the way Prometheus parses them. Its own live metric
+//! types (atomics) are not used: shards count in plain cells.
+
+use std::{fmt, time::Instant};
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{prometheus_text, DescriptorEncoder, EncodeGaugeValue, EncodeMetric, NoLabelSet},
+    metrics::{counter::ConstCounter, gauge::ConstGauge, MetricType},
+    registry::Registry,
+};
+
+use super::{
+    histogram::LATENCY_BUCKETS_US,
+    snapshot::{code_label, kind_label, CODES, KINDS},
+    PartitionSnapshot, ShardSnapshot,
+};
+
+/// The `Content-Type` of what [`render`] writes.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+
+/// Renders the snapshots of every shard, with ages measured from `now`.
+///
+/// # Errors
+///
+/// Only if the encoder rejects a value (a bug).
+pub fn render(shards: Vec<ShardSnapshot>, now: Instant) -> Result<String, fmt::Error> {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Scrape { shards, now }));
+    let mut out = String::new();
+    prometheus_text::encode(&mut out, &registry)?;
+    Ok(out)
+}
+
+#[derive(Debug)]
+struct Scrape {
+    shards: Vec<ShardSnapshot>,
+    now: Instant,
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        self.shard_families(&mut encoder)?;
+        self.request_families(&mut encoder)?;
+        self.quic_families(&mut encoder)?;
+        self.partition_families(&mut encoder)
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+/// A partition metric: name, help, and how to read it from a snapshot.
+type PartitionFamily = (&'static str, &'static str, fn(&PartitionSnapshot) -> u64);
+
+fn shard(s: &ShardSnapshot) -> Labels {
+    vec![("shard", s.shard.to_string())]
+}
+
+fn with(mut labels: Labels, key: &'static str, value: impl Into<String>) -> Labels {
+    labels.push((key, value.into()));
+    labels
+}
+
+fn counters(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: impl IntoIterator<Item = (Labels, u64)>,
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in rows {
+        ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn gauges<N: EncodeGaugeValue>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: impl IntoIterator<Item = (Labels, N)>,
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in rows {
+        ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl Scrape {
+    fn per_shard<N>(&self, value: impl Fn(&ShardSnapshot) -> N) -> Vec<(Labels, N)> {
+        self.shards.iter().map(|s| (shard(s), value(s))).collect()
+    }
+
+    fn shard_families(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+        gauges(
+            e,
+            "tidegate_shard_serving",
+            "1 while the shard takes requests, 0 before it serves and while it drains.",
+            self.per_shard(|s| u64::from(s.serving)),
+        )?;
+        let published = self.shards.iter().filter_map(|s| {
+            let at = s.published?;
+            let age = self.now.saturating_duration_since(at).as_secs_f64();
+            Some((shard(s), age))
+        });
+        gauges(
+            e,
+            "tidegate_shard_snapshot_age_seconds",
+            "Time since the shard last published its metrics (about 1 s; more means the shard is stuck).",
+            published,
+        )
+    }
+
+    /// Every known kind is always shown (zeros included); the `unknown`
+    /// slot and error series only once they count something.
+    fn by_kind(&self, value: impl Fn(&ShardSnapshot, usize) -> u64) -> Vec<(Labels, u64)> {
+        let mut rows = Vec::new();
+        for s in &self.shards {
+            for kind in 0..KINDS {
+                let v = value(s, kind);
+                if kind + 1 < KINDS || v > 0 {
+                    rows.push((with(shard(s), "kind", kind_label(kind)), v));
+                }
+            }
+        }
+        rows
+    }
+
+    fn request_families(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+        let help = "Requests received by the shard (whichever shard owns the partition), by kind.";
+        counters(
+            e,
+            "tidegate_requests",
+            help,
+            self.by_kind(|s, k| s.requests.total[k]),
+        )?;
+        let mut errors = Vec::new();
+        let mut batch_errors = Vec::new();
+        for s in &self.shards {
+            for kind in 0..KINDS {
+                for code in 0..CODES {
+                    let v = s.requests.errors[kind][code];
+                    if v > 0 {
+                        let labels = with(shard(s), "kind", kind_label(kind));
+                        errors.push((with(labels, "code", code_label(code)), v));
+                    }
+                }
+            }
+            for code in 0..CODES {
+                let v = s.requests.produce_batch_errors[code];
+                if v > 0 {
+                    batch_errors.push((with(shard(s), "code", code_label(code)), v));
+                }
+            }
+        }
+        let help = "Requests answered with an error response, by kind and protocol error code.";
+        counters(e, "tidegate_request_errors", help, errors)?;
+        let help = "Batches of successful Produce requests that were not appended, by error code.";
+        counters(e, "tidegate_produce_batch_errors", help, batch_errors)?;
+        let help = "Request bytes received, by kind.";
+        counters(
+            e,
+            "tidegate_request_bytes",
+            help,
+            self.by_kind(|s, k| s.requests.bytes_in[k]),
+        )?;
+        let help = "Response bytes sent, by kind (Fetch: the batches served).";
+        counters(
+            e,
+            "tidegate_response_bytes",
+            help,
+            self.by_kind(|s, k| s.requests.bytes_out[k]),
+        )?;
+        self.produce_latency(e)
+    }
+
+    fn produce_latency(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+        let help = "Produce requests from complete request to response, as received by the shard \
+                    (acknowledgement level included: durable waits for fdatasync).";
+        let mut family = e.encode_descriptor(
+            "tidegate_produce_latency_seconds",
+            help,
+            None,
+            MetricType::Histogram,
+        )?;
+        for s in &self.shards {
+            let h = &s.produce_latency;
+            let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS_US
+                .iter()
+                .map(|us| *us as f64 / 1e6)
+                .chain([f64::INFINITY])
+                .zip(h.counts)
+                .collect();
+            let labels = shard(s);
+            let sum = h.sum_ns as f64 / 1e9;
+            family
+                .encode_family(&labels)?
+                .encode_histogram::<NoLabelSet>(sum, h.count(), &buckets, None)?;
+        }
+        Ok(())
+    }
+
+    fn quic_families(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+        let q = |f: fn(&super::QuicSnapshot) -> u64| self.per_shard(move |s| f(&s.quic));
+        gauges(
+            e,
+            "tidegate_quic_connections",
+            "QUIC connections open.",
+            q(|q| q.connections),
+        )?;
+        let help = "QUIC connections accepted.";
+        counters(
+            e,
+            "tidegate_quic_connections_accepted",
+            help,
+            q(|q| q.accepted_total),
+        )?;
+        let help = "QUIC connections refused (over quic.max_connections, or shutting down).";
+        counters(
+            e,
+            "tidegate_quic_connections_refused",
+            help,
+            q(|q| q.refused_total),
+        )?;
+        let help = "UDP datagrams received by the shard's QUIC endpoint.";
+        counters(
+            e,
+            "tidegate_quic_datagrams_in",
+            help,
+            q(|q| q.datagrams_in_total),
+        )?;
+        let help = "UDP datagrams sent by the shard's QUIC endpoint.";
+        counters(
+            e,
+            "tidegate_quic_datagrams_out",
+            help,
+            q(|q| q.datagrams_out_total),
+        )?;
+        let help = "Request bytes held (being received or awaiting their response).";
+        gauges(
+            e,
+            "tidegate_quic_inflight_bytes",
+            help,
+            q(|q| q.inflight_bytes),
+        )?;
+        let help = "Times a stream was left unread because the shard held its in-flight byte \
+                    bound: producers slowed through QUIC credit.";
+        counters(
+            e,
+            "tidegate_quic_credit_stalls",
+            help,
+            q(|q| q.credit_stalls_total),
+        )
+    }
+
+    fn per_partition(&self, value: fn(&PartitionSnapshot) -> u64) -> Vec<(Labels, u64)> {
+        let mut rows = Vec::new();
+        for s in &self.shards {
+            for p in &s.partitions {
+                let labels = with(shard(s), "topic", p.topic.clone());
+                rows.push((with(labels, "partition", p.partition.to_string()), value(p)));
+            }
+        }
+        rows
+    }
+
+    fn partition_families(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+        let gauge_families: [PartitionFamily; 8] = [
+            ("tidegate_partition_high_watermark", "One past the last readable offset.", |p| p.high_watermark),
+            ("tidegate_partition_durable_watermark", "One past the last offset made durable by fdatasync.", |p| p.durable_watermark),
+            ("tidegate_partition_log_start_offset", "The first offset still stored (retention moves it).", |p| p.log_start_offset),
+            ("tidegate_partition_write_queue_messages", "Messages accepted by the log and not yet written (next offset minus high watermark).", |p| p.write_queue_messages()),
+            ("tidegate_partition_size_bytes", "Bytes of all the partition's segments.", |p| p.size_bytes),
+            ("tidegate_partition_segments", "Segment files of the partition.", |p| p.segments),
+            ("tidegate_partition_failed", "1 once a write or fdatasync failed: the log is read-only until restart.", |p| u64::from(p.failed)),
+            ("tidegate_partition_next_offset", "The offset the next appended message gets.", |p| p.next_offset),
+        ];
+        for (name, help, value) in gauge_families {
+            gauges(e, name, help, self.per_partition(value))?;
+        }
+        let counter_families: [PartitionFamily; 5] = [
+            (
+                "tidegate_partition_written_messages",
+                "Messages written (made readable) since the log was opened.",
+                |p| p.messages_written_total,
+            ),
+            (
+                "tidegate_partition_written_bytes",
+                "Batch bytes written since the log was opened.",
+                |p| p.bytes_written_total,
+            ),
+            (
+                "tidegate_partition_appended_batches",
+                "Batches appended since the log was opened.",
+                |p| p.batches_appended_total,
+            ),
+            (
+                "tidegate_partition_flushes",
+                "Group-commit flushes (each one or more aligned writes).",
+                |p| p.flushes_total,
+            ),
+            (
+                "tidegate_partition_fdatasyncs",
+                "fdatasync calls on the partition's segments.",
+                |p| p.fdatasyncs_total,
+            ),
+        ];
+        for (name, help, value) in counter_families {
+            counters(e, name, help, self.per_partition(value))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,175 @@
+//! What one shard publishes: plain values, copied out of its counters and
+//! its logs once a second. Nothing here is shared while it is written.
+
+use std::time::Instant;
+
+use tidegate_proto::protocol::{ErrorCode, Kind};
+
+use super::histogram::HistogramSnapshot;
+
+/// Request kinds counted: every protocol kind, then one slot for a kind
+/// byte no request has (garbage, a newer client).
+pub const KINDS: usize = Kind::ALL.len() + 1;
+/// Error codes counted: every known code, then one slot for the others.
+pub const CODES: usize = ErrorCode::ALL.len() + 1;
+
+/// The counter slot of a request's kind byte.
+pub fn kind_index(kind_byte: u8) -> usize {
+    Kind::ALL
+        .iter()
+        .position(|k| k.request_code() == kind_byte)
+        .unwrap_or(KINDS - 1)
+}
+
+/// The `kind` label of a slot from [`kind_index`].
+pub fn kind_label(index: usize) -> &'static str {
+    match Kind::ALL.get(index) {
+        Some(Kind::CreateTopic) => "create_topic",
+        Some(Kind::DeleteTopic) => "delete_topic",
+        Some(Kind::ListTopics) => "list_topics",
+        Some(Kind::DescribeTopic) => "describe_topic",
+        Some(Kind::Produce) => "produce",
+        Some(Kind::Fetch) => "fetch",
+        Some(Kind::ListOffsets) => "list_offsets",
+        None => "unknown",
+    }
+}
+
+/// The counter slot of an error code.
+pub fn code_index(code: ErrorCode) -> usize {
+    ErrorCode::ALL
+        .iter()
+        .position(|c| *c == code)
+        .unwrap_or(CODES - 1)
+}
+
+/// The `code` label of a slot from [`code_index`]: the code's protocol
+/// name (`docs/PROTOCOL.md`), or `unknown`.
+pub fn code_label(index: usize) -> &'static str {
+    ErrorCode::ALL.get(index).map_or("unknown", |c| c.name())
+}
+
+/// One shard's figures at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct ShardSnapshot {
+    /// The shard.
+    pub shard: usize,
+    /// When the shard published this; `None` until it first did.
+    pub published: Option<Instant>,
+    /// True while the shard takes requests (false before its partitions
+    /// are open and from the moment it starts draining).
+    pub serving: bool,
+    /// Requests this shard received (whichever shard owned their partition).
+    pub requests: RequestSnapshot,
+    /// Latency of the Produce requests this shard received, from the
+    /// complete request to its response.
+    pub produce_latency: HistogramSnapshot,
+    /// The shard's QUIC endpoint.
+    pub quic: QuicSnapshot,
+    /// The partitions this shard owns, ordered by topic and partition.
+    pub partitions: Vec<PartitionSnapshot>,
+}
+
+/// Request counters of one shard, by kind slot ([`kind_index`]) and code
+/// slot ([`code_index`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestSnapshot {
+    /// Requests answered (or dropped unanswered), by kind.
+    pub total: [u64; KINDS],
+    /// Request bytes received, by kind.
+    pub bytes_in: [u64; KINDS],
+    /// Response bytes sent, by kind.
+    pub bytes_out: [u64; KINDS],
+    /// Requests answered with an error response, by kind and code.
+    pub errors: [[u64; CODES]; KINDS],
+    /// Batches of Produce requests that were not appended, by code (the
+    /// request itself succeeded: its response carries one result per batch).
+    pub produce_batch_errors: [u64; CODES],
+}
+
+impl Default for RequestSnapshot {
+    fn default() -> Self {
+        RequestSnapshot {
+            total: [0; KINDS],
+            bytes_in: [0; KINDS],
+            bytes_out: [0; KINDS],
+            errors: [[0; CODES]; KINDS],
+            produce_batch_errors: [0; CODES],
+        }
+    }
+}
+
+/// The shard's QUIC endpoint counters (`tidegate_net::ServerStats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuicSnapshot {
+    /// Connections open now.
+    pub connections: u64,
+    /// Connections accepted since start.
+    pub accepted_total: u64,
+    /// Connections refused since start.
+    pub refused_total: u64,
+    /// UDP datagrams received.
+    pub datagrams_in_total: u64,
+    /// UDP datagrams sent.
+    pub datagrams_out_total: u64,
+    /// Request bytes held now (being received or awaiting their response).
+    pub inflight_bytes: u64,
+    /// Times a stream was left unread because the shard held its in-flight
+    /// bytes bound (producers slowed through QUIC credit).
+    pub credit_stalls_total: u64,
+}
+
+impl From<tidegate_net::ServerStats> for QuicSnapshot {
+    fn from(s: tidegate_net::ServerStats) -> Self {
+        QuicSnapshot {
+            connections: s.connections as u64,
+            accepted_total: s.accepted_total,
+            refused_total: s.refused_total,
+            datagrams_in_total: s.datagrams_in_total,
+            datagrams_out_total: s.datagrams_out_total,
+            inflight_bytes: s.inflight_bytes as u64,
+            credit_stalls_total: s.credit_stalls_total,
+        }
+    }
+}
+
+/// One partition log's figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartitionSnapshot {
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: u32,
+    /// The first offset still stored.
+    pub log_start_offset: u64,
+    /// One past the last readable offset.
+    pub high_watermark: u64,
+    /// One past the last offset made durable by fdatasync.
+    pub durable_watermark: u64,
+    /// The next offset an append gets (ahead of the high watermark while
+    /// appends wait to be written).
+    pub next_offset: u64,
+    /// Messages written (readable) since the log was opened.
+    pub messages_written_total: u64,
+    /// Batch bytes written since the log was opened.
+    pub bytes_written_total: u64,
+    /// Batches appended since the log was opened.
+    pub batches_appended_total: u64,
+    /// Group-commit flushes since the log was opened.
+    pub flushes_total: u64,
+    /// fdatasync calls since the log was opened.
+    pub fdatasyncs_total: u64,
+    /// Bytes of all segments.
+    pub size_bytes: u64,
+    /// Segment files.
+    pub segments: u64,
+    /// True once a write or fdatasync failed (the log is read-only).
+    pub failed: bool,
+}
+
+impl PartitionSnapshot {
+    /// Messages accepted by the log and not yet written.
+    pub fn write_queue_messages(&self) -> u64 {
+        self.next_offset.saturating_sub(self.high_watermark)
+    }
+}
