@@ -8,7 +8,9 @@
 //! the ring completely after every ring it hears, so an item pushed while it
 //! drains is either seen by that drain or announced by the next ring.
 
-use std::{cell::RefCell, collections::HashMap, rc::Rc, time::Duration};
+use std::{cell::RefCell, collections::HashMap, net::SocketAddr, rc::Rc, time::Duration};
+
+use bytes::BytesMut;
 
 use futures::{channel::oneshot, future::join_all};
 use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender};
@@ -22,8 +24,21 @@ const RING_CAPACITY: usize = 1024;
 /// What crosses from one shard to another.
 #[derive(Debug)]
 pub(crate) enum Envelope {
-    Request { from: usize, id: u64, op: Op },
-    Reply { id: u64, result: OpResult },
+    Request {
+        from: usize,
+        id: u64,
+        op: Op,
+    },
+    Reply {
+        id: u64,
+        result: OpResult,
+    },
+    /// A QUIC datagram that reached the sender's socket but belongs to a
+    /// connection of the receiver (its connection ID names the receiver).
+    Datagram {
+        from: SocketAddr,
+        data: BytesMut,
+    },
 }
 
 type OutEnd = (Producer<Envelope>, shared_channel::SharedSender<()>);
@@ -162,6 +177,17 @@ impl Mesh {
         let _ = bell.try_send(());
     }
 
+    /// Pushes one envelope to `to` if its ring has room; `false` if not
+    /// (for datagrams, which UDP lets us drop rather than wait for).
+    pub(crate) fn try_send(&self, to: usize, envelope: Envelope) -> bool {
+        let Some(Some((ring, bell))) = self.outbound.get(to) else {
+            return false;
+        };
+        let pushed = ring.borrow_mut().try_push(envelope).is_ok();
+        let _ = bell.try_send(());
+        pushed
+    }
+
     /// A reply arrived for one of this shard's calls.
     fn complete(&self, id: u64, result: OpResult) {
         if let Some(tx) = self.pending.borrow_mut().remove(&id) {
@@ -188,8 +214,12 @@ impl Inbound {
 
 /// Serves one peer's inbound ring: runs requests (each in its own task, so
 /// a long poll does not hold up the ring) and completes replies.
-pub(crate) async fn serve_inbound<F, Fut>(mesh: Rc<Mesh>, mut inbound: Inbound, run: F)
-where
+pub(crate) async fn serve_inbound<F, Fut>(
+    mesh: Rc<Mesh>,
+    mut inbound: Inbound,
+    run: F,
+    injector: tidegate_net::Injector,
+) where
     F: Fn(Op) -> Fut + 'static,
     Fut: std::future::Future<Output = OpResult> + 'static,
 {
@@ -199,6 +229,7 @@ where
         for envelope in batch.drain(..) {
             match envelope {
                 Envelope::Reply { id, result } => mesh.complete(id, result),
+                Envelope::Datagram { from, data } => injector.inject(from, data),
                 Envelope::Request { from, id, op } => {
                     let (mesh, run) = (mesh.clone(), run.clone());
                     glommio::spawn_local(async move {

@@ -139,6 +139,15 @@ pub fn run(
         shard: 0,
         message: "no CPU to run a shard on".into(),
     })?;
+    if shards.get() > usize::from(u8::MAX) {
+        return Err(ServeError::Shard {
+            shard: 0,
+            message: format!(
+                "{} shards: connection IDs name their shard in one byte, so at most 255",
+                shards
+            ),
+        });
+    }
     // Bound before the shards start: a taken port fails at once, and
     // /readyz says 503 while partitions recover. Stops when `run` returns.
     let metrics = MetricsHub::new(shards.get());
@@ -280,7 +289,7 @@ fn spawn_shard(start: ShardStart) -> Result<thread::JoinHandle<Result<(), String
 
 async fn shard_main(mut start: ShardStart) -> Result<(), String> {
     let id = start.id;
-    let settings = quic_settings(&start.config);
+    let settings = quic_settings(&start.config, id, start.shards.get());
     let quic = match QuicServer::bind(start.listen, start.crypto.clone(), settings) {
         Ok(q) => q,
         Err(e) => {
@@ -295,6 +304,14 @@ async fn shard_main(mut start: ShardStart) -> Result<(), String> {
         return Err("mesh ends missing".into());
     };
     let (mesh, inbound) = ends.connect().await;
+    {
+        // Packets of this shard's connections that reach another shard come
+        // back over the mesh, and the other way round (net/src/cid.rs).
+        let mesh = mesh.clone();
+        quic.set_forwarder(Box::new(move |to, from, data| {
+            let _ = mesh.try_send(to, mesh::Envelope::Datagram { from, data });
+        }));
+    }
     let shard = match open_shard(&start).await {
         Ok(s) => s,
         Err(e) => {
@@ -310,10 +327,15 @@ async fn shard_main(mut start: ShardStart) -> Result<(), String> {
     });
     for peer in inbound {
         let r = router.clone();
-        let serve = mesh::serve_inbound(mesh.clone(), peer, move |op| {
-            let r = r.clone();
-            async move { r.run_here(op).await }
-        });
+        let serve = mesh::serve_inbound(
+            mesh.clone(),
+            peer,
+            move |op| {
+                let r = r.clone();
+                async move { r.run_here(op).await }
+            },
+            quic.injector(),
+        );
         glommio::spawn_local(serve).detach();
     }
     glommio::spawn_local(retention(
@@ -417,10 +439,10 @@ async fn retention(shard: Rc<Shard>, config: ServeConfig, shutdown: Shutdown) {
     }
 }
 
-fn quic_settings(config: &ServeConfig) -> QuicSettings {
+fn quic_settings(config: &ServeConfig, shard: usize, shards: usize) -> QuicSettings {
     let q = &config.quic;
-    let shards = 1; // max_connections is per endpoint for now
     QuicSettings {
+        // max_connections is server-wide: each shard takes its share.
         max_connections: (q.max_connections as usize / shards).max(1),
         max_concurrent_streams: q.max_concurrent_streams,
         stream_receive_window: q.stream_receive_window.bytes(),
@@ -429,5 +451,8 @@ fn quic_settings(config: &ServeConfig) -> QuicSettings {
         keep_alive: q.keep_alive.get(),
         max_request_bytes: config.limits.max_request_bytes.bytes_usize(),
         max_inflight_bytes: config.limits.shard_inflight_bytes_max.bytes_usize(),
+        // Connection IDs carry the shard in one byte (checked at start).
+        shard: shard as u8,
+        shards: shards as u8,
     }
 }

@@ -14,14 +14,16 @@
 //! - `server.rs`: the driver — UDP receive task, endpoint, timers, transmits.
 //! - `tls.rs`: certificates (configured, or a generated development one).
 
+mod cid;
 mod connection;
 mod error;
 mod server;
 mod settings;
 mod tls;
 
+pub use cid::{shard_of_datagram, CID_LEN};
 pub use error::NetError;
-pub use server::{ConnId, QuicServer, RequestIn, Responder, ServerStats};
+pub use server::{ConnId, Forwarder, Injector, QuicServer, RequestIn, Responder, ServerStats};
 
 /// The TLS side of an endpoint, as `server_crypto` builds it.
 pub type ServerCrypto = std::sync::Arc<quinn_proto::crypto::rustls::QuicServerConfig>;

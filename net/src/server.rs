@@ -75,6 +75,10 @@ pub struct ServerStats {
     pub datagrams_out_total: u64,
     /// Complete requests handed to the application.
     pub requests_total: u64,
+    /// Datagrams received here for another shard's connection, forwarded.
+    pub datagrams_forwarded_total: u64,
+    /// Datagrams forwarded here by another shard.
+    pub datagrams_injected_total: u64,
     /// Request bytes held now (reserved for requests being received, or
     /// waiting for their response).
     pub inflight_bytes: usize,
@@ -91,6 +95,8 @@ struct Driver {
     settings: QuicSettings,
     stats: ServerStats,
     budget: Budget,
+    /// Datagrams another shard received for this shard's connections.
+    injected: VecDeque<(SocketAddr, BytesMut)>,
     closing: bool,
 }
 
@@ -102,7 +108,13 @@ struct Shared {
     /// Wakes `next_request` callers.
     requests_ready: Event,
     stopped: Cell<bool>,
+    /// Where datagrams for another shard's connections go.
+    forwarder: RefCell<Option<Forwarder>>,
 }
+
+/// Takes a datagram that belongs to another shard: (that shard, the
+/// sender's address, the bytes).
+pub type Forwarder = Box<dyn Fn(usize, SocketAddr, BytesMut)>;
 
 /// One shard's QUIC endpoint. See the module documentation.
 pub struct QuicServer {
@@ -128,8 +140,11 @@ impl QuicServer {
             addr,
             source: e.into(),
         })?;
+        let mut endpoint_config = EndpointConfig::default();
+        let shard = settings.shard;
+        endpoint_config.cid_generator(move || Box::new(crate::cid::ShardCids { shard }));
         let endpoint = Endpoint::new(
-            Arc::new(EndpointConfig::default()),
+            Arc::new(endpoint_config),
             Some(server_config.clone()),
             true,
             None,
@@ -141,6 +156,7 @@ impl QuicServer {
                 conns: HashMap::new(),
                 requests: VecDeque::new(),
                 budget: Budget::new(settings.max_inflight_bytes),
+                injected: VecDeque::new(),
                 settings,
                 stats: ServerStats::default(),
                 closing: false,
@@ -149,6 +165,7 @@ impl QuicServer {
             wake: Event::new(),
             requests_ready: Event::new(),
             stopped: Cell::new(false),
+            forwarder: RefCell::new(None),
         });
         let (tx, rx) = local_channel::new_bounded(RECEIVE_QUEUE);
         let tasks = vec![
@@ -194,6 +211,19 @@ impl QuicServer {
         }
     }
 
+    /// Sets where datagrams for other shards' connections go (see
+    /// `cid.rs`); without one they are handled here, which fails them.
+    pub fn set_forwarder(&self, forwarder: Forwarder) {
+        *self.shared.forwarder.borrow_mut() = Some(forwarder);
+    }
+
+    /// A handle that feeds this endpoint datagrams another shard forwarded.
+    pub fn injector(&self) -> Injector {
+        Injector {
+            shared: self.shared.clone(),
+        }
+    }
+
     /// Counters, and connections open now.
     pub fn stats(&self) -> ServerStats {
         let driver = self.shared.driver.borrow();
@@ -229,6 +259,26 @@ impl QuicServer {
         }
         self.shared.stopped.set(true);
         self.shared.requests_ready.notify(usize::MAX);
+    }
+}
+
+/// Hands a [`QuicServer`] datagrams that reached another shard's socket.
+#[derive(Clone)]
+pub struct Injector {
+    shared: Rc<Shared>,
+}
+
+impl Injector {
+    /// Queues a forwarded datagram for this endpoint, as if received here.
+    pub fn inject(&self, from: SocketAddr, datagram: BytesMut) {
+        {
+            let mut driver = self.shared.driver.borrow_mut();
+            if driver.injected.len() < RECEIVE_QUEUE {
+                driver.stats.datagrams_injected_total += 1;
+                driver.injected.push_back((from, datagram));
+            }
+        }
+        self.shared.wake.notify(usize::MAX);
     }
 }
 
@@ -340,7 +390,10 @@ async fn drive(shared: Rc<Shared>, rx: LocalReceiver<(SocketAddr, BytesMut)>) {
         if !shared.driver.borrow().requests.is_empty() {
             shared.requests_ready.notify(usize::MAX);
         }
-        let datagram = {
+        let has_injected = !shared.driver.borrow().injected.is_empty();
+        let datagram = if has_injected {
+            None // forwarded datagrams are waiting: no sleep
+        } else {
             let recv = rx.recv().fuse();
             let timer = sleep_until(deadline).fuse();
             pin_mut!(recv, timer);
@@ -350,17 +403,47 @@ async fn drive(shared: Rc<Shared>, rx: LocalReceiver<(SocketAddr, BytesMut)>) {
                 _ => None,
             }
         };
-        if let Some((from, data)) = datagram {
-            let mut driver = shared.driver.borrow_mut();
-            driver.on_datagram(from, data, &mut outgoing);
+        let mut arrived = Vec::new();
+        if let Some(first) = datagram {
+            arrived.push(first);
             // Take what else has arrived without waiting.
-            while let Some(Some((from, data))) = rx.recv().now_or_never() {
-                driver.on_datagram(from, data, &mut outgoing);
+            while let Some(Some(more)) = rx.recv().now_or_never() {
+                arrived.push(more);
             }
+        }
+        let forward = forward_foreign(&shared, &mut arrived);
+        let mut driver = shared.driver.borrow_mut();
+        driver.stats.datagrams_forwarded_total += forward;
+        let injected: Vec<_> = driver.injected.drain(..).collect();
+        for (from, data) in arrived.into_iter().chain(injected) {
+            driver.on_datagram(from, data, &mut outgoing);
         }
     }
     shared.stopped.set(true);
     shared.requests_ready.notify(usize::MAX);
+}
+
+/// Sends datagrams whose connection ID names another shard to the
+/// forwarder; returns how many it sent on. The rest stay in `arrived`.
+fn forward_foreign(shared: &Shared, arrived: &mut Vec<(SocketAddr, BytesMut)>) -> u64 {
+    let (shard, shards) = {
+        let driver = shared.driver.borrow();
+        (driver.settings.shard, driver.settings.shards)
+    };
+    let forwarder = shared.forwarder.borrow();
+    let Some(forward) = forwarder.as_ref().filter(|_| shards > 1) else {
+        return 0;
+    };
+    let mut sent = 0;
+    arrived.retain_mut(|(from, data)| match crate::cid::shard_of_datagram(data) {
+        Some(owner) if owner != shard && owner < shards => {
+            forward(owner as usize, *from, std::mem::take(data));
+            sent += 1;
+            false
+        }
+        _ => true,
+    });
+    sent
 }
 
 async fn send_all(shared: &Shared, outgoing: &mut Vec<(SocketAddr, Vec<u8>)>) {

@@ -21,6 +21,11 @@ pub struct QuicSettings {
     pub keep_alive: Duration,
     /// Largest request accepted; a larger one is stopped.
     pub max_request_bytes: usize,
+    /// This endpoint's shard, written into every connection ID it issues.
+    pub shard: u8,
+    /// How many shards serve the port; with more than one, a packet whose
+    /// connection ID names another shard is handed to the forwarder.
+    pub shards: u8,
     /// Request bytes the endpoint holds at once (being received or waiting
     /// for their response); above it no stream is read, so QUIC flow
     /// control holds producers back.
@@ -38,6 +43,8 @@ impl Default for QuicSettings {
             keep_alive: Duration::from_secs(5),
             max_request_bytes: 32 << 20,
             max_inflight_bytes: 256 << 20,
+            shard: 0,
+            shards: 1,
         }
     }
 }

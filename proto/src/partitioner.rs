@@ -67,7 +67,7 @@ pub fn murmur2(data: &[u8]) -> u32 {
 /// `None` when `partitions` is 0. The empty key is an ordinary key.
 ///
 /// ```
-/// use tidegate_affinity::key_to_partition;
+/// use tidegate_proto::partitioner::key_to_partition;
 /// assert_eq!(key_to_partition(b"foobar", 10), Some(6));
 /// assert_eq!(key_to_partition(b"foobar", 0), None);
 /// ```

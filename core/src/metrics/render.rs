@@ -257,6 +257,21 @@ impl Scrape {
             "tidegate_quic_credit_stalls",
             help,
             q(|q| q.credit_stalls_total),
+        )?;
+        let help = "Datagrams of another shard's connection (a client whose address changed), \
+                    forwarded to that shard.";
+        counters(
+            e,
+            "tidegate_quic_datagrams_forwarded",
+            help,
+            q(|q| q.datagrams_forwarded_total),
+        )?;
+        let help = "Datagrams another shard forwarded to this shard's connections.";
+        counters(
+            e,
+            "tidegate_quic_datagrams_injected",
+            help,
+            q(|q| q.datagrams_injected_total),
         )
     }
 

@@ -117,6 +117,10 @@ pub struct QuicSnapshot {
     /// Times a stream was left unread because the shard held its in-flight
     /// bytes bound (producers slowed through QUIC credit).
     pub credit_stalls_total: u64,
+    /// Datagrams for another shard's connection, forwarded over the mesh.
+    pub datagrams_forwarded_total: u64,
+    /// Datagrams another shard forwarded here.
+    pub datagrams_injected_total: u64,
 }
 
 impl From<tidegate_net::ServerStats> for QuicSnapshot {
@@ -129,6 +133,8 @@ impl From<tidegate_net::ServerStats> for QuicSnapshot {
             datagrams_out_total: s.datagrams_out_total,
             inflight_bytes: s.inflight_bytes as u64,
             credit_stalls_total: s.credit_stalls_total,
+            datagrams_forwarded_total: s.datagrams_forwarded_total,
+            datagrams_injected_total: s.datagrams_injected_total,
         }
     }
 }
