@@ -542,19 +542,8 @@ impl Driver {
             if state.drive(&mut self.budget, &mut completed) == Lifecycle::Lost {
                 tracing::debug!(conn = handle.0, "connection lost");
             }
-            for (stream, data) in completed.drain(..) {
-                self.stats.requests_total += 1;
-                self.requests.push_back(RequestIn {
-                    conn: ConnId(handle.0),
-                    stream,
-                    data,
-                });
-            }
-            let mut buf = Vec::new();
-            while let Some(t) = state.conn.poll_transmit(now, 1, &mut buf) {
-                outgoing.push((t.destination, buf[..t.size].to_vec()));
-                buf.clear();
-            }
+            hand_over(handle, &mut completed, &mut self.requests, &mut self.stats);
+            take_transmits(state, now, outgoing);
             if state.conn.is_drained() {
                 finished.push(handle);
             }
@@ -576,19 +565,34 @@ impl Driver {
                 continue;
             }
             state.resume(&mut self.budget, &mut completed);
-            for (stream, data) in completed.drain(..) {
-                self.stats.requests_total += 1;
-                self.requests.push_back(RequestIn {
-                    conn: ConnId(handle.0),
-                    stream,
-                    data,
-                });
-            }
-            let mut buf = Vec::new();
-            while let Some(t) = state.conn.poll_transmit(now, 1, &mut buf) {
-                outgoing.push((t.destination, buf[..t.size].to_vec()));
-                buf.clear();
-            }
+            hand_over(*handle, &mut completed, &mut self.requests, &mut self.stats);
+            take_transmits(state, now, outgoing);
         }
+    }
+}
+
+/// Queues a connection's completed requests for the application.
+fn hand_over(
+    handle: ConnectionHandle,
+    completed: &mut Vec<(StreamId, Vec<u8>)>,
+    requests: &mut VecDeque<RequestIn>,
+    stats: &mut ServerStats,
+) {
+    for (stream, data) in completed.drain(..) {
+        stats.requests_total += 1;
+        requests.push_back(RequestIn {
+            conn: ConnId(handle.0),
+            stream,
+            data,
+        });
+    }
+}
+
+/// Moves what quinn-proto wants sent for a connection into `outgoing`.
+fn take_transmits(state: &mut ConnState, now: Instant, outgoing: &mut Vec<(SocketAddr, Vec<u8>)>) {
+    let mut buf = Vec::new();
+    while let Some(t) = state.conn.poll_transmit(now, 1, &mut buf) {
+        outgoing.push((t.destination, buf[..t.size].to_vec()));
+        buf.clear();
     }
 }
