@@ -121,6 +121,8 @@ fn metrics_show_partition_and_shard_series_after_producing() {
         Some(0.0)
     );
     assert!(sample(&first, "tidegate_partition_fdatasyncs_total", &p0).unwrap() >= 1.0);
+    assert!(sample(&first, "tidegate_partition_fdatasync_seconds_total", &p0).unwrap() > 0.0);
+    assert!(sample(&first, "tidegate_partition_read_messages_total", &p0).is_some());
     let bytes = "tidegate_partition_written_bytes_total";
     let bytes_before = sample(&first, bytes, &p0).unwrap();
     assert!(bytes_before > 0.0);

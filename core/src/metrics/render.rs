@@ -67,11 +67,11 @@ fn with(mut labels: Labels, key: &'static str, value: impl Into<String>) -> Labe
     labels
 }
 
-fn counters(
+fn counters<N: prometheus_client::encoding::EncodeCounterValue>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    rows: impl IntoIterator<Item = (Labels, u64)>,
+    rows: impl IntoIterator<Item = (Labels, N)>,
 ) -> fmt::Result {
     let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
     for (labels, value) in rows {
@@ -275,7 +275,7 @@ impl Scrape {
         )
     }
 
-    fn per_partition(&self, value: fn(&PartitionSnapshot) -> u64) -> Vec<(Labels, u64)> {
+    fn per_partition<N>(&self, value: fn(&PartitionSnapshot) -> N) -> Vec<(Labels, N)> {
         let mut rows = Vec::new();
         for s in &self.shards {
             for p in &s.partitions {
@@ -300,7 +300,17 @@ impl Scrape {
         for (name, help, value) in gauge_families {
             gauges(e, name, help, self.per_partition(value))?;
         }
-        let counter_families: [PartitionFamily; 5] = [
+        let counter_families: [PartitionFamily; 7] = [
+            (
+                "tidegate_partition_read_messages",
+                "Messages returned to fetches since the log was opened.",
+                |p| p.read_messages_total,
+            ),
+            (
+                "tidegate_partition_read_bytes",
+                "Batch bytes returned to fetches since the log was opened.",
+                |p| p.read_bytes_total,
+            ),
             (
                 "tidegate_partition_written_messages",
                 "Messages written (made readable) since the log was opened.",
@@ -330,6 +340,13 @@ impl Scrape {
         for (name, help, value) in counter_families {
             counters(e, name, help, self.per_partition(value))?;
         }
+        counters(
+            e,
+            "tidegate_partition_fdatasync_seconds",
+            "Seconds spent in the partition's fdatasyncs; divided by the fdatasync count, \
+             the mean fdatasync latency.",
+            self.per_partition(|p| p.fdatasync_seconds_total),
+        )?;
         Ok(())
     }
 }

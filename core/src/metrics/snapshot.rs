@@ -140,7 +140,7 @@ impl From<tidegate_net::ServerStats> for QuicSnapshot {
 }
 
 /// One partition log's figures.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PartitionSnapshot {
     /// Topic name.
     pub topic: String,
@@ -165,6 +165,12 @@ pub struct PartitionSnapshot {
     pub flushes_total: u64,
     /// fdatasync calls since the log was opened.
     pub fdatasyncs_total: u64,
+    /// Seconds spent in those fdatasyncs (with the count: mean latency).
+    pub fdatasync_seconds_total: f64,
+    /// Messages returned to fetches.
+    pub read_messages_total: u64,
+    /// Bytes returned to fetches.
+    pub read_bytes_total: u64,
     /// Bytes of all segments.
     pub size_bytes: u64,
     /// Segment files.

@@ -77,6 +77,13 @@ pub struct LogStats {
     pub bytes_written: u64,
     /// Batches appended.
     pub batches_appended: u64,
+    /// Time spent in the syncer's fdatasyncs, in microseconds (with
+    /// `syncs`, the mean fdatasync latency).
+    pub sync_us_total: u64,
+    /// Records returned by reads.
+    pub records_read: u64,
+    /// Bytes returned by reads.
+    pub bytes_read: u64,
 }
 
 /// Everything the log and its writer task share.

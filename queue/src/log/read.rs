@@ -58,6 +58,20 @@ pub(crate) async fn read(
     offset: u64,
     max_bytes: usize,
 ) -> Result<ReadBatches, LogError> {
+    let read = read_batches(shared, offset, max_bytes).await?;
+    let (records, bytes) = (read.next_offset - read.first_offset, read.as_bytes().len());
+    shared.count(|s| {
+        s.records_read += records;
+        s.bytes_read += bytes as u64;
+    });
+    Ok(read)
+}
+
+async fn read_batches(
+    shared: &Shared,
+    offset: u64,
+    max_bytes: usize,
+) -> Result<ReadBatches, LogError> {
     let target = {
         let state = shared.state.borrow();
         let offsets = state.offsets();

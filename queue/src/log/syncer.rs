@@ -58,8 +58,14 @@ fn next(shared: &Shared) -> Next {
 }
 
 async fn sync(shared: &Shared, file: &DiskFile, target: u64) {
-    shared.count(|s| s.syncs += 1);
-    match file.fdatasync().await {
+    let started = std::time::Instant::now();
+    let result = file.fdatasync().await;
+    let took_us = started.elapsed().as_micros() as u64;
+    shared.count(|s| {
+        s.syncs += 1;
+        s.sync_us_total += took_us;
+    });
+    match result {
         Ok(()) => {
             let mut state = shared.state.borrow_mut();
             state.durable_offset = state.durable_offset.max(target);
