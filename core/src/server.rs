@@ -293,7 +293,15 @@ async fn shard_main(mut start: ShardStart) -> Result<(), String> {
     let quic = match QuicServer::bind(start.listen, start.crypto.clone(), settings) {
         Ok(q) => q,
         Err(e) => {
+            start.shutdown.trigger();
             let _ = start.started.send((id, Err(e.to_string())));
+            // Peers wait in `connect` for this shard's ends of the mesh:
+            // connect them anyway so they can see the shutdown and stop.
+            if id != 0 {
+                if let Some(ends) = start.ends.take() {
+                    drop(ends.connect().await);
+                }
+            }
             return Err(e.to_string());
         }
     };
