@@ -1,2 +1,69 @@
-//! The Rust QUIC client for tidegate (tokio + quinn). Filled in by the SDK
-//! issue; it shares the wire formats of `tidegate-proto`.
+//! The Rust QUIC client for tidegate (tokio + quinn).
+//!
+//! A [`Client`] is one QUIC connection to a server (TLS 1.3, ALPN
+//! `tidegate/1`); every call runs on its own stream, so calls from many
+//! tasks proceed in parallel. This release has the admin calls and the
+//! low-level data path:
+//!
+//! - admin: [`create_topic`](Client::create_topic),
+//!   [`delete_topic`](Client::delete_topic),
+//!   [`list_topics`](Client::list_topics),
+//!   [`describe_topic`](Client::describe_topic);
+//! - produce one ready-made batch: [`produce_batch`](Client::produce_batch);
+//! - read: [`fetch`](Client::fetch), whose [`Fetched::messages`] reads
+//!   messages in place without copying them, and
+//!   [`list_offsets`](Client::list_offsets).
+//!
+//! Failures are one [`Error`] enum with
+//! [`is_retriable`](Error::is_retriable). Batches are built with
+//! [`tidegate_proto::batch::BatchBuilder`].
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tidegate_client::{Ack, Client, Target, Tls};
+//! use tidegate_proto::batch::{BatchBuilder, Record};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::connect(
+//!     "127.0.0.1:7441".parse()?,
+//!     Tls::ca_file("/var/lib/tidegate/tls/dev-cert.pem"),
+//! )
+//! .await?;
+//! client.create_topic("orders", 4).await?;
+//!
+//! let mut batch = BatchBuilder::new();
+//! batch.push(Record { timestamp_ms: 1_700_000_000_000, key: None, value: Some(b"hello"), headers: &[] })?;
+//! client.produce_batch("orders", Target::Partition(0), Ack::Durable, batch.finish()?).await?;
+//!
+//! let fetched = client.fetch("orders", 0, 0, 1 << 20, Duration::ZERO).await?;
+//! for message in fetched.messages() {
+//!     let message = message?;
+//!     println!("{} {:?}", message.offset(), message.value());
+//! }
+//! client.close().await;
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+mod admin;
+mod client;
+mod data;
+mod error;
+mod tls;
+
+pub use admin::{PartitionInfo, TopicDescription, TopicInfo};
+pub use client::{Client, CONNECT_TIMEOUT, MAX_RESPONSE_BYTES};
+pub use data::{Ack, Fetched, Message, Messages, Produced, Target};
+pub use error::{BoxError, Error, Result};
+pub use tidegate_proto::batch::Headers;
+pub use tidegate_proto::protocol::{ErrorCode, OffsetSpec};
+pub use tls::{Tls, DEFAULT_SERVER_NAME};
+
+/// Compiles the examples of `README.md` as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

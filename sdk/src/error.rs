@@ -1,0 +1,118 @@
+//! The one error type of the client.
+
+use std::net::SocketAddr;
+
+use tidegate_proto::protocol::ErrorCode;
+
+/// A boxed source error, kept so `Error::source()` reaches the cause.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything a client call can fail with.
+///
+/// Match on the variant to tell whose fault it is, and ask
+/// [`is_retriable`](Error::is_retriable) whether trying again may succeed.
+///
+/// # Example
+///
+/// ```no_run
+/// use tidegate_client::{Client, Error, ErrorCode, Tls};
+///
+/// # async fn run() -> Result<(), Error> {
+/// let client = Client::connect("127.0.0.1:7441".parse().unwrap(), Tls::system_roots()).await?;
+/// match client.delete_topic("orders").await {
+///     Ok(()) => println!("deleted"),
+///     Err(Error::Server { code: ErrorCode::UnknownTopic, .. }) => println!("nothing to delete"),
+///     Err(e) if e.is_retriable() => println!("try again later: {e}"),
+///     Err(e) => return Err(e),
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server answered the request with an error.
+    #[error("server error {code}: {message}")]
+    Server {
+        /// The server's error code.
+        code: ErrorCode,
+        /// The server's explanation, for humans (may be empty).
+        message: String,
+    },
+    /// No QUIC connection could be made to the server (unreachable,
+    /// refused, timed out, or the handshake failed for a reason other than
+    /// TLS).
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// The server address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: BoxError,
+    },
+    /// TLS could not be set up or the handshake failed: an unreadable or
+    /// empty CA file, no usable system roots, or a server certificate that
+    /// does not verify.
+    #[error("TLS: {0}")]
+    Tls(#[source] BoxError),
+    /// The connection or the request's stream failed after connecting
+    /// (connection lost, closed by the server, stream reset).
+    #[error("transport: {0}")]
+    Transport(#[source] BoxError),
+    /// The server's answer is not a valid response to the request.
+    #[error("bad response from server: {0}")]
+    Protocol(String),
+    /// The request breaks a protocol rule and was not sent.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// A local I/O error (binding the UDP socket).
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// True when the same request may succeed if tried again later: the
+    /// server said so ([`ErrorCode::is_retriable`]: busy, timeout,
+    /// shutting down, no space), or the connection failed or could not be
+    /// made (the server may be restarting).
+    ///
+    /// Retrying a produce after a [`Transport`](Error::Transport) error may
+    /// append the batch twice: the first attempt may have been written.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tidegate_client::{Error, ErrorCode};
+    ///
+    /// let busy = Error::Server { code: ErrorCode::Busy, message: String::new() };
+    /// assert!(busy.is_retriable());
+    /// let missing = Error::Server { code: ErrorCode::UnknownTopic, message: String::new() };
+    /// assert!(!missing.is_retriable());
+    /// ```
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Self::Server { code, .. } => code.is_retriable(),
+            Self::Connect { .. } | Self::Transport(_) => true,
+            Self::Tls(_) | Self::Protocol(_) | Self::InvalidRequest(_) | Self::Io(_) => false,
+        }
+    }
+
+    /// The server's error code, for [`Error::Server`].
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::Server { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn transport(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Transport(Box::new(e))
+    }
+
+    pub(crate) fn tls(message: impl Into<String>) -> Self {
+        Self::Tls(message.into().into())
+    }
+}
+
+/// The client's `Result`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
