@@ -257,3 +257,76 @@ fn sigterm_drains_and_exits_zero_with_systemd_notifications() {
     let n = notify.recv(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
 }
+
+#[test]
+fn a_long_poll_in_flight_at_sigterm_gets_its_answer_before_the_connection_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&dir.path().join("data"), "0-1");
+    let pid = server.child.id();
+    let admin = support::admin_addr(&server);
+    let answered = runtime().block_on(async {
+        let client = std::rc::Rc::new(connect(&server).await);
+        client.create_topic("quiet", 2).await;
+        let mut polls = Vec::new();
+        for partition in 0..2 {
+            let mut bytes = Vec::new();
+            tidegate_proto::protocol::Request::Fetch(tidegate_proto::protocol::FetchRequest {
+                topic: "quiet",
+                partition,
+                offset: 0,
+                max_bytes: 1024,
+                max_wait_ms: 60_000,
+            })
+            .encode(&mut bytes);
+            polls.push(bytes);
+        }
+        let held: u64 = polls.iter().map(|p| p.len() as u64).sum();
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async move {
+                let waits: Vec<_> = polls
+                    .into_iter()
+                    .map(|bytes| {
+                        let client = client.clone();
+                        tokio::task::spawn_local(async move { client.raw(&bytes).await })
+                    })
+                    .collect();
+                // Readiness, not a sleep: the server reports the polls' request
+                // bytes as held (published once a second) before the signal.
+                loop {
+                    let page =
+                        tokio::task::spawn_blocking(move || support::http_get(admin, "/metrics").1)
+                            .await
+                            .unwrap();
+                    let inflight: u64 = page
+                        .lines()
+                        .filter(|l| l.starts_with("tidegate_quic_inflight_bytes{"))
+                        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                        .sum::<f64>() as u64;
+                    if inflight >= held {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status()
+                    .unwrap();
+                let mut results = Vec::new();
+                for w in waits {
+                    results.push(w.await.unwrap());
+                }
+                results
+            })
+            .await
+    });
+    for reply in answered {
+        let reply = reply.expect("the long poll is answered, not cut off");
+        match decode(&reply) {
+            Response::Fetch(f) => assert!(f.batches.is_empty()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let mut server = server;
+    assert!(server.child.wait().unwrap().success());
+}

@@ -420,7 +420,9 @@ async fn serve(quic: &QuicServer, router: Rc<Router>, start: &ShardStart) {
         })
         .detach();
     }
-    // Let the requests in flight finish (bounded), then stop.
+    // Let the requests in flight finish (bounded), then stop; long polls
+    // answer at once with what they have.
+    router.shard.stop_waits();
     let all = std::pin::pin!(inflight.acquire(max_inflight));
     let timeout = std::pin::pin!(glommio::timer::sleep(DRAIN_TIMEOUT));
     let _ = futures::future::select(all, timeout).await;

@@ -83,6 +83,8 @@ pub(crate) struct ConnState {
     awaiting: HashMap<StreamId, usize>,
     /// Responses not yet fully written: the bytes still to write.
     sending: HashMap<StreamId, VecDeque<Bytes>>,
+    /// Responses written and finished but not yet acknowledged by the peer.
+    finishing: std::collections::HashSet<StreamId>,
     max_request_bytes: usize,
 }
 
@@ -94,8 +96,17 @@ impl ConnState {
             deferred: BTreeSet::new(),
             awaiting: HashMap::new(),
             sending: HashMap::new(),
+            finishing: std::collections::HashSet::new(),
             max_request_bytes,
         }
+    }
+
+    /// True while a response handed over is not yet delivered: bytes to
+    /// write, or finished streams not yet acknowledged. (Requests still
+    /// waiting for the application do not count: at shutdown the
+    /// application has stopped taking them.)
+    pub(crate) fn has_unfinished_responses(&self) -> bool {
+        !self.sending.is_empty() || !self.finishing.is_empty()
     }
 
     /// Bytes this connection holds of the budget.
@@ -128,6 +139,10 @@ impl ConnState {
                 Event::Stream(StreamEvent::Writable { id }) => self.flush(id),
                 Event::Stream(StreamEvent::Stopped { id, .. }) => {
                     self.sending.remove(&id);
+                    self.finishing.remove(&id);
+                }
+                Event::Stream(StreamEvent::Finished { id }) => {
+                    self.finishing.remove(&id);
                 }
                 _ => {}
             }
@@ -272,7 +287,9 @@ impl ConnState {
             }
         }
         // Everything written: finish the stream (its FIN ends the response).
-        let _ = send.finish();
+        if send.finish().is_ok() {
+            self.finishing.insert(id);
+        }
         self.sending.remove(&id);
     }
 }

@@ -17,7 +17,7 @@ use std::{
     net::SocketAddr,
     rc::Rc,
     sync::Arc,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use bytes::{Bytes, BytesMut};
@@ -43,6 +43,9 @@ use crate::{
 const DATAGRAM_BYTES_MAX: usize = 65_535;
 /// Datagrams received but not yet handled by the driver.
 const RECEIVE_QUEUE: usize = 1024;
+/// How long `shutdown` waits for responses to be acknowledged before it
+/// closes the connections.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
 
 /// A connection of this endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -238,9 +241,27 @@ impl QuicServer {
     /// Stops accepting connections, closes the open ones (after their
     /// pending responses had their chance to go out) and stops the tasks.
     pub async fn shutdown(mut self) {
+        // New connections are refused from now on; the open ones get until
+        // their responses are acknowledged (bounded), then are closed.
+        self.shared.driver.borrow_mut().closing = true;
+        let deadline = Instant::now() + SHUTDOWN_FLUSH;
+        loop {
+            let woken = self.shared.wake.listen();
+            let pending = {
+                let driver = self.shared.driver.borrow();
+                driver
+                    .conns
+                    .values()
+                    .any(ConnState::has_unfinished_responses)
+            };
+            if !pending || Instant::now() >= deadline {
+                break;
+            }
+            let tick = glommio::timer::sleep(Duration::from_millis(5));
+            let _ = select(std::pin::pin!(woken), std::pin::pin!(tick)).await;
+        }
         {
             let mut driver = self.shared.driver.borrow_mut();
-            driver.closing = true;
             let now = Instant::now();
             for state in driver.conns.values_mut() {
                 let code = VarInt::from_u32(codes::SHUTTING_DOWN);

@@ -87,6 +87,9 @@ pub(crate) struct Shard {
     /// data path).
     pub(crate) admin: futures::lock::Mutex<()>,
     pub(crate) partitions: Partitions,
+    /// Set when the shard stops taking requests: long polls end at once.
+    pub(crate) stopping: std::cell::Cell<bool>,
+    pub(crate) stopping_event: event_listener::Event,
 }
 
 impl Shard {
@@ -106,6 +109,8 @@ impl Shard {
             catalog: RefCell::new(catalog),
             admin: futures::lock::Mutex::new(()),
             partitions: Partitions::default(),
+            stopping: std::cell::Cell::new(false),
+            stopping_event: event_listener::Event::new(),
         }
     }
 
@@ -143,6 +148,23 @@ impl Shard {
                 ),
             )
         })
+    }
+
+    /// Ends every long poll now (shutdown: they answer with what they have).
+    pub(crate) fn stop_waits(&self) {
+        self.stopping.set(true);
+        self.stopping_event.notify(usize::MAX);
+    }
+
+    /// Resolves once `stop_waits` was called.
+    pub(crate) async fn stopped(&self) {
+        loop {
+            let listener = self.stopping_event.listen();
+            if self.stopping.get() {
+                return;
+            }
+            listener.await;
+        }
     }
 
     /// Brings the partitions this shard owns in line with `catalog`: opens

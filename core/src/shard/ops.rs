@@ -148,7 +148,10 @@ impl Shard {
                 batches: read,
             });
         }
-        wait_for_data(&log, offset, Duration::from_millis(max_wait_ms.into())).await;
+        let wait = Duration::from_millis(max_wait_ms.into());
+        let stop = std::pin::pin!(self.stopped());
+        let data = std::pin::pin!(wait_for_data(&log, offset, wait));
+        let _ = select(data, stop).await;
         let read = log.read(offset, max_bytes).await?;
         Ok(Fetched {
             high_watermark: read.high_watermark,
