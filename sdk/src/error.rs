@@ -1,6 +1,7 @@
 //! The one error type of the client.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tidegate_proto::protocol::ErrorCode;
 
@@ -68,6 +69,12 @@ pub enum Error {
     /// A local I/O error (binding the UDP socket).
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// The [`Producer`](crate::Producer) stopped before this message was
+    /// acknowledged (it was dropped without
+    /// [`close`](crate::Producer::close)). The message may or may not have
+    /// been stored.
+    #[error("the producer stopped before the message was acknowledged")]
+    Closed,
 }
 
 impl Error {
@@ -93,7 +100,11 @@ impl Error {
         match self {
             Self::Server { code, .. } => code.is_retriable(),
             Self::Connect { .. } | Self::Transport(_) => true,
-            Self::Tls(_) | Self::Protocol(_) | Self::InvalidRequest(_) | Self::Io(_) => false,
+            Self::Tls(_)
+            | Self::Protocol(_)
+            | Self::InvalidRequest(_)
+            | Self::Io(_)
+            | Self::Closed => false,
         }
     }
 
@@ -109,10 +120,87 @@ impl Error {
         Self::Transport(Box::new(e))
     }
 
+    /// A copy of this error for one more receiver (every receipt of a
+    /// failed batch gets one). A boxed source moves into an `Arc` shared
+    /// by `self` and the copy, so the cause chain survives.
+    pub(crate) fn share(&mut self) -> Self {
+        match self {
+            Self::Server { code, message } => Self::Server {
+                code: *code,
+                message: message.clone(),
+            },
+            Self::Connect { addr, source } => Self::Connect {
+                addr: *addr,
+                source: share_box(source),
+            },
+            Self::Tls(source) => Self::Tls(share_box(source)),
+            Self::Transport(source) => Self::Transport(share_box(source)),
+            Self::Protocol(message) => Self::Protocol(message.clone()),
+            Self::InvalidRequest(message) => Self::InvalidRequest(message.clone()),
+            Self::Io(e) => Self::Io(std::io::Error::new(e.kind(), e.to_string())),
+            Self::Closed => Self::Closed,
+        }
+    }
+
     pub(crate) fn tls(message: impl Into<String>) -> Self {
         Self::Tls(message.into().into())
     }
 }
 
+/// Turns `source` into a [`Shared`] (once) and returns another handle to it.
+fn share_box(source: &mut BoxError) -> BoxError {
+    if source.downcast_ref::<Shared>().is_none() {
+        let inner = std::mem::replace(source, Box::new(Shared(Arc::new(Error::Closed))));
+        *source = Box::new(Shared(Arc::from(inner)));
+    }
+    match source.downcast_ref::<Shared>() {
+        Some(shared) => Box::new(shared.clone()),
+        None => unreachable!("replaced by a Shared just above"),
+    }
+}
+
+/// One source error behind several [`Error`]s; displays as the original.
+#[derive(Clone)]
+struct Shared(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl std::error::Error for Shared {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
 /// The client's `Result`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_copies_keep_the_variant_and_the_message() {
+        let mut original = Error::transport(std::io::Error::other("link down"));
+        let copy = original.share();
+        let again = original.share();
+        for e in [&original, &copy, &again] {
+            assert!(matches!(e, Error::Transport(_)));
+            assert_eq!(e.to_string(), "transport: link down");
+        }
+        let mut server = Error::Server {
+            code: ErrorCode::UnknownTopic,
+            message: "x".into(),
+        };
+        assert_eq!(server.share().code(), Some(ErrorCode::UnknownTopic));
+    }
+}

@@ -2,9 +2,13 @@
 //!
 //! A [`Client`] is one QUIC connection to a server (TLS 1.3, ALPN
 //! `tidegate/1`); every call runs on its own stream, so calls from many
-//! tasks proceed in parallel. This release has the admin calls and the
-//! low-level data path:
+//! tasks proceed in parallel. This release has the batching producer, the
+//! admin calls and the low-level data path:
 //!
+//! - [`Producer`]: [`send`](Producer::send) one [`ProducerRecord`] at a
+//!   time and get a [`Receipt`]; batching by size and linger, key and
+//!   sticky partitioning, bounded retries with backoff, bounded memory,
+//!   [`flush`](Producer::flush) and [`close`](Producer::close);
 //! - admin: [`create_topic`](Client::create_topic),
 //!   [`delete_topic`](Client::delete_topic),
 //!   [`list_topics`](Client::list_topics),
@@ -53,12 +57,14 @@ mod admin;
 mod client;
 mod data;
 mod error;
+mod producer;
 mod tls;
 
 pub use admin::{PartitionInfo, TopicDescription, TopicInfo};
 pub use client::{Client, CONNECT_TIMEOUT, MAX_RESPONSE_BYTES};
 pub use data::{Ack, Fetched, Message, Messages, Produced, Target};
 pub use error::{BoxError, Error, Result};
+pub use producer::{Delivered, Producer, ProducerConfig, ProducerRecord, Receipt};
 pub use tidegate_proto::batch::Headers;
 pub use tidegate_proto::protocol::{ErrorCode, OffsetSpec};
 pub use tls::{Tls, DEFAULT_SERVER_NAME};
