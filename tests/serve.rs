@@ -330,3 +330,25 @@ fn a_long_poll_in_flight_at_sigterm_gets_its_answer_before_the_connection_closes
     let mut server = server;
     assert!(server.child.wait().unwrap().success());
 }
+
+#[test]
+fn the_quick_start_default_data_directory_works() {
+    // `tidegate serve` with no --data-dir keeps its data in ./tidegate-data:
+    // a relative path, which glommio cannot open as it is.
+    let cwd = tempfile::tempdir().unwrap();
+    let server = support::start_default_in(cwd.path(), "0-1");
+    runtime().block_on(async {
+        let client = connect(&server).await;
+        assert_eq!(
+            decode(&client.create_topic("qs", 2).await),
+            Response::CreateTopic
+        );
+        let results = client
+            .produce("qs", 1, AckLevel::Durable, &batch_of(&[b"hello".to_vec()]))
+            .await;
+        assert_eq!(results, vec![Ok(0)]);
+        assert_eq!(client.read_all("qs", 1).await, vec![(0, b"hello".to_vec())]);
+    });
+    assert!(server.stop().success());
+    assert!(cwd.path().join("tidegate-data/meta/catalog").exists());
+}

@@ -121,6 +121,15 @@ pub fn run(
     shutdown: Shutdown,
     on_started: impl FnOnce(&Started),
 ) -> Result<(), ServeError> {
+    // Every path below the data directory is absolute from here on: glommio
+    // opens paths with openat(-1, ..), which fails on a relative one.
+    let mut config = config.clone();
+    config.data_dir =
+        std::path::absolute(&config.data_dir).map_err(|source| ServeError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+    let config = &config;
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
         path: config.data_dir.clone(),
         source,

@@ -12,6 +12,8 @@
 //!   on a device; an empty file makes the probe wrongly succeed and later
 //!   reads fail with EOPNOTSUPP. [`Disk::prepare`] opens a non-empty file
 //!   first.
+//! - glommio opens paths with `openat(-1, path)`: a relative path fails with
+//!   EBADF. Every path is made absolute here first ([`absolute`]).
 
 use std::{
     cell::{Cell, RefCell},
@@ -30,6 +32,13 @@ use crate::{
 /// Alignment of every write position and length. 4 KiB satisfies both
 /// 512-byte and 4 KiB logical-block devices.
 pub(crate) const BLOCK: usize = 4096;
+
+/// `path` made absolute against the working directory, for glommio (see
+/// the module documentation). Unchanged if it already is, or if the working
+/// directory cannot be read.
+pub(crate) fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
 
 pub(crate) fn align_down(v: u64) -> u64 {
     v - v % BLOCK as u64
@@ -80,7 +89,7 @@ impl Disk {
         }
         let path = temporary_name(&dir.join(".dma-probe"));
         std::fs::write(&path, [0xA5u8; BLOCK]).map_err(|e| IoFailure::new("write", &path, e))?;
-        let file = DmaFile::open(&path)
+        let file = DmaFile::open(absolute(&path))
             .await
             .map_err(|e| IoFailure::new("open", &path, e.into()))?;
         let _ = file.close().await;
@@ -95,7 +104,7 @@ impl Disk {
             .read(true)
             .write(true)
             .create(create)
-            .dma_open(path)
+            .dma_open(absolute(path))
             .await
             .map_err(|e| IoFailure::new("open", path, e.into()))?;
         Ok(DiskFile {
@@ -109,7 +118,7 @@ impl Disk {
     /// fsyncs a directory, so that creates, renames and removes in it are
     /// durable.
     pub(crate) async fn sync_dir(&self, dir: &Path) -> Result<(), IoFailure> {
-        let d = glommio::io::Directory::open(dir)
+        let d = glommio::io::Directory::open(absolute(dir))
             .await
             .map_err(|e| IoFailure::new("open dir", dir, e.into()))?;
         d.sync()

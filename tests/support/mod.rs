@@ -46,7 +46,24 @@ pub fn start_env(data_dir: &Path, cores: &str, env: &[(&str, &str)]) -> Server {
     start_full(data_dir, cores, false, env)
 }
 
+/// Starts the server the way the README's quick start does: no data
+/// directory given (the default `./tidegate-data`) in working directory
+/// `cwd`.
+pub fn start_default_in(cwd: &Path, cores: &str) -> Server {
+    start_cmd(&cwd.join("tidegate-data"), cores, false, &[], Some(cwd))
+}
+
 fn start_full(data_dir: &Path, cores: &str, systemd: bool, env: &[(&str, &str)]) -> Server {
+    start_cmd(data_dir, cores, systemd, env, None)
+}
+
+fn start_cmd(
+    data_dir: &Path,
+    cores: &str,
+    systemd: bool,
+    env: &[(&str, &str)],
+    cwd: Option<&Path>,
+) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidegate"));
     cmd.envs(env.iter().copied());
     cmd.args([
@@ -55,15 +72,18 @@ fn start_full(data_dir: &Path, cores: &str, systemd: bool, env: &[(&str, &str)])
         "127.0.0.1:0",
         "--admin-listen",
         "127.0.0.1:0",
-    ])
-    .arg("--data-dir")
-    .arg(data_dir)
-    .env("TIDEGATE_CORES", cores)
-    .env("TIDEGATE_SHARD__IO_MEMORY", "1MiB")
-    .env("TIDEGATE_LOG", "info")
-    .env_remove("NOTIFY_SOCKET")
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
+    ]);
+    match cwd {
+        // The default data directory, relative to the working directory.
+        Some(cwd) => cmd.current_dir(cwd),
+        None => cmd.arg("--data-dir").arg(data_dir),
+    };
+    cmd.env("TIDEGATE_CORES", cores)
+        .env("TIDEGATE_SHARD__IO_MEMORY", "1MiB")
+        .env("TIDEGATE_LOG", "info")
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let notify = systemd.then(|| {
         let path = data_dir.with_extension("notify");
         let _ = std::fs::remove_file(&path);

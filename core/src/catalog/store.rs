@@ -17,6 +17,9 @@ pub struct CatalogStore {
 impl CatalogStore {
     /// The store of `data_dir`.
     pub fn new(data_dir: &Path) -> Self {
+        // Absolute: glommio opens paths with openat(-1, ..), which fails on
+        // a relative one (EBADF).
+        let data_dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
         CatalogStore {
             path: data_dir.join("meta").join("catalog"),
         }
