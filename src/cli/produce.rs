@@ -1,0 +1,290 @@
+//! `tidegate produce`: one message per input line, through the batching
+//! producer; a summary on stderr.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context};
+use clap::{Args, ValueEnum};
+use serde_json::json;
+use tidegate_client::{Ack, Client, Producer, ProducerConfig, ProducerRecord, Receipt};
+use tokio::sync::mpsc;
+
+use super::{block_on, topic_error, ConnectArgs, Format};
+
+/// Produce one message per line of stdin (or of a file) to a topic.
+///
+/// Each line (without its line ending) is one message's value; lines are
+/// batched. A summary goes to stderr: the message count and, per
+/// partition, the first and last offsets.
+///
+/// Examples:
+///   seq 1000 | tidegate produce orders
+///   tidegate produce orders --key customer-7 --ack written < events.txt
+///   tidegate produce orders --partition 3 --file events.txt --format json
+#[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub(crate) struct ProduceArgs {
+    /// The topic.
+    topic: String,
+    /// A key for every message; it picks the partition (as the server
+    /// and Kafka do). Without it messages are spread over the partitions.
+    #[arg(long, short, value_name = "K")]
+    key: Option<String>,
+    /// Send every message to this partition (wins over --key).
+    #[arg(long, short, value_name = "P")]
+    partition: Option<u32>,
+    /// How far each batch must get before the server acknowledges it.
+    #[arg(long, value_enum, default_value_t = AckArg::Durable)]
+    ack: AckArg,
+    /// Read the lines from this file instead of stdin.
+    #[arg(long, short, value_name = "F")]
+    file: Option<PathBuf>,
+    /// The summary on stderr: `text` or `json` (one object).
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+enum AckArg {
+    /// Once the server has read the request (no offsets come back).
+    None,
+    /// Once the batch is written to the log.
+    Written,
+    /// Once the batch is fdatasynced.
+    Durable,
+}
+
+impl From<AckArg> for Ack {
+    fn from(ack: AckArg) -> Ack {
+        match ack {
+            AckArg::None => Ack::None,
+            AckArg::Written => Ack::Written,
+            AckArg::Durable => Ack::Durable,
+        }
+    }
+}
+
+/// Lines queued between the reading thread and the producer.
+const LINE_QUEUE: usize = 4096;
+
+pub(crate) fn run(args: ProduceArgs) -> anyhow::Result<()> {
+    let input: Box<dyn Read + Send> = match &args.file {
+        Some(path) => Box::new(
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+        ),
+        None => Box::new(std::io::stdin()),
+    };
+    block_on(async move {
+        let client = args.connect.connect().await?;
+        let result = produce(&client, &args, input).await;
+        client.close().await;
+        result
+    })
+}
+
+#[derive(Default)]
+struct Summary {
+    messages: u64,
+    failed: u64,
+    first_error: Option<tidegate_client::Error>,
+    /// Per partition: messages, first and last offset.
+    partitions: BTreeMap<u32, (u64, Option<u64>, Option<u64>)>,
+}
+
+async fn produce(
+    client: &Client,
+    args: &ProduceArgs,
+    input: Box<dyn Read + Send>,
+) -> anyhow::Result<()> {
+    let topic = args.topic.as_str();
+    // Fails fast, with a clear message, on an unknown topic or partition.
+    let description = client
+        .describe_topic(topic)
+        .await
+        .map_err(|e| topic_error("produce to topic", topic, e))?;
+    if let Some(p) = args.partition {
+        let count = description.partitions.len();
+        if p as usize >= count {
+            return Err(anyhow!(
+                "produce to topic '{topic}': no partition {p} (unknown_partition); \
+                 it has {count} partitions, 0 to {}",
+                count.saturating_sub(1)
+            ));
+        }
+    }
+
+    let (line_tx, mut line_rx) = mpsc::channel::<std::io::Result<Vec<u8>>>(LINE_QUEUE);
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader_stop = stop.clone();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(input);
+        loop {
+            let mut line = Vec::new();
+            let sent = match reader.read_until(b'\n', &mut line) {
+                Ok(0) => break,
+                Ok(_) => {
+                    if line.last() == Some(&b'\n') {
+                        line.pop();
+                        if line.last() == Some(&b'\r') {
+                            line.pop();
+                        }
+                    }
+                    line_tx.blocking_send(Ok(line))
+                }
+                Err(e) => {
+                    let _ = line_tx.blocking_send(Err(e));
+                    break;
+                }
+            };
+            if sent.is_err() || reader_stop.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+    });
+
+    let producer = Producer::new(
+        client.clone(),
+        ProducerConfig {
+            ack: args.ack.into(),
+            ..ProducerConfig::default()
+        },
+    );
+    let (receipt_tx, mut receipt_rx) = mpsc::unbounded_channel::<Receipt>();
+    let collector_stop = stop.clone();
+    let collector = tokio::spawn(async move {
+        let mut summary = Summary::default();
+        while let Some(receipt) = receipt_rx.recv().await {
+            match receipt.await {
+                Ok(delivered) => {
+                    summary.messages += 1;
+                    let entry = summary
+                        .partitions
+                        .entry(delivered.partition)
+                        .or_insert((0, None, None));
+                    entry.0 += 1;
+                    if let Some(offset) = delivered.offset {
+                        entry.1 = Some(entry.1.map_or(offset, |o: u64| o.min(offset)));
+                        entry.2 = Some(entry.2.map_or(offset, |o: u64| o.max(offset)));
+                    }
+                }
+                Err(e) => {
+                    summary.failed += 1;
+                    collector_stop.store(true, Ordering::Relaxed);
+                    summary.first_error.get_or_insert(e);
+                }
+            }
+        }
+        summary
+    });
+
+    let mut read_error = None;
+    let mut send_error = None;
+    while let Some(line) = line_rx.recv().await {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => {
+                read_error = Some(e);
+                break;
+            }
+        };
+        let mut record = ProducerRecord::new(line);
+        if let Some(key) = &args.key {
+            record = record.with_key(key.clone().into_bytes());
+        }
+        if let Some(p) = args.partition {
+            record = record.with_partition(p);
+        }
+        match producer.send(topic, record).await {
+            Ok(receipt) => {
+                let _ = receipt_tx.send(receipt);
+            }
+            Err(e) => {
+                send_error = Some(e);
+                break;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    drop(line_rx);
+    producer.close().await;
+    drop(receipt_tx);
+    let mut summary = collector.await.context("the receipt task failed")?;
+    if let Some(e) = send_error {
+        summary.failed += 1;
+        summary.first_error.get_or_insert(e);
+    }
+    print_summary(topic, &summary, args.format);
+
+    if let Some(e) = summary.first_error {
+        return Err(topic_error(
+            &format!("{} message(s) not stored; produce to topic", summary.failed),
+            topic,
+            e,
+        ));
+    }
+    if let Some(e) = read_error {
+        return Err(anyhow!(
+            "reading {}: {e}",
+            args.file
+                .as_ref()
+                .map_or_else(|| "stdin".to_owned(), |f| f.display().to_string())
+        ));
+    }
+    Ok(())
+}
+
+fn print_summary(topic: &str, summary: &Summary, format: Format) {
+    match format {
+        Format::Json => {
+            let partitions: Vec<_> = summary
+                .partitions
+                .iter()
+                .map(|(p, (messages, first, last))| {
+                    json!({
+                        "partition": p,
+                        "messages": messages,
+                        "first_offset": first,
+                        "last_offset": last,
+                    })
+                })
+                .collect();
+            eprintln!(
+                "{}",
+                json!({
+                    "topic": topic,
+                    "messages": summary.messages,
+                    "failed": summary.failed,
+                    "partitions": partitions,
+                })
+            );
+        }
+        Format::Text => {
+            let mut line = format!(
+                "produced {} message(s) to '{topic}', {} partition(s)",
+                summary.messages,
+                summary.partitions.len()
+            );
+            if summary.failed > 0 {
+                line.push_str(&format!(", {} failed", summary.failed));
+            }
+            eprintln!("{line}");
+            for (p, (messages, first, last)) in &summary.partitions {
+                match (first, last) {
+                    (Some(first), Some(last)) => {
+                        eprintln!("  partition {p}: {messages} message(s), offsets {first}..{last}")
+                    }
+                    _ => eprintln!("  partition {p}: {messages} message(s) (ack none: no offsets)"),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! `tidegate topic create|delete|list|describe`.
+
+use std::io::Write;
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::{block_on, topic_error, ConnectArgs, Format};
+
+#[derive(Args, Debug)]
+pub(crate) struct TopicArgs {
+    #[command(subcommand)]
+    command: TopicCommand,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum TopicCommand {
+    /// Create a topic.
+    ///
+    /// Examples:
+    ///   tidegate topic create orders --partitions 8
+    ///   tidegate topic create orders --partitions 8 --server 10.0.0.7:7441 --ca ca.pem
+    #[command(verbatim_doc_comment)]
+    Create {
+        /// The topic name.
+        name: String,
+        /// How many partitions it has.
+        #[arg(long, short, value_name = "N")]
+        partitions: u32,
+    },
+    /// Delete a topic and all its data.
+    ///
+    /// Examples:
+    ///   tidegate topic delete orders
+    #[command(verbatim_doc_comment)]
+    Delete {
+        /// The topic name.
+        name: String,
+    },
+    /// List the topics and their partition counts.
+    ///
+    /// Examples:
+    ///   tidegate topic list
+    ///   tidegate topic list --format json      # [{"name":"orders","partitions":8}]
+    #[command(verbatim_doc_comment)]
+    List {
+        /// `text` (a table) or `json` (one array).
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Show a topic's partitions with their earliest, latest (high
+    /// watermark) and durable offsets.
+    ///
+    /// Examples:
+    ///   tidegate topic describe orders
+    ///   tidegate topic describe orders --format json
+    #[command(verbatim_doc_comment)]
+    Describe {
+        /// The topic name.
+        name: String,
+        /// `text` (a table) or `json` (one object).
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+pub(crate) fn run(args: TopicArgs) -> anyhow::Result<()> {
+    block_on(async move {
+        let client = args.connect.connect().await?;
+        let result = command(&client, args.command).await;
+        client.close().await;
+        result
+    })
+}
+
+async fn command(client: &tidegate_client::Client, command: TopicCommand) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        TopicCommand::Create { name, partitions } => {
+            client
+                .create_topic(&name, partitions)
+                .await
+                .map_err(|e| topic_error("create topic", &name, e))?;
+            eprintln!("created topic '{name}' with {partitions} partitions");
+        }
+        TopicCommand::Delete { name } => {
+            client
+                .delete_topic(&name)
+                .await
+                .map_err(|e| topic_error("delete topic", &name, e))?;
+            eprintln!("deleted topic '{name}'");
+        }
+        TopicCommand::List { format } => {
+            let mut topics = client
+                .list_topics()
+                .await
+                .map_err(|e| anyhow::anyhow!("list topics: {e}"))?;
+            topics.sort_by(|a, b| a.name.cmp(&b.name));
+            match format {
+                Format::Json => {
+                    let list: Vec<_> = topics
+                        .iter()
+                        .map(|t| json!({"name": t.name, "partitions": t.partitions}))
+                        .collect();
+                    writeln!(out, "{}", serde_json::Value::Array(list))?;
+                }
+                Format::Text => {
+                    let width = topics.iter().map(|t| t.name.len()).max().unwrap_or(0);
+                    let width = width.max("TOPIC".len());
+                    writeln!(out, "{:width$}  PARTITIONS", "TOPIC")?;
+                    for t in &topics {
+                        writeln!(out, "{:width$}  {}", t.name, t.partitions)?;
+                    }
+                }
+            }
+        }
+        TopicCommand::Describe { name, format } => {
+            let d = client
+                .describe_topic(&name)
+                .await
+                .map_err(|e| topic_error("describe topic", &name, e))?;
+            match format {
+                Format::Json => {
+                    let partitions: Vec<_> = d
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            json!({
+                                "partition": p.partition,
+                                "earliest": p.earliest,
+                                "latest": p.latest,
+                                "durable": p.durable,
+                            })
+                        })
+                        .collect();
+                    writeln!(out, "{}", json!({"name": d.name, "partitions": partitions}))?;
+                }
+                Format::Text => {
+                    writeln!(out, "topic {} ({} partitions)", d.name, d.partitions.len())?;
+                    writeln!(
+                        out,
+                        "{:>9}  {:>20}  {:>20}  {:>20}",
+                        "PARTITION", "EARLIEST", "LATEST", "DURABLE"
+                    )?;
+                    for p in &d.partitions {
+                        writeln!(
+                            out,
+                            "{:>9}  {:>20}  {:>20}  {:>20}",
+                            p.partition, p.earliest, p.latest, p.durable
+                        )?;
+                    }
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
