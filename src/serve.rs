@@ -69,7 +69,18 @@ fn announce(started: &Started) {
     } else {
         eprintln!("  certificate: {cert}");
     }
-    eprintln!("  clients:     protocol v1 over QUIC, ALPN tidegate/1 (docs/PROTOCOL.md)");
+    eprintln!(
+        "  publish:     echo hello | tidegate produce TOPIC --server {} --ca {cert}",
+        started.listen
+    );
+    eprintln!(
+        "  consume:     tidegate consume TOPIC --from earliest --server {} --ca {cert}",
+        started.listen
+    );
+    eprintln!(
+        "  topics:      tidegate topic create TOPIC --partitions 4 --server {} --ca {cert}",
+        started.listen
+    );
     notify(&[sd_notify::NotifyState::Ready]);
     start_watchdog();
 }
