@@ -5,6 +5,10 @@
 //! tasks proceed in parallel. This release has the batching producer, the
 //! admin calls and the low-level data path:
 //!
+//! - [`Consumer`]: reads a topic (all or some partitions) from
+//!   [`Start::Earliest`], [`Start::Latest`], an offset or a timestamp,
+//!   with prefetch; [`ConsumedMessage`]s hold slices of the response, not
+//!   copies;
 //! - [`Producer`]: [`send`](Producer::send) one [`ProducerRecord`] at a
 //!   time and get a [`Receipt`]; batching by size and linger, key and
 //!   sticky partitioning, bounded retries with backoff, bounded memory,
@@ -55,6 +59,7 @@
 
 mod admin;
 mod client;
+mod consumer;
 mod data;
 mod error;
 mod producer;
@@ -62,6 +67,7 @@ mod tls;
 
 pub use admin::{PartitionInfo, TopicDescription, TopicInfo};
 pub use client::{Client, CONNECT_TIMEOUT, MAX_RESPONSE_BYTES};
+pub use consumer::{ConsumedMessage, Consumer, ConsumerConfig, Start, PREFETCH_MAX};
 pub use data::{Ack, Fetched, Message, Messages, Produced, Target};
 pub use error::{BoxError, Error, Result};
 pub use producer::{Delivered, Producer, ProducerConfig, ProducerRecord, Receipt};
