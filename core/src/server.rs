@@ -121,8 +121,9 @@ pub fn run(
     shutdown: Shutdown,
     on_started: impl FnOnce(&Started),
 ) -> Result<(), ServeError> {
-    // Every path below the data directory is absolute from here on: glommio
-    // opens paths with openat(-1, ..), which fails on a relative one.
+    // The data directory is made absolute once, so logs and the banner name
+    // the real place. (The relative-path trap of glommio is handled where
+    // files are opened, in queue/src/disk.rs.)
     let mut config = config.clone();
     config.data_dir =
         std::path::absolute(&config.data_dir).map_err(|source| ServeError::DataDir {

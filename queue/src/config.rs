@@ -1,6 +1,6 @@
 //! Log configuration, with the bounds the log enforces.
 
-use crate::{fault::FaultPlan, LogError};
+use crate::LogError;
 
 /// How one partition log behaves. Every size is in bytes.
 #[derive(Debug, Clone)]
@@ -32,8 +32,6 @@ pub struct LogConfig {
     pub retention_bytes: Option<u64>,
     /// Verify each batch's CRC when it is read back.
     pub verify_reads: bool,
-    /// Faults to inject under the log (tests only).
-    pub faults: Option<FaultPlan>,
 }
 
 impl Default for LogConfig {
@@ -50,7 +48,6 @@ impl Default for LogConfig {
             retention_ms: None,
             retention_bytes: None,
             verify_reads: true,
-            faults: None,
         }
     }
 }

@@ -62,9 +62,9 @@ pub(crate) struct Disk {
 }
 
 impl Disk {
-    pub(crate) fn new(plan: Option<FaultPlan>) -> Self {
+    pub(crate) fn new() -> Self {
         Disk {
-            faults: Rc::new(RefCell::new(FaultState::new(plan.unwrap_or_default()))),
+            faults: Rc::new(RefCell::new(FaultState::new(FaultPlan::default()))),
         }
     }
 

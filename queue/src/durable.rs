@@ -41,11 +41,26 @@ pub async fn write(path: &Path, content: &[u8]) -> Result<(), LogError> {
     framed.extend_from_slice(&crc32c::crc32c(content).to_le_bytes());
     framed.extend_from_slice(&[0u8; 4]);
     framed.extend_from_slice(content);
-    let disk = Disk::new(None);
+    let disk = Disk::new();
     if let Some(dir) = path.parent() {
+        create_dir(&disk, dir).await?;
         disk.prepare(dir).await.map_err(LogError::io)?;
     }
     disk.write_atomic(path, &framed).await.map_err(LogError::io)
+}
+
+/// Creates `dir` if it is missing, and makes its entry durable (fsync of
+/// its parent), so a file written into a new directory survives a crash.
+async fn create_dir(disk: &Disk, dir: &Path) -> Result<(), LogError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| LogError::io(crate::IoFailure::new("mkdir", dir, e)))?;
+    match dir.parent() {
+        Some(parent) => disk.sync_dir(parent).await.map_err(LogError::io),
+        None => Ok(()),
+    }
 }
 
 /// Reads what `write` wrote; `Ok(None)` when the file does not exist.
@@ -53,7 +68,7 @@ pub async fn read(path: &Path) -> Result<Option<Vec<u8>>, LogError> {
     if !path.exists() {
         return Ok(None);
     }
-    let disk = Disk::new(None);
+    let disk = Disk::new();
     if let Some(dir) = path.parent() {
         disk.prepare(dir).await.map_err(LogError::io)?;
     }

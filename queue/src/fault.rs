@@ -1,9 +1,9 @@
 //! Faults injected under the log, so tests can put a failing disk beneath it.
 //!
 //! Every disk operation of the log goes through one narrow interface
-//! (`disk.rs`); when a [`FaultPlan`] is configured, that interface counts
-//! writes and syncs and fails the chosen ones. A plan built from a seed is
-//! reproducible: the same seed fails the same operations the same way.
+//! (`disk.rs`); a [`FaultPlan`] put under an open log with
+//! `Log::inject_faults` makes that interface count writes and syncs from
+//! then on and fail the chosen ones, the same way every run.
 
 /// Which error an injected fault returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,47 +37,6 @@ pub struct FaultPlan {
     pub torn_write: Option<(u64, usize)>,
     /// Keep failing writes after the first injected write failure.
     pub sticky: bool,
-}
-
-impl FaultPlan {
-    /// A reproducible plan drawn from `seed`: one of the three fault kinds,
-    /// at an operation between 0 and `ops_max`.
-    pub fn from_seed(seed: u64, ops_max: u64) -> Self {
-        let mut rng = SplitMix64(seed);
-        let at = rng.next() % ops_max.max(1);
-        let kind = if rng.next() % 2 == 0 {
-            FaultKind::NoSpace
-        } else {
-            FaultKind::Io
-        };
-        match rng.next() % 3 {
-            0 => FaultPlan {
-                fail_write: Some((at, kind)),
-                ..FaultPlan::default()
-            },
-            1 => FaultPlan {
-                fail_sync: Some((at, kind)),
-                ..FaultPlan::default()
-            },
-            _ => FaultPlan {
-                torn_write: Some((at, (rng.next() % 8) as usize)),
-                ..FaultPlan::default()
-            },
-        }
-    }
-}
-
-/// SplitMix64: a tiny, well-known generator, enough to pick fault points.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
 }
 
 /// The live counters of a plan.

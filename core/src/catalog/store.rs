@@ -2,8 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use glommio::io::Directory;
-use tidegate_queue::{durable, IoFailure, LogError};
+use tidegate_queue::{durable, LogError};
 
 use super::{Catalog, CatalogError};
 
@@ -17,9 +16,6 @@ pub struct CatalogStore {
 impl CatalogStore {
     /// The store of `data_dir`.
     pub fn new(data_dir: &Path) -> Self {
-        // Absolute: glommio opens paths with openat(-1, ..), which fails on
-        // a relative one (EBADF).
-        let data_dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
         CatalogStore {
             path: data_dir.join("meta").join("catalog"),
         }
@@ -49,9 +45,7 @@ impl CatalogStore {
     /// crash leaves the old catalog or the new one.
     pub async fn save(&self, catalog: &Catalog) -> Result<(), CatalogError> {
         let bytes = catalog.to_bytes()?;
-        if let Some(meta_dir) = self.path.parent() {
-            ensure_dir(meta_dir).await?;
-        }
+        // durable::write creates meta/ durably if it is missing.
         durable::write(&self.path, &bytes)
             .await
             .map_err(CatalogError::Storage)
@@ -63,36 +57,4 @@ impl CatalogStore {
             reason,
         }
     }
-}
-
-/// Creates `dir` if it is missing and makes its entry durable (fsync of the
-/// parent), so a catalog saved into a new data directory survives a crash.
-async fn ensure_dir(dir: &Path) -> Result<(), CatalogError> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir).map_err(|e| storage_error("mkdir", dir, &e))?;
-    let Some(parent) = dir.parent() else {
-        return Ok(());
-    };
-    let handle = Directory::open(parent)
-        .await
-        .map_err(|e| storage_error("open", parent, &e.into()))?;
-    let synced = handle.sync().await;
-    let _ = handle.close().await;
-    synced.map_err(|e| storage_error("fsync", parent, &e.into()))
-}
-
-fn storage_error(op: &'static str, path: &Path, err: &std::io::Error) -> CatalogError {
-    let failure = IoFailure {
-        op,
-        path: path.to_path_buf(),
-        errno: err.raw_os_error(),
-        message: err.to_string(),
-    };
-    CatalogError::Storage(if failure.is_no_space() {
-        LogError::NoSpace(failure)
-    } else {
-        LogError::Io(failure)
-    })
 }

@@ -125,7 +125,7 @@ impl Log {
     /// glommio executor; the log stays on it.
     pub async fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Log, LogError> {
         config.validate()?;
-        let disk = Disk::new(config.faults.clone());
+        let disk = Disk::new();
         let (state, recovery) = recovery::recover(dir.as_ref(), &config, &disk).await?;
         let shared = Rc::new(Shared {
             state: RefCell::new(state),
