@@ -23,6 +23,23 @@ struct EchoServer {
 }
 
 fn start(settings: QuicSettings) -> EchoServer {
+    spawn(settings, |server| async move {
+        while let Some(req) = server.next_request().await {
+            let mut body: Vec<u8> = req.data.clone();
+            body.reverse();
+            let parts = vec![Bytes::from_static(b"re:"), Bytes::from(body)];
+            server.respond(req.conn, req.stream, parts);
+        }
+    })
+}
+
+/// A server with a development certificate on its own glommio thread,
+/// running `app` over it.
+fn spawn<F, Fut>(settings: QuicSettings, app: F) -> EchoServer
+where
+    F: FnOnce(QuicServer) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
     let dir = tempfile::tempdir().unwrap();
     let tls = load_or_generate(None, None, dir.path()).unwrap();
     assert!(tls.generated);
@@ -38,12 +55,7 @@ fn start(settings: QuicSettings) -> EchoServer {
                 let server =
                     QuicServer::bind("127.0.0.1:0".parse().unwrap(), crypto, settings).unwrap();
                 tx.send(server.local_addr()).unwrap();
-                while let Some(req) = server.next_request().await {
-                    let mut body: Vec<u8> = req.data.clone();
-                    body.reverse();
-                    let parts = vec![Bytes::from_static(b"re:"), Bytes::from(body)];
-                    server.respond(req.conn, req.stream, parts);
-                }
+                app(server).await;
             });
     });
     let addr = rx.recv().unwrap();
@@ -55,6 +67,13 @@ fn start(settings: QuicSettings) -> EchoServer {
 }
 
 fn client(cert: &CertificateDer<'static>) -> quinn::Endpoint {
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(client_config(cert, ALPN));
+    endpoint
+}
+
+/// A TLS 1.3 client configuration trusting `cert`, offering `alpn`.
+fn client_config(cert: &CertificateDer<'static>, alpn: &[u8]) -> quinn::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.clone()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -63,11 +82,8 @@ fn client(cert: &CertificateDer<'static>) -> quinn::Endpoint {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    tls.alpn_protocols = vec![ALPN.to_vec()];
-    let config = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).unwrap()));
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(config);
-    endpoint
+    tls.alpn_protocols = vec![alpn.to_vec()];
+    quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).unwrap()))
 }
 
 /// `body` in a protocol v1 frame header (the endpoint reads the header to
@@ -204,16 +220,7 @@ fn garbage_datagrams_do_not_disturb_the_server() {
 fn wrong_alpn_is_refused_in_the_handshake() {
     let server = start(QuicSettings::default());
     tokio_rt().block_on(async {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(server.cert.clone()).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        tls.alpn_protocols = vec![b"h3".to_vec()];
-        let config = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).unwrap()));
+        let config = client_config(&server.cert, b"h3");
         let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
         let result = endpoint
             .connect_with(config, server.addr, "localhost")
@@ -233,43 +240,28 @@ fn requests_beyond_the_inflight_budget_wait_for_credit_and_all_complete() {
         max_request_bytes: 64 << 10,
         ..QuicSettings::default()
     };
-    let dir = tempfile::tempdir().unwrap();
-    let tls = load_or_generate(None, None, dir.path()).unwrap();
-    let cert = tls.certs[0].clone();
-    let crypto = server_crypto(&tls).unwrap();
-    let (tx, rx) = mpsc::channel();
     let (stats_tx, stats_rx) = mpsc::channel();
-    thread::spawn(move || {
-        LocalExecutorBuilder::default()
-            .io_memory(1 << 20)
-            .make()
-            .unwrap()
-            .run(async move {
-                let server = std::rc::Rc::new(
-                    QuicServer::bind("127.0.0.1:0".parse().unwrap(), crypto, settings).unwrap(),
-                );
-                tx.send(server.local_addr()).unwrap();
-                let mut peak = 0;
-                let mut answered = 0;
-                // A slow application: each answer takes a timer tick.
-                while let Some(req) = server.next_request().await {
-                    peak = peak.max(server.stats().inflight_bytes);
-                    let responder = server.responder();
-                    glommio::spawn_local(async move {
-                        glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
-                        let n = req.data.len().to_le_bytes().to_vec();
-                        responder.respond(req.conn, req.stream, vec![Bytes::from(n)]);
-                    })
-                    .detach();
-                    answered += 1;
-                    if answered == 60 {
-                        glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
-                        stats_tx.send((peak, server.stats())).unwrap();
-                    }
-                }
-            });
+    let server = spawn(settings, |server| async move {
+        let server = std::rc::Rc::new(server);
+        let mut peak = 0;
+        let mut answered = 0;
+        // A slow application: each answer takes a timer tick.
+        while let Some(req) = server.next_request().await {
+            peak = peak.max(server.stats().inflight_bytes);
+            let responder = server.responder();
+            glommio::spawn_local(async move {
+                glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
+                let n = req.data.len().to_le_bytes().to_vec();
+                responder.respond(req.conn, req.stream, vec![Bytes::from(n)]);
+            })
+            .detach();
+            answered += 1;
+            if answered == 60 {
+                stats_tx.send((peak, server.stats())).unwrap();
+            }
+        }
     });
-    let addr = rx.recv().unwrap();
+    let (addr, cert) = (server.addr, server.cert.clone());
     tokio_rt().block_on(async {
         let endpoint = client(&cert);
         let conn = endpoint.connect(addr, "localhost").unwrap().await.unwrap();

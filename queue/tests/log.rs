@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::{rc::Rc, time::Duration};
+use std::rc::Rc;
 
 use futures::future::join_all;
 use support::{batch, decode, run, small_config, view};
@@ -456,7 +456,6 @@ fn pending_bytes_are_bounded_by_config() {
             peak.get()
         );
         log.wait_for(999).await.unwrap();
-        glommio::timer::sleep(Duration::from_millis(0)).await;
         Rc::try_unwrap(log).ok().unwrap().close().await.unwrap();
     });
 }
