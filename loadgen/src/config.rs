@@ -1,0 +1,186 @@
+//! The command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+
+/// Load generator and benchmark harness for tidegate: produces and
+/// consumes at once, measures throughput and latency, and verifies every
+/// message.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tidegate-loadgen",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show two `--json` reports side by side, with ratios B/A.
+    Compare {
+        a: PathBuf,
+        b: PathBuf,
+        /// Also plot both runs' latency spectra into this SVG.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AckArg {
+    None,
+    Written,
+    Durable,
+}
+
+impl From<AckArg> for tidegate_client::Ack {
+    fn from(ack: AckArg) -> Self {
+        match ack {
+            AckArg::None => tidegate_client::Ack::None,
+            AckArg::Written => tidegate_client::Ack::Written,
+            AckArg::Durable => tidegate_client::Ack::Durable,
+        }
+    }
+}
+
+/// One run.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct RunArgs {
+    /// The server (ignored with --spawn-server).
+    #[arg(long, env = "TIDEGATE_SERVER", default_value = "127.0.0.1:7441")]
+    pub server: SocketAddr,
+    /// Verify the server's certificate against this CA (PEM).
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub ca: Option<PathBuf>,
+    /// Trust any server certificate (development only).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Start a local `tidegate serve` on a temporary data dir for the run
+    /// and stop it afterwards. The server inherits TIDEGATE_* variables
+    /// (e.g. TIDEGATE_CORES).
+    #[arg(long)]
+    pub spawn_server: bool,
+    /// The `tidegate` binary for --spawn-server (default: next to this one).
+    #[arg(long, value_name = "FILE")]
+    pub server_bin: Option<PathBuf>,
+    /// Where --spawn-server makes its temporary data dir (default: $TMPDIR).
+    #[arg(long, value_name = "DIR")]
+    pub spawn_dir: Option<PathBuf>,
+
+    #[arg(long, default_value = "loadgen")]
+    pub topic: String,
+    /// Partitions of the topic (created if missing).
+    #[arg(long, default_value_t = 1)]
+    pub partitions: u32,
+    #[arg(long, default_value_t = 1)]
+    pub producers: u32,
+    /// Consumers split the partitions between them; 0 measures produce only.
+    #[arg(long, default_value_t = 1)]
+    pub consumers: u32,
+    /// QUIC connections the producers share (default: one each). Each
+    /// consumer has its own.
+    #[arg(long)]
+    pub connections: Option<u32>,
+    /// Payload bytes per message (at least 24: producer, sequence, time).
+    #[arg(long, default_value_t = 100)]
+    pub msg_size: usize,
+    /// Messages per batch (per produce request).
+    #[arg(long, default_value_t = 1000)]
+    pub batch: u32,
+    /// Open loop: how long a batch waits to fill before it is sent.
+    #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde_compat")]
+    pub linger: Duration,
+    /// Produce requests each producer keeps in flight.
+    #[arg(long, default_value_t = 4)]
+    pub in_flight: u32,
+    #[arg(long, value_enum, default_value = "durable")]
+    pub ack: AckArg,
+    /// Open loop at this many messages per second in total; without it,
+    /// closed loop (as fast as acknowledgements come back).
+    #[arg(long, value_name = "MSGS_PER_S")]
+    pub rate: Option<f64>,
+    /// Measured time, after the warmup.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde_compat")]
+    pub duration: Duration,
+    /// Time before measuring starts (still verified).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde_compat")]
+    pub warmup: Duration,
+    /// How long consumers may take after the last acknowledgement to read
+    /// everything (without progress) before the rest counts as lost.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde_compat")]
+    pub drain_timeout: Duration,
+    /// Bytes a consumer asks for per fetch.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub fetch_bytes: u32,
+    /// Worker threads of loadgen's runtime (producers' pacing threads are
+    /// extra).
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Write the report as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Plot the latency percentile spectrum (SVG).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+}
+
+/// Durations as humantime strings ("10s") in the report's config.
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+/// The payload header every message carries; `--msg-size` must hold it.
+pub const MIN_MSG_SIZE: usize = crate::payload::HEADER_LEN;
+
+impl RunArgs {
+    /// Checks what clap cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.msg_size < MIN_MSG_SIZE {
+            return Err(format!("--msg-size must be at least {MIN_MSG_SIZE}"));
+        }
+        if self.partitions == 0 || self.producers == 0 || self.batch == 0 || self.in_flight == 0 {
+            return Err(
+                "--partitions, --producers, --batch and --in-flight must be positive".into(),
+            );
+        }
+        if self.connections == Some(0) {
+            return Err("--connections must be positive".into());
+        }
+        if self.threads == 0 {
+            return Err("--threads must be positive".into());
+        }
+        if let Some(rate) = self.rate {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err("--rate must be a positive number".into());
+            }
+        }
+        if self.duration.is_zero() {
+            return Err("--duration must be positive".into());
+        }
+        Ok(())
+    }
+
+    pub fn connections(&self) -> u32 {
+        self.connections
+            .unwrap_or(self.producers)
+            .min(self.producers)
+    }
+}

@@ -1,0 +1,279 @@
+//! A producer: a thread that builds batches on time and hands each to the
+//! async runtime, which sends it and records its acknowledgement.
+//!
+//! The pacing runs on its own thread, not as a task, because tokio's timer
+//! ticks in milliseconds and open-loop latencies are often well under one:
+//! `thread::sleep` wakes within tens of microseconds. The in-flight window
+//! is a channel of tokens, so a slow server makes the pacer wait, and in
+//! open loop that wait counts in every delayed message's latency.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tidegate_client::{Ack, Client, Target};
+use tidegate_proto::batch::{BatchBuilder, Record};
+
+use crate::clock::Clock;
+use crate::payload::{self, Stamp};
+use crate::schedule::Schedule;
+use crate::stats::Shared;
+use crate::verify::SeqSet;
+
+/// Byte the payload after the header is filled with.
+const FILLER: u8 = b'x';
+/// Retries of a batch the server refused with a retriable error.
+const RETRIES: u32 = 5;
+const RETRY_BACKOFF: Duration = Duration::from_millis(20);
+
+/// What a producer needs; one per producer.
+pub struct Producer {
+    pub id: u32,
+    pub client: Client,
+    pub runtime: tokio::runtime::Handle,
+    pub topic: Arc<str>,
+    /// The partitions this producer cycles through, one batch each.
+    pub partitions: Vec<u32>,
+    pub ack: Ack,
+    pub msg_size: usize,
+    pub batch: u32,
+    pub linger: Duration,
+    pub in_flight: u32,
+    /// Open loop: this producer's share of the rate.
+    pub schedule: Option<Schedule>,
+    pub clock: Clock,
+    pub shared: Arc<Shared>,
+    pub stop: Arc<AtomicBool>,
+}
+
+/// What a producer leaves behind: the sequence numbers the server
+/// acknowledged.
+pub struct Outcome {
+    pub id: u32,
+    pub acked: SeqSet,
+    pub failed: u64,
+}
+
+/// State the producer's in-flight sends share.
+struct Acks {
+    acked: Mutex<SeqSet>,
+    failed: std::sync::atomic::AtomicU64,
+}
+
+impl Producer {
+    /// Runs until the clock's end (or `stop`), then waits for the batches
+    /// in flight. Blocking: call on its own thread.
+    pub fn run(self) -> Outcome {
+        let (token_tx, token_rx) = sync_channel::<()>(self.in_flight as usize);
+        for _ in 0..self.in_flight {
+            let _ = token_tx.send(());
+        }
+        let acks = Arc::new(Acks {
+            acked: Mutex::new(SeqSet::default()),
+            failed: Default::default(),
+        });
+        let mut value = vec![FILLER; self.msg_size];
+        let mut seq = 0u64;
+        let mut batches = 0usize;
+        let end_ns = self.clock.end_ns();
+        while !self.stop.load(Ordering::Relaxed) {
+            let count = match &self.schedule {
+                None => {
+                    if !take_token(&token_rx, &self.stop) {
+                        break;
+                    }
+                    self.batch
+                }
+                Some(schedule) => {
+                    let send_at = schedule
+                        .send_at_ns(seq, self.batch, self.linger)
+                        .min(end_ns);
+                    self.clock.sleep_until(send_at);
+                    let due = schedule.due_by(self.clock.now_ns().min(end_ns));
+                    if due <= seq {
+                        break; // nothing more is due before the end
+                    }
+                    if !take_token(&token_rx, &self.stop) {
+                        break;
+                    }
+                    (due - seq).min(u64::from(self.batch)) as u32
+                }
+            };
+            let now = self.clock.now_ns();
+            if now >= end_ns && self.schedule.is_none() {
+                let _ = token_tx.send(());
+                break;
+            }
+            let stamp_of = |i: u64| match &self.schedule {
+                Some(s) => s.due_ns(seq + i),
+                None => now,
+            };
+            let Some(batch) = self.build(&mut value, seq, count, stamp_of) else {
+                break;
+            };
+            Shared::add(&self.shared.sent, u64::from(count));
+            let send = Send {
+                client: self.client.clone(),
+                topic: self.topic.clone(),
+                partition: self.partitions[batches % self.partitions.len()],
+                ack: self.ack,
+                seq,
+                count,
+                closed_stamp: self.schedule.is_none().then_some(now),
+                schedule: self.schedule,
+                msg_size: self.msg_size as u64,
+                clock: self.clock,
+                shared: self.shared.clone(),
+                acks: acks.clone(),
+                token: token_tx.clone(),
+            };
+            self.runtime.spawn(send.run(batch));
+            seq += u64::from(count);
+            batches += 1;
+        }
+        // Every token back means every send finished.
+        for _ in 0..self.in_flight {
+            let _ = token_rx.recv();
+        }
+        let acked = acks.acked.lock().map(|s| s.clone()).unwrap_or_default();
+        Outcome {
+            id: self.id,
+            acked,
+            failed: acks.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Builds a batch of `count` messages from `seq`.
+    fn build(
+        &self,
+        value: &mut [u8],
+        seq: u64,
+        count: u32,
+        stamp_of: impl Fn(u64) -> u64,
+    ) -> Option<Vec<u8>> {
+        let mut builder = BatchBuilder::new();
+        let timestamp_ms = self.clock.wall_ms();
+        for i in 0..u64::from(count) {
+            let stamp = Stamp {
+                producer: self.id,
+                seq: seq + i,
+                stamp_ns: stamp_of(i),
+            };
+            payload::write(value, stamp).ok()?;
+            let record = Record {
+                timestamp_ms,
+                key: None,
+                value: Some(value),
+                headers: &[],
+            };
+            if let Err(e) = builder.push(record) {
+                tracing::error!("cannot build a batch: {e}");
+                return None;
+            }
+        }
+        match builder.finish() {
+            Ok(batch) => Some(batch),
+            Err(e) => {
+                tracing::error!("cannot build a batch: {e}");
+                None
+            }
+        }
+    }
+}
+
+/// Waits for an in-flight slot; false when told to stop.
+fn take_token(tokens: &Receiver<()>, stop: &AtomicBool) -> bool {
+    loop {
+        match tokens.recv_timeout(Duration::from_millis(100)) {
+            Ok(()) => return true,
+            Err(RecvTimeoutError::Timeout) if !stop.load(Ordering::Relaxed) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// One batch on its way.
+struct Send {
+    client: Client,
+    topic: Arc<str>,
+    partition: u32,
+    ack: Ack,
+    seq: u64,
+    count: u32,
+    /// Closed loop: when the batch was made.
+    closed_stamp: Option<u64>,
+    schedule: Option<Schedule>,
+    msg_size: u64,
+    clock: Clock,
+    shared: Arc<Shared>,
+    acks: Arc<Acks>,
+    token: SyncSender<()>,
+}
+
+impl Send {
+    async fn run(self, batch: Vec<u8>) {
+        let mut attempt = 0;
+        let result = loop {
+            let target = Target::Partition(self.partition);
+            match self
+                .client
+                .produce_batch(&self.topic, target, self.ack, batch.clone())
+                .await
+            {
+                Ok(produced) => break Ok(produced),
+                Err(e) if e.is_retriable() && attempt < RETRIES => {
+                    attempt += 1;
+                    tracing::debug!("retrying a batch: {e}");
+                    tokio::time::sleep(RETRY_BACKOFF * attempt).await;
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        let ack_ns = self.clock.now_ns();
+        let count = u64::from(self.count);
+        match result {
+            Ok(_) => {
+                if let Ok(mut acked) = self.acks.acked.lock() {
+                    acked.insert_range(self.seq, self.seq + count);
+                }
+                Shared::add(&self.shared.acked, count);
+                Shared::add(&self.shared.acked_bytes, count * self.msg_size);
+                self.record_latency(ack_ns);
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "a batch of {count} messages to partition {} failed: {e}",
+                    self.partition
+                );
+                self.acks.failed.fetch_add(count, Ordering::Relaxed);
+            }
+        }
+        let _ = self.token.send(());
+    }
+
+    /// Produce-to-ack latency of each message in the measured window,
+    /// recorded straight into the shared histogram: one lock per batch.
+    fn record_latency(&self, ack_ns: u64) {
+        let warm = self.clock.warm_ns();
+        let Ok(mut histogram) = self.shared.produce_ack.lock() else {
+            return;
+        };
+        match (self.closed_stamp, &self.schedule) {
+            (Some(stamp), _) => {
+                if stamp >= warm {
+                    histogram.record_n(ack_ns.saturating_sub(stamp), u64::from(self.count));
+                }
+            }
+            (None, Some(schedule)) => {
+                for i in 0..u64::from(self.count) {
+                    let due = schedule.due_ns(self.seq + i);
+                    if due >= warm {
+                        histogram.record(ack_ns.saturating_sub(due));
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! One run: set up the topic, start consumers then producers, measure the
+//! window after the warmup, drain, verify, report.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use tidegate_client::{Client, Error, ErrorCode, Tls};
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::config::RunArgs;
+use crate::consumer;
+use crate::producer::{Outcome, Producer};
+use crate::report::{self, Host, Latencies, Percentiles, Report, Spectra, Throughput, Verify};
+use crate::schedule::Schedule;
+use crate::server::{self, Spawned};
+use crate::stats::Shared;
+use crate::verify::{self, SeqSet};
+
+/// Counters at one moment, for rates over a window.
+#[derive(Debug, Clone, Copy, Default)]
+struct Snapshot {
+    at_ns: u64,
+    acked: u64,
+    acked_bytes: u64,
+    consumed: u64,
+    consumed_bytes: u64,
+}
+
+impl Snapshot {
+    fn take(shared: &Shared, clock: &Clock) -> Snapshot {
+        Snapshot {
+            at_ns: clock.now_ns(),
+            acked: Shared::get(&shared.acked),
+            acked_bytes: Shared::get(&shared.acked_bytes),
+            consumed: Shared::get(&shared.consumed),
+            consumed_bytes: Shared::get(&shared.consumed_bytes),
+        }
+    }
+}
+
+/// Runs the benchmark the arguments describe and returns its report.
+pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
+    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let spawned = if args.spawn_server {
+        let bin = server::locate(args.server_bin.as_deref())?;
+        let spawned = Spawned::start(&bin, args.spawn_dir.as_deref())?;
+        eprintln!("loadgen: started {} on {}", bin.display(), spawned.addr);
+        Some(spawned)
+    } else {
+        None
+    };
+    let (addr, tls) = match &spawned {
+        Some(s) => (s.addr, Tls::ca_file(&s.ca_file)),
+        None => (args.server, tls_of(args)),
+    };
+    let result = runtime.block_on(measure(args, addr, tls, runtime.handle().clone()));
+    if let Some(spawned) = spawned {
+        if let Err(e) = spawned.stop() {
+            eprintln!("loadgen: {e:#}");
+        }
+    }
+    let measured = result?;
+    Ok(Report {
+        version: report::REPORT_VERSION,
+        started_at,
+        config: serde_json::to_value(args).context("cannot record the configuration")?,
+        host: Host {
+            cpus: std::thread::available_parallelism().map_or(0, usize::from),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default(),
+            spawned_server: args.spawn_server,
+        },
+        ..measured
+    })
+}
+
+fn tls_of(args: &RunArgs) -> Tls {
+    match (&args.ca, args.insecure) {
+        (Some(ca), _) => Tls::ca_file(ca),
+        (None, true) => Tls::insecure_dev(),
+        (None, false) => Tls::system_roots(),
+    }
+}
+
+async fn connect(addr: std::net::SocketAddr, tls: &Tls) -> anyhow::Result<Client> {
+    Client::connect(addr, tls.clone())
+        .await
+        .with_context(|| format!("cannot connect to {addr}"))
+}
+
+/// Makes the topic, or checks the one there has the partitions asked for.
+async fn ensure_topic(client: &Client, args: &RunArgs) -> anyhow::Result<()> {
+    match client.describe_topic(&args.topic).await {
+        Ok(topic) if topic.partitions.len() == args.partitions as usize => Ok(()),
+        Ok(topic) => bail!(
+            "topic {:?} exists with {} partitions, not {}; pass --partitions {} or another --topic",
+            args.topic,
+            topic.partitions.len(),
+            args.partitions,
+            topic.partitions.len()
+        ),
+        Err(Error::Server {
+            code: ErrorCode::UnknownTopic,
+            ..
+        }) => client
+            .create_topic(&args.topic, args.partitions)
+            .await
+            .map(|_| ())
+            .with_context(|| format!("cannot create topic {:?}", args.topic)),
+        Err(e) => Err(e).context("cannot look up the topic"),
+    }
+}
+
+async fn measure(
+    args: &RunArgs,
+    addr: std::net::SocketAddr,
+    tls: Tls,
+    runtime: tokio::runtime::Handle,
+) -> anyhow::Result<Report> {
+    let mut producer_clients = Vec::new();
+    for _ in 0..args.connections() {
+        producer_clients.push(connect(addr, &tls).await?);
+    }
+    ensure_topic(&producer_clients[0], args).await?;
+    let topic: Arc<str> = Arc::from(args.topic.as_str());
+    let shared = Arc::new(Shared::default());
+
+    // Consumers first, positioned at the end, so they see every message.
+    let consumer_count = args.consumers.min(args.partitions);
+    let mut consumers = Vec::new();
+    for c in 0..consumer_count {
+        let partitions = (0..args.partitions)
+            .filter(|p| p % consumer_count == c)
+            .collect();
+        let client = connect(addr, &tls).await?;
+        consumers.push(consumer::open(client, &topic, partitions, args.fetch_bytes).await?);
+    }
+
+    let clock = Clock::start(args.warmup, args.duration);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let consumer_tasks: Vec<_> = consumers
+        .into_iter()
+        .map(|c| tokio::spawn(consumer::run(c, clock, shared.clone(), stop_rx.clone())))
+        .collect();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut producer_threads = Vec::new();
+    for id in 0..args.producers {
+        // Producer p starts at partition p and cycles through all of them.
+        let partitions = (0..args.partitions)
+            .map(|i| (id + i) % args.partitions)
+            .collect();
+        let schedule = args
+            .rate
+            .map(|rate| Schedule::new(0, rate / f64::from(args.producers)));
+        let producer = Producer {
+            id,
+            client: producer_clients[(id % args.connections()) as usize].clone(),
+            runtime: runtime.clone(),
+            topic: topic.clone(),
+            partitions,
+            ack: args.ack.into(),
+            msg_size: args.msg_size,
+            batch: args.batch,
+            linger: args.linger,
+            in_flight: args.in_flight,
+            schedule,
+            clock,
+            shared: shared.clone(),
+            stop: stop.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("producer-{id}"))
+            .spawn(move || producer.run())
+            .context("cannot start a producer thread")?;
+        producer_threads.push(thread);
+    }
+
+    let progress = tokio::spawn(progress(clock, shared.clone()));
+    tokio::time::sleep_until(clock.instant(clock.warm_ns()).into()).await;
+    let warm = Snapshot::take(&shared, &clock);
+    tokio::time::sleep_until(clock.instant(clock.end_ns()).into()).await;
+    let end = Snapshot::take(&shared, &clock);
+    progress.abort();
+
+    let outcomes: Vec<Outcome> = tokio::task::spawn_blocking(move || {
+        producer_threads
+            .into_iter()
+            .filter_map(|t| t.join().ok())
+            .collect()
+    })
+    .await
+    .context("producer threads")?;
+    if outcomes.len() != args.producers as usize {
+        bail!("a producer thread panicked");
+    }
+    let acked: HashMap<u32, SeqSet> = outcomes.iter().map(|o| (o.id, o.acked.clone())).collect();
+    let acked_total: u64 = acked.values().map(SeqSet::len).sum();
+    let failed: u64 = outcomes.iter().map(|o| o.failed).sum();
+
+    if consumer_count > 0 {
+        drain(&shared, acked_total, args.drain_timeout).await;
+    }
+    let _ = stop_tx.send(true);
+    let mut tallies = Vec::new();
+    for task in consumer_tasks {
+        tallies.push(task.await.context("consumer task")??);
+    }
+    let verdict = verify::verdict(&acked, &tallies);
+
+    let window_s = (end.at_ns.saturating_sub(warm.at_ns)) as f64 / 1e9;
+    let per_s = |n: u64| {
+        if window_s > 0.0 {
+            n as f64 / window_s
+        } else {
+            0.0
+        }
+    };
+    let produce_ack = Shared::snapshot(&shared.produce_ack);
+    let end_to_end = Shared::snapshot(&shared.end_to_end);
+    Ok(Report {
+        version: report::REPORT_VERSION,
+        started_at: String::new(),
+        config: serde_json::Value::Null,
+        host: Host {
+            cpus: 0,
+            kernel: String::new(),
+            spawned_server: false,
+        },
+        measured_s: window_s,
+        throughput: Throughput {
+            produce_msgs_per_s: per_s(end.acked - warm.acked),
+            produce_mb_per_s: per_s(end.acked_bytes - warm.acked_bytes) / 1e6,
+            consume_msgs_per_s: per_s(end.consumed - warm.consumed),
+            consume_mb_per_s: per_s(end.consumed_bytes - warm.consumed_bytes) / 1e6,
+            target_msgs_per_s: args.rate,
+        },
+        latency_us: Latencies {
+            produce_ack: Percentiles::of(&produce_ack),
+            end_to_end: Percentiles::of(&end_to_end),
+        },
+        spectrum: Spectra {
+            produce_ack: report::spectrum(&produce_ack),
+            end_to_end: report::spectrum(&end_to_end),
+        },
+        verify: Verify {
+            sent: Shared::get(&shared.sent),
+            acked: acked_total,
+            failed,
+            consumed: verdict.consumed,
+            // Without consumers nothing was checked, so nothing is lost.
+            lost: if consumer_count > 0 { verdict.lost } else { 0 },
+            duplicated: verdict.duplicated,
+            out_of_order: verdict.out_of_order,
+            foreign: verdict.foreign,
+        },
+    })
+}
+
+/// Waits until the consumers have read as many distinct messages as were
+/// acknowledged, or until they make no progress for `timeout`.
+async fn drain(shared: &Shared, acked: u64, timeout: Duration) {
+    let mut last = Shared::get(&shared.consumed);
+    let mut last_progress = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        tick.tick().await;
+        let consumed = Shared::get(&shared.consumed);
+        if consumed >= acked {
+            return;
+        }
+        if consumed != last {
+            last = consumed;
+            last_progress = Instant::now();
+        } else if last_progress.elapsed() >= timeout {
+            eprintln!(
+                "loadgen: consumers stalled at {consumed} of {acked} acknowledged messages for {timeout:?}"
+            );
+            return;
+        }
+    }
+}
+
+/// Once a second on a terminal: rates over the last second and the p99s
+/// of the measured window so far.
+async fn progress(clock: Clock, shared: Arc<Shared>) {
+    if !std::io::stderr().is_terminal() {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let mut last = Snapshot::take(&shared, &clock);
+    loop {
+        tick.tick().await;
+        let now = Snapshot::take(&shared, &clock);
+        let secs = (now.at_ns - last.at_ns) as f64 / 1e9;
+        let phase = if now.at_ns < clock.warm_ns() {
+            "warmup"
+        } else {
+            "measure"
+        };
+        let p99 = |h: &std::sync::Mutex<crate::stats::Latency>| {
+            let h = Shared::snapshot(h);
+            if h.count() == 0 {
+                "-".to_owned()
+            } else {
+                format!(
+                    "{:.2} ms",
+                    h.histogram().value_at_quantile(0.99) as f64 / 1e6
+                )
+            }
+        };
+        eprintln!(
+            "[{:>4.0}s {phase}] produce {:>10.0} msg/s {:>7.1} MB/s p99 ack {} | consume {:>10.0} msg/s p99 e2e {}",
+            now.at_ns as f64 / 1e9,
+            (now.acked - last.acked) as f64 / secs,
+            (now.acked_bytes - last.acked_bytes) as f64 / secs / 1e6,
+            p99(&shared.produce_ack),
+            (now.consumed - last.consumed) as f64 / secs,
+            p99(&shared.end_to_end),
+        );
+        last = now;
+    }
+}

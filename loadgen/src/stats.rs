@@ -1,0 +1,132 @@
+//! Latency histograms (nanoseconds, HdrHistogram) and the counters the
+//! progress line reads.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use hdrhistogram::Histogram;
+
+/// Highest latency recorded exactly: one hour. Larger values are clamped
+/// to it (a run that long has failed anyway) rather than dropped.
+const HIGHEST_NS: u64 = 3_600_000_000_000;
+
+/// A latency histogram in nanoseconds with three significant digits.
+#[derive(Debug, Clone)]
+pub struct Latency {
+    histogram: Histogram<u64>,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency::new()
+    }
+}
+
+impl Latency {
+    pub fn new() -> Latency {
+        // 1 ns ..= 1 h at 3 digits is a few hundred KiB: fine per task.
+        let histogram = match Histogram::new_with_bounds(1, HIGHEST_NS, 3) {
+            Ok(h) => h,
+            // The bounds above are constants that HdrHistogram accepts.
+            Err(_) => unreachable!("valid histogram bounds"),
+        };
+        Latency { histogram }
+    }
+
+    pub fn record(&mut self, ns: u64) {
+        self.record_n(ns, 1);
+    }
+
+    /// Records `count` samples of `ns` (clamped into range).
+    pub fn record_n(&mut self, ns: u64, count: u64) {
+        // Saturating: in-range values never fail.
+        let _ = self
+            .histogram
+            .record_n(ns.clamp(1, HIGHEST_NS), count.max(1));
+    }
+
+    pub fn add(&mut self, other: &Latency) {
+        // Same bounds on both sides, so adding cannot fail.
+        let _ = self.histogram.add(&other.histogram);
+    }
+
+    pub fn histogram(&self) -> &Histogram<u64> {
+        &self.histogram
+    }
+
+    pub fn count(&self) -> u64 {
+        self.histogram.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.histogram.reset();
+    }
+}
+
+/// What the tasks of a run share: counters (lock-free) and histograms that
+/// tasks merge their local ones into once per batch or fetch, so the lock
+/// is taken thousands of times per second, not millions.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub sent: AtomicU64,
+    pub acked: AtomicU64,
+    pub acked_bytes: AtomicU64,
+    pub consumed: AtomicU64,
+    pub consumed_bytes: AtomicU64,
+    pub produce_ack: Mutex<Latency>,
+    pub end_to_end: Mutex<Latency>,
+}
+
+impl Shared {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    /// Merges `local` into `into` and clears it.
+    pub fn merge(into: &Mutex<Latency>, local: &mut Latency) {
+        if local.count() == 0 {
+            return;
+        }
+        if let Ok(mut h) = into.lock() {
+            h.add(local);
+        }
+        local.clear();
+    }
+
+    /// A copy of a shared histogram (for the progress line and the report).
+    pub fn snapshot(of: &Mutex<Latency>) -> Latency {
+        of.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_and_clamps() {
+        let mut l = Latency::new();
+        l.record(0);
+        l.record_n(5_000, 3);
+        l.record(u64::MAX);
+        assert_eq!(l.count(), 5);
+        assert_eq!(l.histogram().min(), 1);
+        assert!(l.histogram().max() >= HIGHEST_NS);
+        let p50 = l.histogram().value_at_quantile(0.5);
+        assert!((4_990..=5_010).contains(&p50), "{p50}");
+    }
+
+    #[test]
+    fn merge_moves_samples() {
+        let shared = Shared::default();
+        let mut local = Latency::new();
+        local.record(1_000);
+        Shared::merge(&shared.produce_ack, &mut local);
+        assert_eq!(local.count(), 0);
+        assert_eq!(Shared::snapshot(&shared.produce_ack).count(), 1);
+    }
+}
