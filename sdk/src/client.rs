@@ -1,8 +1,15 @@
 //! The connection to one server and the request/response exchange that
-//! every call is built on.
+//! every call is built on, with reconnection after the connection is lost.
+//!
+//! A [`Client`] and its clones share one [`Shared`]: the QUIC endpoint,
+//! where and how to connect, and the current connection. When a call finds
+//! that connection closed, it reconnects before opening its stream. Only
+//! one reconnect runs at a time (a tokio mutex): callers that find the
+//! same dead connection queue behind it and take its outcome, the new
+//! connection or its error, rather than each dialling again.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use quinn::crypto::rustls::QuicClientConfig;
@@ -13,7 +20,8 @@ use tidegate_proto::protocol::{
 use crate::error::{Error, Result};
 use crate::tls::Tls;
 
-/// How long [`Client::connect`] waits for the QUIC and TLS handshake.
+/// How long one connection attempt ([`Client::connect`], or a reconnect
+/// after the connection was lost) waits for the QUIC and TLS handshake.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Largest response the client reads: the protocol's frame ceiling.
@@ -23,11 +31,28 @@ pub const MAX_RESPONSE_BYTES: usize = FRAME_HEADER_LEN + MAX_FRAME_BODY_BYTES;
 /// waiting on a long-poll fetch (up to 60 s) stays open.
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
-/// A connection to a tidegate server.
+/// A connection to a tidegate server, re-established when it is lost.
 ///
 /// Cheap to clone: clones share the connection, and every call runs on its
 /// own QUIC stream, so many calls can be in flight at once from many tasks.
 /// Needs a tokio runtime (with the `time` and `net` drivers enabled).
+///
+/// # Reconnection
+///
+/// When the connection has been lost (the server restarted, the network
+/// failed, the idle timeout passed), the next call dials the server again
+/// before sending anything, one attempt of at most [`CONNECT_TIMEOUT`]
+/// shared by every call waiting for it. If that attempt fails, the call
+/// fails with a retriable [`Error::Connect`]; the next call tries again.
+///
+/// A call whose connection is lost while its request is in flight fails
+/// with the retriable [`Error::Transport`]: the server may or may not have
+/// acted on it. The [`Producer`](crate::Producer) retries such errors, so
+/// a batch that was stored just before the connection dropped is stored
+/// again: delivery across a reconnect is *at least once*.
+///
+/// [`close`](Client::close) ends this for good: a closed client does not
+/// reconnect, and its calls fail with [`Error::Closed`].
 ///
 /// # Example
 ///
@@ -47,13 +72,44 @@ const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// ```
 #[derive(Debug, Clone)]
 pub struct Client {
+    shared: Arc<Shared>,
+}
+
+/// What every clone of a [`Client`] shares.
+#[derive(Debug)]
+struct Shared {
+    /// Owns the UDP socket; carries the client config (TLS, transport).
     endpoint: quinn::Endpoint,
+    addr: SocketAddr,
+    server_name: String,
+    /// Held only to read or swap the state, never across an `.await`.
+    state: Mutex<State>,
+    /// Held for the whole of a reconnect attempt: the single flight.
+    reconnect: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug)]
+struct State {
     conn: quinn::Connection,
+    /// Reconnect attempts finished so far, successful or not. A caller
+    /// that sees it move while it queued for the reconnect lock knows an
+    /// attempt was made on its behalf.
+    attempts: u64,
+    /// The error of the last attempt, if it failed; shared with the
+    /// callers that queued for it.
+    last_error: Option<Error>,
+    /// Set by [`Client::close`]; never cleared.
+    closed: bool,
 }
 
 impl Client {
     /// Connects to the server at `addr`, verifying its certificate as `tls`
     /// says, within [`CONNECT_TIMEOUT`].
+    ///
+    /// This first connection is not retried: an error here usually means a
+    /// wrong address or trust setting, which the caller should see at once.
+    /// Reconnects after the connection is later lost happen by themselves
+    /// (see [Reconnection](Client#reconnection)).
     ///
     /// # Errors
     ///
@@ -82,6 +138,9 @@ impl Client {
         transport.max_concurrent_bidi_streams(0u32.into());
         transport.max_concurrent_uni_streams(0u32.into());
         transport.keep_alive_interval(Some(KEEP_ALIVE));
+        // Send streams in the order they were written, not round-robin, so
+        // pipelined requests reach (and complete at) the server in order.
+        transport.send_fairness(false);
         config.transport_config(Arc::new(transport));
 
         let local: SocketAddr = match addr {
@@ -90,34 +149,43 @@ impl Client {
         };
         let mut endpoint = quinn::Endpoint::client(local)?;
         endpoint.set_default_client_config(config);
-        let connecting = endpoint
-            .connect(addr, tls.name())
-            .map_err(|e| connect_error(addr, e))?;
-        let conn = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return Err(handshake_error(addr, e)),
-            Err(elapsed) => {
-                return Err(Error::Connect {
-                    addr,
-                    source: Box::new(elapsed),
-                })
-            }
+        let conn = dial(&endpoint, addr, tls.name()).await?;
+        let state = State {
+            conn,
+            attempts: 0,
+            last_error: None,
+            closed: false,
         };
-        Ok(Client { endpoint, conn })
+        let shared = Shared {
+            endpoint,
+            addr,
+            server_name: tls.name().to_owned(),
+            state: Mutex::new(state),
+            reconnect: tokio::sync::Mutex::new(()),
+        };
+        Ok(Client {
+            shared: Arc::new(shared),
+        })
     }
 
     /// The server's address.
     pub fn server_addr(&self) -> SocketAddr {
-        self.conn.remote_address()
+        self.shared.addr
     }
 
-    /// Closes the connection, abandoning calls in flight (they fail with
-    /// [`Error::Transport`]), and waits briefly for the server to be told.
+    /// Closes the connection for good, for this client and all its clones:
+    /// calls in flight are abandoned (they fail with [`Error::Closed`]), a
+    /// reconnect under way is stopped, and later calls fail with
+    /// [`Error::Closed`] without reconnecting. Waits briefly for the server
+    /// to be told.
     pub async fn close(&self) {
-        let code = quinn::VarInt::from_u64(AppErrorCode::NoError.as_u64())
-            .unwrap_or(quinn::VarInt::from_u32(0));
-        self.conn.close(code, b"client closed");
-        self.endpoint.wait_idle().await;
+        self.shared.lock().closed = true;
+        // Closing the endpoint, not just the current connection, also ends
+        // a handshake a reconnect has started, and refuses new ones.
+        self.shared
+            .endpoint
+            .close(no_error_code(), b"client closed");
+        self.shared.endpoint.wait_idle().await;
     }
 
     /// Sends one request on its own stream and returns the whole response
@@ -128,8 +196,31 @@ impl Client {
             .map_err(|e| Error::InvalidRequest(e.to_string()))?;
         let mut frame = Vec::new();
         request.encode(&mut frame);
-        let (mut send, mut recv) = self.conn.open_bi().await.map_err(Error::transport)?;
-        send.write_all(&frame).await.map_err(Error::transport)?;
+        let result = self.exchange(&frame).await;
+        match result {
+            // The transport error is only the symptom of the close.
+            Err(Error::Transport(_)) if self.shared.lock().closed => Err(Error::Closed),
+            other => other,
+        }
+    }
+
+    /// Opens a stream, reconnecting first if the connection is lost, and
+    /// runs the exchange on it.
+    async fn exchange(&self, frame: &[u8]) -> Result<Vec<u8>> {
+        let conn = self.shared.connection().await?;
+        let (mut send, mut recv) = match conn.open_bi().await {
+            Ok(streams) => streams,
+            // The connection died since it was looked at. Nothing has been
+            // sent, so one more try on a new connection is safe.
+            Err(_) => self
+                .shared
+                .connection()
+                .await?
+                .open_bi()
+                .await
+                .map_err(Error::transport)?,
+        };
+        send.write_all(frame).await.map_err(Error::transport)?;
         send.finish().map_err(Error::transport)?;
         recv.read_to_end(MAX_RESPONSE_BYTES)
             .await
@@ -140,6 +231,99 @@ impl Client {
                 quinn::ReadToEndError::Read(e) => Error::transport(e),
             })
     }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while the lock is held; a poisoned state is whole.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The current connection if it is open, else a new one.
+    async fn connection(&self) -> Result<quinn::Connection> {
+        let attempts_seen = {
+            let state = self.lock();
+            if state.closed {
+                return Err(Error::Closed);
+            }
+            if state.conn.close_reason().is_none() {
+                return Ok(state.conn.clone());
+            }
+            state.attempts
+        };
+        self.reconnect(attempts_seen).await
+    }
+
+    /// Dials the server once, unless another caller did so while this one
+    /// queued (`attempts_seen` moved): then its outcome is taken, so that
+    /// callers racing on a dead connection wait for one attempt, not one
+    /// each in turn.
+    async fn reconnect(&self, attempts_seen: u64) -> Result<quinn::Connection> {
+        let _flight = self.reconnect.lock().await;
+        {
+            let mut state = self.lock();
+            if state.closed {
+                return Err(Error::Closed);
+            }
+            if state.conn.close_reason().is_none() {
+                return Ok(state.conn.clone());
+            }
+            if state.attempts != attempts_seen {
+                if let Some(e) = state.last_error.as_mut() {
+                    return Err(e.share());
+                }
+            }
+        }
+        tracing::info!("connection to {} lost; reconnecting", self.addr);
+        let dialled = dial(&self.endpoint, self.addr, &self.server_name).await;
+        let mut state = self.lock();
+        state.attempts += 1;
+        if state.closed {
+            if let Ok(conn) = &dialled {
+                conn.close(no_error_code(), b"client closed");
+            }
+            return Err(Error::Closed);
+        }
+        match dialled {
+            Ok(conn) => {
+                tracing::info!("reconnected to {}", self.addr);
+                state.conn = conn.clone();
+                state.last_error = None;
+                Ok(conn)
+            }
+            Err(mut e) => {
+                tracing::warn!("reconnecting to {} failed: {e}", self.addr);
+                state.last_error = Some(e.share());
+                Err(e)
+            }
+        }
+    }
+}
+
+/// One connection attempt, within [`CONNECT_TIMEOUT`].
+async fn dial(
+    endpoint: &quinn::Endpoint,
+    addr: SocketAddr,
+    server_name: &str,
+) -> Result<quinn::Connection> {
+    let connecting = endpoint
+        .connect(addr, server_name)
+        .map_err(|e| connect_error(addr, e))?;
+    match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(handshake_error(addr, e)),
+        Err(elapsed) => Err(Error::Connect {
+            addr,
+            source: Box::new(elapsed),
+        }),
+    }
+}
+
+/// The application close code for a deliberate, error-free close.
+fn no_error_code() -> quinn::VarInt {
+    quinn::VarInt::from_u64(AppErrorCode::NoError.as_u64()).unwrap_or(quinn::VarInt::from_u32(0))
 }
 
 /// Decodes a whole response frame; a server error becomes [`Error::Server`].

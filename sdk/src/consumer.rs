@@ -22,8 +22,14 @@ use crate::error::{Error, Result};
 use crate::{ErrorCode, OffsetSpec};
 
 /// How often a partition's fetch loop retries a retriable error before it
-/// gives up and reports the error through [`Consumer::next`].
-const FETCH_RETRIES: u32 = 5;
+/// gives up and reports the error through [`Consumer::next`]. Sized to
+/// ride out a server restart: the backoffs add up to about 4 s, and a
+/// retry that finds the connection lost also waits for one reconnect
+/// attempt (up to [`CONNECT_TIMEOUT`](crate::CONNECT_TIMEOUT)), so a
+/// restart of several seconds is survived, while a server that stays away
+/// is reported after 11 attempts (under two minutes even when every
+/// attempt waits out the connect timeout).
+const FETCH_RETRIES: u32 = 10;
 /// First wait between fetch retries; doubles on each retry.
 const FETCH_BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// Longest wait between fetch retries.
@@ -154,6 +160,12 @@ impl ConsumedMessage {
 /// returns messages in offset order per partition, taking turns between
 /// the partitions that have data. Dropping the consumer (or
 /// [`close`](Consumer::close)) stops the tasks.
+///
+/// A fetch that fails with a retriable error (the connection was lost, the
+/// server is restarting or busy) is retried from the same offset, with
+/// backoff, while the [`Client`] reconnects; so after a server restart of
+/// a few seconds the consumer goes on from its position, without gaps or
+/// repeats.
 ///
 /// # Example
 ///
@@ -289,7 +301,7 @@ impl Consumer {
     /// # Errors
     ///
     /// The error a partition's fetch loop gave up on (a retriable one
-    /// after a few retries with backoff, any other at once), or
+    /// after 10 retries with backoff, any other at once), or
     /// [`Error::Protocol`] for a response that does not decode. Either way
     /// that partition is no longer read; the others go on. `Ok(None)` once
     /// every partition has stopped.

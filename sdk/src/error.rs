@@ -42,7 +42,9 @@ pub enum Error {
     },
     /// No QUIC connection could be made to the server (unreachable,
     /// refused, timed out, or the handshake failed for a reason other than
-    /// TLS).
+    /// TLS), either by [`Client::connect`](crate::Client::connect) or by a
+    /// reconnect after the connection was lost. Retriable: the server may
+    /// be restarting, and the next call dials again.
     #[error("cannot connect to {addr}: {source}")]
     Connect {
         /// The server address.
@@ -69,11 +71,13 @@ pub enum Error {
     /// A local I/O error (binding the UDP socket).
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
-    /// The [`Producer`](crate::Producer) stopped before this message was
-    /// acknowledged (it was dropped without
-    /// [`close`](crate::Producer::close)). The message may or may not have
-    /// been stored.
-    #[error("the producer stopped before the message was acknowledged")]
+    /// The [`Client`](crate::Client) was closed
+    /// ([`close`](crate::Client::close)), so the call was not sent or its
+    /// answer was abandoned; or the [`Producer`](crate::Producer) stopped
+    /// before this message was acknowledged (it was dropped without
+    /// [`close`](crate::Producer::close), or its client was closed). A
+    /// message in flight at that moment may or may not have been stored.
+    #[error("closed: the client was closed or the producer stopped before the call completed")]
     Closed,
 }
 
@@ -81,10 +85,12 @@ impl Error {
     /// True when the same request may succeed if tried again later: the
     /// server said so ([`ErrorCode::is_retriable`]: busy, timeout,
     /// shutting down, no space), or the connection failed or could not be
-    /// made (the server may be restarting).
+    /// made (the server may be restarting: the client reconnects on the
+    /// next call).
     ///
     /// Retrying a produce after a [`Transport`](Error::Transport) error may
-    /// append the batch twice: the first attempt may have been written.
+    /// append the batch twice: the first attempt may have been written
+    /// before the connection was lost (at-least-once delivery).
     ///
     /// # Example
     ///

@@ -2,8 +2,12 @@
 //!
 //! A [`Client`] is one QUIC connection to a server (TLS 1.3, ALPN
 //! `tidegate/1`); every call runs on its own stream, so calls from many
-//! tasks proceed in parallel. This release has the batching producer, the
-//! admin calls and the low-level data path:
+//! tasks proceed in parallel. When the connection is lost (say the server
+//! restarts), the next call reconnects, one bounded attempt shared by all
+//! waiting calls; calls that were in flight fail with a retriable
+//! [`Error::Transport`], which the producer and consumer retry, so a
+//! produce across a reconnect is delivered *at least once*. See
+//! [Reconnection](Client#reconnection). This release has:
 //!
 //! - [`Consumer`]: reads a topic (all or some partitions) from
 //!   [`Start::Earliest`], [`Start::Latest`], an offset or a timestamp,
@@ -25,6 +29,10 @@
 //! Failures are one [`Error`] enum with
 //! [`is_retriable`](Error::is_retriable). Batches are built with
 //! [`tidegate_proto::batch::BatchBuilder`].
+//!
+//! Runnable examples are in `sdk/examples/`: `produce`, `consume` and
+//! `admin` (`cargo run -p tidegate-client --example produce -- orders 100`
+//! against a `tidegate serve`; each file says how to run it).
 //!
 //! # Example
 //!

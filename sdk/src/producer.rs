@@ -271,6 +271,16 @@ impl Future for Receipt {
 /// large batches. A retry after a [`Transport`](Error::Transport) error may
 /// store a batch twice (at-least-once).
 ///
+/// **Reconnects.** When the server restarts or the connection drops, the
+/// batches in flight fail with a retriable [`Transport`](Error::Transport)
+/// error and are retried, and the [`Client`] reconnects before the retry
+/// is sent (see [Reconnection](Client#reconnection)); so messages keep
+/// flowing once the server is back, within the
+/// [`retries`](ProducerConfig::retries) budget. Delivery across a
+/// reconnect is *at least once*: a batch the server stored just before the
+/// connection dropped is stored again by its retry, and its receipts give
+/// the offsets of that second copy.
+///
 /// **Shutdown.** [`close`](Producer::close) sends what is left and waits
 /// for it. Dropping the producer instead stops it at once: receipts not yet
 /// resolved resolve to [`Error::Closed`] (their messages may or may not be

@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tidegate_client::{
-    Client, Delivered, Error, ErrorCode, Producer, ProducerConfig, ProducerRecord, Receipt,
+    Client, Delivered, Error, ErrorCode, Producer, ProducerConfig, ProducerRecord, Receipt, Tls,
 };
 use tidegate_proto::partitioner::key_to_partition;
 
@@ -292,9 +292,12 @@ async fn a_message_larger_than_a_batch_is_refused_by_send() {
 
 #[tokio::test]
 async fn retries_are_bounded_and_every_receipt_of_the_batch_gets_the_error() {
-    let server = support::start();
-    let client = support::connect(&server).await;
-    client.create_topic("t", 1).await.unwrap();
+    // Every call fails with a retriable transport error: the stand-in
+    // server resets each stream.
+    let server = support::start_resetting_server();
+    let client = Client::connect(server.addr, Tls::ca_file(&server.ca_file))
+        .await
+        .unwrap();
     let producer = Producer::new(
         client.clone(),
         ProducerConfig {
@@ -303,9 +306,6 @@ async fn retries_are_bounded_and_every_receipt_of_the_batch_gets_the_error() {
             ..config(LINGER_FOREVER)
         },
     );
-    // A closed connection fails every call with a retriable transport
-    // error (the client does not reconnect yet).
-    client.close().await;
     let started = std::time::Instant::now();
     let mut receipts = Vec::new();
     for i in 0..3 {

@@ -83,16 +83,50 @@ pub fn tidegate_bin() -> PathBuf {
 pub fn start() -> Server {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
+    let (child, addr, log) = spawn(&data_dir, "127.0.0.1:0".parse().unwrap());
+    Server {
+        child,
+        addr,
+        data_dir,
+        log,
+        _dir: dir,
+    }
+}
+
+impl Server {
+    /// Stops the server with SIGTERM (a graceful stop: its connections are
+    /// closed) and waits for the process to exit.
+    pub fn stop(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        // The server bounds its graceful stop (10 s for requests in flight).
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "server exited with {exit}");
+    }
+
+    /// Starts the server again on the same data dir and the same port, and
+    /// waits until it listens. Call [`stop`](Server::stop) first.
+    pub fn start_again(&mut self) {
+        let (child, addr, log) = spawn(&self.data_dir, self.addr);
+        assert_eq!(addr, self.addr);
+        self.child = child;
+        self.log = log;
+    }
+}
+
+/// Spawns `tidegate serve` on `data_dir` and `listen` and waits for its
+/// "listening" line, which gives the address it bound.
+fn spawn(data_dir: &Path, listen: SocketAddr) -> (Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
     let mut child = Command::new(tidegate_bin())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
+        .arg("serve")
+        .arg("--listen")
+        .arg(listen.to_string())
+        .args(["--admin-listen", "127.0.0.1:0"])
         .arg("--data-dir")
-        .arg(&data_dir)
+        .arg(data_dir)
         .env("TIDEGATE_CORES", "0")
         .env("TIDEGATE_SHARD__IO_MEMORY", "1MiB")
         .env("TIDEGATE_LOG", "info")
@@ -117,13 +151,7 @@ pub fn start() -> Server {
     let addr = rx
         .recv_timeout(Duration::from_secs(60))
         .unwrap_or_else(|_| panic!("server did not start: {:?}", log.lock().unwrap()));
-    Server {
-        child,
-        addr,
-        data_dir,
-        log,
-        _dir: dir,
-    }
+    (child, addr, log)
 }
 
 /// Connects with the server's development CA.
@@ -131,4 +159,60 @@ pub async fn connect(server: &Server) -> tidegate_client::Client {
     tidegate_client::Client::connect(server.addr, tidegate_client::Tls::ca_file(server.ca_file()))
         .await
         .unwrap()
+}
+
+/// A stand-in server that completes the QUIC and TLS handshake and then
+/// resets every stream it is given: each call fails with a retriable
+/// transport error while the connection stays up. Stops on drop.
+pub struct ResettingServer {
+    pub addr: SocketAddr,
+    pub ca_file: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for ResettingServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a [`ResettingServer`] on an ephemeral local port.
+pub fn start_resetting_server() -> ResettingServer {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, cert.cert.pem()).unwrap();
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key.into())
+        .unwrap();
+    tls.alpn_protocols = vec![tidegate_proto::protocol::ALPN.to_vec()];
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).unwrap();
+    let config = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    let endpoint = quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = endpoint.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Some(incoming) = endpoint.accept().await {
+            tokio::spawn(async move {
+                let Ok(conn) = incoming.await else { return };
+                while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+                    let code = quinn::VarInt::from_u32(1);
+                    let _ = send.reset(code);
+                    let _ = recv.stop(code);
+                }
+            });
+        }
+    });
+    ResettingServer {
+        addr,
+        ca_file,
+        task,
+        _dir: dir,
+    }
 }
