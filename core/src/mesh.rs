@@ -8,7 +8,13 @@
 //! the ring completely after every ring it hears, so an item pushed while it
 //! drains is either seen by that drain or announced by the next ring.
 
-use std::{cell::RefCell, collections::HashMap, net::SocketAddr, rc::Rc, time::Duration};
+use std::{
+    cell::{Cell, RefCell},
+    collections::{HashMap, VecDeque},
+    net::SocketAddr,
+    rc::Rc,
+    time::Duration,
+};
 
 use bytes::BytesMut;
 
@@ -77,8 +83,35 @@ pub(crate) fn build(n: usize) -> Vec<MeshEnds> {
     ends
 }
 
-/// The sending end of a link to one peer: its ring and its doorbell.
-type Link = (RefCell<Producer<Envelope>>, ConnectedSender<()>);
+/// The sending end of a link to one peer: its ring, its doorbell, and the
+/// envelopes waiting (in order) for room in the ring.
+struct Link {
+    ring: RefCell<Producer<Envelope>>,
+    bell: ConnectedSender<()>,
+    waiting: RefCell<VecDeque<Envelope>>,
+    /// Envelopes ever put in `waiting`, and ever moved from it to the ring:
+    /// the envelope queued as number `n` has left once `moved > n`.
+    queued: Cell<u64>,
+    moved: Cell<u64>,
+}
+
+impl Link {
+    /// Moves waiting envelopes into the ring, oldest first, while it has
+    /// room.
+    fn drain(&self) {
+        let mut waiting = self.waiting.borrow_mut();
+        let mut ring = self.ring.borrow_mut();
+        while let Some(envelope) = waiting.pop_front() {
+            match ring.try_push(envelope) {
+                Ok(()) => self.moved.set(self.moved.get() + 1),
+                Err(back) => {
+                    waiting.push_front(back);
+                    return;
+                }
+            }
+        }
+    }
+}
 
 /// A shard's connected mesh: send to any peer, and the calls waiting for
 /// their replies.
@@ -86,7 +119,7 @@ pub(crate) struct Mesh {
     pub(crate) id: usize,
     outbound: Vec<Option<Link>>,
     pending: RefCell<HashMap<u64, oneshot::Sender<OpResult>>>,
-    next_id: std::cell::Cell<u64>,
+    next_id: Cell<u64>,
 }
 
 /// The receiving side, one per peer, drained by its own task.
@@ -103,7 +136,13 @@ impl MeshEnds {
     pub(crate) async fn connect(self) -> (Rc<Mesh>, Vec<Inbound>) {
         let outbound = join_all(self.outbound.into_iter().map(|end| async move {
             match end {
-                Some((ring, bell)) => Some((RefCell::new(ring), bell.connect().await)),
+                Some((ring, bell)) => Some(Link {
+                    ring: RefCell::new(ring),
+                    bell: bell.connect().await,
+                    waiting: RefCell::new(VecDeque::new()),
+                    queued: Cell::new(0),
+                    moved: Cell::new(0),
+                }),
                 None => None,
             }
         }));
@@ -125,7 +164,7 @@ impl MeshEnds {
             id: self.id,
             outbound,
             pending: RefCell::new(HashMap::new()),
-            next_id: std::cell::Cell::new(0),
+            next_id: Cell::new(0),
         });
         (mesh, inbound)
     }
@@ -157,34 +196,51 @@ impl Mesh {
 
     /// Pushes one envelope to `to`, waiting while its ring is full (the
     /// ring's capacity is the bound on work in flight between two shards).
-    pub(crate) async fn send(&self, to: usize, mut envelope: Envelope) {
-        let Some(Some((ring, bell))) = self.outbound.get(to) else {
+    ///
+    /// Envelopes leave in the order `send` was called: when the ring is
+    /// full they queue behind each other, and a later call never slips into
+    /// room an earlier one is waiting for. A connection's requests for a
+    /// partition on another shard thus reach it in the order they came.
+    /// The queue is bounded by the requests a shard runs at once.
+    pub(crate) async fn send(&self, to: usize, envelope: Envelope) {
+        let Some(Some(link)) = self.outbound.get(to) else {
             tracing::error!(to, "no mesh link to that shard");
             return;
         };
-        loop {
-            let pushed = ring.borrow_mut().try_push(envelope);
-            match pushed {
-                Ok(()) => break,
-                Err(back) => {
-                    envelope = back;
-                    let _ = bell.try_send(());
-                    glommio::timer::sleep(Duration::from_micros(50)).await;
+        let envelope = if link.waiting.borrow().is_empty() {
+            match link.ring.borrow_mut().try_push(envelope) {
+                Ok(()) => {
+                    // Full means a ring is already pending: the receiver
+                    // will drain.
+                    let _ = link.bell.try_send(());
+                    return;
                 }
+                Err(back) => back,
             }
+        } else {
+            envelope
+        };
+        let ticket = link.queued.get();
+        link.queued.set(ticket + 1);
+        link.waiting.borrow_mut().push_back(envelope);
+        loop {
+            link.drain();
+            let _ = link.bell.try_send(());
+            if link.moved.get() > ticket {
+                return;
+            }
+            glommio::timer::sleep(Duration::from_micros(50)).await;
         }
-        // Full means a ring is already pending: the receiver will drain.
-        let _ = bell.try_send(());
     }
 
     /// Pushes one envelope to `to` if its ring has room; `false` if not
     /// (for datagrams, which UDP lets us drop rather than wait for).
     pub(crate) fn try_send(&self, to: usize, envelope: Envelope) -> bool {
-        let Some(Some((ring, bell))) = self.outbound.get(to) else {
+        let Some(Some(link)) = self.outbound.get(to) else {
             return false;
         };
-        let pushed = ring.borrow_mut().try_push(envelope).is_ok();
-        let _ = bell.try_send(());
+        let pushed = link.ring.borrow_mut().try_push(envelope).is_ok();
+        let _ = link.bell.try_send(());
         pushed
     }
 

@@ -1,6 +1,11 @@
 //! A producer: a thread that builds batches on time and hands each to the
 //! async runtime, which sends it and records its acknowledgement.
 //!
+//! One sender task per producer starts the sends one after another
+//! (`Client::start_produce`), so a producer's batches for a partition are
+//! stored in the order they were made even with several in flight; the
+//! answers are awaited concurrently.
+//!
 //! The pacing runs on its own thread, not as a task, because tokio's timer
 //! ticks in milliseconds and open-loop latencies are often well under one:
 //! `thread::sleep` wakes within tens of microseconds. The in-flight window
@@ -73,6 +78,8 @@ impl Producer {
             acked: Mutex::new(SeqSet::default()),
             failed: Default::default(),
         });
+        let (batch_tx, batch_rx) = tokio::sync::mpsc::channel(self.in_flight as usize);
+        self.runtime.spawn(sender(batch_rx));
         let mut value = vec![FILLER; self.msg_size];
         let mut seq = 0u64;
         let mut batches = 0usize;
@@ -128,10 +135,13 @@ impl Producer {
                 acks: acks.clone(),
                 token: token_tx.clone(),
             };
-            self.runtime.spawn(send.run(batch));
+            if batch_tx.blocking_send((send, batch)).is_err() {
+                break; // the runtime is gone
+            }
             seq += u64::from(count);
             batches += 1;
         }
+        drop(batch_tx);
         // Every token back means every send finished.
         for _ in 0..self.in_flight {
             let _ = token_rx.recv();
@@ -211,16 +221,41 @@ struct Send {
     token: SyncSender<()>,
 }
 
+/// Starts each batch's produce in the order the batches were made, and
+/// leaves its answer to a task of its own.
+async fn sender(mut batches: tokio::sync::mpsc::Receiver<(Send, Vec<u8>)>) {
+    while let Some((send, batch)) = batches.recv().await {
+        let target = Target::Partition(send.partition);
+        let started = send
+            .client
+            .start_produce(&send.topic, target, send.ack, batch.clone())
+            .await;
+        tokio::spawn(send.finish(started, batch));
+    }
+}
+
 impl Send {
-    async fn run(self, batch: Vec<u8>) {
+    /// Waits for the answer (sending again after a retriable failure) and
+    /// records it.
+    async fn finish(
+        self,
+        started: tidegate_client::Result<tidegate_client::PendingProduce>,
+        batch: Vec<u8>,
+    ) {
         let mut attempt = 0;
+        let mut first = Some(started);
         let result = loop {
-            let target = Target::Partition(self.partition);
-            match self
-                .client
-                .produce_batch(&self.topic, target, self.ack, batch.clone())
-                .await
-            {
+            let answer = match first.take() {
+                Some(Ok(pending)) => pending.response().await,
+                Some(Err(e)) => Err(e),
+                None => {
+                    let target = Target::Partition(self.partition);
+                    self.client
+                        .produce_batch(&self.topic, target, self.ack, batch.clone())
+                        .await
+                }
+            };
+            match answer {
                 Ok(produced) => break Ok(produced),
                 Err(e) if e.is_retriable() && attempt < RETRIES => {
                     attempt += 1;

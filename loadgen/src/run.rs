@@ -218,6 +218,9 @@ async fn measure(
         tallies.push(task.await.context("consumer task")??);
     }
     let verdict = verify::verdict(&acked, &tallies);
+    for client in &producer_clients {
+        client.close().await;
+    }
 
     let window_s = (end.at_ns.saturating_sub(warm.at_ns)) as f64 / 1e9;
     let per_s = |n: u64| {

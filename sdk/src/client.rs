@@ -191,24 +191,54 @@ impl Client {
     /// Sends one request on its own stream and returns the whole response
     /// frame (header and body), at most [`MAX_RESPONSE_BYTES`].
     pub(crate) async fn call(&self, request: &Request<'_>) -> Result<Vec<u8>> {
+        let recv = self.start(request).await?;
+        self.response(recv).await
+    }
+
+    /// Sends one request on its own stream and returns the stream its
+    /// response comes on. Requests started one after another (each `start`
+    /// finished before the next begins) reach the server's shard in that
+    /// order: streams are opened in order and the server hands a
+    /// connection's requests on in stream order.
+    pub(crate) async fn start(&self, request: &Request<'_>) -> Result<quinn::RecvStream> {
         request
             .validate()
             .map_err(|e| Error::InvalidRequest(e.to_string()))?;
         let mut frame = Vec::new();
         request.encode(&mut frame);
-        let result = self.exchange(&frame).await;
+        let sent = self.send_frame(&frame).await;
+        self.closed_if_closing(sent)
+    }
+
+    /// Reads the whole response of a request sent with [`start`](Self::start),
+    /// at most [`MAX_RESPONSE_BYTES`].
+    pub(crate) async fn response(&self, mut recv: quinn::RecvStream) -> Result<Vec<u8>> {
+        let read = recv
+            .read_to_end(MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| match e {
+                quinn::ReadToEndError::TooLong => {
+                    Error::Protocol(format!("response over {MAX_RESPONSE_BYTES} bytes"))
+                }
+                quinn::ReadToEndError::Read(e) => Error::transport(e),
+            });
+        self.closed_if_closing(read)
+    }
+
+    /// A transport error on a client being closed is only the symptom of
+    /// the close.
+    fn closed_if_closing<T>(&self, result: Result<T>) -> Result<T> {
         match result {
-            // The transport error is only the symptom of the close.
             Err(Error::Transport(_)) if self.shared.lock().closed => Err(Error::Closed),
             other => other,
         }
     }
 
     /// Opens a stream, reconnecting first if the connection is lost, and
-    /// runs the exchange on it.
-    async fn exchange(&self, frame: &[u8]) -> Result<Vec<u8>> {
+    /// writes the whole request on it.
+    async fn send_frame(&self, frame: &[u8]) -> Result<quinn::RecvStream> {
         let conn = self.shared.connection().await?;
-        let (mut send, mut recv) = match conn.open_bi().await {
+        let (mut send, recv) = match conn.open_bi().await {
             Ok(streams) => streams,
             // The connection died since it was looked at. Nothing has been
             // sent, so one more try on a new connection is safe.
@@ -222,14 +252,7 @@ impl Client {
         };
         send.write_all(frame).await.map_err(Error::transport)?;
         send.finish().map_err(Error::transport)?;
-        recv.read_to_end(MAX_RESPONSE_BYTES)
-            .await
-            .map_err(|e| match e {
-                quinn::ReadToEndError::TooLong => {
-                    Error::Protocol(format!("response over {MAX_RESPONSE_BYTES} bytes"))
-                }
-                quinn::ReadToEndError::Read(e) => Error::transport(e),
-            })
+        Ok(recv)
     }
 }
 

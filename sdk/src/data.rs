@@ -119,6 +119,50 @@ impl Client {
         ack: Ack,
         batch: Vec<u8>,
     ) -> Result<Produced> {
+        self.start_produce(topic, target, ack, batch)
+            .await?
+            .response()
+            .await
+    }
+
+    /// Sends a produce of one batch and returns once the request is on its
+    /// way, without waiting for the answer: await
+    /// [`PendingProduce::response`] for that. This is how one task keeps
+    /// several batches in flight **in order**: batches started one after
+    /// another on one client (each `start_produce` awaited before the next)
+    /// are stored in that order in their partition, because the server
+    /// takes a connection's requests in the order their streams were
+    /// opened. Only a batch that fails and is sent again can land after a
+    /// later one.
+    ///
+    /// # Errors
+    ///
+    /// As [`produce_batch`](Client::produce_batch), for what is known before
+    /// the answer (an invalid batch, a connection that cannot be made).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use tidegate_client::{Ack, Client, Target};
+    ///
+    /// # async fn run(client: Client, batches: Vec<Vec<u8>>) -> Result<(), tidegate_client::Error> {
+    /// let mut pending = Vec::new();
+    /// for batch in batches {
+    ///     pending.push(client.start_produce("orders", Target::Partition(0), Ack::Durable, batch).await?);
+    /// }
+    /// for p in pending {
+    ///     println!("stored at {:?}", p.response().await?.base_offset);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn start_produce(
+        &self,
+        topic: &str,
+        target: Target,
+        ack: Ack,
+        batch: Vec<u8>,
+    ) -> Result<PendingProduce> {
         check_one_batch(&batch)?;
         let target = match &target {
             Target::Partition(p) => ProduceTarget::Partition(*p),
@@ -130,33 +174,11 @@ impl Client {
             ack: ack.into(),
             batches: &batch,
         });
-        let frame = self.call(&request).await?;
-        let produce = match decode_response(&frame)? {
-            Response::Produce(p) => p,
-            other => return Err(unexpected("Produce", &other)),
-        };
-        let throttle = Duration::from_millis(produce.throttle_ms.into());
-        // The protocol lets an `Ack::None` answer carry no result; a
-        // server that answers after the append anyway may include it.
-        let base_offset = match (ack, produce.results.as_slice()) {
-            (Ack::None, []) => None,
-            (_, [Ok(base_offset)]) => Some(*base_offset),
-            (_, [Err(code)]) => {
-                return Err(Error::Server {
-                    code: *code,
-                    message: format!("batch refused: {code}"),
-                })
-            }
-            (_, results) => {
-                return Err(Error::Protocol(format!(
-                    "{} results for one batch with ack {ack:?}",
-                    results.len()
-                )))
-            }
-        };
-        Ok(Produced {
-            base_offset,
-            throttle,
+        let recv = self.start(&request).await?;
+        Ok(PendingProduce {
+            client: self.clone(),
+            recv,
+            ack,
         })
     }
 
@@ -422,5 +444,55 @@ impl<'a> Message<'a> {
     /// Its headers, `(name, value)`, in the order the producer added them.
     pub fn headers(&self) -> Headers<'a> {
         self.record.headers()
+    }
+}
+
+/// A produce sent with [`Client::start_produce`], its answer to come.
+#[derive(Debug)]
+#[must_use = "the answer says whether the batch was stored"]
+pub struct PendingProduce {
+    client: Client,
+    recv: quinn::RecvStream,
+    ack: Ack,
+}
+
+impl PendingProduce {
+    /// Waits for the server's answer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Server`] for a refused batch (unknown topic or partition, a
+    /// full disk, ...); [`Error::Transport`] (retriable) when the
+    /// connection was lost first: the batch may or may not be stored.
+    pub async fn response(self) -> Result<Produced> {
+        let ack = self.ack;
+        let frame = self.client.response(self.recv).await?;
+        let produce = match decode_response(&frame)? {
+            Response::Produce(p) => p,
+            other => return Err(unexpected("Produce", &other)),
+        };
+        let throttle = Duration::from_millis(produce.throttle_ms.into());
+        // The protocol lets an `Ack::None` answer carry no result; a
+        // server that answers after the append anyway may include it.
+        let base_offset = match (ack, produce.results.as_slice()) {
+            (Ack::None, []) => None,
+            (_, [Ok(base_offset)]) => Some(*base_offset),
+            (_, [Err(code)]) => {
+                return Err(Error::Server {
+                    code: *code,
+                    message: format!("batch refused: {code}"),
+                })
+            }
+            (_, results) => {
+                return Err(Error::Protocol(format!(
+                    "{} results for one batch with ack {ack:?}",
+                    results.len()
+                )))
+            }
+        };
+        Ok(Produced {
+            base_offset,
+            throttle,
+        })
     }
 }

@@ -76,7 +76,7 @@ mod tls;
 pub use admin::{PartitionInfo, TopicDescription, TopicInfo};
 pub use client::{Client, CONNECT_TIMEOUT, MAX_RESPONSE_BYTES};
 pub use consumer::{ConsumedMessage, Consumer, ConsumerConfig, Start, PREFETCH_MAX};
-pub use data::{Ack, Fetched, Message, Messages, Produced, Target};
+pub use data::{Ack, Fetched, Message, Messages, PendingProduce, Produced, Target};
 pub use error::{BoxError, Error, Result};
 pub use producer::{Delivered, Producer, ProducerConfig, ProducerRecord, Receipt};
 pub use tidegate_proto::batch::Headers;
