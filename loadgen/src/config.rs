@@ -101,7 +101,8 @@ pub struct RunArgs {
     #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration)]
     #[serde(with = "humantime_serde_compat")]
     pub linger: Duration,
-    /// Produce requests each producer keeps in flight.
+    /// Produce requests each producer keeps in flight, at most one per
+    /// partition (so that each partition keeps the order batches were made).
     #[arg(long, default_value_t = 4)]
     pub in_flight: u32,
     #[arg(long, value_enum, default_value = "durable")]

@@ -74,6 +74,18 @@ impl Producer {
         for _ in 0..self.in_flight {
             let _ = token_tx.send(());
         }
+        // One batch per partition in flight: with two, the server may store
+        // them in either order (it takes a connection's requests as they
+        // finish arriving), as with the SDK's Producer.
+        let partition_tokens: Vec<_> = self
+            .partitions
+            .iter()
+            .map(|_| {
+                let (tx, rx) = sync_channel::<()>(1);
+                let _ = tx.send(());
+                (tx, rx)
+            })
+            .collect();
         let acks = Arc::new(Acks {
             acked: Mutex::new(SeqSet::default()),
             failed: Default::default(),
@@ -85,9 +97,14 @@ impl Producer {
         let mut batches = 0usize;
         let end_ns = self.clock.end_ns();
         while !self.stop.load(Ordering::Relaxed) {
+            let slot = batches % self.partitions.len();
             let count = match &self.schedule {
                 None => {
                     if !take_token(&token_rx, &self.stop) {
+                        break;
+                    }
+                    if !take_token(&partition_tokens[slot].1, &self.stop) {
+                        let _ = token_tx.send(());
                         break;
                     }
                     self.batch
@@ -104,12 +121,17 @@ impl Producer {
                     if !take_token(&token_rx, &self.stop) {
                         break;
                     }
+                    if !take_token(&partition_tokens[slot].1, &self.stop) {
+                        let _ = token_tx.send(());
+                        break;
+                    }
                     (due - seq).min(u64::from(self.batch)) as u32
                 }
             };
             let now = self.clock.now_ns();
             if now >= end_ns && self.schedule.is_none() {
                 let _ = token_tx.send(());
+                let _ = partition_tokens[slot].0.send(());
                 break;
             }
             let stamp_of = |i: u64| match &self.schedule {
@@ -117,13 +139,15 @@ impl Producer {
                 None => now,
             };
             let Some(batch) = self.build(&mut value, seq, count, stamp_of) else {
+                let _ = token_tx.send(());
+                let _ = partition_tokens[slot].0.send(());
                 break;
             };
             Shared::add(&self.shared.sent, u64::from(count));
             let send = Send {
                 client: self.client.clone(),
                 topic: self.topic.clone(),
-                partition: self.partitions[batches % self.partitions.len()],
+                partition: self.partitions[slot],
                 ack: self.ack,
                 seq,
                 count,
@@ -134,9 +158,13 @@ impl Producer {
                 shared: self.shared.clone(),
                 acks: acks.clone(),
                 token: token_tx.clone(),
+                partition_token: partition_tokens[slot].0.clone(),
             };
             if batch_tx.blocking_send((send, batch)).is_err() {
-                break; // the runtime is gone
+                // The runtime is gone, and the send with it.
+                let _ = token_tx.send(());
+                let _ = partition_tokens[slot].0.send(());
+                break;
             }
             seq += u64::from(count);
             batches += 1;
@@ -219,6 +247,7 @@ struct Send {
     shared: Arc<Shared>,
     acks: Arc<Acks>,
     token: SyncSender<()>,
+    partition_token: SyncSender<()>,
 }
 
 /// Starts each batch's produce in the order the batches were made, and
@@ -284,6 +313,7 @@ impl Send {
                 self.acks.failed.fetch_add(count, Ordering::Relaxed);
             }
         }
+        let _ = self.partition_token.send(());
         let _ = self.token.send(());
     }
 

@@ -12,16 +12,8 @@
 //! request, when a single request is larger). Admitting whole requests
 //! matters: a byte budget spread over many half-read requests would fill
 //! with partial requests that can never complete.
-//!
-//! Order: a connection's requests reach the application in the order the
-//! client opened their streams, whichever finished arriving first, as
-//! requests on one TCP connection do in Kafka. A producer can then keep
-//! several batches for one partition in flight and still have them stored
-//! in the order it sent them. Budget is granted in the same order (a
-//! stream never reserves while an older one waits), so a request waiting
-//! for an older one never holds the room that older one needs.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use bytes::Bytes;
 use quinn_proto::{Connection, Dir, Event, ReadError, StreamEvent, StreamId, VarInt, WriteError};
@@ -86,17 +78,9 @@ pub(crate) struct ConnState {
     receiving: HashMap<StreamId, Receiving>,
     /// Streams whose request waits for budget, in stream order.
     deferred: BTreeSet<StreamId>,
-    /// Complete requests (handed to the application or waiting for an
-    /// older stream), waiting for their response: the bytes each holds of
-    /// the budget.
+    /// Complete requests handed to the application, waiting for their
+    /// response: the bytes each holds of the budget.
     awaiting: HashMap<StreamId, usize>,
-    /// Complete requests waiting for an older stream, by stream index.
-    ready: BTreeMap<u64, (StreamId, Vec<u8>)>,
-    /// Streams that ended without a request for the application (refused
-    /// or reset), by stream index, until the order reaches them.
-    skipped: BTreeSet<u64>,
-    /// The stream index whose request goes to the application next.
-    next_index: u64,
     /// Responses not yet fully written: the bytes still to write.
     sending: HashMap<StreamId, VecDeque<Bytes>>,
     /// Responses written and finished but not yet acknowledged by the peer.
@@ -111,9 +95,6 @@ impl ConnState {
             receiving: HashMap::new(),
             deferred: BTreeSet::new(),
             awaiting: HashMap::new(),
-            ready: BTreeMap::new(),
-            skipped: BTreeSet::new(),
-            next_index: 0,
             sending: HashMap::new(),
             finishing: std::collections::HashSet::new(),
             max_request_bytes,
@@ -188,8 +169,6 @@ impl ConnState {
     /// the whole request is reserved, its body; a finished stream completes
     /// the request.
     fn read(&mut self, id: StreamId, budget: &mut Budget, requests: &mut Vec<(StreamId, Vec<u8>)>) {
-        // Budget goes to streams in order: none while an older one waits.
-        let older_waiting = self.deferred.range(..id).next().is_some();
         let Some(rx) = self.receiving.get_mut(&id) else {
             return;
         };
@@ -199,7 +178,6 @@ impl ConnState {
             if let Some(r) = self.receiving.remove(&id) {
                 budget.release(r.reserved.unwrap_or(0));
             }
-            self.skip(id, requests);
             return;
         };
         let mut outcome = None;
@@ -223,7 +201,7 @@ impl ConnState {
                             outcome = Some(Outcome::Refuse);
                             break;
                         }
-                        if older_waiting || !budget.try_take(need) {
+                        if !budget.try_take(need) {
                             budget.stalls += 1;
                             outcome = Some(Outcome::Wait);
                             break;
@@ -253,8 +231,7 @@ impl ConnState {
                         r.buf.len()
                     });
                     self.awaiting.insert(id, held);
-                    self.ready.insert(id.index(), (id, r.buf));
-                    self.release_in_order(requests);
+                    requests.push((id, r.buf));
                 }
             }
             Some(Outcome::Wait) => {
@@ -267,29 +244,8 @@ impl ConnState {
                 let code = VarInt::from_u32(codes::REQUEST_TOO_LARGE);
                 let _ = self.conn.recv_stream(id).stop(code);
                 let _ = self.conn.send_stream(id).reset(code);
-                self.skip(id, requests);
             }
             None => {}
-        }
-    }
-
-    /// Marks `id` as a stream without a request, so the order moves past it.
-    fn skip(&mut self, id: StreamId, requests: &mut Vec<(StreamId, Vec<u8>)>) {
-        if id.index() >= self.next_index {
-            self.skipped.insert(id.index());
-            self.release_in_order(requests);
-        }
-    }
-
-    /// Hands over the complete requests whose older streams are all done.
-    fn release_in_order(&mut self, requests: &mut Vec<(StreamId, Vec<u8>)>) {
-        loop {
-            if let Some((id, buf)) = self.ready.remove(&self.next_index) {
-                requests.push((id, buf));
-            } else if !self.skipped.remove(&self.next_index) {
-                return;
-            }
-            self.next_index += 1;
         }
     }
 

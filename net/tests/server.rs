@@ -280,35 +280,3 @@ fn requests_beyond_the_inflight_budget_wait_for_credit_and_all_complete() {
     // Whole requests are admitted: never more than the budget is held.
     assert!(peak <= 128 << 10, "peak held {peak} bytes");
 }
-
-#[test]
-fn requests_reach_the_application_in_stream_order_whichever_finishes_first() {
-    let (order_tx, order_rx) = mpsc::channel();
-    let server = spawn(QuicSettings::default(), move |server| async move {
-        while let Some(req) = server.next_request().await {
-            order_tx.send(req.data[8]).unwrap();
-            server.respond(req.conn, req.stream, vec![Bytes::from_static(b"ok")]);
-        }
-    });
-    let (addr, cert) = (server.addr, server.cert.clone());
-    tokio_rt().block_on(async {
-        let endpoint = client(&cert);
-        let conn = endpoint.connect(addr, "localhost").unwrap().await.unwrap();
-        // A: the older stream, only half sent.
-        let a = frame(&[b'A'; 1000]);
-        let (mut a_send, mut a_recv) = conn.open_bi().await.unwrap();
-        a_send.write_all(&a[..500]).await.unwrap();
-        // B: opened later, sent whole, and read whole by the server.
-        let (mut b_send, mut b_recv) = conn.open_bi().await.unwrap();
-        b_send.write_all(&frame(&[b'B'; 10])).await.unwrap();
-        b_send.finish().unwrap();
-        b_send.stopped().await.unwrap();
-        // Only now does A complete; it must still come first.
-        a_send.write_all(&a[500..]).await.unwrap();
-        a_send.finish().unwrap();
-        assert_eq!(a_recv.read_to_end(64).await.unwrap(), b"ok");
-        assert_eq!(b_recv.read_to_end(64).await.unwrap(), b"ok");
-    });
-    let order: Vec<u8> = order_rx.try_iter().collect();
-    assert_eq!(order, b"AB");
-}
