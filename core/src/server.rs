@@ -474,5 +474,6 @@ fn quic_settings(config: &ServeConfig, shard: usize, shards: usize) -> QuicSetti
         // Connection IDs carry the shard in one byte (checked at start).
         shard: shard as u8,
         shards: shards as u8,
+        gso: q.gso,
     }
 }

@@ -20,6 +20,7 @@ mod error;
 mod server;
 mod settings;
 mod tls;
+mod udp;
 
 pub use cid::{shard_of_datagram, CID_LEN};
 pub use error::NetError;

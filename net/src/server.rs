@@ -8,8 +8,11 @@
 //! against a timer cancels an io_uring receive that may already hold a
 //! datagram.
 //!
-//! glommio's socket API carries no control messages, so there is no GSO,
-//! GRO or ECN here: one datagram per send and receive.
+//! Sends use UDP GSO where the kernel has it (`udp.rs`): quinn-proto packs
+//! up to 32 datagrams of a connection into one transmit and one `sendmsg`
+//! carries them. Receives are one datagram each (no GRO: glommio's receive
+//! carries no control messages, and GRO without them would merge
+//! datagrams beyond telling apart). No ECN.
 
 use std::{
     cell::{Cell, RefCell},
@@ -36,7 +39,7 @@ use quinn_proto::{
 use crate::{
     codes,
     connection::{Budget, ConnState, Lifecycle},
-    NetError, QuicSettings,
+    udp, NetError, QuicSettings,
 };
 
 /// Largest datagram read from the socket.
@@ -101,6 +104,8 @@ struct Driver {
     /// Datagrams another shard received for this shard's connections.
     injected: VecDeque<(SocketAddr, BytesMut)>,
     closing: bool,
+    /// Datagrams quinn-proto may pack into one transmit (GSO); 1 without.
+    gso_segments: usize,
 }
 
 struct Shared {
@@ -143,6 +148,7 @@ impl QuicServer {
             addr,
             source: e.into(),
         })?;
+        let gso_segments = udp::max_segments(settings.gso, local_addr);
         let mut endpoint_config = EndpointConfig::default();
         let shard = settings.shard;
         endpoint_config.cid_generator(move || Box::new(crate::cid::ShardCids { shard }));
@@ -163,6 +169,7 @@ impl QuicServer {
                 settings,
                 stats: ServerStats::default(),
                 closing: false,
+                gso_segments,
             }),
             socket,
             wake: Event::new(),
@@ -389,7 +396,7 @@ async fn receive(shared: Rc<Shared>, tx: LocalSender<(SocketAddr, BytesMut)>) {
 
 /// The driver task: see the module documentation.
 async fn drive(shared: Rc<Shared>, rx: LocalReceiver<(SocketAddr, BytesMut)>) {
-    let mut outgoing: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
+    let mut outgoing: Vec<udp::Transmit> = Vec::new();
     loop {
         let wake = shared.wake.listen();
         let deadline = {
@@ -467,14 +474,22 @@ fn forward_foreign(shared: &Shared, arrived: &mut Vec<(SocketAddr, BytesMut)>) -
     sent
 }
 
-async fn send_all(shared: &Shared, outgoing: &mut Vec<(SocketAddr, Vec<u8>)>) {
-    let count = outgoing.len() as u64;
-    for (to, datagram) in outgoing.drain(..) {
-        if let Err(e) = shared.socket.send_to(&datagram, to).await {
-            tracing::debug!(error = %e, %to, "udp send error");
-        }
+async fn send_all(shared: &Shared, outgoing: &mut Vec<udp::Transmit>) {
+    let mut count = 0;
+    for t in outgoing.drain(..) {
+        udp::send(&shared.socket, &t).await;
+        count += t.datagrams() as u64;
     }
     shared.driver.borrow_mut().stats.datagrams_out_total += count;
+}
+
+/// What quinn-proto put in `buf` for `t`, owned.
+fn transmit(t: &quinn_proto::Transmit, buf: &[u8]) -> udp::Transmit {
+    udp::Transmit {
+        to: t.destination,
+        data: buf[..t.size].to_vec(),
+        segment_size: t.segment_size,
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -485,12 +500,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 impl Driver {
-    fn on_datagram(
-        &mut self,
-        from: SocketAddr,
-        data: BytesMut,
-        outgoing: &mut Vec<(SocketAddr, Vec<u8>)>,
-    ) {
+    fn on_datagram(&mut self, from: SocketAddr, data: BytesMut, outgoing: &mut Vec<udp::Transmit>) {
         self.stats.datagrams_in_total += 1;
         let now = Instant::now();
         let mut buf = Vec::new();
@@ -504,7 +514,7 @@ impl Driver {
                 if self.closing || self.conns.len() >= self.settings.max_connections {
                     self.stats.refused_total += 1;
                     let t = self.endpoint.refuse(incoming, &mut buf);
-                    outgoing.push((t.destination, buf[..t.size].to_vec()));
+                    outgoing.push(transmit(&t, &buf));
                     return;
                 }
                 let config = Some(self.server_config.clone());
@@ -516,13 +526,13 @@ impl Driver {
                     }
                     Err(e) => {
                         if let Some(t) = e.response {
-                            outgoing.push((t.destination, buf[..t.size].to_vec()));
+                            outgoing.push(transmit(&t, &buf));
                         }
                     }
                 }
             }
             Some(DatagramEvent::Response(t)) => {
-                outgoing.push((t.destination, buf[..t.size].to_vec()));
+                outgoing.push(transmit(&t, &buf));
             }
             None => {}
         }
@@ -546,7 +556,7 @@ impl Driver {
     /// Moves everything along: endpoint events both ways, application
     /// events into requests, transmits into `outgoing`; forgets drained
     /// connections.
-    fn pump(&mut self, outgoing: &mut Vec<(SocketAddr, Vec<u8>)>) {
+    fn pump(&mut self, outgoing: &mut Vec<udp::Transmit>) {
         let now = Instant::now();
         let mut finished = Vec::new();
         let mut completed = Vec::new();
@@ -564,7 +574,7 @@ impl Driver {
                 tracing::debug!(conn = handle.0, "connection lost");
             }
             hand_over(handle, &mut completed, &mut self.requests, &mut self.stats);
-            take_transmits(state, now, outgoing);
+            take_transmits(state, now, self.gso_segments, outgoing);
             if state.conn.is_drained() {
                 finished.push(handle);
             }
@@ -579,7 +589,7 @@ impl Driver {
 
     /// Reads streams left unread for lack of budget, now that responses
     /// may have freed some.
-    fn resume_deferred(&mut self, outgoing: &mut Vec<(SocketAddr, Vec<u8>)>, now: Instant) {
+    fn resume_deferred(&mut self, outgoing: &mut Vec<udp::Transmit>, now: Instant) {
         let mut completed = Vec::new();
         for (handle, state) in self.conns.iter_mut() {
             if !state.has_deferred() {
@@ -587,7 +597,7 @@ impl Driver {
             }
             state.resume(&mut self.budget, &mut completed);
             hand_over(*handle, &mut completed, &mut self.requests, &mut self.stats);
-            take_transmits(state, now, outgoing);
+            take_transmits(state, now, self.gso_segments, outgoing);
         }
     }
 }
@@ -610,10 +620,15 @@ fn hand_over(
 }
 
 /// Moves what quinn-proto wants sent for a connection into `outgoing`.
-fn take_transmits(state: &mut ConnState, now: Instant, outgoing: &mut Vec<(SocketAddr, Vec<u8>)>) {
+fn take_transmits(
+    state: &mut ConnState,
+    now: Instant,
+    segments: usize,
+    outgoing: &mut Vec<udp::Transmit>,
+) {
     let mut buf = Vec::new();
-    while let Some(t) = state.conn.poll_transmit(now, 1, &mut buf) {
-        outgoing.push((t.destination, buf[..t.size].to_vec()));
+    while let Some(t) = state.conn.poll_transmit(now, segments, &mut buf) {
+        outgoing.push(transmit(&t, &buf));
         buf.clear();
     }
 }

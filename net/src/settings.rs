@@ -30,6 +30,9 @@ pub struct QuicSettings {
     /// for their response); above it no stream is read, so QUIC flow
     /// control holds producers back.
     pub max_inflight_bytes: usize,
+    /// Send with UDP GSO when the kernel has it (several datagrams per
+    /// system call).
+    pub gso: bool,
 }
 
 impl Default for QuicSettings {
@@ -45,6 +48,7 @@ impl Default for QuicSettings {
             max_inflight_bytes: 256 << 20,
             shard: 0,
             shards: 1,
+            gso: true,
         }
     }
 }

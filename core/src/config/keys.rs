@@ -10,6 +10,8 @@ pub enum KeyKind {
     Text,
     /// A TOML integer.
     Integer,
+    /// A TOML boolean (`true` / `false`).
+    Bool,
 }
 
 /// Every key as its dotted path, with its kind.
@@ -35,6 +37,7 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("quic.max_concurrent_streams", KeyKind::Integer),
     ("quic.stream_receive_window", KeyKind::Text),
     ("quic.connection_receive_window", KeyKind::Text),
+    ("quic.gso", KeyKind::Bool),
     ("quic.idle_timeout", KeyKind::Text),
     ("quic.keep_alive", KeyKind::Text),
     ("limits.max_request_bytes", KeyKind::Text),
@@ -177,6 +180,7 @@ mod tests {
                 &table[section][field]
             };
             assert_eq!(value.is_integer(), *kind == KeyKind::Integer, "{path}");
+            assert_eq!(value.is_bool(), *kind == KeyKind::Bool, "{path}");
         }
     }
 

@@ -223,6 +223,11 @@ fn env_value(raw: &str, kind: KeyKind) -> Result<Value, String> {
             .parse::<i64>()
             .map(Value::Integer)
             .map_err(|_| format!("`{raw}` is not an integer")),
+        KeyKind::Bool => match raw.trim() {
+            "true" => Ok(Value::Boolean(true)),
+            "false" => Ok(Value::Boolean(false)),
+            _ => Err(format!("`{raw}` is not `true` or `false`")),
+        },
     }
 }
 

@@ -293,6 +293,9 @@ pub struct QuicConfig {
     /// Ping interval that keeps an idle connection open; below
     /// `idle_timeout`. Default 5s.
     pub keep_alive: Duration,
+    /// Send up to 32 datagrams per system call with UDP GSO when the kernel
+    /// has it. Default true; false for comparison.
+    pub gso: bool,
 }
 
 impl Default for QuicConfig {
@@ -304,6 +307,7 @@ impl Default for QuicConfig {
             connection_receive_window: Size::mib(16),
             idle_timeout: Duration::secs(30),
             keep_alive: Duration::secs(5),
+            gso: true,
         }
     }
 }
