@@ -475,5 +475,6 @@ fn quic_settings(config: &ServeConfig, shard: usize, shards: usize) -> QuicSetti
         shard: shard as u8,
         shards: shards as u8,
         gso: q.gso,
+        gro: q.gro,
     }
 }

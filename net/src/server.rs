@@ -4,15 +4,14 @@
 //! receives and feeds datagrams through a bounded local channel; the driver
 //! task feeds them to quinn-proto, fires timers, hands complete requests to
 //! the application and sends what quinn-proto wants sent. The receive stays
-//! in its own task because dropping an in-flight `recv_from` that lost a race
+//! in its own task because dropping an in-flight receive that lost a race
 //! against a timer cancels an io_uring receive that may already hold a
 //! datagram.
 //!
 //! Sends use UDP GSO where the kernel has it (`udp.rs`): quinn-proto packs
 //! up to 32 datagrams of a connection into one transmit and one `sendmsg`
-//! carries them. Receives are one datagram each (no GRO: glommio's receive
-//! carries no control messages, and GRO without them would merge
-//! datagrams beyond telling apart). No ECN.
+//! carries them. Receives use UDP GRO the same way: one `recvmsg` takes a
+//! run of datagrams and their segment size. No ECN.
 
 use std::{
     cell::{Cell, RefCell},
@@ -149,6 +148,9 @@ impl QuicServer {
             source: e.into(),
         })?;
         let gso_segments = udp::max_segments(settings.gso, local_addr);
+        if settings.gro {
+            udp::enable_gro(&socket);
+        }
         let mut endpoint_config = EndpointConfig::default();
         let shard = settings.shard;
         endpoint_config.cid_generator(move || Box::new(crate::cid::ShardCids { shard }));
@@ -377,18 +379,13 @@ fn server_config(
 /// The receive task: datagrams from the socket into the driver's channel.
 async fn receive(shared: Rc<Shared>, tx: LocalSender<(SocketAddr, BytesMut)>) {
     let mut buf = vec![0u8; DATAGRAM_BYTES_MAX];
+    let mut cmsg = udp::gro_cmsg_space();
+    let mut arrived = Vec::new();
     loop {
-        match shared.socket.recv_from(&mut buf).await {
-            Ok((n, from)) => {
-                let datagram = BytesMut::from(&buf[..n]);
-                if tx.send((from, datagram)).await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                // ICMP errors from earlier sends surface here on some
-                // kernels; they say nothing about this socket.
-                tracing::debug!(error = %e, "udp receive error");
+        udp::receive(&shared.socket, &mut buf, &mut cmsg, &mut arrived).await;
+        for datagram in arrived.drain(..) {
+            if tx.send(datagram).await.is_err() {
+                return;
             }
         }
     }

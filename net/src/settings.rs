@@ -33,6 +33,9 @@ pub struct QuicSettings {
     /// Send with UDP GSO when the kernel has it (several datagrams per
     /// system call).
     pub gso: bool,
+    /// Receive with UDP GRO when the kernel has it (several datagrams per
+    /// system call).
+    pub gro: bool,
 }
 
 impl Default for QuicSettings {
@@ -49,6 +52,7 @@ impl Default for QuicSettings {
             shard: 0,
             shards: 1,
             gso: true,
+            gro: true,
         }
     }
 }

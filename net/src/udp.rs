@@ -1,7 +1,16 @@
-//! Sending datagrams: with UDP generic segmentation offload (GSO) where the
-//! kernel has it, one `sendmsg` carries up to [`GSO_SEGMENTS_MAX`]
-//! datagrams that quinn-proto packed back to back, and the kernel (or the
-//! NIC) cuts them; without it, one datagram per send.
+//! Datagrams in and out, with UDP segmentation offloads where the kernel
+//! has them.
+//!
+//! Out (GSO): one `sendmsg` carries up to [`GSO_SEGMENTS_MAX`] datagrams
+//! that quinn-proto packed back to back, and the kernel (or the NIC) cuts
+//! them; without GSO, one datagram per send.
+//!
+//! In (GRO): the kernel hands over runs of datagrams from one sender as one
+//! buffer with their segment size in a control message (a client that
+//! sends with GSO, as quinn does, is received as it sent), so one system
+//! call takes up to 64 KiB. The socket is drained with non-blocking
+//! `recvmsg` calls; when it is empty, an awaited one-byte peek (io_uring)
+//! waits for the next datagram without taking it.
 //!
 //! glommio's socket API has no control messages, so GSO sends are plain
 //! non-blocking `sendmsg` calls on the socket's descriptor, made from the
@@ -10,13 +19,17 @@
 //! buffer is full (`EAGAIN`) the batch goes the glommio way instead, one
 //! datagram at a time, each awaited.
 
-use std::io::IoSlice;
+use std::io::{IoSlice, IoSliceMut};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
+use bytes::BytesMut;
 use glommio::net::UdpSocket;
 use nix::errno::Errno;
-use nix::sys::socket::{sendmsg, sockopt, ControlMessage, MsgFlags, SockaddrStorage};
+use nix::sys::socket::{
+    recvmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockaddrStorage,
+};
 
 /// Datagrams per GSO send. The kernel takes up to 64 segments of at most
 /// 64 KiB in all; 32 full-sized QUIC datagrams stay well inside both.
@@ -106,6 +119,93 @@ async fn send_one(socket: &UdpSocket, datagram: &[u8], to: SocketAddr) {
     if let Err(e) = socket.send_to(datagram, to).await {
         tracing::debug!(error = %e, %to, "udp send error");
     }
+}
+
+/// Asks the kernel to coalesce received datagrams (UDP_GRO); false when
+/// it cannot (then every receive is one datagram, as without the option).
+pub(crate) fn enable_gro(socket: &UdpSocket) -> bool {
+    // SAFETY: the descriptor belongs to `socket`, which is borrowed for the
+    // whole life of `fd` (this function), so it stays open and is not
+    // reused while `fd` exists.
+    let fd = unsafe { BorrowedFd::borrow_raw(socket.as_raw_fd()) };
+    match setsockopt(&fd, sockopt::UdpGroSegment, &true) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::info!(error = %e, "UDP GRO not available: one datagram per receive");
+            false
+        }
+    }
+}
+
+/// Takes every datagram waiting on the socket (waiting for the first if
+/// there is none), split into single datagrams, into `out`. `buf` must hold
+/// the largest receive (64 KiB).
+pub(crate) async fn receive(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    cmsg: &mut Vec<u8>,
+    out: &mut Vec<(SocketAddr, BytesMut)>,
+) {
+    loop {
+        let (len, from, segment) = {
+            let mut iov = [IoSliceMut::new(buf)];
+            match recvmsg::<SockaddrStorage>(
+                socket.as_raw_fd(),
+                &mut iov,
+                Some(cmsg),
+                MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(msg) => {
+                    let segment = msg.cmsgs().find_map(|c| match c {
+                        ControlMessageOwned::UdpGroSegments(size) => Some(usize::from(size)),
+                        _ => None,
+                    });
+                    (msg.bytes, msg.address.and_then(|a| to_std(&a)), segment)
+                }
+                Err(Errno::EAGAIN) => {
+                    if !out.is_empty() {
+                        return;
+                    }
+                    // Nothing yet: wait for a datagram without taking it.
+                    if let Err(e) = socket.peek_from(&mut [0u8; 1]).await {
+                        tracing::debug!(error = %e, "udp peek error");
+                    }
+                    continue;
+                }
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    // ICMP errors from earlier sends surface here on some
+                    // kernels; they say nothing about this socket.
+                    tracing::debug!(error = %e, "udp receive error");
+                    if out.is_empty() {
+                        continue;
+                    }
+                    return;
+                }
+            }
+        };
+        let Some(from) = from else { continue };
+        let data = &buf[..len];
+        match segment {
+            Some(size) if size > 0 && size < len => {
+                out.extend(data.chunks(size).map(|d| (from, BytesMut::from(d))));
+            }
+            _ => out.push((from, BytesMut::from(data))),
+        }
+    }
+}
+
+/// The control-message space a GRO receive needs.
+pub(crate) fn gro_cmsg_space() -> Vec<u8> {
+    nix::cmsg_space!(u16)
+}
+
+fn to_std(addr: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = addr.as_sockaddr_in() {
+        return Some(std::net::SocketAddrV4::from(*v4).into());
+    }
+    addr.as_sockaddr_in6()
+        .map(|v6| std::net::SocketAddrV6::from(*v6).into())
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("quic.max_concurrent_streams", KeyKind::Integer),
     ("quic.stream_receive_window", KeyKind::Text),
     ("quic.connection_receive_window", KeyKind::Text),
+    ("quic.gro", KeyKind::Bool),
     ("quic.gso", KeyKind::Bool),
     ("quic.idle_timeout", KeyKind::Text),
     ("quic.keep_alive", KeyKind::Text),

@@ -296,6 +296,9 @@ pub struct QuicConfig {
     /// Send up to 32 datagrams per system call with UDP GSO when the kernel
     /// has it. Default true; false for comparison.
     pub gso: bool,
+    /// Receive runs of datagrams per system call with UDP GRO when the
+    /// kernel has it. Default true; false for comparison.
+    pub gro: bool,
 }
 
 impl Default for QuicConfig {
@@ -308,6 +311,7 @@ impl Default for QuicConfig {
             idle_timeout: Duration::secs(30),
             keep_alive: Duration::secs(5),
             gso: true,
+            gro: true,
         }
     }
 }
