@@ -131,12 +131,28 @@ pub struct RunArgs {
     /// extra).
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// Pin loadgen's threads to these CPUs (a list such as `1` or `2-3`),
+    /// e.g. to keep them off a server's shard cores on the same host.
+    #[arg(long, value_name = "LIST", value_parser = parse_cpus)]
+    pub cpus: Option<CpuList>,
     /// Write the report as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Plot the latency percentile spectrum (SVG).
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
+}
+
+/// A parsed `--cpus` list (a newtype: clap would take a bare `Vec` for a
+/// repeated option).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct CpuList(pub Vec<usize>);
+
+fn parse_cpus(list: &str) -> Result<CpuList, String> {
+    tidegate_affinity::parse_cpu_list(list)
+        .map(CpuList)
+        .map_err(|e| e.to_string())
 }
 
 /// Durations as humantime strings ("10s") in the report's config.

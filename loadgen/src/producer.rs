@@ -257,7 +257,7 @@ async fn sender(mut batches: tokio::sync::mpsc::Receiver<(Send, Vec<u8>)>) {
         let target = Target::Partition(send.partition);
         let started = send
             .client
-            .start_produce(&send.topic, target, send.ack, batch.clone())
+            .start_produce(&send.topic, target, send.ack, &batch)
             .await;
         tokio::spawn(send.finish(started, batch));
     }
@@ -280,7 +280,7 @@ impl Send {
                 None => {
                     let target = Target::Partition(self.partition);
                     self.client
-                        .produce_batch(&self.topic, target, self.ack, batch.clone())
+                        .produce_batch(&self.topic, target, self.ack, &batch)
                         .await
                 }
             };

@@ -46,11 +46,16 @@ impl Snapshot {
 /// Runs the benchmark the arguments describe and returns its report.
 pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let pinning = Pinning::new(args.cpus.clone().map(|c| c.0));
+    let runtime = {
+        let pinning = pinning.clone();
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .on_thread_start(move || pinning.pin_this_thread())
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?
+    };
     let spawned = if args.spawn_server {
         let bin = server::locate(args.server_bin.as_deref())?;
         let spawned = Spawned::start(&bin, args.spawn_dir.as_deref())?;
@@ -63,7 +68,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         Some(s) => (s.addr, Tls::ca_file(&s.ca_file)),
         None => (args.server, tls_of(args)),
     };
-    let result = runtime.block_on(measure(args, addr, tls, runtime.handle().clone()));
+    pinning.pin_this_thread();
+    let result = runtime.block_on(measure(args, addr, tls, runtime.handle().clone(), pinning));
     if let Some(spawned) = spawned {
         if let Err(e) = spawned.stop() {
             eprintln!("loadgen: {e:#}");
@@ -83,6 +89,31 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
         },
         ..measured
     })
+}
+
+/// `--cpus`: each new thread takes the next CPU of the list in turn.
+#[derive(Debug, Clone, Default)]
+struct Pinning {
+    cpus: Option<Arc<Vec<usize>>>,
+    next: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Pinning {
+    fn new(cpus: Option<Vec<usize>>) -> Pinning {
+        Pinning {
+            cpus: cpus.filter(|c| !c.is_empty()).map(Arc::new),
+            next: Arc::default(),
+        }
+    }
+
+    fn pin_this_thread(&self) {
+        let Some(cpus) = &self.cpus else { return };
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let cpu = cpus[i % cpus.len()];
+        if let Err(e) = tidegate_affinity::pin_current_thread(cpu) {
+            tracing::warn!("cannot pin a loadgen thread to CPU {cpu}: {e}");
+        }
+    }
 }
 
 fn tls_of(args: &RunArgs) -> Tls {
@@ -127,6 +158,7 @@ async fn measure(
     addr: std::net::SocketAddr,
     tls: Tls,
     runtime: tokio::runtime::Handle,
+    pinning: Pinning,
 ) -> anyhow::Result<Report> {
     let mut producer_clients = Vec::new();
     for _ in 0..args.connections() {
@@ -180,9 +212,13 @@ async fn measure(
             shared: shared.clone(),
             stop: stop.clone(),
         };
+        let pinning = pinning.clone();
         let thread = std::thread::Builder::new()
             .name(format!("producer-{id}"))
-            .spawn(move || producer.run())
+            .spawn(move || {
+                pinning.pin_this_thread();
+                producer.run()
+            })
             .context("cannot start a producer thread")?;
         producer_threads.push(thread);
     }

@@ -74,13 +74,15 @@ impl SeqSet {
     }
 }
 
-/// What one consumer saw.
+/// What one consumer saw. Producers and partitions are small dense
+/// numbers, so plain vectors index them (no hashing per message).
 #[derive(Debug, Clone, Default)]
 pub struct ConsumerTally {
     /// Per producer: the sequence numbers consumed.
-    pub seen: HashMap<u32, SeqSet>,
-    /// Per (producer, partition): the highest sequence consumed.
-    last: HashMap<(u32, u32), u64>,
+    pub seen: Vec<SeqSet>,
+    /// Per producer, per partition: one past the highest sequence consumed
+    /// (0: none yet).
+    last: Vec<Vec<u64>>,
     pub duplicated: u64,
     pub out_of_order: u64,
     pub foreign: u64,
@@ -97,17 +99,24 @@ pub enum Seen {
 
 impl ConsumerTally {
     pub fn record(&mut self, producer: u32, partition: u32, seq: u64) -> Seen {
-        let new = self.seen.entry(producer).or_default().insert(seq);
-        if !new {
+        let (p, part) = (producer as usize, partition as usize);
+        if p >= self.seen.len() {
+            self.seen.resize_with(p + 1, SeqSet::default);
+            self.last.resize_with(p + 1, Vec::new);
+        }
+        if !self.seen[p].insert(seq) {
             self.duplicated += 1;
             return Seen::Duplicate;
         }
-        let last = self.last.entry((producer, partition)).or_insert(seq);
-        if seq < *last {
+        let last = &mut self.last[p];
+        if part >= last.len() {
+            last.resize(part + 1, 0);
+        }
+        if seq + 1 < last[part] {
             self.out_of_order += 1;
             return Seen::OutOfOrder;
         }
-        *last = seq;
+        last[part] = seq + 1;
         Seen::New
     }
 }
@@ -130,9 +139,9 @@ pub fn verdict(acked: &HashMap<u32, SeqSet>, tallies: &[ConsumerTally]) -> Verdi
         v.duplicated += tally.duplicated;
         v.out_of_order += tally.out_of_order;
         v.foreign += tally.foreign;
-        for (producer, set) in &tally.seen {
+        for (producer, set) in tally.seen.iter().enumerate() {
             // A message two consumers both saw is a duplicate too.
-            v.duplicated += seen.entry(*producer).or_default().union(set);
+            v.duplicated += seen.entry(producer as u32).or_default().union(set);
         }
     }
     v.consumed = seen.values().map(SeqSet::len).sum();

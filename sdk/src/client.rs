@@ -204,9 +204,20 @@ impl Client {
         request
             .validate()
             .map_err(|e| Error::InvalidRequest(e.to_string()))?;
-        let mut frame = Vec::new();
-        request.encode(&mut frame);
-        let sent = self.send_frame(&frame).await;
+        // A produce's batches go out from the caller's buffer, after the
+        // fields before them: no copy of the batches into a frame.
+        let mut head = Vec::new();
+        let tail: &[u8] = match request {
+            Request::Produce(produce) => {
+                produce.encode_prefix(produce.batches.len(), &mut head);
+                produce.batches
+            }
+            other => {
+                other.encode(&mut head);
+                &[]
+            }
+        };
+        let sent = self.send_frame(&head, tail).await;
         self.closed_if_closing(sent)
     }
 
@@ -235,8 +246,8 @@ impl Client {
     }
 
     /// Opens a stream, reconnecting first if the connection is lost, and
-    /// writes the whole request on it.
-    async fn send_frame(&self, frame: &[u8]) -> Result<quinn::RecvStream> {
+    /// writes the whole request on it: `head`, then `tail`.
+    async fn send_frame(&self, head: &[u8], tail: &[u8]) -> Result<quinn::RecvStream> {
         let conn = self.shared.connection().await?;
         let (mut send, recv) = match conn.open_bi().await {
             Ok(streams) => streams,
@@ -250,7 +261,10 @@ impl Client {
                 .await
                 .map_err(Error::transport)?,
         };
-        send.write_all(frame).await.map_err(Error::transport)?;
+        send.write_all(head).await.map_err(Error::transport)?;
+        if !tail.is_empty() {
+            send.write_all(tail).await.map_err(Error::transport)?;
+        }
         send.finish().map_err(Error::transport)?;
         Ok(recv)
     }

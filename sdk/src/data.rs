@@ -117,7 +117,7 @@ impl Client {
         topic: &str,
         target: Target,
         ack: Ack,
-        batch: Vec<u8>,
+        batch: impl AsRef<[u8]>,
     ) -> Result<Produced> {
         self.start_produce(topic, target, ack, batch)
             .await?
@@ -161,9 +161,10 @@ impl Client {
         topic: &str,
         target: Target,
         ack: Ack,
-        batch: Vec<u8>,
+        batch: impl AsRef<[u8]>,
     ) -> Result<PendingProduce> {
-        check_one_batch(&batch)?;
+        let batch = batch.as_ref();
+        check_one_batch(batch)?;
         let target = match &target {
             Target::Partition(p) => ProduceTarget::Partition(*p),
             Target::Key(key) => ProduceTarget::Key(key),
@@ -172,7 +173,7 @@ impl Client {
             topic,
             target,
             ack: ack.into(),
-            batches: &batch,
+            batches: batch,
         });
         let recv = self.start(&request).await?;
         Ok(PendingProduce {
