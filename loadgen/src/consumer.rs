@@ -54,10 +54,12 @@ pub async fn run(
     let mut now = clock.now_ns();
     let mut until_clock = 0u32;
     loop {
+        // Messages first: the stop is looked at only when none is ready
+        // (it comes after the drain, when the consumer has caught up).
         let message = tokio::select! {
             biased;
-            _ = &mut stopped => break,
             message = consumer.next() => message,
+            _ = &mut stopped => break,
         };
         let Some(message) = message? else { break };
         // Messages come a fetch response at a time, microseconds apart:
