@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use tidegate_client::{Client, Consumer, ConsumerConfig, Start};
 use tokio::sync::watch;
 
@@ -13,8 +14,13 @@ use crate::payload;
 use crate::stats::{Latency, Shared};
 use crate::verify::{ConsumerTally, Seen};
 
-/// Messages between merges of the local histogram into the shared one.
-const MERGE_EVERY: u32 = 4096;
+/// Time between merges of the local histogram into the shared one: a merge
+/// walks every bucket (tens of microseconds), so it is done by time, a few
+/// times a second, not by message count.
+const MERGE_EVERY_NS: u64 = 200_000_000;
+/// Messages counted between updates of the shared counters (also updated
+/// whenever the consumer waits).
+const PUBLISH_EVERY: u64 = 64;
 /// Messages between readings of the clock.
 const CLOCK_EVERY: u32 = 8;
 
@@ -45,7 +51,9 @@ pub async fn run(
 ) -> anyhow::Result<ConsumerTally> {
     let mut tally = ConsumerTally::default();
     let mut local = Latency::new();
-    let mut since_merge = 0u32;
+    let mut merged_at = clock.now_ns();
+    // Messages and bytes counted but not yet added to the shared counters.
+    let mut pending = (0u64, 0u64);
     let warm = clock.warm_ns();
     // One stop future for the whole run: making one per message costs more
     // than the message.
@@ -54,12 +62,21 @@ pub async fn run(
     let mut now = clock.now_ns();
     let mut until_clock = 0u32;
     loop {
-        // Messages first: the stop is looked at only when none is ready
-        // (it comes after the drain, when the consumer has caught up).
-        let message = tokio::select! {
-            biased;
-            message = consumer.next() => message,
-            _ = &mut stopped => break,
+        // A message that is ready is taken at once. Only when none is does
+        // the loop publish its counts (the drain waits on them) and look at
+        // the stop (it comes after the drain, when the consumer has caught
+        // up). `Consumer::next` is cancel-safe.
+        let message = match consumer.next().now_or_never() {
+            Some(message) => message,
+            None => {
+                Shared::add(&shared.consumed, std::mem::take(&mut pending.0));
+                Shared::add(&shared.consumed_bytes, std::mem::take(&mut pending.1));
+                tokio::select! {
+                    biased;
+                    message = consumer.next() => message,
+                    _ = &mut stopped => break,
+                }
+            }
         };
         let Some(message) = message? else { break };
         // Messages come a fetch response at a time, microseconds apart:
@@ -84,17 +101,22 @@ pub async fn run(
             Seen::Duplicate => continue,
             Seen::New | Seen::OutOfOrder => {}
         }
-        Shared::add(&shared.consumed, 1);
-        Shared::add(&shared.consumed_bytes, value.len() as u64);
+        pending.0 += 1;
+        pending.1 += value.len() as u64;
         if stamp.stamp_ns >= warm {
             local.record(now.saturating_sub(stamp.stamp_ns));
         }
-        since_merge += 1;
-        if since_merge >= MERGE_EVERY {
+        if pending.0 >= PUBLISH_EVERY {
+            Shared::add(&shared.consumed, std::mem::take(&mut pending.0));
+            Shared::add(&shared.consumed_bytes, std::mem::take(&mut pending.1));
+        }
+        if until_clock == 0 && now.saturating_sub(merged_at) >= MERGE_EVERY_NS {
+            merged_at = now;
             Shared::merge(&shared.end_to_end, &mut local);
-            since_merge = 0;
         }
     }
+    Shared::add(&shared.consumed, pending.0);
+    Shared::add(&shared.consumed_bytes, pending.1);
     Shared::merge(&shared.end_to_end, &mut local);
     consumer.close().await;
     Ok(tally)
