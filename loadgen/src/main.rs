@@ -52,24 +52,26 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         let (na, nb) = (a.display().to_string(), b.display().to_string());
         print!("{}", compare::render(&na, &ra, &nb, &rb));
         if let Some(path) = plot {
-            let series = [
-                plot::Series {
-                    label: format!("{na} produce-ack"),
-                    points: &ra.spectrum.produce_ack,
-                },
-                plot::Series {
-                    label: format!("{nb} produce-ack"),
-                    points: &rb.spectrum.produce_ack,
-                },
-                plot::Series {
-                    label: format!("{na} end-to-end"),
-                    points: &ra.spectrum.end_to_end,
-                },
-                plot::Series {
-                    label: format!("{nb} end-to-end"),
-                    points: &rb.spectrum.end_to_end,
-                },
-            ];
+            let mut series = Vec::new();
+            for (kind, of_a, of_b) in [
+                (
+                    "produce-ack",
+                    &ra.spectrum.produce_ack,
+                    &rb.spectrum.produce_ack,
+                ),
+                (
+                    "end-to-end",
+                    &ra.spectrum.end_to_end,
+                    &rb.spectrum.end_to_end,
+                ),
+            ] {
+                for (name, points) in [(&na, of_a), (&nb, of_b)] {
+                    series.push(plot::Series {
+                        label: format!("{name} {kind}"),
+                        points,
+                    });
+                }
+            }
             plot::write_svg(&path, "latency by percentile", &series)?;
         }
         return Ok(ExitCode::SUCCESS);
