@@ -122,6 +122,12 @@ fn metrics_show_partition_and_shard_series_after_producing() {
     );
     assert!(sample(&first, "tidegate_partition_fdatasyncs_total", &p0).unwrap() >= 1.0);
     assert!(sample(&first, "tidegate_partition_fdatasync_seconds_total", &p0).unwrap() > 0.0);
+    // The latency histogram counts every one of those fdatasyncs.
+    let syncs = sample(&first, "tidegate_partition_fdatasyncs_total", &p0);
+    let fdatasync = "tidegate_partition_fdatasync_latency_seconds";
+    assert_eq!(sample(&first, &format!("{fdatasync}_count"), &p0), syncs);
+    let inf = [p0[0], p0[1], p0[2], ("le", "+Inf")];
+    assert_eq!(sample(&first, &format!("{fdatasync}_bucket"), &inf), syncs);
     assert!(sample(&first, "tidegate_partition_read_messages_total", &p0).is_some());
     let bytes = "tidegate_partition_written_bytes_total";
     let bytes_before = sample(&first, bytes, &p0).unwrap();

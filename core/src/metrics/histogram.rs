@@ -13,27 +13,30 @@ pub const LATENCY_BUCKETS_US: [u64; 16] = [
 /// Buckets counted: the bounded ones and the open one.
 pub const LATENCY_SLOTS: usize = LATENCY_BUCKETS_US.len() + 1;
 
-/// A histogram's values at one moment.
+/// A histogram's values at one moment. `SLOTS` is its number of bounds
+/// plus one (the open bucket); the bounds themselves are the renderer's to
+/// know: [`LATENCY_BUCKETS_US`] by default, the log's own for fdatasync
+/// latency (`tidegate_queue::LogStats::SYNC_LATENCY_BOUNDS_US`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HistogramSnapshot {
+pub struct HistogramSnapshot<const SLOTS: usize = LATENCY_SLOTS> {
     /// Observations per bucket (not cumulative); slot `i` holds those above
     /// bound `i - 1` and at most bound `i`, the last slot those above the
     /// largest bound.
-    pub counts: [u64; LATENCY_SLOTS],
+    pub counts: [u64; SLOTS],
     /// Sum of all observations, in nanoseconds.
     pub sum_ns: u64,
 }
 
-impl Default for HistogramSnapshot {
+impl<const SLOTS: usize> Default for HistogramSnapshot<SLOTS> {
     fn default() -> Self {
         HistogramSnapshot {
-            counts: [0; LATENCY_SLOTS],
+            counts: [0; SLOTS],
             sum_ns: 0,
         }
     }
 }
 
-impl HistogramSnapshot {
+impl<const SLOTS: usize> HistogramSnapshot<SLOTS> {
     /// Number of observations.
     pub fn count(&self) -> u64 {
         self.counts.iter().sum()

@@ -28,8 +28,8 @@ pub(crate) use publish::Publisher;
 pub use publish::PUBLISH_INTERVAL;
 pub use render::{render, CONTENT_TYPE};
 pub use snapshot::{
-    code_index, code_label, kind_index, kind_label, PartitionSnapshot, QuicSnapshot,
-    RequestSnapshot, ShardSnapshot, CODES, KINDS,
+    code_index, code_label, kind_index, kind_label, FdatasyncHistogram, PartitionSnapshot,
+    QuicSnapshot, RequestSnapshot, ShardSnapshot, CODES, FDATASYNC_LATENCY_BUCKETS_US, KINDS,
 };
 
 /// One snapshot slot per shard: written by that shard, read by the admin

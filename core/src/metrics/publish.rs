@@ -6,7 +6,7 @@ use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use tidegate_net::QuicServer;
 
-use super::{probe, MetricsHub, PartitionSnapshot, ShardSnapshot};
+use super::{probe, FdatasyncHistogram, MetricsHub, PartitionSnapshot, ShardSnapshot};
 use crate::shard::Shard;
 
 /// How often each shard publishes its snapshot.
@@ -84,6 +84,10 @@ fn partitions(shard: &Shard) -> Vec<PartitionSnapshot> {
                 flushes_total: stats.flushes,
                 fdatasyncs_total: stats.syncs,
                 fdatasync_seconds_total: stats.sync_us_total as f64 / 1e6,
+                fdatasync_latency: FdatasyncHistogram {
+                    counts: stats.syncs_by_latency,
+                    sum_ns: stats.sync_us_total.saturating_mul(1_000),
+                },
                 read_messages_total: stats.records_read,
                 read_bytes_total: stats.bytes_read,
                 size_bytes: log.size_bytes(),

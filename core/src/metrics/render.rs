@@ -18,8 +18,8 @@ use prometheus_client::{
 };
 
 use super::{
-    histogram::LATENCY_BUCKETS_US,
-    snapshot::{code_label, kind_label, CODES, KINDS},
+    histogram::{HistogramSnapshot, LATENCY_BUCKETS_US},
+    snapshot::{code_label, kind_label, CODES, FDATASYNC_LATENCY_BUCKETS_US, KINDS},
     PartitionSnapshot, ShardSnapshot,
 };
 
@@ -62,6 +62,11 @@ fn shard(s: &ShardSnapshot) -> Labels {
     vec![("shard", s.shard.to_string())]
 }
 
+fn partition(s: &ShardSnapshot, p: &PartitionSnapshot) -> Labels {
+    let labels = with(shard(s), "topic", p.topic.clone());
+    with(labels, "partition", p.partition.to_string())
+}
+
 fn with(mut labels: Labels, key: &'static str, value: impl Into<String>) -> Labels {
     labels.push((key, value.into()));
     labels
@@ -76,6 +81,35 @@ fn counters<N: prometheus_client::encoding::EncodeCounterValue>(
     let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
     for (labels, value) in rows {
         ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// A histogram family from per-bucket (not cumulative) counts and their
+/// upper bounds in microseconds; the encoder cumulates the counts, adds the
+/// `+Inf` bucket's `le`, `_sum` (seconds) and `_count`.
+fn histograms<'a, const BOUNDS: usize, const SLOTS: usize>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    bounds_us: &[u64; BOUNDS],
+    rows: impl IntoIterator<Item = (Labels, &'a HistogramSnapshot<SLOTS>)>,
+) -> fmt::Result {
+    // A bound set that does not match the counts would shift every bucket
+    // (zip stops at the shorter): refuse to compile that.
+    const { assert!(BOUNDS + 1 == SLOTS, "one count per bound, plus +Inf") };
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for (labels, h) in rows {
+        let buckets: Vec<(f64, u64)> = bounds_us
+            .iter()
+            .map(|us| *us as f64 / 1e6)
+            .chain([f64::INFINITY])
+            .zip(h.counts)
+            .collect();
+        let sum = h.sum_ns as f64 / 1e9;
+        family
+            .encode_family(&labels)?
+            .encode_histogram::<NoLabelSet>(sum, h.count(), &buckets, None)?;
     }
     Ok(())
 }
@@ -184,27 +218,13 @@ impl Scrape {
     fn produce_latency(&self, e: &mut DescriptorEncoder) -> fmt::Result {
         let help = "Produce requests from complete request to response, as received by the shard \
                     (acknowledgement level included: durable waits for fdatasync).";
-        let mut family = e.encode_descriptor(
+        histograms(
+            e,
             "tidegate_produce_latency_seconds",
             help,
-            None,
-            MetricType::Histogram,
-        )?;
-        for s in &self.shards {
-            let h = &s.produce_latency;
-            let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS_US
-                .iter()
-                .map(|us| *us as f64 / 1e6)
-                .chain([f64::INFINITY])
-                .zip(h.counts)
-                .collect();
-            let labels = shard(s);
-            let sum = h.sum_ns as f64 / 1e9;
-            family
-                .encode_family(&labels)?
-                .encode_histogram::<NoLabelSet>(sum, h.count(), &buckets, None)?;
-        }
-        Ok(())
+            &LATENCY_BUCKETS_US,
+            self.shards.iter().map(|s| (shard(s), &s.produce_latency)),
+        )
     }
 
     fn quic_families(&self, e: &mut DescriptorEncoder) -> fmt::Result {
@@ -279,8 +299,7 @@ impl Scrape {
         let mut rows = Vec::new();
         for s in &self.shards {
             for p in &s.partitions {
-                let labels = with(shard(s), "topic", p.topic.clone());
-                rows.push((with(labels, "partition", p.partition.to_string()), value(p)));
+                rows.push((partition(s, p), value(p)));
             }
         }
         rows
@@ -347,6 +366,22 @@ impl Scrape {
              the mean fdatasync latency.",
             self.per_partition(|p| p.fdatasync_seconds_total),
         )?;
-        Ok(())
+        self.fdatasync_latency(e)
+    }
+
+    fn fdatasync_latency(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+        let rows = self.shards.iter().flat_map(|s| {
+            s.partitions
+                .iter()
+                .map(move |p| (partition(s, p), &p.fdatasync_latency))
+        });
+        histograms(
+            e,
+            "tidegate_partition_fdatasync_latency_seconds",
+            "Latency of the syncer's fdatasyncs on the partition's active segment, failed \
+             ones included (a roll's and the close's are not timed).",
+            &FDATASYNC_LATENCY_BUCKETS_US,
+            rows,
+        )
     }
 }

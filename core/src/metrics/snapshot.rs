@@ -7,6 +7,13 @@ use tidegate_proto::protocol::{ErrorCode, Kind};
 
 use super::histogram::HistogramSnapshot;
 
+/// Upper bounds of the fdatasync latency buckets, in microseconds: the
+/// log's (it counts them), powers of two from 50 µs to 1.6384 s.
+pub const FDATASYNC_LATENCY_BUCKETS_US: [u64; 16] =
+    tidegate_queue::LogStats::SYNC_LATENCY_BOUNDS_US;
+/// A partition's fdatasync latency histogram.
+pub type FdatasyncHistogram = HistogramSnapshot<{ tidegate_queue::LogStats::SYNC_LATENCY_SLOTS }>;
+
 /// Request kinds counted: every protocol kind, then one slot for a kind
 /// byte no request has (garbage, a newer client).
 pub const KINDS: usize = Kind::ALL.len() + 1;
@@ -167,6 +174,9 @@ pub struct PartitionSnapshot {
     pub fdatasyncs_total: u64,
     /// Seconds spent in those fdatasyncs (with the count: mean latency).
     pub fdatasync_seconds_total: f64,
+    /// Latency of the syncer's fdatasyncs, in the buckets of
+    /// [`FDATASYNC_LATENCY_BUCKETS_US`].
+    pub fdatasync_latency: FdatasyncHistogram,
     /// Messages returned to fetches.
     pub read_messages_total: u64,
     /// Bytes returned to fetches.

@@ -181,9 +181,20 @@ fn example(shard: usize) -> ShardSnapshot {
             messages_written_total: 42,
             bytes_written_total: 4096,
             fdatasyncs_total: 3,
+            fdatasync_latency: fdatasync_example(),
             ..PartitionSnapshot::default()
         }],
     }
+}
+
+/// Three fdatasyncs: one of 50 µs, one of 300 µs, one of 5 s.
+fn fdatasync_example() -> FdatasyncHistogram {
+    let mut h = FdatasyncHistogram::default();
+    h.counts[0] = 1; // <= 50 µs
+    h.counts[3] = 1; // <= 400 µs
+    h.counts[FDATASYNC_LATENCY_BUCKETS_US.len()] = 1; // +Inf
+    h.sum_ns = 5_000_350_000;
+    h
 }
 
 #[test]
@@ -380,4 +391,44 @@ fn a_shard_that_never_published_shows_no_snapshot_age() {
         value(&samples, "tidegate_shard_serving", &[("shard", "0")]),
         0.0
     );
+}
+
+#[test]
+fn the_fdatasync_histogram_is_cumulative_per_partition_with_the_logs_buckets() {
+    let text = render(vec![example(0), example(1)], Instant::now()).expect("renders");
+    let (types, samples) = parse(&text);
+    let family = "tidegate_partition_fdatasync_latency_seconds";
+    assert_eq!(types.get(family).map(String::as_str), Some("histogram"));
+    let bucket = format!("{family}_bucket");
+    for shard in ["0", "1"] {
+        let p = [("shard", shard), ("topic", "events"), ("partition", "2")];
+        let buckets: Vec<&Sample> = samples
+            .iter()
+            .filter(|s| {
+                s.name == bucket
+                    && p.iter()
+                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .collect();
+        assert_eq!(buckets.len(), FDATASYNC_LATENCY_BUCKETS_US.len() + 1);
+        let bounds: Vec<f64> = buckets
+            .iter()
+            .map(|b| parse_value(&b.labels["le"]))
+            .collect();
+        let expected: Vec<f64> = FDATASYNC_LATENCY_BUCKETS_US
+            .iter()
+            .map(|us| *us as f64 / 1e6)
+            .chain([f64::INFINITY])
+            .collect();
+        assert_eq!(bounds, expected, "le in seconds, ascending, ending in +Inf");
+        let cumulative: Vec<f64> = buckets.iter().map(|b| b.value).collect();
+        let mut want = vec![1.0; 3];
+        want.extend([2.0; 12]);
+        want.extend([2.0, 3.0]);
+        assert_eq!(cumulative, want, "cumulative: 50 µs, 400 µs, +Inf");
+        let count = value(&samples, &format!("{family}_count"), &p);
+        assert_eq!(count, 3.0, "_count is the +Inf bucket");
+        let sum = value(&samples, &format!("{family}_sum"), &p);
+        assert!((sum - 5.00035).abs() < 1e-9, "_sum in seconds: {sum}");
+    }
 }

@@ -13,11 +13,12 @@ mod recovery;
 mod retention;
 mod scan;
 mod state;
+mod sync_latency;
 mod syncer;
 mod unit;
 mod writer;
 
-use std::{cell::RefCell, path::Path, rc::Rc};
+use std::{cell::RefCell, path::Path, rc::Rc, time::Duration};
 
 use event_listener::Event;
 use futures::channel::oneshot;
@@ -71,7 +72,8 @@ pub struct RetentionReport {
 pub struct LogStats {
     /// Group-commit flushes (each one or more aligned writes).
     pub flushes: u64,
-    /// fdatasync calls on segments.
+    /// The syncer's fdatasync calls on the active segment (a roll's and the
+    /// close's are not counted).
     pub syncs: u64,
     /// Batch bytes written (not counting rewritten tail blocks).
     pub bytes_written: u64,
@@ -80,10 +82,32 @@ pub struct LogStats {
     /// Time spent in the syncer's fdatasyncs, in microseconds (with
     /// `syncs`, the mean fdatasync latency).
     pub sync_us_total: u64,
+    /// The syncer's fdatasyncs by latency: slot `i` counts those that took
+    /// more than bound `i - 1` and at most bound `i` of
+    /// [`LogStats::SYNC_LATENCY_BOUNDS_US`], the last slot those above the
+    /// largest bound. Not cumulative; the slots add up to `syncs`.
+    pub syncs_by_latency: [u64; sync_latency::SYNC_LATENCY_SLOTS],
     /// Records returned by reads.
     pub records_read: u64,
     /// Bytes returned by reads.
     pub bytes_read: u64,
+}
+
+impl LogStats {
+    /// Upper bounds of the buckets of [`LogStats::syncs_by_latency`], in
+    /// microseconds: powers of two from 50 µs to 1.6384 s.
+    pub const SYNC_LATENCY_BOUNDS_US: [u64; 16] = sync_latency::SYNC_LATENCY_BOUNDS_US;
+    /// Slots of [`LogStats::syncs_by_latency`]: one per bound, then `+Inf`.
+    pub const SYNC_LATENCY_SLOTS: usize = sync_latency::SYNC_LATENCY_SLOTS;
+
+    /// Counts one of the syncer's fdatasyncs, whether it succeeded or not
+    /// (a failing disk is often a slow one first).
+    pub(crate) fn record_sync(&mut self, took: Duration) {
+        let took_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.syncs += 1;
+        self.sync_us_total = self.sync_us_total.saturating_add(took_us);
+        self.syncs_by_latency[sync_latency::slot_of(took)] += 1;
+    }
 }
 
 /// Everything the log and its writer task share.

@@ -60,11 +60,8 @@ fn next(shared: &Shared) -> Next {
 async fn sync(shared: &Shared, file: &DiskFile, target: u64) {
     let started = std::time::Instant::now();
     let result = file.fdatasync().await;
-    let took_us = started.elapsed().as_micros() as u64;
-    shared.count(|s| {
-        s.syncs += 1;
-        s.sync_us_total += took_us;
-    });
+    let took = started.elapsed();
+    shared.count(|s| s.record_sync(took));
     match result {
         Ok(()) => {
             let mut state = shared.state.borrow_mut();
