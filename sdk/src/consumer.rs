@@ -188,6 +188,10 @@ pub struct Consumer {
     tasks: Vec<JoinHandle<()>>,
     /// The partition index whose turn it is.
     cursor: usize,
+    /// Emptied message queues kept for the next responses: a response of
+    /// 1 MiB decodes into about 1 MiB of messages, and allocating (and
+    /// faulting in) that anew for every response cost more than decoding.
+    spare: Vec<VecDeque<ConsumedMessage>>,
 }
 
 /// The consumer's side of one partition.
@@ -291,6 +295,7 @@ impl Consumer {
             rx,
             tasks,
             cursor: 0,
+            spare: Vec::new(),
         })
     }
 
@@ -347,7 +352,8 @@ impl Consumer {
     /// Decodes a response into its partition's buffer.
     fn absorb(&mut self, delivery: Delivery) -> Result<()> {
         let fetched = delivery.fetched?;
-        let messages = decode(&fetched).inspect_err(|_| {
+        let mut messages = self.spare.pop().unwrap_or_default();
+        decode_into(&fetched, &mut messages).inspect_err(|_| {
             // Reading past a bad response would skip messages silently.
             if let Some(task) = self.tasks.get(delivery.index) {
                 task.abort();
@@ -375,7 +381,11 @@ impl Consumer {
             let message = chunk.messages.pop_front();
             if chunk.messages.is_empty() {
                 // Releases the permit: the fetch loop may fetch again.
-                part.chunks.pop_front();
+                if let Some(done) = part.chunks.pop_front() {
+                    if self.spare.len() < SPARE_QUEUES_MAX {
+                        self.spare.push(done.messages);
+                    }
+                }
             }
             if let Some(message) = message {
                 part.position = message.offset + 1;
@@ -395,28 +405,30 @@ impl Drop for Consumer {
     }
 }
 
+/// Emptied message queues a consumer keeps for reuse.
+const SPARE_QUEUES_MAX: usize = 4;
+
 /// The messages of a response, at or after the offset asked for, as
-/// slices of its buffer.
-fn decode(fetched: &Fetched) -> Result<VecDeque<ConsumedMessage>> {
+/// slices of its buffer, into `out` (emptied first).
+fn decode_into(fetched: &Fetched, out: &mut VecDeque<ConsumedMessage>) -> Result<()> {
+    out.clear();
     let buf = &fetched.batches;
     let slice = |s: &[u8]| buf.slice_ref(s);
-    fetched
-        .messages()
-        .map(|message| {
-            let message = message?;
-            Ok(ConsumedMessage {
-                partition: message.partition(),
-                offset: message.offset(),
-                timestamp_ms: message.timestamp_ms(),
-                key: message.key().map(slice),
-                value: message.value().map(slice),
-                headers: message
-                    .headers()
-                    .map(|(name, value)| (slice(name.as_bytes()), slice(value)))
-                    .collect(),
-            })
-        })
-        .collect()
+    for message in fetched.messages() {
+        let message = message?;
+        out.push_back(ConsumedMessage {
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp_ms: message.timestamp_ms(),
+            key: message.key().map(slice),
+            value: message.value().map(slice),
+            headers: message
+                .headers()
+                .map(|(name, value)| (slice(name.as_bytes()), slice(value)))
+                .collect(),
+        });
+    }
+    Ok(())
 }
 
 /// One partition's background fetch loop.
@@ -519,7 +531,8 @@ mod tests {
             high_watermark: 3,
             batches: batches.clone(),
         };
-        let messages = decode(&fetched).unwrap_or_else(|e| panic!("{e}"));
+        let mut messages = VecDeque::new();
+        decode_into(&fetched, &mut messages).unwrap_or_else(|e| panic!("{e}"));
         let offsets: Vec<_> = messages.iter().map(ConsumedMessage::offset).collect();
         assert_eq!(offsets, [1, 2]);
         let m = &messages[0];
@@ -571,6 +584,7 @@ mod tests {
             rx,
             tasks: Vec::new(),
             cursor: 0,
+            spare: Vec::new(),
         };
         let order: Vec<_> = std::iter::from_fn(|| consumer.pop())
             .map(|m| (m.partition(), m.offset()))
