@@ -1,5 +1,5 @@
 //! The `tidegate` binary: `serve`, the client commands (`topic`, `produce`,
-//! `consume`), and later `tune`.
+//! `consume`), and `tune`.
 
 mod cli;
 mod serve;
@@ -37,18 +37,28 @@ enum Command {
     Topic(cli::topic::TopicArgs),
     Produce(cli::produce::ProduceArgs),
     Consume(cli::consume::ConsumeArgs),
+    /// Check the host for tidegate (CPU, IRQs, UDP buffers, disks, limits,
+    /// io_uring) and apply the safe fixes.
+    ///
+    /// Examples:
+    ///   tidegate tune check                  # exit code 0 ok, 1 warnings, 2 critical
+    ///   tidegate tune check --json
+    ///   sudo tidegate tune apply --dry-run
+    #[command(verbatim_doc_comment)]
+    Tune(cli::tune::TuneArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
-        Command::Topic(args) => cli::topic::run(args),
-        Command::Produce(args) => cli::produce::run(args),
-        Command::Consume(args) => cli::consume::run(args),
+        Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Topic(args) => cli::topic::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Produce(args) => cli::produce::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Consume(args) => cli::consume::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Tune(args) => cli::tune::run(args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("tidegate: {e:#}");
             ExitCode::FAILURE

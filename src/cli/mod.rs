@@ -8,6 +8,7 @@
 pub(crate) mod consume;
 pub(crate) mod produce;
 pub(crate) mod topic;
+pub(crate) mod tune;
 
 use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
