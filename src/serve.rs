@@ -90,7 +90,13 @@ fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("TIDEGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     // Under systemd's journal, logs are JSON lines whatever the flag says.
     let json = matches!(format, LogFormat::Json) || std::env::var_os("JOURNAL_STREAM").is_some();
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: piped into a file or another program,
+    // escape codes are noise.
+    use std::io::IsTerminal;
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     if json {
         builder.json().init();
     } else {

@@ -476,5 +476,7 @@ fn quic_settings(config: &ServeConfig, shard: usize, shards: usize) -> QuicSetti
         shards: shards as u8,
         gso: q.gso,
         gro: q.gro,
+        socket_receive_buffer: q.socket_receive_buffer.bytes_usize(),
+        socket_send_buffer: q.socket_send_buffer.bytes_usize(),
     }
 }

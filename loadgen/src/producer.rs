@@ -82,16 +82,13 @@ impl Producer {
         }
         // One batch per partition in flight: with two, the server may store
         // them in either order (it takes a connection's requests as they
-        // finish arriving), as with the SDK's Producer.
-        let partition_tokens: Vec<_> = self
-            .partitions
-            .iter()
-            .map(|_| {
-                let (tx, rx) = sync_channel::<()>(1);
-                let _ = tx.send(());
-                (tx, rx)
-            })
-            .collect();
+        // finish arriving), as with the SDK's Producer. The next batch goes
+        // to whichever partition is free first, so one slow answer does not
+        // hold up batches that other partitions could take.
+        let (free_tx, free_rx) = sync_channel::<usize>(self.partitions.len());
+        for slot in 0..self.partitions.len() {
+            let _ = free_tx.send(slot);
+        }
         let acks = Arc::new(Acks {
             acked: Mutex::new(SeqSet::default()),
             failed: Default::default(),
@@ -100,21 +97,10 @@ impl Producer {
         self.runtime.spawn(sender(batch_rx));
         let mut value = vec![FILLER; self.msg_size];
         let mut seq = 0u64;
-        let mut batches = 0usize;
         let end_ns = self.clock.end_ns();
         while !self.stop.load(Ordering::Relaxed) {
-            let slot = batches % self.partitions.len();
             let count = match &self.schedule {
-                None => {
-                    if !take_token(&token_rx, &self.stop) {
-                        break;
-                    }
-                    if !take_token(&partition_tokens[slot].1, &self.stop) {
-                        let _ = token_tx.send(());
-                        break;
-                    }
-                    self.batch
-                }
+                None => self.batch,
                 Some(schedule) => {
                     let send_at = schedule
                         .send_at_ns(seq, self.batch, self.linger)
@@ -124,20 +110,28 @@ impl Producer {
                     if due <= seq {
                         break; // nothing more is due before the end
                     }
-                    if !take_token(&token_rx, &self.stop) {
-                        break;
-                    }
-                    if !take_token(&partition_tokens[slot].1, &self.stop) {
-                        let _ = token_tx.send(());
-                        break;
-                    }
                     (due - seq).min(u64::from(self.batch)) as u32
                 }
+            };
+            if take(&token_rx, &self.stop).is_none() {
+                break;
+            }
+            let Some(slot) = take(&free_rx, &self.stop) else {
+                let _ = token_tx.send(());
+                break;
+            };
+            // Waiting for a slot let more messages fall due: take them too.
+            let count = match &self.schedule {
+                Some(schedule) => {
+                    let due = schedule.due_by(self.clock.now_ns().min(end_ns));
+                    (due - seq).min(u64::from(self.batch)) as u32
+                }
+                None => count,
             };
             let now = self.clock.now_ns();
             if now >= end_ns && self.schedule.is_none() {
                 let _ = token_tx.send(());
-                let _ = partition_tokens[slot].0.send(());
+                let _ = free_tx.send(slot);
                 break;
             }
             let stamp_of = |i: u64| match &self.schedule {
@@ -146,7 +140,7 @@ impl Producer {
             };
             let Some(batch) = self.build(&mut value, seq, count, stamp_of) else {
                 let _ = token_tx.send(());
-                let _ = partition_tokens[slot].0.send(());
+                let _ = free_tx.send(slot);
                 break;
             };
             Shared::add(&self.shared.sent, u64::from(count));
@@ -164,16 +158,16 @@ impl Producer {
                 shared: self.shared.clone(),
                 acks: acks.clone(),
                 token: token_tx.clone(),
-                partition_token: partition_tokens[slot].0.clone(),
+                free: free_tx.clone(),
+                slot,
             };
             if batch_tx.blocking_send((send, batch)).is_err() {
                 // The runtime is gone, and the send with it.
                 let _ = token_tx.send(());
-                let _ = partition_tokens[slot].0.send(());
+                let _ = free_tx.send(slot);
                 break;
             }
             seq += u64::from(count);
-            batches += 1;
         }
         drop(batch_tx);
         // Every token back means every send finished.
@@ -226,13 +220,14 @@ impl Producer {
     }
 }
 
-/// Waits for an in-flight slot; false when told to stop.
-fn take_token(tokens: &Receiver<()>, stop: &AtomicBool) -> bool {
+/// Waits for an in-flight token or a free partition; `None` when told to
+/// stop.
+fn take<T>(from: &Receiver<T>, stop: &AtomicBool) -> Option<T> {
     loop {
-        match tokens.recv_timeout(Duration::from_millis(100)) {
-            Ok(()) => return true,
+        match from.recv_timeout(Duration::from_millis(100)) {
+            Ok(t) => return Some(t),
             Err(RecvTimeoutError::Timeout) if !stop.load(Ordering::Relaxed) => continue,
-            Err(_) => return false,
+            Err(_) => return None,
         }
     }
 }
@@ -253,7 +248,9 @@ struct Send {
     shared: Arc<Shared>,
     acks: Arc<Acks>,
     token: SyncSender<()>,
-    partition_token: SyncSender<()>,
+    /// The partition slot to give back when done.
+    free: SyncSender<usize>,
+    slot: usize,
 }
 
 /// Starts each batch's produce in the order the batches were made, and
@@ -319,7 +316,7 @@ impl Send {
                 self.acks.failed.fetch_add(count, Ordering::Relaxed);
             }
         }
-        let _ = self.partition_token.send(());
+        let _ = self.free.send(self.slot);
         let _ = self.token.send(());
     }
 

@@ -151,6 +151,24 @@ impl QuicServer {
         if settings.gro {
             udp::enable_gro(&socket);
         }
+        let (granted_receive, granted_send) = udp::set_buffers(
+            &socket,
+            settings.socket_receive_buffer,
+            settings.socket_send_buffer,
+        );
+        // The kernel reports twice what it grants.
+        if granted_receive / 2 < settings.socket_receive_buffer
+            || granted_send / 2 < settings.socket_send_buffer
+        {
+            tracing::warn!(
+                asked_receive = settings.socket_receive_buffer,
+                granted_receive = granted_receive / 2,
+                asked_send = settings.socket_send_buffer,
+                granted_send = granted_send / 2,
+                "UDP socket buffers capped by net.core.rmem_max / wmem_max: bursts may be \
+                 dropped (see `tidegate tune check`)"
+            );
+        }
         let mut endpoint_config = EndpointConfig::default();
         let shard = settings.shard;
         endpoint_config.cid_generator(move || Box::new(crate::cid::ShardCids { shard }));

@@ -36,6 +36,11 @@ pub struct QuicSettings {
     /// Receive with UDP GRO when the kernel has it (several datagrams per
     /// system call).
     pub gro: bool,
+    /// Bytes of UDP receive buffer asked for (the kernel caps it at
+    /// `net.core.rmem_max`).
+    pub socket_receive_buffer: usize,
+    /// Bytes of UDP send buffer asked for (capped at `net.core.wmem_max`).
+    pub socket_send_buffer: usize,
 }
 
 impl Default for QuicSettings {
@@ -53,6 +58,8 @@ impl Default for QuicSettings {
             shards: 1,
             gso: true,
             gro: true,
+            socket_receive_buffer: 8 << 20,
+            socket_send_buffer: 8 << 20,
         }
     }
 }

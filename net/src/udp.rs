@@ -121,6 +121,29 @@ async fn send_one(socket: &UdpSocket, datagram: &[u8], to: SocketAddr) {
     }
 }
 
+/// Asks for `receive` and `send` bytes of socket buffer. A burst that
+/// overflows the receive buffer is dropped by the kernel, and QUIC takes
+/// the loss for congestion (a retransmission and a smaller window). The
+/// kernel caps the sizes at `net.core.rmem_max` / `wmem_max` (`tidegate tune
+/// check` reports those); the sizes granted are returned, as the kernel
+/// reports them (twice the usable bytes, for its own bookkeeping).
+pub(crate) fn set_buffers(socket: &UdpSocket, receive: usize, send: usize) -> (usize, usize) {
+    // SAFETY: as in `enable_gro`: the descriptor belongs to `socket`, which
+    // outlives `fd`.
+    let fd = unsafe { BorrowedFd::borrow_raw(socket.as_raw_fd()) };
+    if let Err(e) = setsockopt(&fd, sockopt::RcvBuf, &receive) {
+        tracing::warn!(error = %e, "cannot set the UDP receive buffer");
+    }
+    if let Err(e) = setsockopt(&fd, sockopt::SndBuf, &send) {
+        tracing::warn!(error = %e, "cannot set the UDP send buffer");
+    }
+    let granted = |r: nix::Result<usize>| r.unwrap_or(0);
+    (
+        granted(nix::sys::socket::getsockopt(&fd, sockopt::RcvBuf)),
+        granted(nix::sys::socket::getsockopt(&fd, sockopt::SndBuf)),
+    )
+}
+
 /// Asks the kernel to coalesce received datagrams (UDP_GRO); false when
 /// it cannot (then every receive is one datagram, as without the option).
 pub(crate) fn enable_gro(socket: &UdpSocket) -> bool {

@@ -147,7 +147,14 @@ impl Client {
             SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
             SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
         };
-        let mut endpoint = quinn::Endpoint::client(local)?;
+        let runtime = quinn::default_runtime()
+            .ok_or_else(|| Error::Io(std::io::Error::other("no tokio runtime")))?;
+        let mut endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            None,
+            udp_socket(local)?,
+            runtime,
+        )?;
         endpoint.set_default_client_config(config);
         let conn = dial(&endpoint, addr, tls.name()).await?;
         let state = State {
@@ -361,6 +368,24 @@ async fn dial(
 /// The application close code for a deliberate, error-free close.
 fn no_error_code() -> quinn::VarInt {
     quinn::VarInt::from_u64(AppErrorCode::NoError.as_u64()).unwrap_or(quinn::VarInt::from_u32(0))
+}
+
+/// Bytes of UDP buffer the client's socket asks for in each direction (the
+/// kernel caps it at `net.core.rmem_max` / `wmem_max`). The default of a
+/// few hundred KiB overflows when a large fetch answer arrives in a burst:
+/// the kernel drops datagrams and QUIC slows down to recover them.
+pub const SOCKET_BUFFER_BYTES: usize = 8 << 20;
+
+/// The client's UDP socket, bound to `local`, with larger buffers.
+fn udp_socket(local: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(local), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: a smaller buffer still works, only with more loss under
+    // bursts.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+    socket.bind(&local.into())?;
+    Ok(socket.into())
 }
 
 /// Decodes a whole response frame; a server error becomes [`Error::Server`].

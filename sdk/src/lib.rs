@@ -74,7 +74,7 @@ mod producer;
 mod tls;
 
 pub use admin::{PartitionInfo, TopicDescription, TopicInfo};
-pub use client::{Client, CONNECT_TIMEOUT, MAX_RESPONSE_BYTES};
+pub use client::{Client, CONNECT_TIMEOUT, MAX_RESPONSE_BYTES, SOCKET_BUFFER_BYTES};
 pub use consumer::{ConsumedMessage, Consumer, ConsumerConfig, Start, PREFETCH_MAX};
 pub use data::{Ack, Fetched, Message, Messages, PendingProduce, Produced, Target};
 pub use error::{BoxError, Error, Result};

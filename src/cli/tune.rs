@@ -96,9 +96,17 @@ fn expectations(host: &Host, config: Option<&Path>) -> anyhow::Result<Expectatio
         .flatten()
         .into_iter()
         .collect();
+    // The sysctls must allow the larger of the two buffers the QUIC
+    // listener asks for.
+    let q = &config.quic;
+    let udp_buffer_bytes = q
+        .socket_receive_buffer
+        .bytes()
+        .max(q.socket_send_buffer.bytes());
     Ok(Expectations {
         shard_cores,
         data_devices,
+        udp_buffer_bytes,
         ..Expectations::default()
     })
 }

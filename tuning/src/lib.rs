@@ -42,8 +42,9 @@ pub struct Expectations {
     /// The CPUs that run a shard; `None` means every online CPU (the
     /// server's `cores = "all"`).
     pub shard_cores: Option<Vec<usize>>,
-    /// The UDP socket buffer the QUIC listener wants, in bytes, for both
-    /// directions. Default [`UDP_BUFFER_BYTES_DEFAULT`].
+    /// The UDP socket buffer the QUIC listener asks for, in bytes (the
+    /// larger of `quic.socket_receive_buffer` and `socket_send_buffer`).
+    /// Default [`UDP_BUFFER_BYTES_DEFAULT`], the server's default.
     pub udp_buffer_bytes: u64,
     /// Block devices (names under `/sys/block`, e.g. `nvme0n1`) holding the
     /// data directory; empty means "every NVMe namespace".

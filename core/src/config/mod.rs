@@ -299,6 +299,12 @@ pub struct QuicConfig {
     /// Receive runs of datagrams per system call with UDP GRO when the
     /// kernel has it. Default true; false for comparison.
     pub gro: bool,
+    /// UDP receive buffer each shard's socket asks for; the kernel caps it
+    /// at `net.core.rmem_max`. Default 8MiB.
+    pub socket_receive_buffer: Size,
+    /// UDP send buffer each shard's socket asks for; capped at
+    /// `net.core.wmem_max`. Default 8MiB.
+    pub socket_send_buffer: Size,
 }
 
 impl Default for QuicConfig {
@@ -312,6 +318,8 @@ impl Default for QuicConfig {
             keep_alive: Duration::secs(5),
             gso: true,
             gro: true,
+            socket_receive_buffer: Size::mib(8),
+            socket_send_buffer: Size::mib(8),
         }
     }
 }
