@@ -12,6 +12,8 @@ use anyhow::{anyhow, bail, Context};
 
 /// How long the server may take to say where it listens.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Lines of the server's log kept to explain a failed start.
+const LOG_TAIL_LINES: usize = 20;
 /// How long it may take to drain after SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -75,8 +77,11 @@ impl Spawned {
             .ok_or_else(|| anyhow!("no stderr from the server"))?;
         let (tx, rx) = mpsc::channel();
         // Reads the server's log for its address, then keeps draining it
-        // (a full pipe would stall the server); warnings pass through.
-        std::thread::spawn(move || {
+        // (a full pipe would stall the server); warnings pass through, and
+        // the last lines are kept to explain a failed start.
+        let tail = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+        let kept = tail.clone();
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.strip_prefix("tidegate listening on quic://") {
                     let addr = rest.split_whitespace().next().map(str::parse::<SocketAddr>);
@@ -86,14 +91,36 @@ impl Spawned {
                 } else if line.contains("WARN") || line.contains("ERROR") {
                     eprintln!("server: {line}");
                 }
+                if let Ok(mut kept) = kept.lock() {
+                    if kept.len() == LOG_TAIL_LINES {
+                        kept.pop_front();
+                    }
+                    kept.push_back(line);
+                }
             }
         });
-        let addr = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                let status = child.wait().ok();
-                bail!("the server did not start within {START_TIMEOUT:?} (exit: {status:?})");
+        let deadline = std::time::Instant::now() + START_TIMEOUT;
+        let addr = loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(addr) => break addr,
+                Err(mpsc::RecvTimeoutError::Timeout)
+                    if std::time::Instant::now() < deadline
+                        && matches!(child.try_wait(), Ok(None)) =>
+                {
+                    continue
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let status = child.wait().ok();
+                    // The pipe closes with the server: the reader then ends,
+                    // having kept its last lines.
+                    let _ = reader.join();
+                    let log = tail
+                        .lock()
+                        .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n"))
+                        .unwrap_or_default();
+                    bail!("the server did not start (exit: {status:?}); its last lines:\n{log}");
+                }
             }
         };
         Ok(Spawned {
