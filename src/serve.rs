@@ -45,6 +45,17 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     init_logging(config.log_format);
+    // The configuration was loaded before logging started, so say here
+    // whether a disk probe's results are in play (explicit settings win).
+    let probed = config.data_dir.join(tidegate_core::config::DISK_FILE_NAME);
+    if probed.exists() {
+        tracing::info!(
+            write_chunk_bytes = %config.storage.write_chunk_bytes,
+            write_concurrency = config.storage.write_concurrency,
+            "storage writes: {} (from `tidegate tune disk`) applies to the keys not set explicitly",
+            probed.display()
+        );
+    }
     let shutdown = Shutdown::new();
     watch_signals(shutdown.clone())?;
     server::run(&config, shutdown, announce).context("serving")?;

@@ -1,5 +1,6 @@
 //! `tidegate tune check|apply` of the real binary against fixture `/proc`
-//! and `/sys` trees (the hidden `--proc-root` / `--sys-root` flags).
+//! and `/sys` trees (the hidden `--proc-root` / `--sys-root` flags), and
+//! `tune disk` on a directory of the build's disk.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -209,4 +210,56 @@ fn empty_host_is_checked_without_error() {
     let output = f.tune(&["check", "--json"]);
     assert!(matches!(output.status.code(), Some(0..=2)), "{output:?}");
     assert!(json(&output)["findings"].is_array());
+}
+
+/// The value of `key = value` in TOML `text`, quotes kept.
+fn toml_value<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key} = ")))
+        .unwrap_or_else(|| panic!("no {key} in\n{text}"))
+}
+
+#[test]
+fn disk_probe_writes_disk_toml_that_serve_uses() {
+    // The target's temporary directory, not tmpfs: the probe needs
+    // O_DIRECT. `data` does not exist yet: the probe creates it.
+    let base = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let data = base.path().join("data");
+    let probe = Command::new(env!("CARGO_BIN_EXE_tidegate"))
+        .args(["tune", "disk"])
+        .arg(&data)
+        .args(["--size", "4MiB"])
+        .output()
+        .unwrap();
+    assert_eq!(probe.status.code(), Some(0), "{probe:?}");
+    let stdout = String::from_utf8(probe.stdout).unwrap();
+    assert!(stdout.contains("fdatasync"), "{stdout}");
+    assert!(stdout.contains("disk.toml"), "{stdout}");
+
+    let disk = std::fs::read_to_string(data.join("disk.toml")).unwrap();
+    assert!(disk.contains("[disk]"), "{disk}");
+    let chunk = toml_value(&disk, "write_chunk_bytes");
+    let concurrency = toml_value(&disk, "write_concurrency");
+    let names: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["disk.toml"], "the probe left files behind");
+
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_tidegate"));
+    serve
+        .args(["serve", "--print-config", "--data-dir"])
+        .arg(&data);
+    for (var, _) in std::env::vars().filter(|(v, _)| v.starts_with("TIDEGATE_")) {
+        serve.env_remove(var);
+    }
+    let printed = serve.output().unwrap();
+    assert_eq!(printed.status.code(), Some(0), "{printed:?}");
+    let config = String::from_utf8(printed.stdout).unwrap();
+    assert_eq!(toml_value(&config, "write_chunk_bytes"), chunk, "{config}");
+    assert_eq!(
+        toml_value(&config, "write_concurrency"),
+        concurrency,
+        "{config}"
+    );
 }

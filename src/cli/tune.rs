@@ -1,10 +1,11 @@
-//! `tidegate tune check|apply`: checks the host against what tidegate
-//! needs and applies the safe fixes (`tidegate-tuning` does the work; this
-//! is the command line, the server configuration mapping and the output).
+//! `tidegate tune check|apply|disk`: checks the host against what tidegate
+//! needs, applies the safe fixes and probes the data directory's disk
+//! (`tidegate-tuning` does the work; this is the command line, the server
+//! configuration mapping and the output).
 //!
 //! Exit codes: `check` gives 0 / 1 / 2 for ok / warnings / critical;
 //! `apply` gives 0 when done (or nothing to do), 2 when it refuses to run
-//! without root, 1 on any other error.
+//! without root, 1 on any other error; `disk` gives 0 or 1.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -13,8 +14,10 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use serde_json::json;
-use tidegate_core::config::{Overrides, ServeConfig};
-use tidegate_tuning::{Change, Expectations, Finding, Host, Probes, Summary, TuneError};
+use tidegate_core::config::{Overrides, ServeConfig, Size};
+use tidegate_tuning::{
+    Change, Expectations, Finding, Host, ProbeConfig, ProbeReport, Probes, Summary, TuneError,
+};
 
 #[derive(Args, Debug)]
 pub(crate) struct TuneArgs {
@@ -72,14 +75,41 @@ enum TuneCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Probe the disk under the data directory: O_DIRECT sequential write
+    /// bandwidth by write size and writes in flight, and fdatasync latency.
+    /// Writes the best write size and concurrency to PATH/disk.toml, which
+    /// `tidegate serve --data-dir PATH` uses unless the config file, the
+    /// environment or a flag sets them. Needs free space of --size.
+    ///
+    /// Examples:
+    ///   tidegate tune disk /var/lib/tidegate
+    ///   tidegate tune disk ./tidegate-data --size 1GiB --json
+    #[command(verbatim_doc_comment)]
+    Disk {
+        /// The data directory (created if missing).
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+        /// Bytes written per (write size, depth) cell; larger is steadier,
+        /// 25 cells are written.
+        #[arg(long, value_name = "SIZE", default_value = "256MiB")]
+        size: Size,
+        /// Print the report as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub(crate) fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
+    // The probe needs neither the host's files nor the server config.
+    if let TuneCommand::Disk { path, size, json } = &args.command {
+        return disk(path, *size, *json);
+    }
     let host = Host::new(&args.proc_root, &args.sys_root);
     let expect = expectations(&host, args.config.as_deref())?;
     match args.command {
         TuneCommand::Check { json } => check(&host, &expect, json),
         TuneCommand::Apply { dry_run } => apply(&host, &expect, dry_run),
+        TuneCommand::Disk { path, size, json } => disk(&path, size, json),
     }
 }
 
@@ -184,4 +214,63 @@ fn apply(host: &Host, expect: &Expectations, dry_run: bool) -> anyhow::Result<Ex
         tidegate_tuning::apply(&changes).context("applying the changes")?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn disk(dir: &Path, size: Size, json: bool) -> anyhow::Result<ExitCode> {
+    // The probe writes its file inside the data directory, so it must exist
+    // before the probe, not only before disk.toml is written.
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let config = ProbeConfig::new(dir, size.bytes());
+    if !json {
+        eprintln!(
+            "probing {}: {} per cell, {} cells, then {} fdatasyncs",
+            dir.display(),
+            size,
+            config.block_sizes.len() * config.depths.len(),
+            config.sync_samples
+        );
+    }
+    let report = tidegate_tuning::probe(&config).context("probing the disk")?;
+    let text = tidegate_tuning::disk_toml(&report, &tidegate_tuning::now_rfc3339());
+    let written = tidegate_tuning::write_disk_toml(dir, &text)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let doc = json!({ "report": report, "written": written });
+        serde_json::to_writer_pretty(&mut out, &doc)?;
+        writeln!(out)?;
+    } else {
+        print_probe(&mut out, &report, &written)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_probe(
+    out: &mut impl std::io::Write,
+    report: &ProbeReport,
+    written: &Path,
+) -> std::io::Result<()> {
+    let s = &report.fdatasync;
+    let best = &report.best;
+    let chunk = tidegate_tuning::format_size(best.block_bytes as u64);
+    writeln!(
+        out,
+        "O_DIRECT sequential writes, MB/s (write size x writes in flight):"
+    )?;
+    write!(out, "{}", tidegate_tuning::bandwidth_table(report, "  "))?;
+    writeln!(
+        out,
+        "\nfdatasync after a {} write ({} samples): p50 {} us, p90 {} us, p99 {} us, max {} us",
+        tidegate_tuning::format_size(tidegate_tuning::SYNC_WRITE_BYTES as u64),
+        s.samples,
+        s.p50_us,
+        s.p90_us,
+        s.p99_us,
+        s.max_us
+    )?;
+    writeln!(
+        out,
+        "\nchosen: write_chunk_bytes = {chunk}, write_concurrency = {} ({:.0} MB/s)",
+        best.depth, best.mb_per_s
+    )?;
+    writeln!(out, "wrote {}", written.display())
 }

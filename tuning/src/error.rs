@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-/// An error of [`crate::plan`] or [`crate::apply`]. The checks never fail:
+/// An error of [`crate::plan`], [`crate::apply`] or the disk probe. The checks never fail:
 /// they turn what they cannot read into an "unknown" finding.
 #[derive(Debug, thiserror::Error)]
 pub enum TuneError {
@@ -28,6 +28,24 @@ pub enum TuneError {
         /// The setting.
         spec: String,
         /// What is wrong with it.
+        message: String,
+    },
+    /// The disk probe's settings cannot be measured.
+    #[error("disk probe of {dir}: {message}")]
+    ProbeConfig {
+        /// The directory to probe.
+        dir: PathBuf,
+        /// What is wrong with the settings.
+        message: String,
+    },
+    /// An operation of the disk probe failed.
+    #[error("disk probe: {op} {path}: {message}")]
+    Probe {
+        /// The probe's file or directory.
+        path: PathBuf,
+        /// What was being done: `open (O_DIRECT)`, `write`, `fdatasync`, ...
+        op: &'static str,
+        /// The cause.
         message: String,
     },
     /// Changing the host needs root.

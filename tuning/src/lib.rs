@@ -1,5 +1,4 @@
-//! Host checks and safe fixes behind `tidegate tune` (the disk probe,
-//! `tune disk`, is still to come and will live in its own module).
+//! Host checks, safe fixes and the disk probe behind `tidegate tune`.
 //!
 //! Everything reads the host through a [`Host`], whose `/proc` and `/sys`
 //! roots are injectable, so the checks run against fixture trees in tests.
@@ -13,6 +12,8 @@
 //! - [`plan`] gives the safe changes (sysctls, the block I/O scheduler) as
 //!   [`Change`]s; [`apply`] writes them. Both are idempotent: a value that
 //!   is already right gives no change.
+//! - [`probe`] measures the data directory's disk (`tune disk`) and
+//!   [`disk_toml`] / [`write_disk_toml`] store what it chose for the server.
 
 #![warn(missing_docs)]
 
@@ -27,6 +28,7 @@ mod limits;
 mod memory;
 mod net;
 mod plan;
+mod probe;
 
 pub use disk::block_device_of;
 pub use error::TuneError;
@@ -34,6 +36,11 @@ pub use finding::{Finding, Severity, Summary};
 pub use host::Host;
 pub use io_uring::probe_io_uring;
 pub use plan::{apply, effective_uid, plan, require_root, Change};
+pub use probe::{
+    bandwidth_table, choose, disk_toml, format_size, now_rfc3339, probe, write_disk_toml,
+    BandwidthCell, ProbeConfig, ProbeReport, SyncLatency, BLOCK_SIZES_DEFAULT, DEPTHS_DEFAULT,
+    SYNC_SAMPLES_DEFAULT, SYNC_WRITE_BYTES,
+};
 
 /// What the server configuration asks of the host. A plain struct so the
 /// CLI can fill it from a config file or from the documented defaults.

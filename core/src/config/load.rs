@@ -1,5 +1,5 @@
 //! Loading: the file, then `TIDEGATE_*` variables, then flags, over the
-//! defaults.
+//! defaults and the data directory's `disk.toml` (see `disk.rs`).
 //!
 //! Done by hand over `toml` values rather than with a layering crate, for
 //! the errors: the file is deserialized on its own first, so a bad value in
@@ -17,7 +17,7 @@ use toml::{Table, Value};
 
 use super::error::{ConfigError, Origin};
 use super::keys::{classify_env, EnvMatch, KeyKind};
-use super::{validate, LogFormat, ServeConfig};
+use super::{disk, validate, LogFormat, ServeConfig};
 
 /// The `tidegate serve` flags that override configuration keys. Each beats
 /// the environment and the file.
@@ -34,14 +34,14 @@ pub struct Overrides {
 }
 
 /// The file's text, kept to locate keys in error messages.
-struct FileSource<'a> {
-    path: &'a Path,
-    text: String,
+pub(super) struct FileSource<'a> {
+    pub(super) path: &'a Path,
+    pub(super) text: String,
 }
 
 impl FileSource<'_> {
     /// The origin of a value at byte `span` of the file.
-    fn origin_at(&self, span: Option<Range<usize>>) -> Origin {
+    pub(super) fn origin_at(&self, span: Option<Range<usize>>) -> Origin {
         let (line, column) = match span {
             Some(span) => {
                 let (line, column) = line_column(&self.text, span.start);
@@ -58,7 +58,7 @@ impl FileSource<'_> {
 
     /// The origin of the value of dotted `key` in the file; the default
     /// when the file does not set it.
-    fn origin_of(&self, key: &str) -> Origin {
+    pub(super) fn origin_of(&self, key: &str) -> Origin {
         match span_of(&self.text, key) {
             Some(span) => self.origin_at(Some(span)),
             None => Origin::Default,
@@ -68,7 +68,9 @@ impl FileSource<'_> {
 
 impl ServeConfig {
     /// Loads the configuration: `file` (TOML, optional) over the defaults,
-    /// then every `TIDEGATE_*` variable of `env`, then `overrides`.
+    /// then every `TIDEGATE_*` variable of `env`, then `overrides`; then
+    /// `storage.write_chunk_bytes` / `write_concurrency`, where none of those
+    /// set them, from `DATA_DIR/disk.toml` if `tidegate tune disk` wrote one.
     ///
     /// `env` is passed in (`std::env::vars()` in the binary, a map in
     /// tests). A `TIDEGATE_*` variable that looks like a key (it contains
@@ -96,6 +98,10 @@ impl ServeConfig {
         let mut origins = BTreeMap::new();
         apply_env(&mut table, &mut origins, env)?;
         apply_overrides(&mut table, &mut origins, overrides)?;
+        // After every explicit layer, so that only keys none of them set
+        // are filled from the measurement, and before the checks, so that
+        // its values are checked like any other.
+        disk::merge(&mut table, &mut origins)?;
         let origin_of = |key: &str| match (origins.get(key), &source) {
             (Some(origin), _) => origin.clone(),
             (None, Some(source)) => source.origin_of(key),
@@ -146,7 +152,7 @@ fn parse_file(source: &FileSource<'_>) -> Result<Table, ConfigError> {
 /// Turns a deserialization message into an error about `key`. serde reports
 /// an unknown field at its parent's path, so the field is taken from the
 /// message.
-fn value_error(key: String, origin: Origin, message: &str) -> ConfigError {
+pub(super) fn value_error(key: String, origin: Origin, message: &str) -> ConfigError {
     if let Some(field) = unknown_field(message) {
         let key = match key.as_str() {
             "" | "." => field.to_owned(),
@@ -275,7 +281,7 @@ fn apply_overrides(
 /// Sets dotted `key` (at most one section deep) in `table`. A section that
 /// is missing, or that the file wrote as something other than a table, is
 /// replaced by a table; the file's own shape was checked already.
-fn set_path(table: &mut Table, key: &str, value: Value) {
+pub(super) fn set_path(table: &mut Table, key: &str, value: Value) {
     match key.split_once('.') {
         None => {
             table.insert(key.to_owned(), value);

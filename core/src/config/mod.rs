@@ -1,6 +1,8 @@
 //! The configuration of `tidegate serve`: one TOML file, `TIDEGATE_*`
 //! environment variables and three command-line flags, merged in that
-//! order of increasing precedence over documented defaults.
+//! order of increasing precedence over documented defaults and, for the
+//! write size and concurrency, the data directory's `disk.toml` written by
+//! `tidegate tune disk`.
 //!
 //! [`ServeConfig::load`] is pure: the file path, the environment and the
 //! flags are passed in, so every rule is testable without a process
@@ -16,6 +18,7 @@
 //! assert_eq!(config.listen.to_string(), "127.0.0.1:7441");
 //! ```
 
+mod disk;
 mod error;
 mod keys;
 mod load;
@@ -31,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use tidegate_affinity::CoreSpec;
 use tidegate_queue::LogConfig;
 
+pub use disk::DISK_FILE_NAME;
 pub use error::{ConfigError, Origin};
 pub use keys::{env_var_name, KeyKind, IGNORED_ENV_VARS, KEYS};
 pub use load::Overrides;
