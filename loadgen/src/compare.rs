@@ -181,6 +181,7 @@ fn rows(a: &Report, b: &Report) -> Vec<Row> {
         ("sent", va.sent, vb.sent),
         ("acked", va.acked, vb.acked),
         ("failed", va.failed, vb.failed),
+        ("unsent", va.unsent, vb.unsent),
         ("consumed", va.consumed, vb.consumed),
         ("lost", va.lost, vb.lost),
         ("duplicated", va.duplicated, vb.duplicated),

@@ -76,12 +76,14 @@ pub async fn run(
         if since_yield >= YIELD_EVERY {
             since_yield = 0;
             tokio::task::yield_now().await;
+            until_clock = 0; // time passed while others ran
         }
         let message = match consumer.next().now_or_never() {
             Some(message) => message,
             None => {
                 Shared::add(&shared.consumed, std::mem::take(&mut pending.0));
                 Shared::add(&shared.consumed_bytes, std::mem::take(&mut pending.1));
+                until_clock = 0; // read the clock after the wait
                 tokio::select! {
                     biased;
                     message = consumer.next() => message,

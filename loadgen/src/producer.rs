@@ -28,8 +28,12 @@ use crate::verify::SeqSet;
 
 /// Byte the payload after the header is filled with.
 const FILLER: u8 = b'x';
-/// Retries of a batch the server refused with a retriable error.
+/// Retries of a batch that failed or timed out.
 const RETRIES: u32 = 5;
+/// How long one produce may wait for its answer before it counts as failed
+/// (the SDK has no deadline of its own, and a stalled server would
+/// otherwise hold the run forever).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 const RETRY_BACKOFF: Duration = Duration::from_millis(20);
 
 /// What a producer needs; one per producer.
@@ -58,6 +62,8 @@ pub struct Outcome {
     pub id: u32,
     pub acked: SeqSet,
     pub failed: u64,
+    /// Open loop: due before the end of the run but never sent.
+    pub unsent: u64,
 }
 
 /// State the producer's in-flight sends share.
@@ -106,9 +112,13 @@ impl Producer {
                         .send_at_ns(seq, self.batch, self.linger)
                         .min(end_ns);
                     self.clock.sleep_until(send_at);
-                    let due = schedule.due_by(self.clock.now_ns().min(end_ns));
+                    let now = self.clock.now_ns();
+                    let due = schedule.due_by(now.min(end_ns));
                     if due <= seq {
-                        break; // nothing more is due before the end
+                        if now >= end_ns {
+                            break; // nothing more is due before the end
+                        }
+                        continue; // woke a rounding step early
                     }
                     (due - seq).min(u64::from(self.batch)) as u32
                 }
@@ -157,28 +167,37 @@ impl Producer {
                 clock: self.clock,
                 shared: self.shared.clone(),
                 acks: acks.clone(),
-                token: token_tx.clone(),
-                free: free_tx.clone(),
-                slot,
+                stop: self.stop.clone(),
+                _slot: Slot {
+                    token: token_tx.clone(),
+                    free: free_tx.clone(),
+                    slot,
+                },
             };
             if batch_tx.blocking_send((send, batch)).is_err() {
-                // The runtime is gone, and the send with it.
-                let _ = token_tx.send(());
-                let _ = free_tx.send(slot);
-                break;
+                break; // the runtime is gone; the send's slot went back
             }
             seq += u64::from(count);
         }
         drop(batch_tx);
-        // Every token back means every send finished.
-        for _ in 0..self.in_flight {
-            let _ = token_rx.recv();
-        }
+        // Open loop: messages that fell due before the end but were never
+        // sent (the run was stopped while the server lagged). They are
+        // counted, not hidden.
+        let unsent = match &self.schedule {
+            Some(schedule) => schedule.due_by(end_ns).saturating_sub(seq),
+            None => 0,
+        };
+        // Every send holds a sender of the token channel until it is done
+        // (its `Slot`), panicked or not: once ours is dropped too, the
+        // channel reports closed after the last one.
+        drop(token_tx);
+        while token_rx.recv().is_ok() {}
         let acked = acks.acked.lock().map(|s| s.clone()).unwrap_or_default();
         Outcome {
             id: self.id,
             acked,
             failed: acks.failed.load(Ordering::Relaxed),
+            unsent,
         }
     }
 
@@ -247,10 +266,24 @@ struct Send {
     clock: Clock,
     shared: Arc<Shared>,
     acks: Arc<Acks>,
+    stop: Arc<AtomicBool>,
+    /// Given back when the send is dropped, however it ends.
+    _slot: Slot,
+}
+
+/// An in-flight token and a partition slot, returned on drop: a send that
+/// fails, panics or is dropped unrun cannot leak them and hang the producer.
+struct Slot {
     token: SyncSender<()>,
-    /// The partition slot to give back when done.
     free: SyncSender<usize>,
     slot: usize,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let _ = self.free.send(self.slot);
+        let _ = self.token.send(());
+    }
 }
 
 /// Starts each batch's produce in the order the batches were made, and
@@ -266,6 +299,34 @@ async fn sender(mut batches: tokio::sync::mpsc::Receiver<(Send, Vec<u8>)>) {
     }
 }
 
+/// A failed attempt: what went wrong, and whether trying again may help.
+struct Failed {
+    message: String,
+    retriable: bool,
+}
+
+impl From<tidegate_client::Error> for Failed {
+    fn from(e: tidegate_client::Error) -> Self {
+        Failed {
+            retriable: e.is_retriable(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// A produce's answer within [`RESPONSE_TIMEOUT`] (a timeout may be retried).
+async fn timed<T>(
+    answer: impl std::future::Future<Output = tidegate_client::Result<T>>,
+) -> Result<T, Failed> {
+    match tokio::time::timeout(RESPONSE_TIMEOUT, answer).await {
+        Ok(answer) => answer.map_err(Failed::from),
+        Err(_) => Err(Failed {
+            message: format!("no answer within {RESPONSE_TIMEOUT:?}"),
+            retriable: true,
+        }),
+    }
+}
+
 impl Send {
     /// Waits for the answer (sending again after a retriable failure) and
     /// records it.
@@ -278,23 +339,27 @@ impl Send {
         let mut first = Some(started);
         let result = loop {
             let answer = match first.take() {
-                Some(Ok(pending)) => pending.response().await,
-                Some(Err(e)) => Err(e),
+                Some(Ok(pending)) => timed(pending.response()).await,
+                Some(Err(e)) => Err(Failed::from(e)),
                 None => {
                     let target = Target::Partition(self.partition);
-                    self.client
-                        .produce_batch(&self.topic, target, self.ack, &batch)
-                        .await
+                    timed(
+                        self.client
+                            .produce_batch(&self.topic, target, self.ack, &batch),
+                    )
+                    .await
                 }
             };
             match answer {
                 Ok(produced) => break Ok(produced),
-                Err(e) if e.is_retriable() && attempt < RETRIES => {
+                Err(e)
+                    if e.retriable && attempt < RETRIES && !self.stop.load(Ordering::Relaxed) =>
+                {
                     attempt += 1;
-                    tracing::debug!("retrying a batch: {e}");
+                    tracing::debug!("retrying a batch: {}", e.message);
                     tokio::time::sleep(RETRY_BACKOFF * attempt).await;
                 }
-                Err(e) => break Err(e),
+                Err(e) => break Err(e.message),
             }
         };
         let ack_ns = self.clock.now_ns();
@@ -316,8 +381,6 @@ impl Send {
                 self.acks.failed.fetch_add(count, Ordering::Relaxed);
             }
         }
-        let _ = self.free.send(self.slot);
-        let _ = self.token.send(());
     }
 
     /// Produce-to-ack latency of each message in the measured window,

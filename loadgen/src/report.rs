@@ -129,6 +129,10 @@ pub struct Verify {
     pub acked: u64,
     /// Messages whose produce failed for good (after retries).
     pub failed: u64,
+    /// Open loop: messages that fell due before the end but were never sent
+    /// (the run fell behind its schedule and was stopped).
+    #[serde(default)]
+    pub unsent: u64,
     /// Distinct messages consumed.
     pub consumed: u64,
     /// Acknowledged but never consumed.
@@ -213,10 +217,11 @@ impl Report {
         line(
             &mut out,
             format!(
-                "verify   sent {} acked {} failed {} consumed {} lost {} duplicated {} out-of-order {} -> {}",
+                "verify   sent {} acked {} failed {} unsent {} consumed {} lost {} duplicated {} out-of-order {} -> {}",
                 v.sent,
                 v.acked,
                 v.failed,
+                v.unsent,
                 v.consumed,
                 v.lost,
                 v.duplicated,

@@ -229,6 +229,17 @@ async fn measure(
     tokio::time::sleep_until(clock.instant(clock.end_ns()).into()).await;
     let end = Snapshot::take(&shared, &clock);
     progress.abort();
+    // Producers finish what is in flight; one that lags (open loop over
+    // capacity, a stalled server) is stopped after the drain timeout, and
+    // what it never sent is reported as unsent.
+    {
+        let stop = stop.clone();
+        let grace = args.drain_timeout;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
 
     let outcomes: Vec<Outcome> = tokio::task::spawn_blocking(move || {
         producer_threads
@@ -244,9 +255,19 @@ async fn measure(
     let acked: HashMap<u32, SeqSet> = outcomes.iter().map(|o| (o.id, o.acked.clone())).collect();
     let acked_total: u64 = acked.values().map(SeqSet::len).sum();
     let failed: u64 = outcomes.iter().map(|o| o.failed).sum();
+    let unsent: u64 = outcomes.iter().map(|o| o.unsent).sum();
+    if unsent > 0 {
+        eprintln!(
+            "loadgen: {unsent} messages fell due but were never sent: the server (or loadgen) \
+             could not keep up with --rate"
+        );
+    }
 
     if consumer_count > 0 {
-        drain(&shared, acked_total, args.drain_timeout).await;
+        // Everything sent, not only what was acknowledged: a batch stored
+        // whose answer was lost still arrives, and an acknowledged one may
+        // still be on its way when the counts first match.
+        drain(&shared, Shared::get(&shared.sent), args.drain_timeout).await;
     }
     let _ = stop_tx.send(true);
     let mut tallies = Vec::new();
@@ -297,6 +318,7 @@ async fn measure(
             sent: Shared::get(&shared.sent),
             acked: acked_total,
             failed,
+            unsent,
             consumed: verdict.consumed,
             // Without consumers nothing was checked, so nothing is lost.
             lost: if consumer_count > 0 { verdict.lost } else { 0 },
@@ -308,15 +330,15 @@ async fn measure(
 }
 
 /// Waits until the consumers have read as many distinct messages as were
-/// acknowledged, or until they make no progress for `timeout`.
-async fn drain(shared: &Shared, acked: u64, timeout: Duration) {
+/// sent, or until they make no progress for `timeout`.
+async fn drain(shared: &Shared, sent: u64, timeout: Duration) {
     let mut last = Shared::get(&shared.consumed);
     let mut last_progress = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     loop {
         tick.tick().await;
         let consumed = Shared::get(&shared.consumed);
-        if consumed >= acked {
+        if consumed >= sent {
             return;
         }
         if consumed != last {
@@ -324,7 +346,7 @@ async fn drain(shared: &Shared, acked: u64, timeout: Duration) {
             last_progress = Instant::now();
         } else if last_progress.elapsed() >= timeout {
             eprintln!(
-                "loadgen: consumers stalled at {consumed} of {acked} acknowledged messages for {timeout:?}"
+                "loadgen: consumers stalled at {consumed} of {sent} sent messages for {timeout:?}"
             );
             return;
         }

@@ -406,6 +406,9 @@ async fn receive(shared: Rc<Shared>, tx: LocalSender<(SocketAddr, BytesMut)>) {
                 return;
             }
         }
+        // A socket that never empties must not starve the driver and the
+        // log's tasks on this executor.
+        glommio::yield_if_needed().await;
     }
 }
 
@@ -491,11 +494,17 @@ fn forward_foreign(shared: &Shared, arrived: &mut Vec<(SocketAddr, BytesMut)>) -
 
 async fn send_all(shared: &Shared, outgoing: &mut Vec<udp::Transmit>) {
     let mut count = 0;
+    let mut gso_works = true;
     for t in outgoing.drain(..) {
-        udp::send(&shared.socket, &t).await;
+        gso_works &= udp::send(&shared.socket, &t).await;
         count += t.datagrams() as u64;
     }
-    shared.driver.borrow_mut().stats.datagrams_out_total += count;
+    let mut driver = shared.driver.borrow_mut();
+    driver.stats.datagrams_out_total += count;
+    if !gso_works && driver.gso_segments > 1 {
+        tracing::warn!("the kernel refused a GSO send: one datagram per send from now on");
+        driver.gso_segments = 1;
+    }
 }
 
 /// What quinn-proto put in `buf` for `t`, owned.

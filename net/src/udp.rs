@@ -78,11 +78,17 @@ pub(crate) fn max_segments(wanted: bool, local: SocketAddr) -> usize {
 }
 
 /// Sends `t`; errors are logged (UDP may lose datagrams; QUIC recovers).
-pub(crate) async fn send(socket: &UdpSocket, t: &Transmit) {
+/// Returns false when the kernel refused GSO for good (EIO: no checksum
+/// offload on the route's device; EINVAL: segments it will not take):
+/// the caller should stop packing datagrams, as quinn-udp does.
+pub(crate) async fn send(socket: &UdpSocket, t: &Transmit) -> bool {
+    let mut gso_works = true;
     match t.segment_size {
         Some(size) if t.data.len() > size => {
-            if send_gso(socket, t, size).is_ok() {
-                return;
+            match send_gso(socket, t, size) {
+                Ok(()) => return true,
+                Err(Errno::EIO | Errno::EINVAL) => gso_works = false,
+                Err(_) => {}
             }
             for datagram in t.data.chunks(size) {
                 send_one(socket, datagram, t.to).await;
@@ -90,6 +96,7 @@ pub(crate) async fn send(socket: &UdpSocket, t: &Transmit) {
         }
         _ => send_one(socket, &t.data, t.to).await,
     }
+    gso_works
 }
 
 /// One non-blocking `sendmsg` with a UDP_SEGMENT control message.
@@ -160,16 +167,22 @@ pub(crate) fn enable_gro(socket: &UdpSocket) -> bool {
     }
 }
 
-/// Takes every datagram waiting on the socket (waiting for the first if
-/// there is none), split into single datagrams, into `out`. `buf` must hold
-/// the largest receive (64 KiB).
+/// Datagrams one `receive` takes at most: a socket that never empties (a
+/// flood, many busy connections) must not grow `out` without bound or keep
+/// the shard's other tasks from running.
+pub(crate) const RECEIVE_BATCH_MAX: usize = 128;
+
+/// Takes the datagrams waiting on the socket (waiting for the first if
+/// there is none), split into single datagrams, into `out`: at least one,
+/// at most about [`RECEIVE_BATCH_MAX`]. `buf` must hold the largest receive
+/// (64 KiB).
 pub(crate) async fn receive(
     socket: &UdpSocket,
     buf: &mut [u8],
     cmsg: &mut Vec<u8>,
     out: &mut Vec<(SocketAddr, BytesMut)>,
 ) {
-    loop {
+    while out.len() < RECEIVE_BATCH_MAX {
         let (len, from, segment) = {
             let mut iov = [IoSliceMut::new(buf)];
             match recvmsg::<SockaddrStorage>(
@@ -200,10 +213,15 @@ pub(crate) async fn receive(
                     // ICMP errors from earlier sends surface here on some
                     // kernels; they say nothing about this socket.
                     tracing::debug!(error = %e, "udp receive error");
-                    if out.is_empty() {
-                        continue;
+                    if !out.is_empty() {
+                        return;
                     }
-                    return;
+                    // Wait for data rather than spin on an error that
+                    // might repeat.
+                    if let Err(e) = socket.peek_from(&mut [0u8; 1]).await {
+                        tracing::debug!(error = %e, "udp peek error");
+                    }
+                    continue;
                 }
             }
         };

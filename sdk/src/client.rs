@@ -139,7 +139,8 @@ impl Client {
         transport.max_concurrent_uni_streams(0u32.into());
         transport.keep_alive_interval(Some(KEEP_ALIVE));
         // Send streams in the order they were written, not round-robin, so
-        // pipelined requests reach (and complete at) the server in order.
+        // pipelined requests usually complete at the server in that order
+        // (not guaranteed: a lost packet can delay one).
         transport.send_fairness(false);
         config.transport_config(Arc::new(transport));
 
@@ -203,10 +204,10 @@ impl Client {
     }
 
     /// Sends one request on its own stream and returns the stream its
-    /// response comes on. Requests started one after another (each `start`
-    /// finished before the next begins) reach the server's shard in that
-    /// order: streams are opened in order and the server hands a
-    /// connection's requests on in stream order.
+    /// response comes on. Streams are opened, and (with `send_fairness`
+    /// off) sent, in the order `start` is called; the server still takes
+    /// each request when it has fully arrived, so a lost packet can reorder
+    /// two of them (see `start_produce`).
     pub(crate) async fn start(&self, request: &Request<'_>) -> Result<quinn::RecvStream> {
         request
             .validate()

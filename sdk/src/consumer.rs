@@ -359,6 +359,16 @@ impl Consumer {
                 task.abort();
             }
         })?;
+        // A response with nothing at or after the offset asked for (a batch
+        // wholly before it) is not queued: an empty chunk would end that
+        // partition's turn in `pop` while later chunks wait behind it. Its
+        // permit is released here, so the fetch loop goes on.
+        if messages.is_empty() {
+            if self.spare.len() < SPARE_QUEUES_MAX {
+                self.spare.push(messages);
+            }
+            return Ok(());
+        }
         if let Some(part) = self.parts.get_mut(delivery.index) {
             part.chunks.push_back(Chunk {
                 messages,
@@ -593,6 +603,62 @@ mod tests {
         assert_eq!(consumer.position(0), Some(3));
         assert_eq!(consumer.position(1), Some(0));
         assert_eq!(consumer.position(2), Some(6));
+    }
+
+    /// A response whose records all lie before the offset asked for must
+    /// not block the responses after it.
+    #[test]
+    fn a_response_with_nothing_from_the_offset_does_not_hide_the_next() {
+        let batch = |values: &[&[u8]]| {
+            let mut builder = BatchBuilder::new();
+            for value in values {
+                builder
+                    .push(Record {
+                        timestamp_ms: 0,
+                        key: None,
+                        value: Some(value),
+                        headers: &[],
+                    })
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+            Bytes::from(builder.finish().unwrap_or_else(|e| panic!("{e}")))
+        };
+        let delivery = |offset, batches| {
+            let permits = Arc::new(Semaphore::new(1));
+            Delivery {
+                index: 0,
+                fetched: Ok(Fetched {
+                    partition: 0,
+                    offset,
+                    high_watermark: 10,
+                    batches,
+                }),
+                permit: permits
+                    .try_acquire_owned()
+                    .unwrap_or_else(|e| panic!("{e}")),
+            }
+        };
+        let (_tx, rx) = mpsc::channel(1);
+        let mut consumer = Consumer {
+            parts: vec![Part {
+                partition: 0,
+                position: 0,
+                chunks: VecDeque::new(),
+            }],
+            rx,
+            tasks: Vec::new(),
+            cursor: 0,
+            spare: Vec::new(),
+        };
+        // Offsets 0..2 asked from 5: nothing to hand out.
+        consumer
+            .absorb(delivery(5, batch(&[b"x", b"y"])))
+            .unwrap_or_else(|e| panic!("{e}"));
+        consumer
+            .absorb(delivery(0, batch(&[b"a"])))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let first = consumer.pop().map(|m| m.value().map(|v| v.to_vec()));
+        assert_eq!(first, Some(Some(b"a".to_vec())));
     }
 
     #[test]

@@ -127,13 +127,16 @@ impl Client {
 
     /// Sends a produce of one batch and returns once the request is on its
     /// way, without waiting for the answer: await
-    /// [`PendingProduce::response`] for that. This is how one task keeps
-    /// several batches in flight **in order**: batches started one after
-    /// another on one client (each `start_produce` awaited before the next)
-    /// are stored in that order in their partition, because the server
-    /// takes a connection's requests in the order their streams were
-    /// opened. Only a batch that fails and is sent again can land after a
-    /// later one.
+    /// [`PendingProduce::response`] for that. One task can so keep several
+    /// batches in flight on one connection.
+    ///
+    /// **Order:** the server takes a connection's requests as each finishes
+    /// arriving, so two batches in flight **for the same partition** may be
+    /// stored in either order (a lost packet delays one of them). Keep one
+    /// batch per partition in flight where order matters, as [`Producer`]
+    /// does; batches for different partitions can be in flight together.
+    ///
+    /// [`Producer`]: crate::Producer
     ///
     /// # Errors
     ///
