@@ -84,6 +84,9 @@ pub struct ServerStats {
     pub datagrams_forwarded_total: u64,
     /// Datagrams forwarded here by another shard.
     pub datagrams_injected_total: u64,
+    /// Datagrams forwarded here but dropped because this endpoint's
+    /// injection queue was full.
+    pub datagrams_dropped_total: u64,
     /// Request bytes held now (reserved for requests being received, or
     /// waiting for their response).
     pub inflight_bytes: usize,
@@ -324,6 +327,9 @@ impl Injector {
             if driver.injected.len() < RECEIVE_QUEUE {
                 driver.stats.datagrams_injected_total += 1;
                 driver.injected.push_back((from, datagram));
+            } else {
+                // Bounded like the socket's queue; QUIC recovers the loss.
+                driver.stats.datagrams_dropped_total += 1;
             }
         }
         self.shared.wake.notify(usize::MAX);

@@ -292,6 +292,14 @@ impl Scrape {
             "tidegate_quic_datagrams_injected",
             help,
             q(|q| q.datagrams_injected_total),
+        )?;
+        let help = "Datagrams another shard forwarded here but dropped because this \
+                    shard's injection queue was full (QUIC recovers them).";
+        counters(
+            e,
+            "tidegate_quic_datagrams_dropped",
+            help,
+            q(|q| q.datagrams_dropped_total),
         )
     }
 

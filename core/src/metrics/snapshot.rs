@@ -128,6 +128,8 @@ pub struct QuicSnapshot {
     pub datagrams_forwarded_total: u64,
     /// Datagrams another shard forwarded here.
     pub datagrams_injected_total: u64,
+    /// Forwarded datagrams dropped for a full injection queue.
+    pub datagrams_dropped_total: u64,
 }
 
 impl From<tidegate_net::ServerStats> for QuicSnapshot {
@@ -142,6 +144,7 @@ impl From<tidegate_net::ServerStats> for QuicSnapshot {
             credit_stalls_total: s.credit_stalls_total,
             datagrams_forwarded_total: s.datagrams_forwarded_total,
             datagrams_injected_total: s.datagrams_injected_total,
+            datagrams_dropped_total: s.datagrams_dropped_total,
         }
     }
 }

@@ -170,6 +170,7 @@ fn example(shard: usize) -> ShardSnapshot {
         quic: QuicSnapshot {
             connections: 2,
             accepted_total: 5,
+            datagrams_dropped_total: 7,
             ..QuicSnapshot::default()
         },
         partitions: vec![PartitionSnapshot {
@@ -280,6 +281,10 @@ fn rendered_values_are_the_snapshot_values() {
         );
         let s = [("shard", shard)];
         assert_eq!(value(&samples, "tidegate_quic_connections", &s), 2.0);
+        assert_eq!(
+            value(&samples, "tidegate_quic_datagrams_dropped_total", &s),
+            7.0
+        );
         assert_eq!(
             value(&samples, "tidegate_quic_connections_accepted_total", &s),
             5.0
