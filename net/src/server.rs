@@ -513,11 +513,25 @@ async fn send_all(shared: &Shared, outgoing: &mut Vec<udp::Transmit>) {
     }
 }
 
-/// What quinn-proto put in `buf` for `t`, owned.
-fn transmit(t: &quinn_proto::Transmit, buf: &[u8]) -> udp::Transmit {
+/// Transmits at least this long are moved out of quinn-proto's buffer
+/// rather than copied: a GSO batch is tens of KiB. Smaller ones (ACKs, a
+/// datagram or two) are copied at their size, so the buffer, which
+/// quinn-proto reserves at the full GSO size, is reused for the next.
+const TAKE_TRANSMIT_BYTES: usize = 16 << 10;
+
+/// What quinn-proto put in `buf` for `t`, owned; `buf` is left empty.
+fn transmit(t: &quinn_proto::Transmit, buf: &mut Vec<u8>) -> udp::Transmit {
+    buf.truncate(t.size);
+    let data = if t.size >= TAKE_TRANSMIT_BYTES {
+        std::mem::take(buf)
+    } else {
+        let data = buf.clone();
+        buf.clear();
+        data
+    };
     udp::Transmit {
         to: t.destination,
-        data: buf[..t.size].to_vec(),
+        data,
         segment_size: t.segment_size,
     }
 }
@@ -544,7 +558,7 @@ impl Driver {
                 if self.closing || self.conns.len() >= self.settings.max_connections {
                     self.stats.refused_total += 1;
                     let t = self.endpoint.refuse(incoming, &mut buf);
-                    outgoing.push(transmit(&t, &buf));
+                    outgoing.push(transmit(&t, &mut buf));
                     return;
                 }
                 let config = Some(self.server_config.clone());
@@ -556,13 +570,13 @@ impl Driver {
                     }
                     Err(e) => {
                         if let Some(t) = e.response {
-                            outgoing.push(transmit(&t, &buf));
+                            outgoing.push(transmit(&t, &mut buf));
                         }
                     }
                 }
             }
             Some(DatagramEvent::Response(t)) => {
-                outgoing.push(transmit(&t, &buf));
+                outgoing.push(transmit(&t, &mut buf));
             }
             None => {}
         }
@@ -658,7 +672,6 @@ fn take_transmits(
 ) {
     let mut buf = Vec::new();
     while let Some(t) = state.conn.poll_transmit(now, segments, &mut buf) {
-        outgoing.push(transmit(&t, &buf));
-        buf.clear();
+        outgoing.push(transmit(&t, &mut buf));
     }
 }
