@@ -66,18 +66,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
     };
     let (addr, tls) = match &spawned {
         Some(s) => (s.addr, Tls::ca_file(&s.ca_file)),
-        None => (args.server, tls_of(args)),
+        None => (
+            args.server,
+            Tls::from_flags(args.ca.as_deref(), args.insecure),
+        ),
     };
-    pinning.pin_this_thread();
-    let result = runtime.block_on(measure(args, addr, tls, runtime.handle().clone(), pinning));
-    if let Some(spawned) = spawned {
-        if let Err(e) = spawned.stop() {
-            eprintln!("loadgen: {e:#}");
-        }
-    }
-    let measured = result?;
-    Ok(Report {
-        version: report::REPORT_VERSION,
+    let about = About {
         started_at,
         config: serde_json::to_value(args).context("cannot record the configuration")?,
         host: Host {
@@ -87,8 +81,23 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
                 .unwrap_or_default(),
             spawned_server: args.spawn_server,
         },
-        ..measured
-    })
+    };
+    pinning.pin_this_thread();
+    let handle = runtime.handle().clone();
+    let result = runtime.block_on(measure(args, about, addr, tls, handle, pinning));
+    if let Some(spawned) = spawned {
+        if let Err(e) = spawned.stop() {
+            eprintln!("loadgen: {e:#}");
+        }
+    }
+    result
+}
+
+/// What a report says about the run besides its measurements.
+struct About {
+    started_at: String,
+    config: serde_json::Value,
+    host: Host,
 }
 
 /// `--cpus`: each new thread takes the next CPU of the list in turn.
@@ -113,14 +122,6 @@ impl Pinning {
         if let Err(e) = tidegate_affinity::pin_current_thread(cpu) {
             tracing::warn!("cannot pin a loadgen thread to CPU {cpu}: {e}");
         }
-    }
-}
-
-fn tls_of(args: &RunArgs) -> Tls {
-    match (&args.ca, args.insecure) {
-        (Some(ca), _) => Tls::ca_file(ca),
-        (None, true) => Tls::insecure_dev(),
-        (None, false) => Tls::system_roots(),
     }
 }
 
@@ -155,6 +156,7 @@ async fn ensure_topic(client: &Client, args: &RunArgs) -> anyhow::Result<()> {
 
 async fn measure(
     args: &RunArgs,
+    about: About,
     addr: std::net::SocketAddr,
     tls: Tls,
     runtime: tokio::runtime::Handle,
@@ -291,13 +293,9 @@ async fn measure(
     let end_to_end = Shared::snapshot(&shared.end_to_end);
     Ok(Report {
         version: report::REPORT_VERSION,
-        started_at: String::new(),
-        config: serde_json::Value::Null,
-        host: Host {
-            cpus: 0,
-            kernel: String::new(),
-            spawned_server: false,
-        },
+        started_at: about.started_at,
+        config: about.config,
+        host: about.host,
         measured_s: window_s,
         throughput: Throughput {
             produce_msgs_per_s: per_s(end.acked - warm.acked),

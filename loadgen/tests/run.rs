@@ -144,7 +144,7 @@ fn closed_loop_with_several_producers_partitions_and_consumers() {
 }
 
 #[test]
-fn bad_arguments_exit_2_and_an_unreachable_server_exits_1() {
+fn bad_arguments_exit_2_and_an_unreadable_ca_exits_1() {
     let output = Command::new(loadgen())
         .args(["--msg-size", "10"])
         .output()
@@ -152,8 +152,9 @@ fn bad_arguments_exit_2_and_an_unreachable_server_exits_1() {
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     assert!(text(&output).contains("--msg-size"));
 
-    // Nothing listens on a port we just bound and released... over UDP the
-    // handshake times out, so use a certificate that cannot load instead.
+    // An error before any measuring (here the CA cannot be read; an
+    // unreachable server would only time out after 10 s) exits 1 and names
+    // its cause.
     let output = Command::new(loadgen())
         .args(["--server", "127.0.0.1:9", "--ca", "/nonexistent/ca.pem"])
         .args(["--duration", "1s"])

@@ -67,6 +67,26 @@ impl Tls {
         Self::new(Trust::InsecureDev)
     }
 
+    /// The trust a command line asks for with `--ca FILE` / `--insecure`, as
+    /// the `tidegate` CLI and `tidegate-loadgen` take them: the CA file if
+    /// given, else any certificate if `insecure`, else the system roots.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tidegate_client::Tls;
+    ///
+    /// let tls = Tls::from_flags(None, false); // the system roots
+    /// # let _ = tls;
+    /// ```
+    pub fn from_flags(ca: Option<&std::path::Path>, insecure: bool) -> Self {
+        match (ca, insecure) {
+            (Some(ca), _) => Self::ca_file(ca),
+            (None, true) => Self::insecure_dev(),
+            (None, false) => Self::system_roots(),
+        }
+    }
+
     /// The name the server's certificate must carry (and the SNI sent),
     /// instead of [`DEFAULT_SERVER_NAME`].
     ///

@@ -54,17 +54,13 @@ impl ConnectArgs {
     /// Connects, with errors that say what to do.
     pub(crate) async fn connect(&self) -> anyhow::Result<Client> {
         let (addr, host) = resolve(&self.server)?;
-        let tls = match (&self.ca, self.insecure) {
-            (Some(ca), _) => Tls::ca_file(ca),
-            (None, true) => {
-                eprintln!(
-                    "tidegate: warning: --insecure: the server's certificate is not verified \
-                     (development only)"
-                );
-                Tls::insecure_dev()
-            }
-            (None, false) => Tls::system_roots(),
-        };
+        if self.ca.is_none() && self.insecure {
+            eprintln!(
+                "tidegate: warning: --insecure: the server's certificate is not verified \
+                 (development only)"
+            );
+        }
+        let tls = Tls::from_flags(self.ca.as_deref(), self.insecure);
         let tls = match host {
             Some(host) => tls.server_name(host),
             None => tls,
