@@ -177,6 +177,12 @@ async fn serve(router: &Router, request: Request<'_>) -> Result<Vec<Bytes>, Fail
                 other => return Err(failure_of(other)),
             }
         }
+        Request::Authenticate { .. } => {
+            return Err(Failure::new(
+                ErrorCode::NotAuthenticated,
+                "this server does not take tokens (auth.mode is none)",
+            ))
+        }
     };
     Ok(encode(&response))
 }

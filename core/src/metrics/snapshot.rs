@@ -38,6 +38,7 @@ pub fn kind_label(index: usize) -> &'static str {
         Some(Kind::Produce) => "produce",
         Some(Kind::Fetch) => "fetch",
         Some(Kind::ListOffsets) => "list_offsets",
+        Some(Kind::Authenticate) => "authenticate",
         None => "unknown",
     }
 }

@@ -120,9 +120,14 @@ error_codes! {
     StorageFailed = 34, "storage_failed", false;
     /// A bug in the server.
     Internal = 35, "internal", false;
-    /// Reserved: the client has not authenticated.
+    /// The connection has no valid authentication: it never
+    /// authenticated, its token was refused (the message says why: unknown,
+    /// expired, not yet valid, bad signature, wrong audience), or its
+    /// authentication lapsed. Authenticate (again) on the same connection.
     NotAuthenticated = 40, "not_authenticated", false;
-    /// Reserved: the client may not do this.
+    /// The principal may not do this. The message is
+    /// `<operation> on <resource>` (`produce on topic orders.eu`), then
+    /// optionally `: ` and more; the connection stays usable.
     NotAuthorized = 41, "not_authorized", false;
 }
 

@@ -39,11 +39,13 @@ pub enum Kind {
     Fetch = 0x06,
     /// Look up an offset.
     ListOffsets = 0x07,
+    /// Present credentials (a bearer token) for the connection.
+    Authenticate = 0x08,
 }
 
 impl Kind {
     /// Every kind, in wire order.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::CreateTopic,
         Kind::DeleteTopic,
         Kind::ListTopics,
@@ -51,6 +53,7 @@ impl Kind {
         Kind::Produce,
         Kind::Fetch,
         Kind::ListOffsets,
+        Kind::Authenticate,
     ];
 
     /// The kind byte of this request.
@@ -73,6 +76,7 @@ impl Kind {
             0x05 => Some(Self::Produce),
             0x06 => Some(Self::Fetch),
             0x07 => Some(Self::ListOffsets),
+            0x08 => Some(Self::Authenticate),
             _ => None,
         }
     }

@@ -54,6 +54,13 @@ pub const MAX_FETCH_WAIT_MS: u32 = 60_000;
 /// least one whole batch when the first batch is larger than `max_bytes`.
 pub const MAX_FETCH_BYTES: u32 = MAX_FRAME_BODY_BYTES as u32;
 
+/// Largest bearer token an Authenticate carries (a JWT with a few claims
+/// is well under 2 KiB).
+pub const MAX_TOKEN_BYTES: usize = 8 << 10;
+
+/// Largest principal name an Authenticate response carries.
+pub const MAX_PRINCIPAL_BYTES: usize = 256;
+
 /// Checks a topic name: 1 to [`MAX_TOPIC_NAME_BYTES`] bytes of
 /// `[a-zA-Z0-9._-]`, and neither `"."` nor `".."` (Kafka's rule, so names
 /// are safe as directory names and bridge to Kafka unchanged).

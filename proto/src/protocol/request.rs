@@ -5,7 +5,7 @@ use super::limits::{check_partition, check_partition_count, check_range, validat
 use super::wire::{len_u32, put_bytes16, put_i64, put_opt_u64, put_u32, put_u64, put_u8, Reader};
 use super::{
     check_frame, ProtocolError, MAX_FETCH_BYTES, MAX_FETCH_WAIT_MS, MAX_FRAME_BODY_BYTES,
-    MAX_ROUTING_KEY_BYTES,
+    MAX_ROUTING_KEY_BYTES, MAX_TOKEN_BYTES,
 };
 use crate::batch::BatchIter;
 
@@ -161,6 +161,14 @@ pub enum Request<'a> {
     Fetch(FetchRequest<'a>),
     /// Look up an offset.
     ListOffsets(ListOffsetsRequest<'a>),
+    /// Present a bearer token (a static token or a JWT) for the
+    /// connection: the first request of a connection when the server
+    /// requires tokens, and again with a fresh token before the last one
+    /// expires.
+    Authenticate {
+        /// The token, at most [`MAX_TOKEN_BYTES`] of UTF-8.
+        token: &'a str,
+    },
 }
 
 impl<'a> Request<'a> {
@@ -174,6 +182,7 @@ impl<'a> Request<'a> {
             Self::Produce(_) => Kind::Produce,
             Self::Fetch(_) => Kind::Fetch,
             Self::ListOffsets(_) => Kind::ListOffsets,
+            Self::Authenticate { .. } => Kind::Authenticate,
         }
     }
 
@@ -201,6 +210,7 @@ impl<'a> Request<'a> {
             Self::ListTopics | Self::Produce(_) => {}
             Self::Fetch(fetch) => fetch.write(out),
             Self::ListOffsets(list) => list.write(out),
+            Self::Authenticate { token } => put_bytes16(out, token.as_bytes()),
         }
         end_frame(out, start);
     }
@@ -232,6 +242,9 @@ impl<'a> Request<'a> {
             Kind::Produce => Self::Produce(ProduceRequest::read(&mut r)?),
             Kind::Fetch => Self::Fetch(FetchRequest::read(&mut r)?),
             Kind::ListOffsets => Self::ListOffsets(ListOffsetsRequest::read(&mut r)?),
+            Kind::Authenticate => Self::Authenticate {
+                token: r.str16("token", MAX_TOKEN_BYTES)?,
+            },
         };
         r.finish()?;
         Ok(request)
@@ -253,6 +266,9 @@ impl<'a> Request<'a> {
             Self::Produce(produce) => produce.validate(),
             Self::Fetch(fetch) => fetch.validate(),
             Self::ListOffsets(list) => list.validate(),
+            Self::Authenticate { token } => {
+                check_range("token", token.len() as u64, 0, MAX_TOKEN_BYTES as u64)
+            }
         }
     }
 }

@@ -4,10 +4,12 @@ use super::frame::{
     begin_frame, end_frame, set_body_len, FrameHeader, Kind, FRAME_HEADER_LEN, RESPONSE_BIT,
 };
 use super::limits::check_partition;
-use super::wire::{len_u32, put_bytes16, put_message, put_u16, put_u32, put_u64, Reader};
+use super::wire::{
+    len_u32, put_bytes16, put_message, put_opt_u64, put_u16, put_u32, put_u64, truncate_str, Reader,
+};
 use super::{
     check_frame, ErrorCode, ProtocolError, MAX_BATCHES_PER_PRODUCE, MAX_FRAME_BODY_BYTES,
-    MAX_LISTED_TOPICS, MAX_PARTITIONS,
+    MAX_LISTED_TOPICS, MAX_PARTITIONS, MAX_PRINCIPAL_BYTES,
 };
 use crate::batch::BatchIter;
 
@@ -123,6 +125,16 @@ pub enum Response<'a> {
         /// The offset.
         offset: u64,
     },
+    /// The connection is authenticated as this principal.
+    Authenticate {
+        /// The principal the token names, at most [`MAX_PRINCIPAL_BYTES`].
+        principal: &'a str,
+        /// When the authentication lapses (ms since the Unix epoch; a
+        /// JWT's `exp`), or `None` for a token that does not expire. After
+        /// it, requests fail `not_authenticated` until the client
+        /// authenticates again.
+        expires_at_ms: Option<u64>,
+    },
     /// The request failed.
     Error(ErrorResponse<'a>),
 }
@@ -138,6 +150,7 @@ impl<'a> Response<'a> {
             Self::Produce(_) => Kind::Produce,
             Self::Fetch(_) => Kind::Fetch,
             Self::ListOffsets { .. } => Kind::ListOffsets,
+            Self::Authenticate { .. } => Kind::Authenticate,
             Self::Error(e) => return e.request_kind | RESPONSE_BIT,
         };
         kind.response_code()
@@ -180,6 +193,13 @@ impl<'a> Response<'a> {
             Self::DescribeTopic(description) => description.write(out),
             Self::Produce(produce) => produce.write(out),
             Self::ListOffsets { offset } => put_u64(out, *offset),
+            Self::Authenticate {
+                principal,
+                expires_at_ms,
+            } => {
+                put_bytes16(out, truncate_str(principal, MAX_PRINCIPAL_BYTES).as_bytes());
+                put_opt_u64(out, *expires_at_ms);
+            }
         }
     }
 
@@ -233,6 +253,10 @@ impl<'a> Response<'a> {
             Kind::Fetch => Self::Fetch(FetchResponse::read(r)?),
             Kind::ListOffsets => Self::ListOffsets {
                 offset: r.u64("offset")?,
+            },
+            Kind::Authenticate => Self::Authenticate {
+                principal: r.str16("principal", MAX_PRINCIPAL_BYTES)?,
+                expires_at_ms: r.opt_u64("expires_at_ms")?,
             },
         })
     }

@@ -123,14 +123,14 @@ fn unknown_request_kinds_are_unsupported() {
 fn ok_response_of_an_unknown_kind_is_unsupported_but_its_failure_decodes() {
     let ok_status = [0u8, 0, 0, 0];
     assert_eq!(
-        decode_response(&frame(0x88, &ok_status)),
-        Err(ProtocolError::UnsupportedKind { kind: 0x88 })
+        decode_response(&frame(0xA0, &ok_status)),
+        Err(ProtocolError::UnsupportedKind { kind: 0xA0 })
     );
     let failed = [3u8, 0, 0, 0]; // unsupported_kind, empty message
     assert_eq!(
-        must(decode_response(&frame(0x88, &failed))),
+        must(decode_response(&frame(0xA0, &failed))),
         Response::Error(ErrorResponse {
-            request_kind: 0x08,
+            request_kind: 0x20,
             code: ErrorCode::UnsupportedKind,
             message: ""
         })
@@ -509,4 +509,23 @@ fn every_protocol_error_maps_to_a_failure_code() {
         assert!(!err.closes_connection());
         assert!(!err.to_string().is_empty());
     }
+}
+
+#[test]
+fn authenticate_token_over_its_limit_is_out_of_range() {
+    let token = "t".repeat(MAX_TOKEN_BYTES + 1);
+    let mut body = Vec::new();
+    body.extend_from_slice(&(token.len() as u16).to_le_bytes());
+    body.extend_from_slice(token.as_bytes());
+    assert!(matches!(
+        decode_request(&frame(Kind::Authenticate.request_code(), &body)),
+        Err(ProtocolError::OutOfRange { field: "token", .. })
+    ));
+    let bad_utf8 = [2u8, 0, 0xff, 0xfe];
+    assert_eq!(
+        decode_request(&frame(Kind::Authenticate.request_code(), &bad_utf8)),
+        Err(ProtocolError::InvalidUtf8 { field: "token" })
+    );
+    let truncated = [9u8, 0, b'a'];
+    assert!(decode_request(&frame(Kind::Authenticate.request_code(), &truncated)).is_err());
 }

@@ -122,6 +122,10 @@ fn all_requests(batch: &[u8]) -> Vec<Request<'_>> {
             partition: 2,
             spec: OffsetSpec::Timestamp(-5),
         }),
+        Request::Authenticate { token: "" },
+        Request::Authenticate {
+            token: "eyJhbGciOiJFZERTQSJ9.e30.c2ln",
+        },
     ]
 }
 
@@ -177,6 +181,14 @@ fn all_responses(batch: &[u8]) -> Vec<Response<'_>> {
             batches: &[],
         }),
         Response::ListOffsets { offset: 99 },
+        Response::Authenticate {
+            principal: "svc-orders",
+            expires_at_ms: None,
+        },
+        Response::Authenticate {
+            principal: "alice@example.com",
+            expires_at_ms: Some(1_800_000_000_000),
+        },
         Response::Error(ErrorResponse {
             request_kind: Kind::Produce.request_code(),
             code: ErrorCode::UnknownTopic,
