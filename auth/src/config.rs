@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// `[auth]`: who may connect and what each principal may do.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// What a connection must present. Default `none`.
@@ -24,8 +24,24 @@ pub struct AuthConfig {
     /// Static bearer tokens, by hash.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tokens: Vec<StaticToken>,
-    /// Signed JWTs.
-    pub jwt: JwtConfig,
+    /// The `aud` a JWT must carry. Default `tidegate`.
+    pub jwt_audience: String,
+    /// The `iss` a JWT must carry, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_issuer: Option<String>,
+    /// The JWT claim that names the principal. Default `sub`.
+    pub jwt_principal_claim: String,
+    /// Clock skew allowed on a JWT's `exp` and `nbf`, in seconds. Default 30.
+    pub jwt_leeway_secs: u64,
+    /// The public keys JWTs are verified with (`[[auth.jwt_keys]]`);
+    /// without any, JWTs are not taken.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub jwt_keys: Vec<JwtKey>,
+    /// The SHA-256 (`tidegate auth hash-token`) of the bearer token the
+    /// admin HTTP listener requires for everything but `/healthz` and
+    /// `/readyz`; without it the listener is open (keep it on loopback).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token_hash: Option<String>,
     /// Principals that authenticate by certificate or JWT, declared so
     /// `tidegate auth check` can tell a typo from a real name.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -38,6 +54,27 @@ pub struct AuthConfig {
     /// wins over any `allow`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub acl: Vec<AclRule>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            mode: AuthMode::None,
+            allow_anonymous_remote: false,
+            client_ca: None,
+            certificate_principal: CertificatePrincipal::San,
+            tokens: Vec::new(),
+            jwt_audience: "tidegate".into(),
+            jwt_issuer: None,
+            jwt_principal_claim: "sub".into(),
+            jwt_leeway_secs: 30,
+            jwt_keys: Vec::new(),
+            admin_token_hash: None,
+            principals: Vec::new(),
+            groups: BTreeMap::new(),
+            acl: Vec::new(),
+        }
+    }
 }
 
 /// What a connection must present to be authenticated.
@@ -90,37 +127,6 @@ pub struct StaticToken {
     pub principal: String,
     /// `sha256:` and 64 hex digits.
     pub hash: String,
-}
-
-/// `[auth.jwt]`: how JWTs are verified.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct JwtConfig {
-    /// The `aud` a token must carry. Default `tidegate`.
-    pub audience: String,
-    /// The `iss` a token must carry, when set.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub issuer: Option<String>,
-    /// The claim that names the principal. Default `sub`.
-    pub principal_claim: String,
-    /// Clock skew allowed on `exp` and `nbf`, in seconds. Default 30.
-    pub leeway_secs: u64,
-    /// The public keys tokens are verified with; without any, JWTs are
-    /// not taken.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub keys: Vec<JwtKey>,
-}
-
-impl Default for JwtConfig {
-    fn default() -> Self {
-        JwtConfig {
-            audience: "tidegate".into(),
-            issuer: None,
-            principal_claim: "sub".into(),
-            leeway_secs: 30,
-            keys: Vec::new(),
-        }
-    }
 }
 
 /// One JWT verification key.

@@ -88,9 +88,9 @@ pub enum PolicyError {
         index: usize,
     },
     /// A JWT public key file could not be read or parsed.
-    #[error("auth.jwt.keys[{index}] ({path}): {reason}")]
+    #[error("auth.jwt_keys[{index}] ({path}): {reason}")]
     JwtKey {
-        /// Position in `auth.jwt.keys`.
+        /// Position in `auth.jwt_keys`.
         index: usize,
         /// The file.
         path: PathBuf,

@@ -5,7 +5,7 @@
 use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
-use crate::{Identity, JwtAlgorithm, JwtConfig, PolicyError, TokenError};
+use crate::{AuthConfig, Identity, JwtAlgorithm, PolicyError, TokenError};
 
 struct Key {
     algorithm: Algorithm,
@@ -34,12 +34,12 @@ impl std::fmt::Debug for JwtVerifier {
 
 impl JwtVerifier {
     /// Reads the configured keys; `None` without any.
-    pub(crate) fn from_config(config: &JwtConfig) -> Result<Option<JwtVerifier>, PolicyError> {
-        if config.keys.is_empty() {
+    pub(crate) fn from_config(config: &AuthConfig) -> Result<Option<JwtVerifier>, PolicyError> {
+        if config.jwt_keys.is_empty() {
             return Ok(None);
         }
-        let mut keys = Vec::with_capacity(config.keys.len());
-        for (index, k) in config.keys.iter().enumerate() {
+        let mut keys = Vec::with_capacity(config.jwt_keys.len());
+        for (index, k) in config.jwt_keys.iter().enumerate() {
             let bad = |reason: String| PolicyError::JwtKey {
                 index,
                 path: k.public_key.clone(),
@@ -57,17 +57,17 @@ impl JwtVerifier {
                     .map_err(|e| bad(format!("not a {:?} public key (PEM): {e}", k.algorithm)))?,
             });
         }
-        if config.principal_claim.is_empty() {
+        if config.jwt_principal_claim.is_empty() {
             return Err(PolicyError::Invalid(
-                "auth.jwt.principal_claim is empty".into(),
+                "auth.jwt_principal_claim is empty".into(),
             ));
         }
         Ok(Some(JwtVerifier {
             keys,
-            audience: config.audience.clone(),
-            issuer: config.issuer.clone(),
-            principal_claim: config.principal_claim.clone(),
-            leeway_secs: config.leeway_secs,
+            audience: config.jwt_audience.clone(),
+            issuer: config.jwt_issuer.clone(),
+            principal_claim: config.jwt_principal_claim.clone(),
+            leeway_secs: config.jwt_leeway_secs,
         }))
     }
 

@@ -46,8 +46,7 @@ mod token;
 pub use acl::{Acl, Denied, Operation};
 pub use cert::principal_from_certificate;
 pub use config::{
-    AclRule, AuthConfig, AuthMode, CertificatePrincipal, Effect, JwtAlgorithm, JwtConfig, JwtKey,
-    StaticToken,
+    AclRule, AuthConfig, AuthMode, CertificatePrincipal, Effect, JwtAlgorithm, JwtKey, StaticToken,
 };
 pub use error::{CertError, PolicyError, TokenError};
 pub use lint::{lint, Finding, Severity};

@@ -102,7 +102,7 @@ pub fn lint(config: &AuthConfig) -> Vec<Finding> {
             warn("auth.acl is empty: every request of every principal is denied".into());
         }
     } else {
-        if !config.acl.is_empty() || !config.tokens.is_empty() || !config.jwt.keys.is_empty() {
+        if !config.acl.is_empty() || !config.tokens.is_empty() || !config.jwt_keys.is_empty() {
             warn("auth.mode is none: tokens, JWT keys and ACL rules are not used".into());
         }
     }

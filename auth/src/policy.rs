@@ -25,6 +25,7 @@ pub struct Policy {
     tokens: HashMap<TokenHash, String>,
     jwt: Option<JwtVerifier>,
     acl: Acl,
+    admin_token: Option<TokenHash>,
 }
 
 impl Default for Policy {
@@ -36,6 +37,7 @@ impl Default for Policy {
             tokens: HashMap::new(),
             jwt: None,
             acl: Acl::default(),
+            admin_token: None,
         }
     }
 }
@@ -68,10 +70,10 @@ impl Policy {
                 return Err(PolicyError::DuplicateToken { index });
             }
         }
-        let jwt = JwtVerifier::from_config(&config.jwt)?;
+        let jwt = JwtVerifier::from_config(config)?;
         if config.mode.uses_tokens() && tokens.is_empty() && jwt.is_none() {
             return Err(PolicyError::Invalid(format!(
-                "mode {:?} takes tokens, but neither auth.tokens nor auth.jwt.keys is set",
+                "mode {:?} takes tokens, but neither auth.tokens nor auth.jwt_keys is set",
                 config.mode
             )));
         }
@@ -82,12 +84,20 @@ impl Policy {
             )));
         }
         let acl = Acl::compile(&config.acl, &config.groups)?;
+        let admin_token =
+            match &config.admin_token_hash {
+                Some(text) => Some(TokenHash::parse(text).map_err(|reason| {
+                    PolicyError::Invalid(format!("admin_token_hash: {reason}"))
+                })?),
+                None => None,
+            };
         Ok(Policy {
             mode: config.mode,
             certificate_principal: config.certificate_principal,
             tokens,
             jwt,
             acl,
+            admin_token,
         })
     }
 
@@ -154,6 +164,21 @@ impl Policy {
             return Ok(());
         }
         self.acl.check(principal, operation, topic)
+    }
+
+    /// True when the admin HTTP listener asks for a bearer token.
+    pub fn admin_protected(&self) -> bool {
+        self.admin_token.is_some()
+    }
+
+    /// Whether `presented` (the bearer token of an admin HTTP request) is
+    /// the configured admin token; always true without one.
+    pub fn admin_token_ok(&self, presented: Option<&str>) -> bool {
+        match (&self.admin_token, presented) {
+            (None, _) => true,
+            (Some(want), Some(token)) => TokenHash::of(token) == *want,
+            (Some(_), None) => false,
+        }
     }
 
     /// Whether `principal` may see `topic` at all (describe, list).

@@ -50,7 +50,7 @@ fn config(keys: &Keys) -> AuthConfig {
         }],
         ..AuthConfig::default()
     };
-    config.jwt.keys = vec![
+    config.jwt_keys = vec![
         JwtKey {
             algorithm: JwtAlgorithm::EdDSA,
             public_key: keys.ed_public.clone(),
@@ -196,7 +196,7 @@ fn modes_need_what_they_use() -> Result {
     no_tokens.mode = AuthMode::Mtls;
     assert!(Policy::from_config(&no_tokens).is_err());
     let mut missing_key = config(&keys);
-    missing_key.jwt.keys[0].public_key = PathBuf::from("/nonexistent/key.pem");
+    missing_key.jwt_keys[0].public_key = PathBuf::from("/nonexistent/key.pem");
     assert!(Policy::from_config(&missing_key).is_err());
     let mut bad_hash = config(&keys);
     bad_hash.tokens[0].hash = "sha256:beef".into();

@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mut config) = toml::from_str::<AuthConfig>(text) else {
         return;
     };
-    config.jwt.keys.clear();
+    config.jwt_keys.clear();
     config.client_ca = None;
     let _ = lint(&config);
     if let Ok(policy) = Policy::from_config(&config) {

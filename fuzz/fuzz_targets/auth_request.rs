@@ -33,7 +33,7 @@ fn policy() -> Option<&'static Policy> {
                 }],
                 ..AuthConfig::default()
             };
-            config.jwt.keys = vec![JwtKey {
+            config.jwt_keys = vec![JwtKey {
                 algorithm: JwtAlgorithm::EdDSA,
                 public_key: path,
                 kid: None,
