@@ -8,6 +8,7 @@ use clap::Args;
 use tidegate_core::{
     config::{LogFormat, Overrides, ServeConfig},
     server::{self, Shutdown, Started},
+    Reload,
 };
 
 #[derive(Args)]
@@ -40,6 +41,10 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         log_format: args.log_format,
     };
     let config = ServeConfig::load(args.config.as_deref(), std::env::vars(), &overrides)?;
+    let sources = Sources {
+        file: args.config.clone(),
+        overrides: overrides.clone(),
+    };
     if args.print_config {
         print!("{}", config.to_toml_string()?);
         return Ok(());
@@ -57,8 +62,9 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let shutdown = Shutdown::new();
-    watch_signals(shutdown.clone())?;
-    server::run(&config, shutdown, announce).context("serving")?;
+    let reload = Reload::new();
+    watch_signals(shutdown.clone(), reload.clone(), sources, config.clone())?;
+    server::run_with_reload(&config, shutdown, reload, announce).context("serving")?;
     tracing::info!("stopped cleanly");
     Ok(())
 }
@@ -115,19 +121,36 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// Where the configuration came from, read again on SIGHUP.
+struct Sources {
+    file: Option<PathBuf>,
+    overrides: Overrides,
+}
+
 /// SIGTERM or SIGINT starts a graceful stop (bounded: requests in flight get
 /// up to 10 s, then every log is synced and closed); later signals are
-/// ignored while it runs.
-fn watch_signals(shutdown: Shutdown) -> anyhow::Result<()> {
+/// ignored while it runs. SIGHUP reloads the `[auth]` section and the TLS
+/// files (see [`reload`]).
+fn watch_signals(
+    shutdown: Shutdown,
+    reload: Reload,
+    sources: Sources,
+    running: ServeConfig,
+) -> anyhow::Result<()> {
     use signal_hook::{
-        consts::{SIGINT, SIGTERM},
+        consts::{SIGHUP, SIGINT, SIGTERM},
         iterator::Signals,
     };
-    let mut signals = Signals::new([SIGTERM, SIGINT]).context("installing signal handlers")?;
+    let mut signals =
+        Signals::new([SIGTERM, SIGINT, SIGHUP]).context("installing signal handlers")?;
     thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
+            for signal in signals.forever() {
+                if signal == SIGHUP {
+                    reload_config(&reload, &sources, &running);
+                    continue;
+                }
                 tracing::info!(
                     signal,
                     "stopping: finishing requests in flight, then syncing"
@@ -135,10 +158,52 @@ fn watch_signals(shutdown: Shutdown) -> anyhow::Result<()> {
                 notify(&[sd_notify::NotifyState::Stopping]);
                 shutdown.trigger();
                 signals.handle().close();
+                break;
             }
         })
         .context("starting the signal thread")?;
     Ok(())
+}
+
+/// Reads the configuration again from the same file, environment and
+/// flags, and applies its `[auth]` section and TLS files (certificate,
+/// key, client CA) without a restart: established connections stay, new
+/// ones get the new certificate, and every shard checks requests against
+/// the new rules from its next request. Any other change waits for a
+/// restart (and is said so). A configuration that does not load or
+/// compile changes nothing.
+fn reload_config(reload: &Reload, sources: &Sources, running: &ServeConfig) {
+    notify(&[sd_notify::NotifyState::Reloading]);
+    let loaded = ServeConfig::load(
+        sources.file.as_deref(),
+        std::env::vars(),
+        &sources.overrides,
+    );
+    let outcome = loaded.map_err(anyhow::Error::from).and_then(|mut config| {
+        // The data directory was made absolute at start; the development
+        // certificate lives there.
+        config.data_dir = std::path::absolute(&config.data_dir)?;
+        reload.apply(&config)?;
+        Ok(config)
+    });
+    match outcome {
+        Ok(config) => {
+            let mut others = config;
+            others.auth = running.auth.clone();
+            others.tls = running.tls.clone();
+            others.data_dir = running.data_dir.clone();
+            if others != *running {
+                tracing::warn!(
+                    "only [auth] and [tls] apply on reload; the other changes wait for a restart"
+                );
+            }
+            tracing::info!("configuration reloaded: [auth] rules and TLS files applied");
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "reload failed: the running configuration stays")
+        }
+    }
+    notify(&[sd_notify::NotifyState::Ready]);
 }
 
 /// Pings systemd's watchdog at half its interval while the process runs.

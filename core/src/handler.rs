@@ -11,14 +11,22 @@ use tidegate_proto::{
     },
 };
 
+use tidegate_net::Peer;
+
 use crate::{
+    access::Allowed,
     catalog::TopicSettings,
-    router::{Router, CATALOG_SHARD},
+    router::{now_ms, Router, CATALOG_SHARD},
     shard::{Failure, Op, OpResult},
 };
 
-/// Answers one request.
-pub(crate) async fn handle(router: &Router, data: &[u8], max_body: usize) -> Vec<Bytes> {
+/// Answers one request of `peer`.
+pub(crate) async fn handle(
+    router: &Router,
+    peer: &Peer,
+    data: &[u8],
+    max_body: usize,
+) -> Vec<Bytes> {
     let probe = crate::metrics::RequestProbe::start(data, max_body);
     let kind = data.get(3).copied().unwrap_or(0);
     let header = match decode_header(data, max_body) {
@@ -39,13 +47,31 @@ pub(crate) async fn handle(router: &Router, data: &[u8], max_body: usize) -> Vec
         Ok(r) => r,
         Err(e) => return error(kind, e.error_code(), &e.to_string()),
     };
-    probe.finish(match serve(router, request).await {
+    let now = u64::try_from(now_ms()).unwrap_or(0);
+    if let Request::Authenticate { token } = request {
+        return probe.finish(match router.access.authenticate(peer, token, now) {
+            Ok(who) => encode(&Response::Authenticate {
+                principal: &who.principal,
+                expires_at_ms: who.expires_at_ms,
+            }),
+            Err(f) => error(kind, f.code, &f.message),
+        });
+    }
+    let allowed = match router.access.check(peer, &request, now) {
+        Ok(allowed) => allowed,
+        Err(f) => return probe.finish(error(kind, f.code, &f.message)),
+    };
+    probe.finish(match serve(router, request, &allowed).await {
         Ok(parts) => parts,
         Err(f) => error(kind, f.code, &f.message),
     })
 }
 
-async fn serve(router: &Router, request: Request<'_>) -> Result<Vec<Bytes>, Failure> {
+async fn serve(
+    router: &Router,
+    request: Request<'_>,
+    allowed: &Allowed,
+) -> Result<Vec<Bytes>, Failure> {
     let shard = &router.shard;
     let response = match request {
         Request::CreateTopic(c) => {
@@ -70,8 +96,16 @@ async fn serve(router: &Router, request: Request<'_>) -> Result<Vec<Bytes>, Fail
         }
         Request::ListTopics => {
             let catalog = shard.catalog.borrow().clone();
+            // A principal sees the topics it may do something with.
+            let visible = |name: &str| {
+                allowed
+                    .principal
+                    .as_deref()
+                    .is_none_or(|who| allowed.policy.sees(who, name))
+            };
             let topics: Vec<TopicSummary<'_>> = catalog
                 .list()
+                .filter(|t| visible(&t.name))
                 .map(|t| TopicSummary {
                     name: &t.name,
                     partitions: t.partitions,
@@ -177,10 +211,11 @@ async fn serve(router: &Router, request: Request<'_>) -> Result<Vec<Bytes>, Fail
                 other => return Err(failure_of(other)),
             }
         }
+        // Answered in `handle`, before the access check.
         Request::Authenticate { .. } => {
             return Err(Failure::new(
-                ErrorCode::NotAuthenticated,
-                "this server does not take tokens (auth.mode is none)",
+                ErrorCode::Internal,
+                "authenticate reached the request router",
             ))
         }
     };

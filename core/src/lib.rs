@@ -4,6 +4,7 @@
 /// Where a development run of `tidegate serve` keeps its data.
 pub const DEFAULT_DATA_DIR: &str = "./tidegate-data";
 
+mod access;
 pub mod admin;
 pub mod catalog;
 pub mod config;
@@ -12,4 +13,6 @@ mod mesh;
 pub mod metrics;
 mod router;
 pub mod server;
+
+pub use access::{Reload, SecurityError};
 mod shard;

@@ -8,6 +8,7 @@ use futures::future::join_all;
 use tidegate_proto::protocol::ErrorCode;
 
 use crate::{
+    access::Access,
     catalog::Catalog,
     mesh::Mesh,
     shard::{Failure, Op, OpResult, Shard},
@@ -19,6 +20,8 @@ pub(crate) const CATALOG_SHARD: usize = 0;
 pub(crate) struct Router {
     pub(crate) shard: Rc<Shard>,
     pub(crate) mesh: Rc<Mesh>,
+    /// The shard's copy of the access policy.
+    pub(crate) access: Access,
 }
 
 impl Router {

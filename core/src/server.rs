@@ -27,6 +27,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 use tidegate_net::{QuicServer, QuicSettings};
 
 use crate::{
+    access::{Access, Reload, Security, SecurityError},
     admin::{AdminError, AdminServer},
     catalog::CatalogStore,
     config::ServeConfig,
@@ -104,6 +105,9 @@ pub enum ServeError {
     /// The admin HTTP server could not start (its port is taken ...).
     #[error(transparent)]
     Admin(#[from] AdminError),
+    /// Certificates, the client CA or the `[auth]` section.
+    #[error(transparent)]
+    Security(#[from] SecurityError),
     /// A shard failed to start or failed while running.
     #[error("shard {shard}: {message}")]
     Shard {
@@ -121,6 +125,18 @@ pub fn run(
     shutdown: Shutdown,
     on_started: impl FnOnce(&Started),
 ) -> Result<(), ServeError> {
+    run_with_reload(config, shutdown, Reload::new(), on_started)
+}
+
+/// [`run`], with a handle through which the `[auth]` section and the TLS
+/// files are reloaded while it runs ([`Reload::apply`], on SIGHUP in the
+/// binary).
+pub fn run_with_reload(
+    config: &ServeConfig,
+    shutdown: Shutdown,
+    reload: Reload,
+    on_started: impl FnOnce(&Started),
+) -> Result<(), ServeError> {
     // The data directory is made absolute once, so logs and the banner name
     // the real place. (The relative-path trap of glommio is handled where
     // files are opened, in queue/src/disk.rs.)
@@ -135,15 +151,21 @@ pub fn run(
         path: config.data_dir.clone(),
         source,
     })?;
-    let tls = tidegate_net::load_or_generate(
-        config.tls.cert.as_deref(),
-        config.tls.key.as_deref(),
-        &config.data_dir,
-    )?;
+    // Certificates, client CA and `[auth]`, compiled once here and again
+    // on every reload; each shard takes its copy from `reload`.
+    let (security, tls) = Security::build(config)?;
     if tls.generated {
         tracing::info!(cert = %tls.cert_path.display(), "generated a self-signed development certificate");
     }
-    let crypto = tidegate_net::server_crypto(&tls)?;
+    if config.auth.admin_token_hash.is_none() && !config.admin_listen.ip().is_loopback() {
+        tracing::warn!(
+            admin_listen = %config.admin_listen,
+            "the admin listener is not on loopback and auth.admin_token_hash is not set: \
+             anyone who reaches it can read /metrics"
+        );
+    }
+    let crypto = security.crypto.clone();
+    reload.publish(security);
     let cores = shard_cores(config)?;
     let shards = NonZeroUsize::new(cores.len()).ok_or_else(|| ServeError::Shard {
         shard: 0,
@@ -161,7 +183,12 @@ pub fn run(
     // Bound before the shards start: a taken port fails at once, and
     // /readyz says 503 while partitions recover. Stops when `run` returns.
     let metrics = MetricsHub::new(shards.get());
-    let admin = AdminServer::start(config.admin_listen, metrics.clone(), shutdown.clone())?;
+    let admin = AdminServer::start(
+        config.admin_listen,
+        metrics.clone(),
+        shutdown.clone(),
+        reload.clone(),
+    )?;
     let (tx, rx) = mpsc::channel::<(usize, Result<SocketAddr, String>)>();
     let mut threads = Vec::with_capacity(cores.len());
     let mut listen = config.listen;
@@ -177,6 +204,7 @@ pub fn run(
             listen,
             config: config.clone(),
             crypto: crypto.clone(),
+            reload: reload.clone(),
             ends: Some(ends),
             shutdown: shutdown.clone(),
             started: tx.clone(),
@@ -265,6 +293,8 @@ struct ShardStart {
     listen: SocketAddr,
     config: ServeConfig,
     crypto: tidegate_net::ServerCrypto,
+    /// Where reloaded TLS and `[auth]` come from.
+    reload: Reload,
     ends: Option<MeshEnds>,
     shutdown: Shutdown,
     started: mpsc::Sender<(usize, Result<SocketAddr, String>)>,
@@ -342,6 +372,7 @@ async fn shard_main(mut start: ShardStart) -> Result<(), String> {
     let router = Rc::new(Router {
         shard: shard.clone(),
         mesh: mesh.clone(),
+        access: Access::new(start.reload.clone()),
     });
     for peer in inbound {
         let r = router.clone();
@@ -407,9 +438,16 @@ async fn serve(quic: &QuicServer, router: Rc<Router>, start: &ShardStart) {
     let max_body = start.config.limits.max_request_bytes.bytes_usize();
     loop {
         let next = std::pin::pin!(quic.next_request());
-        let stop = std::pin::pin!(wait_for_shutdown(&start.shutdown));
+        let stop = std::pin::pin!(wait_for_shutdown_or_reload(&start.shutdown, &router.access));
         let request = match futures::future::select(next, stop).await {
             futures::future::Either::Left((Some(r), _)) => r,
+            futures::future::Either::Right((Wake::Reload(crypto), _)) => {
+                // New connections get the reloaded certificate; open
+                // ones keep theirs.
+                quic.set_crypto(crypto);
+                tracing::info!(shard = router.shard.id, "TLS configuration reloaded");
+                continue;
+            }
             _ => break,
         };
         let Ok(permit) = inflight.clone().acquire_static_permit(1).await else {
@@ -418,7 +456,7 @@ async fn serve(quic: &QuicServer, router: Rc<Router>, start: &ShardStart) {
         let response = {
             let router = router.clone();
             async move {
-                let parts = handler::handle(&router, &request.data, max_body).await;
+                let parts = handler::handle(&router, &request.peer, &request.data, max_body).await;
                 drop(permit);
                 (request.conn, request.stream, parts)
             }
@@ -438,8 +476,20 @@ async fn serve(quic: &QuicServer, router: Rc<Router>, start: &ShardStart) {
     let _ = futures::future::select(all, timeout).await;
 }
 
-async fn wait_for_shutdown(shutdown: &Shutdown) {
-    while !shutdown.is_triggered() {
+/// Why the serve loop stopped waiting for a request.
+enum Wake {
+    Shutdown,
+    Reload(tidegate_net::ServerCrypto),
+}
+
+async fn wait_for_shutdown_or_reload(shutdown: &Shutdown, access: &Access) -> Wake {
+    loop {
+        if shutdown.is_triggered() {
+            return Wake::Shutdown;
+        }
+        if let Some(crypto) = access.take_new_crypto() {
+            return Wake::Reload(crypto);
+        }
         glommio::timer::sleep(SHUTDOWN_POLL).await;
     }
 }
@@ -478,5 +528,12 @@ fn quic_settings(config: &ServeConfig, shard: usize, shards: usize) -> QuicSetti
         gro: q.gro,
         socket_receive_buffer: q.socket_receive_buffer.bytes_usize(),
         socket_send_buffer: q.socket_send_buffer.bytes_usize(),
+        // Server-wide like max_connections, but rounded up: a bound of 1
+        // per address must not become 0 per shard.
+        max_connections_per_address: (q.max_connections_per_address as usize).div_ceil(shards),
+        max_handshakes: (q.max_handshakes as usize).div_ceil(shards),
+        handshake_timeout: q.handshake_timeout.get(),
+        // A rate per shard: each shard's bucket fills on its own.
+        retry_handshakes_per_s: q.retry_handshakes_per_s,
     }
 }

@@ -13,13 +13,17 @@
 //! matters: a byte budget spread over many half-read requests would fill
 //! with partial requests that can never complete.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::{
+    collections::{BTreeSet, HashMap, VecDeque},
+    rc::Rc,
+    time::Instant,
+};
 
 use bytes::Bytes;
 use quinn_proto::{Connection, Dir, Event, ReadError, StreamEvent, StreamId, VarInt, WriteError};
 use tidegate_proto::protocol::{decode_header, FRAME_HEADER_LEN};
 
-use crate::codes;
+use crate::{codes, Peer};
 
 /// What happened to a connection while its events were drained.
 #[derive(Debug, PartialEq, Eq)]
@@ -75,6 +79,13 @@ struct Receiving {
 
 pub(crate) struct ConnState {
     pub(crate) conn: Connection,
+    /// Who is on the other end; every request of the connection shares it.
+    pub(crate) peer: Rc<Peer>,
+    /// True until the handshake ends (completed, failed or timed out).
+    pub(crate) handshaking: bool,
+    /// When the connection was accepted (its handshake deadline counts
+    /// from here).
+    pub(crate) accepted_at: Instant,
     receiving: HashMap<StreamId, Receiving>,
     /// Streams whose request waits for budget, in stream order.
     deferred: BTreeSet<StreamId>,
@@ -89,9 +100,17 @@ pub(crate) struct ConnState {
 }
 
 impl ConnState {
-    pub(crate) fn new(conn: Connection, max_request_bytes: usize) -> Self {
+    pub(crate) fn new(
+        conn: Connection,
+        max_request_bytes: usize,
+        peer: Rc<Peer>,
+        accepted_at: Instant,
+    ) -> Self {
         ConnState {
             conn,
+            peer,
+            handshaking: true,
+            accepted_at,
             receiving: HashMap::new(),
             deferred: BTreeSet::new(),
             awaiting: HashMap::new(),

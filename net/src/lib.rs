@@ -12,11 +12,17 @@
 //! - `connection.rs`: per-connection stream bookkeeping over a
 //!   `quinn_proto::Connection` (sans-IO: events in, requests out).
 //! - `server.rs`: the driver — UDP receive task, endpoint, timers, transmits.
-//! - `tls.rs`: certificates (configured, or a generated development one).
+//! - `door.rs`: which new connections get in (per-address and handshake
+//!   bounds, stateless Retry beyond a handshake rate).
+//! - `peer.rs`: who is on the other end of a connection.
+//! - `tls.rs`: certificates (configured, or a generated development one),
+//!   client certificates (mTLS).
 
 mod cid;
 mod connection;
+mod door;
 mod error;
+mod peer;
 mod server;
 mod settings;
 mod tls;
@@ -24,12 +30,13 @@ mod udp;
 
 pub use cid::{shard_of_datagram, CID_LEN};
 pub use error::NetError;
+pub use peer::{Authenticated, Peer};
 pub use server::{ConnId, Forwarder, Injector, QuicServer, RequestIn, Responder, ServerStats};
 
 /// The TLS side of an endpoint, as `server_crypto` builds it.
 pub type ServerCrypto = std::sync::Arc<quinn_proto::crypto::rustls::QuicServerConfig>;
 pub use settings::QuicSettings;
-pub use tls::{load_or_generate, server_crypto, TlsMaterial, ALPN};
+pub use tls::{load_client_roots, load_or_generate, server_crypto, ClientAuth, TlsMaterial, ALPN};
 
 /// The QUIC application error codes this layer uses, from protocol v1's
 /// [`AppErrorCode`](tidegate_proto::protocol::AppErrorCode).

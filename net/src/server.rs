@@ -32,13 +32,16 @@ use glommio::{
 };
 use quinn_proto::{
     crypto::rustls::QuicServerConfig, ConnectionHandle, DatagramEvent, Endpoint, EndpointConfig,
-    ServerConfig, StreamId, TransportConfig, VarInt,
+    Incoming, ServerConfig, StreamId, TransportConfig, VarInt,
 };
+use rustls::pki_types::CertificateDer;
+use tidegate_proto::protocol::AppErrorCode;
 
 use crate::{
     codes,
     connection::{Budget, ConnState, Lifecycle},
-    udp, NetError, QuicSettings,
+    door::{Admission, FrontDoor, Refusal},
+    udp, NetError, Peer, QuicSettings, ServerCrypto,
 };
 
 /// Largest datagram read from the socket.
@@ -48,6 +51,9 @@ const RECEIVE_QUEUE: usize = 1024;
 /// How long `shutdown` waits for responses to be acknowledged before it
 /// closes the connections.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
+/// The code a handshake that ran out of time is closed with (sent as a
+/// transport APPLICATION_ERROR, as the handshake is not done).
+const HANDSHAKE_TIMEOUT_CODE: u32 = AppErrorCode::Cancelled.as_u64() as u32;
 
 /// A connection of this endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -63,6 +69,8 @@ pub struct RequestIn {
     pub stream: StreamId,
     /// The request bytes.
     pub data: Vec<u8>,
+    /// Who sent it: shared by every request of the connection.
+    pub peer: Rc<Peer>,
 }
 
 /// Counters of an endpoint.
@@ -72,8 +80,22 @@ pub struct ServerStats {
     pub connections: usize,
     /// Connections accepted since start.
     pub accepted_total: u64,
-    /// Connections refused (over `max_connections`, or shutting down).
+    /// Connections refused, all reasons: over `max_connections` or
+    /// shutting down, and the reasons below.
     pub refused_total: u64,
+    /// Connections refused because their source IP held
+    /// `max_connections_per_address`.
+    pub refused_per_address_total: u64,
+    /// Connections refused because `max_handshakes` were in flight.
+    pub refused_handshakes_total: u64,
+    /// Stateless Retry packets sent (handshakes beyond
+    /// `retry_handshakes_per_s` from unvalidated addresses).
+    pub retries_sent_total: u64,
+    /// Connections accepted whose handshake has not ended, now.
+    pub handshakes: usize,
+    /// Connections closed because their handshake outlived
+    /// `handshake_timeout`.
+    pub handshake_timeouts_total: u64,
     /// Datagrams received.
     pub datagrams_in_total: u64,
     /// Datagrams sent.
@@ -103,6 +125,7 @@ struct Driver {
     settings: QuicSettings,
     stats: ServerStats,
     budget: Budget,
+    door: FrontDoor,
     /// Datagrams another shard received for this shard's connections.
     injected: VecDeque<(SocketAddr, BytesMut)>,
     closing: bool,
@@ -188,6 +211,12 @@ impl QuicServer {
                 conns: HashMap::new(),
                 requests: VecDeque::new(),
                 budget: Budget::new(settings.max_inflight_bytes),
+                door: FrontDoor::new(
+                    settings.max_connections_per_address,
+                    settings.max_handshakes,
+                    settings.retry_handshakes_per_s,
+                    Instant::now(),
+                ),
                 injected: VecDeque::new(),
                 settings,
                 stats: ServerStats::default(),
@@ -264,8 +293,22 @@ impl QuicServer {
             connections: driver.conns.len(),
             inflight_bytes: driver.budget.used,
             credit_stalls_total: driver.budget.stalls,
+            handshakes: driver.door.handshakes(),
             ..driver.stats
         }
+    }
+
+    /// Uses `crypto` (a reloaded certificate, say) for connections accepted
+    /// from now on; established ones keep the one they began with.
+    pub fn set_crypto(&self, crypto: ServerCrypto) {
+        let mut driver = self.shared.driver.borrow_mut();
+        // Same transport settings and Retry token key: a client holding a
+        // Retry token from before still comes in.
+        let mut config = ServerConfig::clone(&driver.server_config);
+        config.crypto = crypto;
+        let config = Arc::new(config);
+        driver.endpoint.set_server_config(Some(config.clone()));
+        driver.server_config = config;
     }
 
     /// Stops accepting connections, closes the open ones (after their
@@ -376,6 +419,15 @@ fn server_config(
     settings: &QuicSettings,
 ) -> Result<ServerConfig, NetError> {
     let bad = |what: &str| NetError::Settings(format!("{what} is out of range"));
+    if settings.max_connections_per_address == 0 {
+        return Err(bad("max_connections_per_address"));
+    }
+    if settings.max_handshakes == 0 {
+        return Err(bad("max_handshakes"));
+    }
+    if settings.handshake_timeout.is_zero() {
+        return Err(bad("handshake_timeout"));
+    }
     let mut transport = TransportConfig::default();
     transport
         .max_concurrent_bidi_streams(VarInt::from_u32(settings.max_concurrent_streams))
@@ -555,25 +607,7 @@ impl Driver {
                 }
             }
             Some(DatagramEvent::NewConnection(incoming)) => {
-                if self.closing || self.conns.len() >= self.settings.max_connections {
-                    self.stats.refused_total += 1;
-                    let t = self.endpoint.refuse(incoming, &mut buf);
-                    outgoing.push(transmit(&t, &mut buf));
-                    return;
-                }
-                let config = Some(self.server_config.clone());
-                match self.endpoint.accept(incoming, now, &mut buf, config) {
-                    Ok((handle, conn)) => {
-                        self.stats.accepted_total += 1;
-                        let max = self.settings.max_request_bytes;
-                        self.conns.insert(handle, ConnState::new(conn, max));
-                    }
-                    Err(e) => {
-                        if let Some(t) = e.response {
-                            outgoing.push(transmit(&t, &mut buf));
-                        }
-                    }
-                }
+                self.on_incoming(incoming, now, &mut buf, outgoing);
             }
             Some(DatagramEvent::Response(t)) => {
                 outgoing.push(transmit(&t, &mut buf));
@@ -582,18 +616,115 @@ impl Driver {
         }
     }
 
+    /// A new connection at the front door: every `Incoming` is consumed
+    /// here (accepted, retried or refused), so quinn-proto keeps nothing
+    /// for it.
+    fn on_incoming(
+        &mut self,
+        incoming: Incoming,
+        now: Instant,
+        buf: &mut Vec<u8>,
+        outgoing: &mut Vec<udp::Transmit>,
+    ) {
+        let remote = incoming.remote_address();
+        let full = self.closing || self.conns.len() >= self.settings.max_connections;
+        let validated = incoming.remote_address_validated();
+        let refusal = match self.door.admit(now, remote.ip(), validated, full) {
+            Admission::Accept => return self.accept(incoming, now, buf, outgoing),
+            Admission::Retry => match self.endpoint.retry(incoming, buf) {
+                Ok(t) => {
+                    self.stats.retries_sent_total += 1;
+                    outgoing.push(transmit(&t, buf));
+                    return;
+                }
+                // Not reachable (an unvalidated address may always be
+                // retried), but if it were, the connection is refused.
+                Err(e) => {
+                    self.stats.refused_total += 1;
+                    let t = self.endpoint.refuse(e.into_incoming(), buf);
+                    outgoing.push(transmit(&t, buf));
+                    return;
+                }
+            },
+            Admission::Refuse(refusal) => refusal,
+        };
+        self.stats.refused_total += 1;
+        match refusal {
+            Refusal::Full => {}
+            Refusal::PerAddress => self.stats.refused_per_address_total += 1,
+            Refusal::Handshakes => self.stats.refused_handshakes_total += 1,
+        }
+        let t = self.endpoint.refuse(incoming, buf);
+        outgoing.push(transmit(&t, buf));
+    }
+
+    fn accept(
+        &mut self,
+        incoming: Incoming,
+        now: Instant,
+        buf: &mut Vec<u8>,
+        outgoing: &mut Vec<udp::Transmit>,
+    ) {
+        let remote = incoming.remote_address();
+        let config = Some(self.server_config.clone());
+        match self.endpoint.accept(incoming, now, buf, config) {
+            Ok((handle, conn)) => {
+                self.stats.accepted_total += 1;
+                self.door.accepted(remote.ip());
+                let max = self.settings.max_request_bytes;
+                let peer = Rc::new(Peer::new(remote));
+                self.conns
+                    .insert(handle, ConnState::new(conn, max, peer, now));
+            }
+            Err(e) => {
+                tracing::debug!(%remote, cause = %e.cause, "accept failed");
+                if let Some(t) = e.response {
+                    outgoing.push(transmit(&t, buf));
+                }
+            }
+        }
+    }
+
     fn run_timers(&mut self, now: Instant) {
+        let limit = self.settings.handshake_timeout;
         for state in self.conns.values_mut() {
             if state.conn.poll_timeout().is_some_and(|t| t <= now) {
                 state.conn.handle_timeout(now);
+            }
+            let deadline = state.accepted_at.checked_add(limit);
+            // A handshake that completed since the last pump is settled
+            // there, not timed out here.
+            let stalled = state.handshaking && state.conn.is_handshaking();
+            if stalled && deadline.is_some_and(|d| now >= d) {
+                // quinn-proto has no handshake deadline of its own: a
+                // client that stalls mid-handshake would hold its slot
+                // until the idle timeout.
+                state.handshaking = false;
+                self.door.handshake_ended();
+                self.stats.handshake_timeouts_total += 1;
+                let code = VarInt::from_u32(HANDSHAKE_TIMEOUT_CODE);
+                state
+                    .conn
+                    .close(now, code, Bytes::from_static(b"handshake timeout"));
             }
         }
     }
 
     fn next_timeout(&mut self) -> Option<Instant> {
+        let limit = self.settings.handshake_timeout;
         self.conns
             .values_mut()
-            .filter_map(|s| s.conn.poll_timeout())
+            .filter_map(|s| {
+                // A deadline past the clock's range is no deadline.
+                let handshake = s
+                    .handshaking
+                    .then(|| s.accepted_at.checked_add(limit))
+                    .flatten();
+                match (s.conn.poll_timeout(), handshake) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            })
             .min()
     }
 
@@ -614,10 +745,23 @@ impl Driver {
                     state.conn.handle_event(reply);
                 }
             }
+            // Before any request is handed over: the peer's certificates
+            // are known once the handshake is done.
+            if state.handshaking && !state.conn.is_handshaking() {
+                state.handshaking = false;
+                self.door.handshake_ended();
+                note_certificates(state);
+            }
             if state.drive(&mut self.budget, &mut completed) == Lifecycle::Lost {
                 tracing::debug!(conn = handle.0, "connection lost");
             }
-            hand_over(handle, &mut completed, &mut self.requests, &mut self.stats);
+            hand_over(
+                handle,
+                state,
+                &mut completed,
+                &mut self.requests,
+                &mut self.stats,
+            );
             take_transmits(state, now, self.gso_segments, outgoing);
             if state.conn.is_drained() {
                 finished.push(handle);
@@ -626,6 +770,10 @@ impl Driver {
         for handle in finished {
             if let Some(state) = self.conns.remove(&handle) {
                 self.budget.release(state.held_bytes());
+                if state.handshaking {
+                    self.door.handshake_ended();
+                }
+                self.door.closed(state.peer.remote.ip());
             }
         }
         self.resume_deferred(outgoing, now);
@@ -640,7 +788,13 @@ impl Driver {
                 continue;
             }
             state.resume(&mut self.budget, &mut completed);
-            hand_over(*handle, &mut completed, &mut self.requests, &mut self.stats);
+            hand_over(
+                *handle,
+                state,
+                &mut completed,
+                &mut self.requests,
+                &mut self.stats,
+            );
             take_transmits(state, now, self.gso_segments, outgoing);
         }
     }
@@ -649,6 +803,7 @@ impl Driver {
 /// Queues a connection's completed requests for the application.
 fn hand_over(
     handle: ConnectionHandle,
+    state: &ConnState,
     completed: &mut Vec<(StreamId, Vec<u8>)>,
     requests: &mut VecDeque<RequestIn>,
     stats: &mut ServerStats,
@@ -659,7 +814,25 @@ fn hand_over(
             conn: ConnId(handle.0),
             stream,
             data,
+            peer: state.peer.clone(),
         });
+    }
+}
+
+/// Records the client's verified certificate chain in the connection's
+/// peer, once its handshake is done and before any request shares it.
+fn note_certificates(state: &mut ConnState) {
+    let Some(identity) = state.conn.crypto_session().peer_identity() else {
+        return;
+    };
+    let Ok(chain) = identity.downcast::<Vec<CertificateDer<'static>>>() else {
+        return;
+    };
+    match Rc::get_mut(&mut state.peer) {
+        Some(peer) => peer.certificates = *chain,
+        // No request can hold the peer before the handshake is done (no
+        // 0-RTT; quinn-proto drops 1-RTT packets until then).
+        None => debug_assert!(false, "the peer was shared before its handshake ended"),
     }
 }
 

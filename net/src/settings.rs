@@ -41,6 +41,20 @@ pub struct QuicSettings {
     pub socket_receive_buffer: usize,
     /// Bytes of UDP send buffer asked for (capped at `net.core.wmem_max`).
     pub socket_send_buffer: usize,
+    /// Connections (handshaking or established) this endpoint holds from
+    /// one source IP address, any port; more are refused.
+    pub max_connections_per_address: usize,
+    /// Connections accepted whose handshake has not completed; more are
+    /// refused.
+    pub max_handshakes: usize,
+    /// A connection still handshaking this long after it was accepted is
+    /// closed.
+    pub handshake_timeout: Duration,
+    /// New handshakes per second this endpoint takes from addresses not yet
+    /// validated (a token bucket whose burst is the rate); beyond it they
+    /// are answered with a stateless Retry, so only clients that receive at
+    /// their source address cost state. 0: always Retry.
+    pub retry_handshakes_per_s: u32,
 }
 
 impl Default for QuicSettings {
@@ -60,6 +74,10 @@ impl Default for QuicSettings {
             gro: true,
             socket_receive_buffer: 8 << 20,
             socket_send_buffer: 8 << 20,
+            max_connections_per_address: 100,
+            max_handshakes: 1000,
+            handshake_timeout: Duration::from_secs(10),
+            retry_handshakes_per_s: 200,
         }
     }
 }

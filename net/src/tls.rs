@@ -9,7 +9,10 @@ use std::{
 };
 
 use quinn_proto::crypto::rustls::QuicServerConfig;
-use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+use rustls::{
+    pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
+    server::WebPkiClientVerifier,
+};
 
 use crate::NetError;
 
@@ -102,16 +105,86 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// The QUIC server crypto: TLS 1.3 only, ring provider, ALPN `tidegate/1`.
-pub fn server_crypto(tls: &TlsMaterial) -> Result<Arc<QuicServerConfig>, NetError> {
+/// Whether and how clients authenticate with a certificate (mTLS).
+#[derive(Debug, Clone, Default)]
+pub enum ClientAuth {
+    /// Clients show no certificate.
+    #[default]
+    None,
+    /// A client may show a certificate; if it does, it must chain to one of
+    /// these roots (and be valid now), or the handshake fails.
+    Optional(Vec<CertificateDer<'static>>),
+    /// A client must show a certificate chaining to one of these roots.
+    Required(Vec<CertificateDer<'static>>),
+}
+
+/// Reads the CA certificates client certificates must chain to: a PEM file
+/// with at least one certificate.
+pub fn load_client_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, NetError> {
+    let file_error = |reason: String| NetError::TlsFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let roots = CertificateDer::pem_file_iter(path)
+        .map_err(|e| file_error(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_error(e.to_string()))?;
+    if roots.is_empty() {
+        return Err(file_error("no CA certificate in the file".into()));
+    }
+    Ok(roots)
+}
+
+/// The QUIC server crypto: TLS 1.3 only, ring provider, ALPN `tidegate/1`,
+/// client certificates as `client` says.
+pub fn server_crypto(
+    tls: &TlsMaterial,
+    client: &ClientAuth,
+) -> Result<Arc<QuicServerConfig>, NetError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| NetError::Tls(e.to_string()))?
-        .with_no_client_auth()
+        .map_err(|e| NetError::Tls(e.to_string()))?;
+    let builder = match client {
+        ClientAuth::None => builder.with_no_client_auth(),
+        ClientAuth::Optional(roots) => {
+            builder.with_client_cert_verifier(client_verifier(roots, provider, true)?)
+        }
+        ClientAuth::Required(roots) => {
+            builder.with_client_cert_verifier(client_verifier(roots, provider, false)?)
+        }
+    };
+    let mut config = builder
         .with_single_cert(tls.certs.clone(), tls.key.clone_key())
         .map_err(|e| NetError::Tls(e.to_string()))?;
     config.alpn_protocols = vec![ALPN.to_vec()];
     let quic = QuicServerConfig::try_from(config).map_err(|e| NetError::Tls(e.to_string()))?;
     Ok(Arc::new(quic))
+}
+
+/// webpki's verifier over `roots`: the chain must lead to one of them and
+/// every certificate in it be valid now (expired ones fail).
+fn client_verifier(
+    roots: &[CertificateDer<'static>],
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    optional: bool,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, NetError> {
+    if roots.is_empty() {
+        return Err(NetError::Tls("client authentication needs a CA".into()));
+    }
+    let mut store = rustls::RootCertStore::empty();
+    for root in roots {
+        store
+            .add(root.clone())
+            .map_err(|e| NetError::Tls(format!("client CA: {e}")))?;
+    }
+    let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(store), provider);
+    let builder = if optional {
+        builder.allow_unauthenticated()
+    } else {
+        builder
+    };
+    builder
+        .build()
+        .map_err(|e| NetError::Tls(format!("client verifier: {e}")))
 }

@@ -1,120 +1,13 @@
 //! The QUIC endpoint on glommio against a real quinn client over loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    net::{SocketAddr, UdpSocket as StdUdpSocket},
-    sync::{mpsc, Arc},
-    thread,
-};
+mod common;
+
+use std::{net::UdpSocket as StdUdpSocket, sync::mpsc};
 
 use bytes::Bytes;
-use glommio::LocalExecutorBuilder;
-use quinn::crypto::rustls::QuicClientConfig;
-use rustls::pki_types::CertificateDer;
-use tidegate_net::{codes, load_or_generate, server_crypto, QuicServer, QuicSettings, ALPN};
-
-/// A server whose application answers every request with `b"re:"` and the
-/// request's bytes reversed; it runs on its own glommio thread until the
-/// returned sender is dropped... or the test process ends.
-struct EchoServer {
-    addr: SocketAddr,
-    cert: CertificateDer<'static>,
-    _dir: tempfile::TempDir,
-}
-
-fn start(settings: QuicSettings) -> EchoServer {
-    spawn(settings, |server| async move {
-        while let Some(req) = server.next_request().await {
-            let mut body: Vec<u8> = req.data.clone();
-            body.reverse();
-            let parts = vec![Bytes::from_static(b"re:"), Bytes::from(body)];
-            server.respond(req.conn, req.stream, parts);
-        }
-    })
-}
-
-/// A server with a development certificate on its own glommio thread,
-/// running `app` over it.
-fn spawn<F, Fut>(settings: QuicSettings, app: F) -> EchoServer
-where
-    F: FnOnce(QuicServer) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + 'static,
-{
-    let dir = tempfile::tempdir().unwrap();
-    let tls = load_or_generate(None, None, dir.path()).unwrap();
-    assert!(tls.generated);
-    let cert = tls.certs[0].clone();
-    let crypto = server_crypto(&tls).unwrap();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        LocalExecutorBuilder::default()
-            .io_memory(1 << 20)
-            .make()
-            .unwrap()
-            .run(async move {
-                let server =
-                    QuicServer::bind("127.0.0.1:0".parse().unwrap(), crypto, settings).unwrap();
-                tx.send(server.local_addr()).unwrap();
-                app(server).await;
-            });
-    });
-    let addr = rx.recv().unwrap();
-    EchoServer {
-        addr,
-        cert,
-        _dir: dir,
-    }
-}
-
-fn client(cert: &CertificateDer<'static>) -> quinn::Endpoint {
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(client_config(cert, ALPN));
-    endpoint
-}
-
-/// A TLS 1.3 client configuration trusting `cert`, offering `alpn`.
-fn client_config(cert: &CertificateDer<'static>, alpn: &[u8]) -> quinn::ClientConfig {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![alpn.to_vec()];
-    quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).unwrap()))
-}
-
-/// `body` in a protocol v1 frame header (the endpoint reads the header to
-/// reserve the request's bytes before its body).
-fn frame(body: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x54, 0x47, 1, 0x05];
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(body);
-    out
-}
-
-/// What the echo server answers to `request`.
-fn echoed(request: &[u8]) -> Vec<u8> {
-    let mut want = b"re:".to_vec();
-    want.extend(request.iter().rev());
-    want
-}
-
-async fn call(conn: &quinn::Connection, request: &[u8]) -> Result<Vec<u8>, String> {
-    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-    send.write_all(request).await.map_err(|e| e.to_string())?;
-    send.finish().map_err(|e| e.to_string())?;
-    recv.read_to_end(64 << 20).await.map_err(|e| e.to_string())
-}
-
-fn tokio_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use common::{call, client, client_config, echoed, frame, spawn, start, tokio_rt};
+use tidegate_net::{codes, QuicSettings, ALPN};
 
 #[test]
 fn handshake_with_alpn_and_pipelined_requests_get_their_own_responses() {

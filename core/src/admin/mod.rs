@@ -18,7 +18,7 @@ use hyper::{body::Incoming, header, server::conn::http1, service::service_fn, Re
 use hyper_util::rt::TokioIo;
 use tokio::sync::{oneshot, Semaphore};
 
-use crate::{metrics::MetricsHub, server::Shutdown};
+use crate::{access::Reload, metrics::MetricsHub, server::Shutdown};
 
 /// Admin connections served at once; more are closed on accept.
 pub const CONNECTIONS_MAX: usize = 64;
@@ -61,11 +61,15 @@ pub struct AdminServer {
 struct State {
     hub: Arc<MetricsHub>,
     shutdown: Shutdown,
+    /// Holds the admin token's hash (`auth.admin_token_hash`).
+    reload: Reload,
 }
 
 impl AdminServer {
     /// Binds `addr` and serves the hub's state until dropped. `/readyz`
-    /// fails once `shutdown` is triggered.
+    /// fails once `shutdown` is triggered. With `auth.admin_token_hash`
+    /// set (as `reload` holds it), every path but `/healthz` and `/readyz`
+    /// needs `Authorization: Bearer <token>`.
     ///
     /// # Errors
     ///
@@ -75,6 +79,7 @@ impl AdminServer {
         addr: SocketAddr,
         hub: Arc<MetricsHub>,
         shutdown: Shutdown,
+        reload: Reload,
     ) -> Result<AdminServer, AdminError> {
         let bind = |source| AdminError::Bind { addr, source };
         let listener = std::net::TcpListener::bind(addr).map_err(bind)?;
@@ -88,7 +93,11 @@ impl AdminServer {
                 source,
             })?;
         let (stop, stopped) = oneshot::channel();
-        let state = Arc::new(State { hub, shutdown });
+        let state = Arc::new(State {
+            hub,
+            shutdown,
+            reload,
+        });
         let thread = thread::Builder::new()
             .name("admin-http".into())
             .spawn(move || runtime.block_on(serve(listener, state, stopped)))
@@ -167,12 +176,22 @@ async fn serve(
 }
 
 fn respond(state: &State, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let answer = routes::answer(
-        request.method(),
-        request.uri().path(),
-        &state.hub,
-        state.shutdown.is_triggered(),
-    );
+    let path = request.uri().path();
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let answer = if routes::is_probe(path) || state.reload.admin_token_ok(bearer) {
+        routes::answer(
+            request.method(),
+            path,
+            &state.hub,
+            state.shutdown.is_triggered(),
+        )
+    } else {
+        routes::unauthorized()
+    };
     let mut response = Response::new(Full::new(Bytes::from(answer.body)));
     *response.status_mut() = answer.status;
     response.headers_mut().insert(

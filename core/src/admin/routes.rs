@@ -25,6 +25,19 @@ fn text(status: StatusCode, body: impl Into<String>) -> Answer {
     }
 }
 
+/// True for the paths an orchestrator probes without credentials.
+pub(crate) fn is_probe(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz")
+}
+
+/// The answer to a request without the admin token.
+pub(crate) fn unauthorized() -> Answer {
+    text(
+        StatusCode::UNAUTHORIZED,
+        "this path needs Authorization: Bearer <admin token> (auth.admin_token_hash)\n",
+    )
+}
+
 /// Answers `method path`. `shutting_down` is true once a graceful stop began.
 pub(crate) fn answer(method: &Method, path: &str, hub: &MetricsHub, shutting_down: bool) -> Answer {
     if method != Method::GET && method != Method::HEAD {

@@ -43,17 +43,32 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("quic.socket_receive_buffer", KeyKind::Text),
     ("quic.socket_send_buffer", KeyKind::Text),
     ("quic.keep_alive", KeyKind::Text),
+    ("quic.max_connections_per_address", KeyKind::Integer),
+    ("quic.max_handshakes", KeyKind::Integer),
+    ("quic.handshake_timeout", KeyKind::Text),
+    ("quic.retry_handshakes_per_s", KeyKind::Integer),
     ("limits.max_request_bytes", KeyKind::Text),
     ("limits.shard_inflight_bytes_max", KeyKind::Text),
     ("limits.shard_inflight_requests_max", KeyKind::Integer),
+    ("auth.mode", KeyKind::Text),
+    ("auth.allow_anonymous_remote", KeyKind::Bool),
+    ("auth.client_ca", KeyKind::Text),
+    ("auth.certificate_principal", KeyKind::Text),
+    ("auth.jwt_audience", KeyKind::Text),
+    ("auth.jwt_issuer", KeyKind::Text),
+    ("auth.jwt_principal_claim", KeyKind::Text),
+    ("auth.jwt_leeway_secs", KeyKind::Integer),
+    ("auth.admin_token_hash", KeyKind::Text),
 ];
 
 /// Sections of the file, the `[name]` tables.
-const SECTIONS: &[&str] = &["shard", "tls", "storage", "quic", "limits"];
+/// `[auth]` also has lists (`tokens`, `jwt_keys`, `principals`, `groups`,
+/// `acl`) that only the file sets.
+const SECTIONS: &[&str] = &["shard", "tls", "storage", "quic", "limits", "auth"];
 
 /// `TIDEGATE_*` variables that are not configuration keys: the CLI's server
 /// address and the log filter. They are left alone.
-pub const IGNORED_ENV_VARS: &[&str] = &["TIDEGATE_SERVER", "TIDEGATE_LOG"];
+pub const IGNORED_ENV_VARS: &[&str] = &["TIDEGATE_SERVER", "TIDEGATE_LOG", "TIDEGATE_TOKEN"];
 
 const ENV_PREFIX: &str = "TIDEGATE_";
 
@@ -168,6 +183,9 @@ mod tests {
         config.tls.key = Some(PathBuf::from("k.pem"));
         config.storage.retention = Some(Duration::secs(1));
         config.storage.retention_bytes = Some(Size::mib(1));
+        config.auth.client_ca = Some(PathBuf::from("ca.pem"));
+        config.auth.jwt_issuer = Some("issuer".into());
+        config.auth.admin_token_hash = Some(tidegate_auth::hash_token("t"));
         let table = toml::Table::try_from(&config).unwrap();
         let mut found = Vec::new();
         leaves(&table, "", &mut found);

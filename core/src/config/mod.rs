@@ -34,6 +34,9 @@ use serde::{Deserialize, Serialize};
 use tidegate_affinity::CoreSpec;
 use tidegate_queue::LogConfig;
 
+/// `[auth]`: defined with the rules it configures, in `tidegate-auth`.
+pub use tidegate_auth::AuthConfig;
+
 pub use disk::DISK_FILE_NAME;
 pub use error::{ConfigError, Origin};
 pub use keys::{env_var_name, KeyKind, IGNORED_ENV_VARS, KEYS};
@@ -73,6 +76,8 @@ pub struct ServeConfig {
     pub quic: QuicConfig,
     /// Memory and request bounds per shard.
     pub limits: LimitsConfig,
+    /// Authentication and access rules (`docs/SECURITY.md`).
+    pub auth: AuthConfig,
 }
 
 impl Default for ServeConfig {
@@ -88,6 +93,7 @@ impl Default for ServeConfig {
             storage: StorageConfig::default(),
             quic: QuicConfig::default(),
             limits: LimitsConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -309,6 +315,23 @@ pub struct QuicConfig {
     /// UDP send buffer each shard's socket asks for; capped at
     /// `net.core.wmem_max`. Default 8MiB.
     pub socket_send_buffer: Size,
+    /// Connections (handshaking or open) from one source IP address, any
+    /// port, server-wide; each shard takes ceil(value / shards), so with
+    /// several shards one address may get up to shards - 1 more. More are
+    /// refused. Default 100.
+    pub max_connections_per_address: u32,
+    /// Handshakes in flight (connections accepted, handshake not done),
+    /// server-wide, each shard taking ceil(value / shards); more
+    /// connections are refused. Default 1000.
+    pub max_handshakes: u32,
+    /// A connection still handshaking this long after it was accepted is
+    /// closed. Default 10s.
+    pub handshake_timeout: Duration,
+    /// New handshakes per second each shard takes from client addresses not
+    /// yet validated (burst: as many at once); beyond it they are answered
+    /// with a stateless Retry, so a spoofed-source flood costs no state.
+    /// 0 = always Retry. Default 200.
+    pub retry_handshakes_per_s: u32,
 }
 
 impl Default for QuicConfig {
@@ -324,6 +347,10 @@ impl Default for QuicConfig {
             gro: true,
             socket_receive_buffer: Size::mib(8),
             socket_send_buffer: Size::mib(8),
+            max_connections_per_address: 100,
+            max_handshakes: 1000,
+            handshake_timeout: Duration::secs(10),
+            retry_handshakes_per_s: 200,
         }
     }
 }

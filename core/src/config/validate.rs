@@ -108,6 +108,15 @@ fn check_quic(c: &ServeConfig) -> Result<(), Failure> {
     if q.max_concurrent_streams == 0 {
         return fail("quic.max_concurrent_streams", "must be at least 1");
     }
+    if q.max_connections_per_address == 0 {
+        return fail("quic.max_connections_per_address", "must be at least 1");
+    }
+    if q.max_handshakes == 0 {
+        return fail("quic.max_handshakes", "must be at least 1");
+    }
+    if q.handshake_timeout.get().is_zero() {
+        return fail("quic.handshake_timeout", "must be above 0s");
+    }
     for (key, window) in [
         ("quic.stream_receive_window", q.stream_receive_window),
         (

@@ -14,6 +14,7 @@
 //!
 //! Every metric, its type and labels: `docs/METRICS.md`.
 
+mod auth;
 mod histogram;
 mod probe;
 mod publish;
@@ -22,6 +23,8 @@ mod snapshot;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+pub(crate) use auth::{count_auth_denied, count_auth_failure};
+pub use auth::{AuthSnapshot, DENIED_OPERATIONS, FAILURE_REASONS};
 pub use histogram::{HistogramSnapshot, LATENCY_BUCKETS_US, LATENCY_SLOTS};
 pub(crate) use probe::RequestProbe;
 pub(crate) use publish::Publisher;

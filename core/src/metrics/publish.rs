@@ -35,6 +35,7 @@ impl Publisher {
             requests,
             produce_latency,
             quic: quic.stats().into(),
+            auth: super::auth::snapshot(),
             partitions: partitions(shard),
         });
     }

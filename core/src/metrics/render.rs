@@ -20,7 +20,7 @@ use prometheus_client::{
 use super::{
     histogram::{HistogramSnapshot, LATENCY_BUCKETS_US},
     snapshot::{code_label, kind_label, CODES, FDATASYNC_LATENCY_BUCKETS_US, KINDS},
-    PartitionSnapshot, ShardSnapshot,
+    PartitionSnapshot, ShardSnapshot, DENIED_OPERATIONS, FAILURE_REASONS,
 };
 
 /// The `Content-Type` of what [`render`] writes.
@@ -198,6 +198,24 @@ impl Scrape {
         counters(e, "tidegate_request_errors", help, errors)?;
         let help = "Batches of successful Produce requests that were not appended, by error code.";
         counters(e, "tidegate_produce_batch_errors", help, batch_errors)?;
+        let mut failures = Vec::new();
+        let mut denied = Vec::new();
+        for s in &self.shards {
+            for (reason, v) in FAILURE_REASONS.iter().zip(s.auth.failures) {
+                if v > 0 {
+                    failures.push((with(shard(s), "reason", *reason), v));
+                }
+            }
+            for (operation, v) in DENIED_OPERATIONS.iter().zip(s.auth.denied) {
+                if v > 0 {
+                    denied.push((with(shard(s), "operation", *operation), v));
+                }
+            }
+        }
+        let help = "Authentication failures (refused tokens, lapsed JWTs, requests without authentication), by reason.";
+        counters(e, "tidegate_auth_failures", help, failures)?;
+        let help = "Requests the access rules denied, by operation.";
+        counters(e, "tidegate_auth_denied", help, denied)?;
         let help = "Request bytes received, by kind.";
         counters(
             e,
@@ -242,12 +260,46 @@ impl Scrape {
             help,
             q(|q| q.accepted_total),
         )?;
-        let help = "QUIC connections refused (over quic.max_connections, or shutting down).";
+        let help = "QUIC connections refused, all reasons (over quic.max_connections or \
+                    shutting down, per address, handshakes in flight).";
         counters(
             e,
             "tidegate_quic_connections_refused",
             help,
             q(|q| q.refused_total),
+        )?;
+        let help = "QUIC connections refused because their source IP held \
+                    quic.max_connections_per_address.";
+        counters(
+            e,
+            "tidegate_quic_connections_refused_per_address",
+            help,
+            q(|q| q.refused_per_address_total),
+        )?;
+        let help = "QUIC connections refused because quic.max_handshakes were in flight.";
+        counters(
+            e,
+            "tidegate_quic_connections_refused_handshakes",
+            help,
+            q(|q| q.refused_handshakes_total),
+        )?;
+        let help = "Stateless QUIC Retry packets sent: handshakes from unvalidated addresses \
+                    beyond quic.retry_handshakes_per_s.";
+        counters(
+            e,
+            "tidegate_quic_retries_sent",
+            help,
+            q(|q| q.retries_sent_total),
+        )?;
+        let help = "QUIC connections accepted whose handshake has not ended.";
+        gauges(e, "tidegate_quic_handshakes", help, q(|q| q.handshakes))?;
+        let help = "QUIC connections closed because their handshake outlived \
+                    quic.handshake_timeout.";
+        counters(
+            e,
+            "tidegate_quic_handshake_timeouts",
+            help,
+            q(|q| q.handshake_timeouts_total),
         )?;
         let help = "UDP datagrams received by the shard's QUIC endpoint.";
         counters(

@@ -74,6 +74,8 @@ pub struct ShardSnapshot {
     pub produce_latency: HistogramSnapshot,
     /// The shard's QUIC endpoint.
     pub quic: QuicSnapshot,
+    /// Authentication failures and denied requests.
+    pub auth: super::AuthSnapshot,
     /// The partitions this shard owns, ordered by topic and partition.
     pub partitions: Vec<PartitionSnapshot>,
 }
@@ -114,8 +116,21 @@ pub struct QuicSnapshot {
     pub connections: u64,
     /// Connections accepted since start.
     pub accepted_total: u64,
-    /// Connections refused since start.
+    /// Connections refused since start (all reasons).
     pub refused_total: u64,
+    /// Of those, refused because their source IP held
+    /// `quic.max_connections_per_address`.
+    pub refused_per_address_total: u64,
+    /// Of those, refused because `quic.max_handshakes` were in flight.
+    pub refused_handshakes_total: u64,
+    /// Stateless Retry packets sent (handshakes beyond
+    /// `quic.retry_handshakes_per_s` from unvalidated addresses).
+    pub retries_sent_total: u64,
+    /// Handshakes in flight now.
+    pub handshakes: u64,
+    /// Connections closed because their handshake outlived
+    /// `quic.handshake_timeout`.
+    pub handshake_timeouts_total: u64,
     /// UDP datagrams received.
     pub datagrams_in_total: u64,
     /// UDP datagrams sent.
@@ -139,6 +154,11 @@ impl From<tidegate_net::ServerStats> for QuicSnapshot {
             connections: s.connections as u64,
             accepted_total: s.accepted_total,
             refused_total: s.refused_total,
+            refused_per_address_total: s.refused_per_address_total,
+            refused_handshakes_total: s.refused_handshakes_total,
+            retries_sent_total: s.retries_sent_total,
+            handshakes: s.handshakes as u64,
+            handshake_timeouts_total: s.handshake_timeouts_total,
             datagrams_in_total: s.datagrams_in_total,
             datagrams_out_total: s.datagrams_out_total,
             inflight_bytes: s.inflight_bytes as u64,

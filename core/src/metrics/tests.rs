@@ -171,7 +171,17 @@ fn example(shard: usize) -> ShardSnapshot {
             connections: 2,
             accepted_total: 5,
             datagrams_dropped_total: 7,
+            refused_total: 9,
+            refused_per_address_total: 3,
+            refused_handshakes_total: 4,
+            retries_sent_total: 11,
+            handshakes: 6,
+            handshake_timeouts_total: 8,
             ..QuicSnapshot::default()
+        },
+        auth: AuthSnapshot {
+            failures: [0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            denied: [0, 3, 0, 0],
         },
         partitions: vec![PartitionSnapshot {
             topic: "events".into(),
@@ -289,6 +299,24 @@ fn rendered_values_are_the_snapshot_values() {
             value(&samples, "tidegate_quic_connections_accepted_total", &s),
             5.0
         );
+        let front_door = [
+            ("tidegate_quic_connections_refused_total", 9.0),
+            ("tidegate_quic_connections_refused_per_address_total", 3.0),
+            ("tidegate_quic_connections_refused_handshakes_total", 4.0),
+            ("tidegate_quic_retries_sent_total", 11.0),
+            ("tidegate_quic_handshakes", 6.0),
+            ("tidegate_quic_handshake_timeouts_total", 8.0),
+        ];
+        for (name, want) in front_door {
+            assert_eq!(value(&samples, name, &s), want, "{name}");
+        }
+        let expired = [("shard", shard), ("reason", "expired")];
+        assert_eq!(
+            value(&samples, "tidegate_auth_failures_total", &expired),
+            2.0
+        );
+        let consume = [("shard", shard), ("operation", "consume")];
+        assert_eq!(value(&samples, "tidegate_auth_denied_total", &consume), 3.0);
         assert_eq!(value(&samples, "tidegate_shard_serving", &s), 1.0);
         assert!(value(&samples, "tidegate_shard_snapshot_age_seconds", &s) < 60.0);
     }
