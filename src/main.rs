@@ -1,5 +1,5 @@
 //! The `tidegate` binary: `serve`, the client commands (`topic`, `produce`,
-//! `consume`), and `tune`.
+//! `consume`), `tune` and `auth`.
 
 mod cli;
 mod serve;
@@ -46,6 +46,15 @@ enum Command {
     ///   sudo tidegate tune apply --dry-run
     #[command(verbatim_doc_comment)]
     Tune(cli::tune::TuneArgs),
+    /// Tokens and access rules: hash a token for the configuration, make a
+    /// new one, check the `[auth]` section (docs/SECURITY.md).
+    ///
+    /// Examples:
+    ///   tidegate auth new-token --principal svc-orders
+    ///   echo -n "$TOKEN" | tidegate auth hash-token
+    ///   tidegate auth check --config /etc/tidegate/tidegate.toml
+    #[command(verbatim_doc_comment)]
+    Auth(cli::auth::AuthArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +65,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => cli::produce::run(args).map(|()| ExitCode::SUCCESS),
         Command::Consume(args) => cli::consume::run(args).map(|()| ExitCode::SUCCESS),
         Command::Tune(args) => cli::tune::run(args),
+        Command::Auth(args) => cli::auth::run(args),
     };
     match result {
         Ok(code) => code,

@@ -65,6 +65,23 @@ pub struct RunArgs {
     /// Trust any server certificate (development only).
     #[arg(long)]
     pub insecure: bool,
+    /// Present this client certificate (PEM, with any intermediates) to a
+    /// server that requires mutual TLS; needs --cert-key.
+    #[arg(long, value_name = "FILE", requires = "cert_key")]
+    pub cert: Option<PathBuf>,
+    /// The private key of --cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub cert_key: Option<PathBuf>,
+    /// Authenticate every connection with this bearer token (a static
+    /// token or a JWT). Never written to the report.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "TIDEGATE_TOKEN",
+        hide_env_values = true
+    )]
+    #[serde(skip)]
+    pub token: Option<Token>,
     /// Start a local `tidegate serve` on a temporary data dir for the run
     /// and stop it afterwards. The server inherits TIDEGATE_* variables
     /// (e.g. TIDEGATE_CORES).
@@ -143,6 +160,25 @@ pub struct RunArgs {
     pub plot: Option<PathBuf>,
 }
 
+/// A bearer token; its `Debug` output does not show it (and `RunArgs`
+/// skips it when serialized).
+#[derive(Clone)]
+pub struct Token(String);
+
+impl std::str::FromStr for Token {
+    type Err = std::convert::Infallible;
+
+    fn from_str(token: &str) -> Result<Self, Self::Err> {
+        Ok(Self(token.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
 /// A parsed `--cpus` list (a newtype: clap would take a bare `Vec` for a
 /// repeated option).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -193,6 +229,23 @@ impl RunArgs {
             return Err("--duration must be positive".into());
         }
         Ok(())
+    }
+
+    /// `tls` with the client certificate of `--cert`/`--cert-key`, if given.
+    pub fn client_tls(&self, tls: tidegate_client::Tls) -> tidegate_client::Tls {
+        match (&self.cert, &self.cert_key) {
+            (Some(cert), Some(key)) => tls.client_cert(cert, key),
+            _ => tls,
+        }
+    }
+
+    /// The credentials of `--token` / `TIDEGATE_TOKEN`; an empty token
+    /// counts as none.
+    pub fn credentials(&self) -> Option<tidegate_client::Credentials> {
+        self.token
+            .as_ref()
+            .filter(|token| !token.0.is_empty())
+            .map(|token| tidegate_client::Credentials::token(token.0.clone()))
     }
 
     pub fn connections(&self) -> u32 {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use tidegate_client::{Client, Error, ErrorCode, Tls};
+use tidegate_client::{Client, Credentials, Error, ErrorCode, Tls};
 use tokio::sync::watch;
 
 use crate::clock::Clock;
@@ -71,6 +71,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
             Tls::from_flags(args.ca.as_deref(), args.insecure),
         ),
     };
+    let tls = args.client_tls(tls);
     let about = About {
         started_at,
         config: serde_json::to_value(args).context("cannot record the configuration")?,
@@ -125,10 +126,16 @@ impl Pinning {
     }
 }
 
-async fn connect(addr: std::net::SocketAddr, tls: &Tls) -> anyhow::Result<Client> {
-    Client::connect(addr, tls.clone())
-        .await
-        .with_context(|| format!("cannot connect to {addr}"))
+async fn connect(
+    addr: std::net::SocketAddr,
+    tls: &Tls,
+    credentials: Option<Credentials>,
+) -> anyhow::Result<Client> {
+    let connected = match credentials {
+        Some(credentials) => Client::connect_with(addr, tls.clone(), credentials).await,
+        None => Client::connect(addr, tls.clone()).await,
+    };
+    connected.with_context(|| format!("cannot connect to {addr}"))
 }
 
 /// Makes the topic, or checks the one there has the partitions asked for.
@@ -164,7 +171,7 @@ async fn measure(
 ) -> anyhow::Result<Report> {
     let mut producer_clients = Vec::new();
     for _ in 0..args.connections() {
-        producer_clients.push(connect(addr, &tls).await?);
+        producer_clients.push(connect(addr, &tls, args.credentials()).await?);
     }
     ensure_topic(&producer_clients[0], args).await?;
     let topic: Arc<str> = Arc::from(args.topic.as_str());
@@ -177,7 +184,7 @@ async fn measure(
         let partitions = (0..args.partitions)
             .filter(|p| p % consumer_count == c)
             .collect();
-        let client = connect(addr, &tls).await?;
+        let client = connect(addr, &tls, args.credentials()).await?;
         consumers.push(consumer::open(client, &topic, partitions, args.fetch_bytes).await?);
     }
 

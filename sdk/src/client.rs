@@ -7,21 +7,33 @@
 //! one reconnect runs at a time (a tokio mutex): callers that find the
 //! same dead connection queue behind it and take its outcome, the new
 //! connection or its error, rather than each dialling again.
+//!
+//! With [`Credentials`], a new connection is authenticated (an
+//! Authenticate request, answered) inside that same single flight, before
+//! it is published to callers: no request of theirs can reach the server
+//! on an unauthenticated connection. The same lock serializes the later
+//! re-authentications of a connection (before its token lapses, or after
+//! a request was refused as `not_authenticated`).
 
+use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use quinn::crypto::rustls::QuicClientConfig;
 use tidegate_proto::protocol::{
-    decode_header, AppErrorCode, Request, Response, FRAME_HEADER_LEN, MAX_FRAME_BODY_BYTES,
+    decode_header, AppErrorCode, ErrorCode, Request, Response, FRAME_HEADER_LEN,
+    MAX_FRAME_BODY_BYTES,
 };
 
+use crate::auth::{refresh_after, unix_now_ms, Credentials, REFRESH_RETRY};
 use crate::error::{Error, Result};
 use crate::tls::Tls;
 
 /// How long one connection attempt ([`Client::connect`], or a reconnect
-/// after the connection was lost) waits for the QUIC and TLS handshake.
+/// after the connection was lost) waits for the QUIC and TLS handshake;
+/// with [`Credentials`], the Authenticate exchange that follows gets as
+/// long again.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Largest response the client reads: the protocol's frame ceiling.
@@ -54,6 +66,22 @@ const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// [`close`](Client::close) ends this for good: a closed client does not
 /// reconnect, and its calls fail with [`Error::Closed`].
 ///
+/// # Authentication
+///
+/// A client made with [`connect_with`](Client::connect_with) presents its
+/// [`Credentials`] on every new connection, the first and each reconnect,
+/// and waits for the server's answer before any other request goes out on
+/// that connection; a refused token fails the connect (or the call that
+/// reconnected) with [`Error::NotAuthenticated`]. The producer, consumer
+/// and admin calls all share this. When the server says the
+/// authentication expires, the client authenticates again on the same
+/// connection, in the background, after 90% of the time left; with
+/// [`Credentials::token_fn`], a call refused as `not_authenticated` anyway
+/// (say the refresh failed) makes the client authenticate once more and
+/// send the call once more. A client certificate, for servers that
+/// require mutual TLS, is set on [`Tls`]
+/// ([`client_cert`](Tls::client_cert)).
+///
 /// # Example
 ///
 /// ```no_run
@@ -82,6 +110,8 @@ struct Shared {
     endpoint: quinn::Endpoint,
     addr: SocketAddr,
     server_name: String,
+    /// What to authenticate new connections with, if anything.
+    credentials: Option<Credentials>,
     /// Held only to read or swap the state, never across an `.await`.
     state: Mutex<State>,
     /// Held for the whole of a reconnect attempt: the single flight.
@@ -100,6 +130,40 @@ struct State {
     last_error: Option<Error>,
     /// Set by [`Client::close`]; never cleared.
     closed: bool,
+    /// Authentication of the current connection.
+    auth: AuthState,
+}
+
+/// Where the current connection stands with its credentials.
+#[derive(Debug, Default)]
+struct AuthState {
+    /// Successful Authenticates so far, on any connection. A call refused
+    /// as `not_authenticated` that sees it move knows the connection was
+    /// authenticated again since, and does not do it once more.
+    generation: u64,
+    /// Who the server says the connection is.
+    principal: Option<String>,
+    /// When to authenticate the current connection again; `None` without
+    /// credentials or for a token that does not expire.
+    refresh_at: Option<Instant>,
+    /// A background refresh of the current connection is under way.
+    refreshing: bool,
+}
+
+/// What a successful Authenticate says.
+#[derive(Debug)]
+struct Authenticated {
+    principal: String,
+    refresh_at: Option<Instant>,
+}
+
+impl AuthState {
+    fn authenticated(&mut self, done: Option<Authenticated>) {
+        let Some(done) = done else { return };
+        self.generation += 1;
+        self.principal = Some(done.principal);
+        self.refresh_at = done.refresh_at;
+    }
 }
 
 impl Client {
@@ -130,6 +194,46 @@ impl Client {
     /// # }
     /// ```
     pub async fn connect(addr: SocketAddr, tls: Tls) -> Result<Client> {
+        Self::open(addr, tls, None).await
+    }
+
+    /// Connects as [`connect`](Client::connect) does, then authenticates
+    /// with `credentials` before anything else, and again on every
+    /// reconnect (see [Authentication](Client#authentication)).
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Client::connect), and: [`Error::NotAuthenticated`]
+    /// when the server refuses the token (the message says why);
+    /// [`Error::Credentials`] when the [`Credentials::token_fn`] callback
+    /// fails; [`Error::InvalidRequest`] for a token over 8 KiB;
+    /// [`Error::Tls`] when the server refuses the client certificate.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use tidegate_client::{Client, Credentials, Tls};
+    ///
+    /// # async fn run() -> Result<(), tidegate_client::Error> {
+    /// let client = Client::connect_with(
+    ///     "127.0.0.1:7441".parse().unwrap(),
+    ///     Tls::ca_file("ca.pem").client_cert("client.pem", "client-key.pem"),
+    ///     Credentials::token(std::env::var("TIDEGATE_TOKEN").unwrap_or_default()),
+    /// )
+    /// .await?;
+    /// println!("authenticated as {:?}", client.principal());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect_with(
+        addr: SocketAddr,
+        tls: Tls,
+        credentials: Credentials,
+    ) -> Result<Client> {
+        Self::open(addr, tls, Some(credentials)).await
+    }
+
+    async fn open(addr: SocketAddr, tls: Tls, credentials: Option<Credentials>) -> Result<Client> {
         let tls_config = tls.client_config()?;
         let quic = QuicClientConfig::try_from(tls_config).map_err(|e| Error::Tls(Box::new(e)))?;
         let mut config = quinn::ClientConfig::new(Arc::new(quic));
@@ -157,17 +261,21 @@ impl Client {
             runtime,
         )?;
         endpoint.set_default_client_config(config);
-        let conn = dial(&endpoint, addr, tls.name()).await?;
-        let state = State {
+        let (conn, authenticated) =
+            establish(&endpoint, addr, tls.name(), credentials.as_ref()).await?;
+        let mut state = State {
             conn,
             attempts: 0,
             last_error: None,
             closed: false,
+            auth: AuthState::default(),
         };
+        state.auth.authenticated(authenticated);
         let shared = Shared {
             endpoint,
             addr,
             server_name: tls.name().to_owned(),
+            credentials,
             state: Mutex::new(state),
             reconnect: tokio::sync::Mutex::new(()),
         };
@@ -179,6 +287,12 @@ impl Client {
     /// The server's address.
     pub fn server_addr(&self) -> SocketAddr {
         self.shared.addr
+    }
+
+    /// Who the server says this client is, from its last answer to
+    /// Authenticate; `None` for a client without [`Credentials`].
+    pub fn principal(&self) -> Option<String> {
+        self.shared.lock().auth.principal.clone()
     }
 
     /// Closes the connection for good, for this client and all its clones:
@@ -197,10 +311,49 @@ impl Client {
     }
 
     /// Sends one request on its own stream and returns the whole response
-    /// frame (header and body), at most [`MAX_RESPONSE_BYTES`].
+    /// frame (header and body), at most [`MAX_RESPONSE_BYTES`]. A
+    /// `not_authenticated` answer is an error here (and the request is
+    /// sent once more after authenticating again, if the credentials can
+    /// renew); other server errors are left in the frame for the caller.
     pub(crate) async fn call(&self, request: &Request<'_>) -> Result<Vec<u8>> {
-        let recv = self.start(request).await?;
-        self.response(recv).await
+        self.with_reauthentication(|| async {
+            let recv = self.start(request).await?;
+            let frame = self.response(recv).await?;
+            if is_not_authenticated(&frame) {
+                decode_response(&frame)?;
+            }
+            Ok(frame)
+        })
+        .await
+    }
+
+    /// Runs `attempt`; if it fails with [`Error::NotAuthenticated`] and the
+    /// credentials can give a fresh token, authenticates the connection
+    /// again (unless another call did since `attempt` started) and runs
+    /// `attempt` once more. Once: a token the server keeps refusing is the
+    /// caller's error, not a loop.
+    pub(crate) async fn with_reauthentication<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let generation = self.shared.lock().auth.generation;
+        match attempt().await {
+            Err(Error::NotAuthenticated { message })
+                if self
+                    .shared
+                    .credentials
+                    .as_ref()
+                    .is_some_and(Credentials::renews) =>
+            {
+                tracing::info!(
+                    "request refused as not authenticated ({message}); authenticating again"
+                );
+                self.shared.reauthenticate(generation).await?;
+                attempt().await
+            }
+            other => other,
+        }
     }
 
     /// Sends one request on its own stream and returns the stream its
@@ -239,7 +392,7 @@ impl Client {
                 quinn::ReadToEndError::TooLong => {
                     Error::Protocol(format!("response over {MAX_RESPONSE_BYTES} bytes"))
                 }
-                quinn::ReadToEndError::Read(e) => Error::transport(e),
+                quinn::ReadToEndError::Read(e) => read_error(e),
             });
         self.closed_if_closing(read)
     }
@@ -256,26 +409,49 @@ impl Client {
     /// Opens a stream, reconnecting first if the connection is lost, and
     /// writes the whole request on it: `head`, then `tail`.
     async fn send_frame(&self, head: &[u8], tail: &[u8]) -> Result<quinn::RecvStream> {
-        let conn = self.shared.connection().await?;
-        let (mut send, recv) = match conn.open_bi().await {
+        let conn = self.connection().await?;
+        let (send, recv) = match conn.open_bi().await {
             Ok(streams) => streams,
             // The connection died since it was looked at. Nothing has been
             // sent, so one more try on a new connection is safe.
             Err(_) => self
-                .shared
                 .connection()
                 .await?
                 .open_bi()
                 .await
-                .map_err(Error::transport)?,
+                .map_err(connection_error)?,
         };
-        send.write_all(head).await.map_err(Error::transport)?;
-        if !tail.is_empty() {
-            send.write_all(tail).await.map_err(Error::transport)?;
-        }
-        send.finish().map_err(Error::transport)?;
+        write_request(send, head, tail).await?;
         Ok(recv)
     }
+
+    /// The connection to send on, as [`Shared::connection`]; starts a
+    /// background re-authentication when the current one is due.
+    async fn connection(&self) -> Result<quinn::Connection> {
+        let conn = self.shared.connection().await?;
+        if self.shared.take_refresh_due(&conn, Instant::now()) {
+            let shared = self.shared.clone();
+            let due = conn.clone();
+            tokio::spawn(async move { shared.refresh(due).await });
+        }
+        Ok(conn)
+    }
+}
+
+/// Writes `head` then `tail` on `send` and finishes it.
+async fn write_request(mut send: quinn::SendStream, head: &[u8], tail: &[u8]) -> Result<()> {
+    send.write_all(head).await.map_err(write_error)?;
+    if !tail.is_empty() {
+        send.write_all(tail).await.map_err(write_error)?;
+    }
+    send.finish().map_err(Error::transport)
+}
+
+/// True when `frame` is an answer with the `not_authenticated` status (the
+/// first field of every response body), without decoding the rest.
+fn is_not_authenticated(frame: &[u8]) -> bool {
+    let status = frame.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + 2);
+    status == Some(&ErrorCode::NotAuthenticated.as_u16().to_le_bytes()[..])
 }
 
 impl Shared {
@@ -322,20 +498,29 @@ impl Shared {
             }
         }
         tracing::info!("connection to {} lost; reconnecting", self.addr);
-        let dialled = dial(&self.endpoint, self.addr, &self.server_name).await;
+        let dialled = establish(
+            &self.endpoint,
+            self.addr,
+            &self.server_name,
+            self.credentials.as_ref(),
+        )
+        .await;
         let mut state = self.lock();
         state.attempts += 1;
         if state.closed {
-            if let Ok(conn) = &dialled {
+            if let Ok((conn, _)) = &dialled {
                 conn.close(no_error_code(), b"client closed");
             }
             return Err(Error::Closed);
         }
         match dialled {
-            Ok(conn) => {
+            Ok((conn, authenticated)) => {
                 tracing::info!("reconnected to {}", self.addr);
                 state.conn = conn.clone();
                 state.last_error = None;
+                state.auth.refreshing = false;
+                state.auth.refresh_at = None;
+                state.auth.authenticated(authenticated);
                 Ok(conn)
             }
             Err(mut e) => {
@@ -344,6 +529,155 @@ impl Shared {
                 Err(e)
             }
         }
+    }
+}
+
+impl Shared {
+    /// True, once, when `conn` is the current connection and its
+    /// authentication is due for renewal at `now`; the caller then runs
+    /// [`refresh`](Shared::refresh).
+    fn take_refresh_due(&self, conn: &quinn::Connection, now: Instant) -> bool {
+        let mut state = self.lock();
+        let due = !state.auth.refreshing
+            && state.auth.refresh_at.is_some_and(|at| now >= at)
+            && state.conn.stable_id() == conn.stable_id();
+        if due {
+            state.auth.refreshing = true;
+        }
+        due
+    }
+
+    /// Authenticates `conn` again before its authentication lapses. A
+    /// failure is only logged: the old authentication may still hold, and
+    /// a call refused later re-authenticates by itself.
+    async fn refresh(&self, conn: quinn::Connection) {
+        let Some(credentials) = &self.credentials else {
+            return;
+        };
+        let _flight = self.reconnect.lock().await;
+        let current = self.lock().conn.stable_id() == conn.stable_id();
+        let outcome = if current && conn.close_reason().is_none() {
+            Some(authenticate(&conn, self.addr, credentials).await)
+        } else {
+            None
+        };
+        let mut state = self.lock();
+        if state.conn.stable_id() != conn.stable_id() {
+            return;
+        }
+        state.auth.refreshing = false;
+        match outcome {
+            Some(Ok(authenticated)) => state.auth.authenticated(Some(authenticated)),
+            Some(Err(e)) => {
+                tracing::warn!(
+                    "authenticating again to {} failed: {e}; trying again in {REFRESH_RETRY:?}",
+                    self.addr
+                );
+                state.auth.refresh_at = Some(Instant::now() + REFRESH_RETRY);
+            }
+            None => {}
+        }
+    }
+
+    /// Authenticates the current connection again, unless that happened
+    /// since `generation_seen` (then its outcome stands). A connection that
+    /// died meanwhile is left to the reconnect, which authenticates.
+    async fn reauthenticate(&self, generation_seen: u64) -> Result<()> {
+        let Some(credentials) = &self.credentials else {
+            return Ok(());
+        };
+        let _flight = self.reconnect.lock().await;
+        let conn = {
+            let state = self.lock();
+            if state.closed {
+                return Err(Error::Closed);
+            }
+            if state.auth.generation != generation_seen || state.conn.close_reason().is_some() {
+                return Ok(());
+            }
+            state.conn.clone()
+        };
+        let authenticated = authenticate(&conn, self.addr, credentials).await?;
+        let mut state = self.lock();
+        if state.conn.stable_id() == conn.stable_id() {
+            state.auth.authenticated(Some(authenticated));
+        }
+        Ok(())
+    }
+}
+
+/// A new connection, authenticated with `credentials` if there are any.
+/// A connection whose authentication fails is closed.
+async fn establish(
+    endpoint: &quinn::Endpoint,
+    addr: SocketAddr,
+    server_name: &str,
+    credentials: Option<&Credentials>,
+) -> Result<(quinn::Connection, Option<Authenticated>)> {
+    let conn = dial(endpoint, addr, server_name).await?;
+    let Some(credentials) = credentials else {
+        return Ok((conn, None));
+    };
+    match authenticate(&conn, addr, credentials).await {
+        Ok(authenticated) => Ok((conn, Some(authenticated))),
+        Err(e) => {
+            conn.close(no_error_code(), b"authentication failed");
+            Err(e)
+        }
+    }
+}
+
+/// Presents a token from `credentials` on `conn` and waits for the answer,
+/// within [`CONNECT_TIMEOUT`].
+async fn authenticate(
+    conn: &quinn::Connection,
+    addr: SocketAddr,
+    credentials: &Credentials,
+) -> Result<Authenticated> {
+    let token = credentials.fetch().await?;
+    let request = Request::Authenticate { token: &token };
+    request
+        .validate()
+        .map_err(|e| Error::InvalidRequest(e.to_string()))?;
+    let mut frame = Vec::new();
+    request.encode(&mut frame);
+    let exchange = async {
+        let (send, mut recv) = conn.open_bi().await.map_err(connection_error)?;
+        write_request(send, &frame, &[]).await?;
+        recv.read_to_end(MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| match e {
+                quinn::ReadToEndError::TooLong => {
+                    Error::Protocol(format!("response over {MAX_RESPONSE_BYTES} bytes"))
+                }
+                quinn::ReadToEndError::Read(e) => read_error(e),
+            })
+    };
+    let answer = match tokio::time::timeout(CONNECT_TIMEOUT, exchange).await {
+        Ok(answer) => answer?,
+        Err(elapsed) => {
+            return Err(Error::Connect {
+                addr,
+                source: Box::new(elapsed),
+            })
+        }
+    };
+    match decode_response(&answer)? {
+        Response::Authenticate {
+            principal,
+            expires_at_ms,
+        } => {
+            let refresh_at = expires_at_ms
+                .map(|expires_at_ms| Instant::now() + refresh_after(unix_now_ms(), expires_at_ms));
+            tracing::debug!(
+                "authenticated to {addr} as {principal:?}, expiring at {expires_at_ms:?} ms"
+            );
+            Ok(Authenticated {
+                principal: principal.to_owned(),
+                refresh_at,
+            })
+        }
+        other => Err(unexpected("Authenticate", &other)),
     }
 }
 
@@ -397,10 +731,7 @@ pub(crate) fn decode_response(frame: &[u8]) -> Result<Response<'_>> {
         .ok_or_else(|| Error::Protocol(format!("response of {} bytes", frame.len())))?;
     let body = frame.get(FRAME_HEADER_LEN..).unwrap_or_default();
     match Response::decode(header, body).map_err(bad)? {
-        Response::Error(e) => Err(Error::Server {
-            code: e.code,
-            message: e.message.to_owned(),
-        }),
+        Response::Error(e) => Err(Error::server(e.code, e.message)),
         response => Ok(response),
     }
 }
@@ -426,17 +757,115 @@ fn connect_error(addr: SocketAddr, e: quinn::ConnectError) -> Error {
 }
 
 /// QUIC carries TLS alerts as transport error codes 0x100..=0x1ff.
-fn handshake_error(addr: SocketAddr, e: quinn::ConnectionError) -> Error {
-    let code = match &e {
+fn is_tls_alert(e: &quinn::ConnectionError) -> bool {
+    let code = match e {
         quinn::ConnectionError::TransportError(t) => Some(t.code),
         quinn::ConnectionError::ConnectionClosed(c) => Some(c.error_code),
         _ => None,
     };
-    if code.is_some_and(|code| (0x100..=0x1ff).contains(&u64::from(code))) {
+    code.is_some_and(|code| (0x100..=0x1ff).contains(&u64::from(code)))
+}
+
+fn handshake_error(addr: SocketAddr, e: quinn::ConnectionError) -> Error {
+    if is_tls_alert(&e) {
         return Error::Tls(Box::new(e));
     }
     Error::Connect {
         addr,
         source: Box::new(e),
+    }
+}
+
+/// The error for an established connection that failed. A TLS alert means
+/// the server refused the client certificate (or wanted one): it checks it
+/// after the client's side of the handshake is done, so the refusal comes
+/// as the connection closing, and trying again will not help.
+fn connection_error(e: quinn::ConnectionError) -> Error {
+    if is_tls_alert(&e) {
+        return Error::Tls(Box::new(e));
+    }
+    Error::transport(e)
+}
+
+fn write_error(e: quinn::WriteError) -> Error {
+    match e {
+        quinn::WriteError::ConnectionLost(e) => connection_error(e),
+        other => Error::transport(other),
+    }
+}
+
+fn read_error(e: quinn::ReadError) -> Error {
+    match e {
+        quinn::ReadError::ConnectionLost(e) => connection_error(e),
+        other => Error::transport(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tidegate_proto::protocol::ErrorResponse;
+
+    fn error_frame(code: ErrorCode, message: &str) -> Vec<u8> {
+        let mut frame = Vec::new();
+        Response::Error(ErrorResponse {
+            request_kind: 0x01,
+            code,
+            message,
+        })
+        .encode(&mut frame);
+        frame
+    }
+
+    #[test]
+    fn not_authenticated_answer_is_recognized_from_its_status() {
+        assert!(is_not_authenticated(&error_frame(
+            ErrorCode::NotAuthenticated,
+            "token expired"
+        )));
+        assert!(!is_not_authenticated(&error_frame(
+            ErrorCode::NotAuthorized,
+            "fetch on topic orders"
+        )));
+        assert!(!is_not_authenticated(&[]));
+    }
+
+    #[test]
+    fn server_auth_errors_decode_to_their_variants() {
+        let frame = error_frame(
+            ErrorCode::NotAuthorized,
+            "produce on topic orders.eu: read-only",
+        );
+        match decode_response(&frame) {
+            Err(Error::NotAuthorized {
+                operation,
+                resource,
+                ..
+            }) => assert_eq!(
+                (operation.as_str(), resource.as_str()),
+                ("produce", "topic orders.eu")
+            ),
+            other => panic!("{other:?}"),
+        }
+        let frame = error_frame(ErrorCode::NotAuthenticated, "unknown token");
+        assert!(matches!(
+            decode_response(&frame),
+            Err(Error::NotAuthenticated { message }) if message == "unknown token"
+        ));
+    }
+
+    #[test]
+    fn tls_alert_closing_a_connection_is_a_tls_error_not_a_retriable_one() {
+        // What the client sees when the server refuses its certificate.
+        let alert = quinn::ConnectionError::ConnectionClosed(quinn::ConnectionClose {
+            error_code: quinn::TransportErrorCode::crypto(116),
+            frame_type: None,
+            reason: bytes::Bytes::from_static(b"certificate required"),
+        });
+        let e = connection_error(alert);
+        assert!(matches!(e, Error::Tls(_)), "{e:?}");
+        assert!(!e.is_retriable());
+        let lost = connection_error(quinn::ConnectionError::TimedOut);
+        assert!(matches!(lost, Error::Transport(_)) && lost.is_retriable());
     }
 }

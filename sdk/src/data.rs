@@ -87,7 +87,10 @@ impl Client {
     /// partition of `topic`; the batch's bytes are sent and stored as they
     /// are.
     ///
-    /// This is the low-level call: no batching, no retry. A produce that
+    /// This is the low-level call: no batching, no retry (except once after
+    /// authenticating again, when a client with
+    /// [`Credentials::token_fn`](crate::Credentials::token_fn) is refused as
+    /// not authenticated: the server stored nothing then). A produce that
     /// fails with [`Error::Transport`] may still have been appended.
     ///
     /// # Errors
@@ -119,10 +122,14 @@ impl Client {
         ack: Ack,
         batch: impl AsRef<[u8]>,
     ) -> Result<Produced> {
-        self.start_produce(topic, target, ack, batch)
-            .await?
-            .response()
-            .await
+        let batch = batch.as_ref();
+        self.with_reauthentication(|| async {
+            self.start_produce(topic, target.clone(), ack, batch)
+                .await?
+                .response()
+                .await
+        })
+        .await
     }
 
     /// Sends a produce of one batch and returns once the request is on its
@@ -481,12 +488,7 @@ impl PendingProduce {
         let base_offset = match (ack, produce.results.as_slice()) {
             (Ack::None, []) => None,
             (_, [Ok(base_offset)]) => Some(*base_offset),
-            (_, [Err(code)]) => {
-                return Err(Error::Server {
-                    code: *code,
-                    message: format!("batch refused: {code}"),
-                })
-            }
+            (_, [Err(code)]) => return Err(Error::server(*code, format!("batch refused: {code}"))),
             (_, results) => {
                 return Err(Error::Protocol(format!(
                     "{} results for one batch with ack {ack:?}",

@@ -32,7 +32,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The server answered the request with an error.
+    /// The server answered the request with an error (other than the two
+    /// below, which have their own variants).
     #[error("server error {code}: {message}")]
     Server {
         /// The server's error code.
@@ -40,6 +41,43 @@ pub enum Error {
         /// The server's explanation, for humans (may be empty).
         message: String,
     },
+    /// The server does not accept this connection's credentials
+    /// ([`ErrorCode::NotAuthenticated`]): no token was given but the server
+    /// requires one, the token was refused (the message says why: unknown,
+    /// expired, not yet valid, bad signature, wrong audience), or the
+    /// authentication lapsed and could not be renewed. Returned by
+    /// [`Client::connect_with`](crate::Client::connect_with) (and by a
+    /// reconnect) when the server refuses the token. Not retriable: the
+    /// same token will be refused again.
+    #[error("not authenticated: {}", message.strip_prefix("not authenticated: ").unwrap_or(message))]
+    NotAuthenticated {
+        /// The server's explanation.
+        message: String,
+    },
+    /// The connection's principal may not do this
+    /// ([`ErrorCode::NotAuthorized`]). The connection stays usable for what
+    /// is allowed. Not retriable.
+    ///
+    /// `operation` and `resource` are read from the server's message,
+    /// `<operation> on <resource>[: <more>]`, e.g. `produce` and
+    /// `topic orders.eu`; both are empty when the message does not have
+    /// that form, and `message` always holds all of it.
+    #[error("not authorized: {message}")]
+    NotAuthorized {
+        /// What was refused, e.g. `produce` (empty if unknown).
+        operation: String,
+        /// What it was refused on, e.g. `topic orders.eu` (empty if
+        /// unknown).
+        resource: String,
+        /// The server's whole message.
+        message: String,
+    },
+    /// The [`Credentials::token_fn`](crate::Credentials::token_fn)
+    /// callback failed (or panicked), so no token could be presented; the
+    /// connection it was for is closed. Not retriable: a caller that knows
+    /// the token source recovers by itself may try again.
+    #[error("cannot get a token: {0}")]
+    Credentials(#[source] BoxError),
     /// No QUIC connection could be made to the server (unreachable,
     /// refused, timed out, or the handshake failed for a reason other than
     /// TLS), either by [`Client::connect`](crate::Client::connect) or by a
@@ -54,8 +92,10 @@ pub enum Error {
         source: BoxError,
     },
     /// TLS could not be set up or the handshake failed: an unreadable or
-    /// empty CA file, no usable system roots, or a server certificate that
-    /// does not verify.
+    /// empty CA file, no usable system roots, an unreadable client
+    /// certificate or key, a server certificate that does not verify, or a
+    /// server that refused the client certificate (or wanted one and got
+    /// none). Not retriable.
     #[error("TLS: {0}")]
     Tls(#[source] BoxError),
     /// The connection or the request's stream failed after connecting
@@ -106,7 +146,10 @@ impl Error {
         match self {
             Self::Server { code, .. } => code.is_retriable(),
             Self::Connect { .. } | Self::Transport(_) => true,
-            Self::Tls(_)
+            Self::NotAuthenticated { .. }
+            | Self::NotAuthorized { .. }
+            | Self::Credentials(_)
+            | Self::Tls(_)
             | Self::Protocol(_)
             | Self::InvalidRequest(_)
             | Self::Io(_)
@@ -114,11 +157,49 @@ impl Error {
         }
     }
 
-    /// The server's error code, for [`Error::Server`].
+    /// The server's error code, for the errors the server answered with:
+    /// [`Error::Server`], [`Error::NotAuthenticated`] and
+    /// [`Error::NotAuthorized`].
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             Self::Server { code, .. } => Some(*code),
+            Self::NotAuthenticated { .. } => Some(ErrorCode::NotAuthenticated),
+            Self::NotAuthorized { .. } => Some(ErrorCode::NotAuthorized),
             _ => None,
+        }
+    }
+
+    /// The error for a server's answer of `code` with `message`: the
+    /// authentication and authorization codes get their own variants.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tidegate_client::{Error, ErrorCode};
+    ///
+    /// let e = Error::server(ErrorCode::NotAuthorized, "produce on topic orders.eu");
+    /// match e {
+    ///     Error::NotAuthorized { operation, resource, .. } => {
+    ///         assert_eq!((operation.as_str(), resource.as_str()), ("produce", "topic orders.eu"));
+    ///     }
+    ///     other => panic!("{other}"),
+    /// }
+    /// ```
+    pub fn server(code: ErrorCode, message: impl Into<String>) -> Self {
+        let message = message.into();
+        match code {
+            ErrorCode::NotAuthenticated => Self::NotAuthenticated { message },
+            ErrorCode::NotAuthorized => {
+                let (operation, resource) = parse_not_authorized(&message)
+                    .map(|(op, res)| (op.to_owned(), res.to_owned()))
+                    .unwrap_or_default();
+                Self::NotAuthorized {
+                    operation,
+                    resource,
+                    message,
+                }
+            }
+            code => Self::Server { code, message },
         }
     }
 
@@ -135,10 +216,23 @@ impl Error {
                 code: *code,
                 message: message.clone(),
             },
+            Self::NotAuthenticated { message } => Self::NotAuthenticated {
+                message: message.clone(),
+            },
+            Self::NotAuthorized {
+                operation,
+                resource,
+                message,
+            } => Self::NotAuthorized {
+                operation: operation.clone(),
+                resource: resource.clone(),
+                message: message.clone(),
+            },
             Self::Connect { addr, source } => Self::Connect {
                 addr: *addr,
                 source: share_box(source),
             },
+            Self::Credentials(source) => Self::Credentials(share_box(source)),
             Self::Tls(source) => Self::Tls(share_box(source)),
             Self::Transport(source) => Self::Transport(share_box(source)),
             Self::Protocol(message) => Self::Protocol(message.clone()),
@@ -151,6 +245,22 @@ impl Error {
     pub(crate) fn tls(message: impl Into<String>) -> Self {
         Self::Tls(message.into().into())
     }
+}
+
+/// `<operation> on <resource>` and an optional `: <more>`, as a
+/// `not_authorized` message is documented to read; `None` for any other
+/// text. Resource names (topics) cannot hold `": "`, so the first one ends
+/// the resource.
+fn parse_not_authorized(message: &str) -> Option<(&str, &str)> {
+    let (operation, rest) = message.split_once(" on ")?;
+    let resource = rest
+        .split_once(": ")
+        .map_or(rest, |(resource, _more)| resource);
+    let word = |s: &str| !s.trim().is_empty() && s.trim() == s;
+    if !word(operation) || operation.contains(':') || !word(resource) {
+        return None;
+    }
+    Some((operation, resource))
 }
 
 /// Turns `source` into a [`Shared`] (once) and returns another handle to it.
@@ -208,5 +318,89 @@ mod tests {
             message: "x".into(),
         };
         assert_eq!(server.share().code(), Some(ErrorCode::UnknownTopic));
+    }
+
+    #[test]
+    fn not_authorized_message_gives_operation_and_resource() {
+        let cases = [
+            ("produce on topic orders.eu", "produce", "topic orders.eu"),
+            (
+                "fetch on topic orders: principal svc-billing has no grant",
+                "fetch",
+                "topic orders",
+            ),
+            ("create_topic on cluster", "create_topic", "cluster"),
+        ];
+        for (message, operation, resource) in cases {
+            match Error::server(ErrorCode::NotAuthorized, message) {
+                Error::NotAuthorized {
+                    operation: op,
+                    resource: res,
+                    message: whole,
+                } => {
+                    assert_eq!((op.as_str(), res.as_str()), (operation, resource));
+                    assert_eq!(whole, message);
+                }
+                other => panic!("{message:?} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn not_authorized_message_of_another_form_is_kept_whole() {
+        for message in [
+            "",
+            "denied",
+            " on topic x",
+            "produce on ",
+            "a: b on topic x",
+        ] {
+            match Error::server(ErrorCode::NotAuthorized, message) {
+                Error::NotAuthorized {
+                    operation,
+                    resource,
+                    message: whole,
+                } => {
+                    assert!(operation.is_empty() && resource.is_empty(), "{message:?}");
+                    assert_eq!(whole, message);
+                }
+                other => panic!("{message:?} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn auth_errors_have_their_variants_codes_and_are_not_retriable() {
+        let mut refused = Error::server(ErrorCode::NotAuthenticated, "token expired");
+        assert!(
+            matches!(&refused, Error::NotAuthenticated { message } if message == "token expired")
+        );
+        assert_eq!(refused.to_string(), "not authenticated: token expired");
+        // The server's own prefix is not repeated.
+        let unauthenticated = Error::server(
+            ErrorCode::NotAuthenticated,
+            "not authenticated: this server requires a token",
+        );
+        assert_eq!(
+            unauthenticated.to_string(),
+            "not authenticated: this server requires a token"
+        );
+        let denied = Error::server(ErrorCode::NotAuthorized, "produce on topic orders");
+        assert_eq!(
+            denied.to_string(),
+            "not authorized: produce on topic orders"
+        );
+        for e in [&refused, &denied] {
+            assert!(!e.is_retriable(), "{e}");
+        }
+        assert_eq!(refused.share().code(), Some(ErrorCode::NotAuthenticated));
+        assert_eq!(denied.code(), Some(ErrorCode::NotAuthorized));
+        assert!(matches!(
+            Error::server(ErrorCode::UnknownTopic, "x"),
+            Error::Server {
+                code: ErrorCode::UnknownTopic,
+                ..
+            }
+        ));
     }
 }

@@ -26,12 +26,21 @@
 //!   messages in place without copying them, and
 //!   [`list_offsets`](Client::list_offsets).
 //!
+//! - security: a client certificate for servers that require mutual TLS
+//!   ([`Tls::client_cert`]) and a bearer token, static or renewed by a
+//!   callback ([`Credentials`], [`Client::connect_with`]), presented on
+//!   every new connection before anything else (see
+//!   [Authentication](Client#authentication)).
+//!
 //! Failures are one [`Error`] enum with
-//! [`is_retriable`](Error::is_retriable). Batches are built with
+//! [`is_retriable`](Error::is_retriable); a refused token is
+//! [`Error::NotAuthenticated`], a refused operation
+//! [`Error::NotAuthorized`] (with the operation and the resource).
+//! Batches are built with
 //! [`tidegate_proto::batch::BatchBuilder`].
 //!
-//! Runnable examples are in `sdk/examples/`: `produce`, `consume` and
-//! `admin` (`cargo run -p tidegate-client --example produce -- orders 100`
+//! Runnable examples are in `sdk/examples/`: `produce`, `consume`,
+//! `admin` and `authenticated` (`cargo run -p tidegate-client --example produce -- orders 100`
 //! against a `tidegate serve`; each file says how to run it).
 //!
 //! # Example
@@ -66,6 +75,7 @@
 #![warn(missing_docs)]
 
 mod admin;
+mod auth;
 mod client;
 mod consumer;
 mod data;
@@ -74,6 +84,7 @@ mod producer;
 mod tls;
 
 pub use admin::{PartitionInfo, TopicDescription, TopicInfo};
+pub use auth::Credentials;
 pub use client::{Client, CONNECT_TIMEOUT, MAX_RESPONSE_BYTES, SOCKET_BUFFER_BYTES};
 pub use consumer::{ConsumedMessage, Consumer, ConsumerConfig, Start, PREFETCH_MAX};
 pub use data::{Ack, Fetched, Message, Messages, PendingProduce, Produced, Target};
@@ -82,6 +93,10 @@ pub use producer::{Delivered, Producer, ProducerConfig, ProducerRecord, Receipt}
 pub use tidegate_proto::batch::Headers;
 pub use tidegate_proto::protocol::{ErrorCode, OffsetSpec};
 pub use tls::{Tls, DEFAULT_SERVER_NAME};
+
+/// The certificate and key types of [`Tls::client_cert_der`], re-exported
+/// from rustls so that they match the version this crate uses.
+pub use rustls::pki_types;
 
 /// Compiles the examples of `README.md` as doc tests.
 #[doc = include_str!("../README.md")]

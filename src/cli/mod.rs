@@ -5,6 +5,7 @@
 //! stderr, `--format json` for scripts; exit code 0 ok, 1 error (the
 //! message on stderr), 2 usage error (clap).
 
+pub(crate) mod auth;
 pub(crate) mod consume;
 pub(crate) mod produce;
 pub(crate) mod topic;
@@ -16,9 +17,10 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, Context};
 use clap::{Args, ValueEnum};
-use tidegate_client::{Client, Error, ErrorCode, Tls};
+use tidegate_client::{Client, Credentials, Error, ErrorCode, Tls};
 
-/// Where the server is and how its certificate is verified.
+/// Where the server is, how its certificate is verified, and how the
+/// client proves who it is (a client certificate, a bearer token).
 #[derive(Args, Debug, Clone)]
 pub(crate) struct ConnectArgs {
     /// The server's QUIC address, HOST:PORT.
@@ -38,6 +40,43 @@ pub(crate) struct ConnectArgs {
     /// Development only: trust any server certificate.
     #[arg(long, conflicts_with = "ca", global = true)]
     insecure: bool,
+    /// Present this client certificate (PEM, with any intermediates) to a
+    /// server that requires mutual TLS; needs --cert-key. (`--key` is
+    /// `produce`'s message key.)
+    #[arg(long, value_name = "FILE", requires = "cert_key", global = true)]
+    cert: Option<PathBuf>,
+    /// The private key of --cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "cert", global = true)]
+    cert_key: Option<PathBuf>,
+    /// Authenticate with this bearer token (a static token or a JWT). Prefer
+    /// the environment variable: a command line is visible to other users
+    /// of the host.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "TIDEGATE_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    token: Option<Token>,
+}
+
+/// A bearer token; its `Debug` output does not show it.
+#[derive(Clone)]
+pub(crate) struct Token(String);
+
+impl std::str::FromStr for Token {
+    type Err = std::convert::Infallible;
+
+    fn from_str(token: &str) -> Result<Self, Self::Err> {
+        Ok(Self(token.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
 }
 
 /// How data is printed on stdout.
@@ -60,24 +99,53 @@ impl ConnectArgs {
                  (development only)"
             );
         }
-        let tls = Tls::from_flags(self.ca.as_deref(), self.insecure);
-        let tls = match host {
-            Some(host) => tls.server_name(host),
-            None => tls,
+        let mut tls = Tls::from_flags(self.ca.as_deref(), self.insecure);
+        if let Some(host) = host {
+            tls = tls.server_name(host);
+        }
+        if let (Some(cert), Some(key)) = (&self.cert, &self.cert_key) {
+            tls = tls.client_cert(cert, key);
+        }
+        let connected = match self.credentials() {
+            Some(credentials) => Client::connect_with(addr, tls, credentials).await,
+            None => Client::connect(addr, tls).await,
         };
-        Client::connect(addr, tls).await.map_err(|e| {
-            let hint = match &e {
-                Error::Tls(_) => {
-                    "; for a development server pass --ca <data_dir>/tls/dev-cert.pem (or --insecure)"
-                }
-                Error::Connect { .. } => {
-                    "; is `tidegate serve` running there? (set the address with --server or TIDEGATE_SERVER; \
-                     for a development server pass --ca <data_dir>/tls/dev-cert.pem)"
-                }
-                _ => "",
-            };
+        connected.map_err(|e| {
+            let hint = connect_hint(&e, self.cert.is_some(), self.credentials().is_some());
             anyhow!("cannot connect to {}: {e}{hint}", self.server)
         })
+    }
+
+    /// The token to authenticate with; an empty one (say `TIDEGATE_TOKEN=`)
+    /// counts as none.
+    fn credentials(&self) -> Option<Credentials> {
+        self.token
+            .as_ref()
+            .filter(|token| !token.0.is_empty())
+            .map(|token| Credentials::token(token.0.clone()))
+    }
+}
+
+/// What to try when connecting failed with `e`.
+fn connect_hint(e: &Error, with_cert: bool, with_token: bool) -> &'static str {
+    match e {
+        Error::Tls(_) if with_cert => {
+            "; check --cert and --cert-key (readable PEM, a key that fits the certificate) and that \
+             the server accepts that certificate; --ca must verify the server's"
+        }
+        Error::Tls(_) => {
+            "; for a development server pass --ca <data_dir>/tls/dev-cert.pem (or --insecure); \
+             a server that requires client certificates needs --cert and --cert-key"
+        }
+        Error::Connect { .. } => {
+            "; is `tidegate serve` running there? (set the address with --server or TIDEGATE_SERVER; \
+             for a development server pass --ca <data_dir>/tls/dev-cert.pem)"
+        }
+        Error::NotAuthenticated { .. } if with_token => {
+            "; the server refused the token of --token / TIDEGATE_TOKEN"
+        }
+        Error::NotAuthenticated { .. } => "; the server requires a token: pass --token or set TIDEGATE_TOKEN",
+        _ => "",
     }
 }
 
@@ -111,6 +179,9 @@ pub(crate) fn block_on<F: Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::
 
 /// A client error about `topic`, with a hint a person can act on.
 pub(crate) fn topic_error(what: &str, topic: &str, e: Error) -> anyhow::Error {
+    if let Some(hint) = auth_hint(&e) {
+        return anyhow!("{what} '{topic}': {e}{hint}");
+    }
     let hint = match e.code() {
         Some(ErrorCode::UnknownTopic) => {
             format!("; topic '{topic}' does not exist (`tidegate topic list` shows the topics)")
@@ -121,6 +192,21 @@ pub(crate) fn topic_error(what: &str, topic: &str, e: Error) -> anyhow::Error {
         _ => String::new(),
     };
     anyhow!("{what} '{topic}': {e}{hint}")
+}
+
+/// A hint for an authentication or authorization refusal, `None` for any
+/// other error. The error itself shows the operation and the resource
+/// (`not authorized: produce on topic orders`).
+pub(crate) fn auth_hint(e: &Error) -> Option<&'static str> {
+    match e {
+        Error::NotAuthorized { .. } => {
+            Some("; the server does not grant this client's principal that permission")
+        }
+        Error::NotAuthenticated { .. } => Some(
+            "; the connection is not authenticated: pass a valid token with --token or TIDEGATE_TOKEN",
+        ),
+        _ => None,
+    }
 }
 
 /// True for a write error that means the reader went away (`| head`).

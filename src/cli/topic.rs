@@ -93,10 +93,10 @@ async fn command(client: &tidegate_client::Client, command: TopicCommand) -> any
             eprintln!("deleted topic '{name}'");
         }
         TopicCommand::List { format } => {
-            let mut topics = client
-                .list_topics()
-                .await
-                .map_err(|e| anyhow::anyhow!("list topics: {e}"))?;
+            let mut topics = client.list_topics().await.map_err(|e| {
+                let hint = super::auth_hint(&e).unwrap_or_default();
+                anyhow::anyhow!("list topics: {e}{hint}")
+            })?;
             topics.sort_by(|a, b| a.name.cmp(&b.name));
             match format {
                 Format::Json => {

@@ -53,6 +53,18 @@ pub fn start_default_in(cwd: &Path, cores: &str) -> Server {
     start_cmd(&cwd.join("tidegate-data"), cores, false, &[], Some(cwd))
 }
 
+/// Starts the server with a configuration file (`--config FILE`).
+pub fn start_config(data_dir: &Path, cores: &str, config: &Path) -> Server {
+    start_cmd_args(
+        data_dir,
+        cores,
+        false,
+        &[],
+        None,
+        &["--config", &config.display().to_string()],
+    )
+}
+
 fn start_full(data_dir: &Path, cores: &str, systemd: bool, env: &[(&str, &str)]) -> Server {
     start_cmd(data_dir, cores, systemd, env, None)
 }
@@ -64,6 +76,17 @@ fn start_cmd(
     env: &[(&str, &str)],
     cwd: Option<&Path>,
 ) -> Server {
+    start_cmd_args(data_dir, cores, systemd, env, cwd, &[])
+}
+
+fn start_cmd_args(
+    data_dir: &Path,
+    cores: &str,
+    systemd: bool,
+    env: &[(&str, &str)],
+    cwd: Option<&Path>,
+    args: &[&str],
+) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidegate"));
     cmd.envs(env.iter().copied());
     cmd.args([
@@ -73,6 +96,7 @@ fn start_cmd(
         "--admin-listen",
         "127.0.0.1:0",
     ]);
+    cmd.args(args);
     match cwd {
         // The default data directory, relative to the working directory.
         Some(cwd) => cmd.current_dir(cwd),
@@ -123,6 +147,34 @@ fn start_cmd(
 }
 
 impl Server {
+    /// SIGHUP: reload `[auth]` and the TLS files.
+    pub fn reload(&self) {
+        unsafe_kill(self.child.id(), "-HUP");
+    }
+
+    /// Waits (bounded) until a log line contains `needle` `count` times.
+    pub fn wait_for_log(&self, needle: &str, count: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let seen = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains(needle))
+                .count();
+            if seen >= count {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no log line with {needle:?}: {:?}",
+                self.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// SIGTERM, then the exit status.
     pub fn stop(mut self) -> std::process::ExitStatus {
         unsafe_kill(self.child.id(), libc_sigterm());
@@ -170,14 +222,40 @@ pub struct Client {
 }
 
 pub async fn connect(server: &Server) -> Client {
+    handshake(server, None).await.unwrap()
+}
+
+/// A client certificate chain and its key.
+pub type Identity = (
+    Vec<CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+);
+
+/// Connects presenting `identity` as client certificate (mTLS); the error
+/// is the handshake's.
+/// A round trip (ListTopics) follows the handshake: with TLS 1.3 the server
+/// checks the client's certificate after the client considers the
+/// handshake done, and a refusal arrives as a close.
+pub async fn connect_as(server: &Server, identity: Option<Identity>) -> Result<Client, String> {
+    let client = handshake(server, identity).await?;
+    let mut ping = Vec::new();
+    Request::ListTopics.encode(&mut ping);
+    client.raw(&ping).await?;
+    Ok(client)
+}
+
+async fn handshake(server: &Server, identity: Option<Identity>) -> Result<Client, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(server.cert.clone()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let mut tls = match identity {
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key).unwrap(),
+        None => builder.with_no_client_auth(),
+    };
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let mut config = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).unwrap()));
     let mut transport = quinn::TransportConfig::default();
@@ -189,8 +267,8 @@ pub async fn connect(server: &Server) -> Client {
         .connect(server.addr, "localhost")
         .unwrap()
         .await
-        .unwrap();
-    Client { endpoint, conn }
+        .map_err(|e| e.to_string())?;
+    Ok(Client { endpoint, conn })
 }
 
 impl Client {
@@ -355,6 +433,11 @@ pub fn admin_addr(server: &Server) -> SocketAddr {
 
 /// A plain HTTP/1.1 GET over a std `TcpStream`: (status code, body).
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http_get_with(addr, path, "")
+}
+
+/// [`http_get`] with extra header lines (each ending in `\r\n`).
+pub fn http_get_with(addr: SocketAddr, path: &str, headers: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
     stream
@@ -362,7 +445,7 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\r\n"
     )
     .unwrap();
     let mut response = String::new();

@@ -1,0 +1,489 @@
+//! Authentication and access rules end to end: the real binary with an
+//! `[auth]` configuration, clients over real QUIC on loopback presenting
+//! client certificates (mTLS) and tokens (static and JWT), ACL denials as
+//! typed errors on a connection that keeps working, a reload by SIGHUP,
+//! and the admin token.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde_json::json;
+use support::*;
+use tidegate_proto::protocol::{
+    AckLevel, ErrorCode, FetchRequest, ProduceRequest, ProduceTarget, Request, Response,
+};
+
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// A CA and what it can sign.
+struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+impl Ca {
+    fn new(name: &str) -> Result<Ca> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        Ok(Ca {
+            cert: params.self_signed(&key)?,
+            key,
+        })
+    }
+
+    /// A client certificate for `principal` (its DNS SAN); `expired` makes
+    /// one whose validity ended in 2021.
+    fn client(&self, principal: &str, expired: bool) -> Result<Identity> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(vec![principal.to_string()])?;
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let cert = params.signed_by(&key, &self.cert, &self.key)?;
+        let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        Ok((vec![CertificateDer::from(cert.der().to_vec())], der))
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> Result<PathBuf> {
+    let path = dir.join(name);
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn code_of(bytes: &[u8]) -> (ErrorCode, String) {
+    match decode(bytes) {
+        Response::Error(e) => (e.code, e.message.to_string()),
+        _ => (ErrorCode::Ok, String::new()),
+    }
+}
+
+async fn authenticate(client: &Client, token: &str) -> (ErrorCode, String) {
+    let bytes = client.call(&Request::Authenticate { token }).await;
+    match decode(&bytes) {
+        Response::Authenticate { principal, .. } => (ErrorCode::Ok, principal.to_string()),
+        Response::Error(e) => (e.code, e.message.to_string()),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+async fn produce(client: &Client, topic: &str) -> (ErrorCode, String) {
+    let batch = batch_of(&[b"v".to_vec()]);
+    let request = Request::Produce(ProduceRequest {
+        topic,
+        target: ProduceTarget::Partition(0),
+        ack: AckLevel::Durable,
+        batches: &batch,
+    });
+    code_of(&client.call(&request).await)
+}
+
+async fn fetch(client: &Client, topic: &str) -> (ErrorCode, String) {
+    let request = Request::Fetch(FetchRequest {
+        topic,
+        partition: 0,
+        offset: 0,
+        max_bytes: 1 << 20,
+        max_wait_ms: 0,
+    });
+    code_of(&client.call(&request).await)
+}
+
+async fn create(client: &Client, topic: &str) -> (ErrorCode, String) {
+    code_of(&client.create_topic(topic, 1).await)
+}
+
+const OK: ErrorCode = ErrorCode::Ok;
+
+#[test]
+fn mtls_admits_certificates_from_the_ca_and_refuses_the_rest() -> Result {
+    let dir = tempfile::tempdir()?;
+    let ca = Ca::new("clients")?;
+    let other = Ca::new("someone else")?;
+    let ca_path = write(dir.path(), "ca.pem", &ca.cert.pem())?;
+    let config = write(
+        dir.path(),
+        "tidegate.toml",
+        &format!(
+            r#"
+            [auth]
+            mode = "mtls"
+            client_ca = "{}"
+            [[auth.acl]]
+            principals = ["svc-a"]
+            topics = ["*"]
+            operations = ["all"]
+            "#,
+            ca_path.display()
+        ),
+    )?;
+    let server = start_config(&dir.path().join("data"), "0", &config);
+    runtime().block_on(async {
+        let good = connect_as(&server, Some(ca.client("svc-a", false)?)).await?;
+        assert_eq!(create(&good, "orders").await.0, OK);
+        assert_eq!(produce(&good, "orders").await.0, OK);
+        // Known to the CA but in no rule: authenticated, not authorized.
+        let stranger = connect_as(&server, Some(ca.client("svc-b", false)?)).await?;
+        let (code, message) = produce(&stranger, "orders").await;
+        assert_eq!(
+            (code, message.as_str()),
+            (ErrorCode::NotAuthorized, "produce on topic orders")
+        );
+        for (what, identity) in [
+            ("another CA", Some(other.client("svc-a", false)?)),
+            ("an expired certificate", Some(ca.client("svc-a", true)?)),
+            ("no certificate", None),
+        ] {
+            let refused = connect_as(&server, identity).await;
+            assert!(refused.is_err(), "{what} was admitted");
+        }
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    Ok(())
+}
+
+#[test]
+fn tokens_static_and_jwt_authenticate_and_bad_ones_get_typed_errors() -> Result {
+    let dir = tempfile::tempdir()?;
+    let signer = KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+    let stranger = KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+    let public = write(dir.path(), "jwt.pem", &signer.public_key_pem())?;
+    let config = write(
+        dir.path(),
+        "tidegate.toml",
+        &format!(
+            r#"
+            [auth]
+            mode = "token"
+            [[auth.tokens]]
+            principal = "svc-static"
+            hash = "{}"
+            [[auth.jwt_keys]]
+            algorithm = "EdDSA"
+            public_key = "{}"
+            [[auth.acl]]
+            principals = ["*"]
+            topics = ["*"]
+            operations = ["all"]
+            "#,
+            tidegate_auth::hash_token("static-secret"),
+            public.display()
+        ),
+    )?;
+    let server = start_config(&dir.path().join("data"), "0", &config);
+    let now = now_secs();
+    let jwt = |key: &KeyPair, claims: serde_json::Value| -> Result<String> {
+        let key = EncodingKey::from_ed_pem(key.serialize_pem().as_bytes())?;
+        Ok(encode(&Header::new(Algorithm::EdDSA), &claims, &key)?)
+    };
+    let good_jwt = jwt(
+        &signer,
+        json!({"sub": "alice", "aud": "tidegate", "exp": now + 600}),
+    )?;
+    let bad = [
+        (
+            "a wrong token",
+            "static-secreT".to_string(),
+            "unknown token",
+        ),
+        (
+            "an expired JWT",
+            jwt(
+                &signer,
+                json!({"sub": "alice", "aud": "tidegate", "exp": now - 3600}),
+            )?,
+            "expired",
+        ),
+        (
+            "a JWT not valid yet",
+            jwt(
+                &signer,
+                json!({"sub": "alice", "aud": "tidegate", "exp": now + 7200, "nbf": now + 3600}),
+            )?,
+            "not valid yet",
+        ),
+        (
+            "a JWT signed by another key",
+            jwt(
+                &stranger,
+                json!({"sub": "alice", "aud": "tidegate", "exp": now + 600}),
+            )?,
+            "signature",
+        ),
+    ];
+    runtime().block_on(async {
+        let client = connect(&server).await;
+        // Before authenticating, nothing but Authenticate works.
+        for (code, message) in [
+            produce(&client, "orders").await,
+            code_of(&client.call(&Request::ListTopics).await),
+            create(&client, "orders").await,
+        ] {
+            assert_eq!(code, ErrorCode::NotAuthenticated, "{message}");
+        }
+        for (what, token, reason) in &bad {
+            let (code, message) = authenticate(&client, token).await;
+            assert_eq!(code, ErrorCode::NotAuthenticated, "{what}");
+            assert!(message.contains(reason), "{what}: {message}");
+            assert_eq!(
+                produce(&client, "orders").await.0,
+                ErrorCode::NotAuthenticated,
+                "{what}"
+            );
+        }
+        // The same connection, now with a good static token.
+        assert_eq!(
+            authenticate(&client, "static-secret").await,
+            (OK, "svc-static".into())
+        );
+        assert_eq!(create(&client, "orders").await.0, OK);
+        assert_eq!(produce(&client, "orders").await.0, OK);
+        // A JWT on a second connection.
+        let other = connect(&server).await;
+        assert_eq!(authenticate(&other, &good_jwt).await, (OK, "alice".into()));
+        assert_eq!(fetch(&other, "orders").await.0, OK);
+    });
+    Ok(())
+}
+
+#[test]
+fn acls_deny_with_typed_errors_keep_the_connection_and_follow_a_reload() -> Result {
+    let dir = tempfile::tempdir()?;
+    let rules = |producer_may_consume: bool| {
+        format!(
+            r#"
+            admin_listen = "127.0.0.1:0"
+            [auth]
+            mode = "token"
+            admin_token_hash = "{admin}"
+            [[auth.tokens]]
+            principal = "producer"
+            hash = "{producer}"
+            [[auth.tokens]]
+            principal = "operator"
+            hash = "{operator}"
+            [[auth.acl]]
+            principals = ["producer"]
+            topics = ["orders.*"]
+            operations = {ops}
+            [[auth.acl]]
+            principals = ["operator"]
+            topics = ["*"]
+            operations = ["all"]
+            "#,
+            admin = tidegate_auth::hash_token("admin-secret"),
+            producer = tidegate_auth::hash_token("producer-secret"),
+            operator = tidegate_auth::hash_token("operator-secret"),
+            ops = if producer_may_consume {
+                r#"["produce", "consume"]"#
+            } else {
+                r#"["produce"]"#
+            },
+        )
+    };
+    let config = write(dir.path(), "tidegate.toml", &rules(false))?;
+    let server = start_config(&dir.path().join("data"), "0-1", &config);
+    runtime().block_on(async {
+        let operator = connect(&server).await;
+        assert_eq!(authenticate(&operator, "operator-secret").await.0, OK);
+        for topic in ["orders.eu", "payments"] {
+            assert_eq!(create(&operator, topic).await.0, OK);
+        }
+        let producer = connect(&server).await;
+        assert_eq!(authenticate(&producer, "producer-secret").await.0, OK);
+        assert_eq!(produce(&producer, "orders.eu").await.0, OK);
+        let denied = [
+            (
+                fetch(&producer, "orders.eu").await,
+                "consume on topic orders.eu",
+            ),
+            (
+                produce(&producer, "payments").await,
+                "produce on topic payments",
+            ),
+            (
+                create(&producer, "orders.us").await,
+                "admin on topic orders.us",
+            ),
+        ];
+        for ((code, message), want) in denied {
+            assert_eq!((code, message.as_str()), (ErrorCode::NotAuthorized, want));
+        }
+        // The connection keeps working for what is allowed.
+        assert_eq!(produce(&producer, "orders.eu").await.0, OK);
+        // ListTopics shows only what the principal may use.
+        match decode(&producer.call(&Request::ListTopics).await) {
+            Response::ListTopics(topics) => {
+                let names: Vec<&str> = topics.iter().map(|t| t.name).collect();
+                assert_eq!(names, ["orders.eu"]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // A reload that allows consume takes effect without a restart, on
+        // the same connection.
+        std::fs::write(&config, rules(true))?;
+        server.reload();
+        server.wait_for_log("configuration reloaded", 1);
+        assert_eq!(fetch(&producer, "orders.eu").await.0, OK);
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    // The admin listener: probes open, the rest behind the admin token.
+    let admin = admin_addr(&server);
+    assert_eq!(http_get(admin, "/healthz").0, 200);
+    assert_eq!(http_get(admin, "/metrics").0, 401);
+    let wrong = http_get_with(admin, "/metrics", "Authorization: Bearer nope\r\n");
+    assert_eq!(wrong.0, 401);
+    // Shards publish their counters once a second: wait for the denials.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, body) =
+            http_get_with(admin, "/metrics", "Authorization: Bearer admin-secret\r\n");
+        assert_eq!(status, 200);
+        let counted = body.lines().any(|l| {
+            l.starts_with("tidegate_auth_denied_total{") && l.contains("operation=\"consume\"")
+        });
+        if counted {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "denials are not counted: {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_bad_reload_keeps_the_running_rules() -> Result {
+    let dir = tempfile::tempdir()?;
+    let good = format!(
+        r#"
+        [auth]
+        mode = "token"
+        [[auth.tokens]]
+        principal = "svc"
+        hash = "{}"
+        [[auth.acl]]
+        principals = ["svc"]
+        topics = ["*"]
+        operations = ["all"]
+        "#,
+        tidegate_auth::hash_token("secret")
+    );
+    let config = write(dir.path(), "tidegate.toml", &good)?;
+    let server = start_config(&dir.path().join("data"), "0", &config);
+    std::fs::write(
+        &config,
+        good.replace("topics = [\"*\"]", "topics = [\"bad topic\"]"),
+    )?;
+    server.reload();
+    server.wait_for_log("reload failed", 1);
+    runtime().block_on(async {
+        let client = connect(&server).await;
+        assert_eq!(authenticate(&client, "secret").await.0, OK);
+        assert_eq!(create(&client, "t").await.0, OK);
+    });
+    Ok(())
+}
+
+#[test]
+fn anonymous_on_a_public_address_refuses_to_start() -> Result {
+    let dir = tempfile::tempdir()?;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tidegate"))
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .env("TIDEGATE_CORES", "0")
+        .env("TIDEGATE_SHARD__IO_MEMORY", "1MiB")
+        .output()?;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("allow_anonymous_remote"), "{stderr}");
+    Ok(())
+}
+
+#[test]
+fn auth_commands_hash_generate_and_lint() -> Result {
+    let run = |args: &[&str], stdin: &str| -> Result<(i32, String)> {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tidegate"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        if let Some(mut input) = child.stdin.take() {
+            input.write_all(stdin.as_bytes())?;
+        }
+        let output = child.wait_with_output()?;
+        Ok((
+            output.status.code().unwrap_or(-1),
+            String::from_utf8(output.stdout)?,
+        ))
+    };
+    let (code, hash) = run(&["auth", "hash-token"], "s3cret\n")?;
+    assert_eq!(
+        (code, hash.trim()),
+        (0, tidegate_auth::hash_token("s3cret").as_str())
+    );
+    let (code, new) = run(&["auth", "new-token", "--principal", "svc"], "")?;
+    assert_eq!(code, 0);
+    assert!(
+        new.contains("token: tg_") && new.contains("[[auth.tokens]]"),
+        "{new}"
+    );
+
+    let dir = tempfile::tempdir()?;
+    let config = write(
+        dir.path(),
+        "tidegate.toml",
+        &format!(
+            r#"
+            [auth]
+            mode = "token"
+            [[auth.tokens]]
+            principal = "svc"
+            hash = "{}"
+            [[auth.acl]]
+            principals = ["svc", "scv"]
+            topics = ["orders.*"]
+            operations = ["produce"]
+            "#,
+            tidegate_auth::hash_token("t")
+        ),
+    )?;
+    let path = config.display().to_string();
+    let (code, out) = run(&["auth", "check", "--config", &path], "")?;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("`scv`"), "{out}");
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)?.replace("orders.*", "orders/*"),
+    )?;
+    let (code, out) = run(&["auth", "check", "--config", &path], "")?;
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("error:") && out.contains("byte 6"), "{out}");
+    Ok(())
+}
