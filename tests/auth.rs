@@ -487,3 +487,130 @@ fn auth_commands_hash_generate_and_lint() -> Result {
     assert!(out.contains("error:") && out.contains("byte 6"), "{out}");
     Ok(())
 }
+
+/// The SDK against the real server: a static token, a JWT from a callback
+/// renewed on the same connection as it nears its `exp`, typed denials, and
+/// a client certificate.
+#[test]
+fn the_sdk_authenticates_renews_jwts_and_gets_typed_denials() -> Result {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    use tidegate_client::{Ack, Credentials, Error, Target, Tls};
+
+    let dir = tempfile::tempdir()?;
+    let ca = Ca::new("clients")?;
+    let ca_path = write(dir.path(), "ca.pem", &ca.cert.pem())?;
+    let signer = KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+    let public = write(dir.path(), "jwt.pem", &signer.public_key_pem())?;
+    let config = write(
+        dir.path(),
+        "tidegate.toml",
+        &format!(
+            r#"
+            [auth]
+            mode = "mtls_or_token"
+            client_ca = "{ca}"
+            jwt_leeway_secs = 0
+            [[auth.tokens]]
+            principal = "operator"
+            hash = "{operator}"
+            [[auth.jwt_keys]]
+            algorithm = "EdDSA"
+            public_key = "{public}"
+            [[auth.acl]]
+            principals = ["operator"]
+            topics = ["*"]
+            operations = ["all"]
+            [[auth.acl]]
+            principals = ["alice", "svc-cert"]
+            topics = ["orders.*"]
+            operations = ["produce", "consume"]
+            "#,
+            ca = ca_path.display(),
+            operator = tidegate_auth::hash_token("operator-secret"),
+            public = public.display(),
+        ),
+    )?;
+    let server = start_config(&dir.path().join("data"), "0", &config);
+    let tls = || Tls::ca_file(server.data_dir.join("tls/dev-cert.pem"));
+    let batch = batch_of(&[b"v".to_vec()]);
+    let issued = Arc::new(AtomicU32::new(0));
+    let pem = signer.serialize_pem();
+    let mint = {
+        let issued = issued.clone();
+        move || -> std::result::Result<String, Box<dyn std::error::Error + Send + Sync>> {
+            issued.fetch_add(1, Ordering::SeqCst);
+            let claims = json!({"sub": "alice", "aud": "tidegate", "exp": now_secs() + 2});
+            let key = EncodingKey::from_ed_pem(pem.as_bytes())?;
+            Ok(encode(&Header::new(Algorithm::EdDSA), &claims, &key)?)
+        }
+    };
+    runtime().block_on(async {
+        let operator = tidegate_client::Client::connect_with(
+            server.addr,
+            tls(),
+            Credentials::token("operator-secret"),
+        )
+        .await?;
+        assert_eq!(operator.principal().as_deref(), Some("operator"));
+        operator.create_topic("orders.eu", 1).await?;
+        operator.create_topic("payments", 1).await?;
+
+        let wrong = tidegate_client::Client::connect_with(
+            server.addr,
+            tls(),
+            Credentials::token("operator-secreT"),
+        )
+        .await;
+        assert!(
+            matches!(wrong, Err(Error::NotAuthenticated { .. })),
+            "{wrong:?}"
+        );
+
+        // A JWT that lives 2 s, produced with for 5 s: renewed on the way
+        // (exp is checked to the second, with no leeway), never refused.
+        let alice =
+            tidegate_client::Client::connect_with(server.addr, tls(), Credentials::token_fn(mint))
+                .await?;
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < until {
+            alice
+                .produce_batch("orders.eu", Target::Partition(0), Ack::Durable, &batch)
+                .await?;
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(issued.load(Ordering::SeqCst) >= 3, "the token was renewed");
+        match alice
+            .produce_batch("payments", Target::Partition(0), Ack::Durable, &batch)
+            .await
+        {
+            Err(Error::NotAuthorized {
+                operation,
+                resource,
+                ..
+            }) => assert_eq!(
+                (operation.as_str(), resource.as_str()),
+                ("produce", "topic payments")
+            ),
+            other => panic!("expected not authorized, got {other:?}"),
+        }
+        let topics: Vec<String> = alice
+            .list_topics()
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(topics, ["orders.eu"]);
+
+        // A client certificate instead of a token.
+        let (chain, key) = ca.client("svc-cert", false)?;
+        let by_cert =
+            tidegate_client::Client::connect(server.addr, tls().client_cert_der(chain, key))
+                .await?;
+        by_cert
+            .produce_batch("orders.eu", Target::Partition(0), Ack::Durable, &batch)
+            .await?;
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    Ok(())
+}
