@@ -81,7 +81,7 @@ pub struct RunArgs {
         hide_env_values = true
     )]
     #[serde(skip)]
-    pub token: Option<Token>,
+    pub token: Option<tidegate_client::Credentials>,
     /// Start a local `tidegate serve` on a temporary data dir for the run
     /// and stop it afterwards. The server inherits TIDEGATE_* variables
     /// (e.g. TIDEGATE_CORES).
@@ -160,25 +160,6 @@ pub struct RunArgs {
     pub plot: Option<PathBuf>,
 }
 
-/// A bearer token; its `Debug` output does not show it (and `RunArgs`
-/// skips it when serialized).
-#[derive(Clone)]
-pub struct Token(String);
-
-impl std::str::FromStr for Token {
-    type Err = std::convert::Infallible;
-
-    fn from_str(token: &str) -> Result<Self, Self::Err> {
-        Ok(Self(token.to_owned()))
-    }
-}
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Token(<redacted>)")
-    }
-}
-
 /// A parsed `--cpus` list (a newtype: clap would take a bare `Vec` for a
 /// repeated option).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -242,10 +223,7 @@ impl RunArgs {
     /// The credentials of `--token` / `TIDEGATE_TOKEN`; an empty token
     /// counts as none.
     pub fn credentials(&self) -> Option<tidegate_client::Credentials> {
-        self.token
-            .as_ref()
-            .filter(|token| !token.0.is_empty())
-            .map(|token| tidegate_client::Credentials::token(token.0.clone()))
+        self.token.clone().filter(|token| !token.is_empty())
     }
 
     pub fn connections(&self) -> u32 {

@@ -81,6 +81,12 @@ impl Credentials {
         }
     }
 
+    /// True for an empty static token: a command line's `TIDEGATE_TOKEN=`
+    /// means no token rather than one the server refuses.
+    pub fn is_empty(&self) -> bool {
+        matches!(&self.source, TokenSource::Static(token) if token.is_empty())
+    }
+
     /// True when asking again may give a different token.
     pub(crate) fn renews(&self) -> bool {
         matches!(self.source, TokenSource::Callback(_))
@@ -101,6 +107,16 @@ impl Credentials {
                 }
             }
         }
+    }
+}
+
+/// A static token from a command-line flag or an environment variable
+/// (clap parses `--token` into `Credentials` with this).
+impl std::str::FromStr for Credentials {
+    type Err = std::convert::Infallible;
+
+    fn from_str(token: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(Credentials::token(token))
     }
 }
 
@@ -155,6 +171,15 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         let shown = format!("{:?}", Credentials::token_fn(|| Ok("x".into())));
         assert_eq!(shown, "Credentials::token_fn(..)");
+    }
+
+    #[test]
+    fn a_flag_parses_into_a_static_token_and_empty_means_none() {
+        let parsed: Credentials = "abc".parse().unwrap_or_else(|never| match never {});
+        assert!(!parsed.is_empty() && !parsed.renews());
+        let empty: Credentials = "".parse().unwrap_or_else(|never| match never {});
+        assert!(empty.is_empty());
+        assert!(!Credentials::token_fn(|| Ok(String::new())).is_empty());
     }
 
     #[test]

@@ -58,25 +58,7 @@ pub(crate) struct ConnectArgs {
         hide_env_values = true,
         global = true
     )]
-    token: Option<Token>,
-}
-
-/// A bearer token; its `Debug` output does not show it.
-#[derive(Clone)]
-pub(crate) struct Token(String);
-
-impl std::str::FromStr for Token {
-    type Err = std::convert::Infallible;
-
-    fn from_str(token: &str) -> Result<Self, Self::Err> {
-        Ok(Self(token.to_owned()))
-    }
-}
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Token(<redacted>)")
-    }
+    token: Option<Credentials>,
 }
 
 /// How data is printed on stdout.
@@ -119,10 +101,7 @@ impl ConnectArgs {
     /// The token to authenticate with; an empty one (say `TIDEGATE_TOKEN=`)
     /// counts as none.
     fn credentials(&self) -> Option<Credentials> {
-        self.token
-            .as_ref()
-            .filter(|token| !token.0.is_empty())
-            .map(|token| Credentials::token(token.0.clone()))
+        self.token.clone().filter(|token| !token.is_empty())
     }
 }
 
