@@ -614,3 +614,207 @@ fn the_sdk_authenticates_renews_jwts_and_gets_typed_denials() -> Result {
     })?;
     Ok(())
 }
+
+/// A token-mode server whose ACL lets `alice` (a JWT) and `operator` (a
+/// static token) do everything on `orders.*`; JWTs are checked to the
+/// second (no leeway). Returns the config path and the JWT signer.
+fn jwt_server_config(dir: &Path) -> Result<(PathBuf, KeyPair)> {
+    let signer = KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+    let public = write(dir, "jwt.pem", &signer.public_key_pem())?;
+    let config = write(
+        dir,
+        "tidegate.toml",
+        &format!(
+            r#"
+            [auth]
+            mode = "token"
+            jwt_leeway_secs = 0
+            [[auth.tokens]]
+            principal = "operator"
+            hash = "{operator}"
+            [[auth.jwt_keys]]
+            algorithm = "EdDSA"
+            public_key = "{public}"
+            [[auth.acl]]
+            principals = ["alice", "operator"]
+            topics = ["orders.*"]
+            operations = ["all"]
+            "#,
+            operator = tidegate_auth::hash_token("operator-secret"),
+            public = public.display(),
+        ),
+    )?;
+    Ok((config, signer))
+}
+
+type Minted = std::sync::Arc<std::sync::atomic::AtomicU32>;
+
+/// A token callback minting JWTs for `alice` that live `lifetime_s`, and
+/// the count of tokens it minted.
+fn minter(
+    signer: &KeyPair,
+    lifetime_s: u64,
+) -> (
+    impl Fn() -> std::result::Result<String, Box<dyn std::error::Error + Send + Sync>>
+        + Send
+        + Sync
+        + 'static,
+    Minted,
+) {
+    let minted = Minted::default();
+    let pem = signer.serialize_pem();
+    let count = minted.clone();
+    let mint = move || -> std::result::Result<String, Box<dyn std::error::Error + Send + Sync>> {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let claims = json!({"sub": "alice", "aud": "tidegate", "exp": now_secs() + lifetime_s});
+        let key = EncodingKey::from_ed_pem(pem.as_bytes())?;
+        Ok(encode(&Header::new(Algorithm::EdDSA), &claims, &key)?)
+    };
+    (mint, minted)
+}
+
+#[test]
+fn the_sdk_authenticates_again_after_a_server_restart_with_a_fresh_token() -> Result {
+    use std::sync::atomic::Ordering;
+    use tidegate_client::{Ack, Credentials, Target, Tls};
+
+    let dir = tempfile::tempdir()?;
+    let (config, signer) = jwt_server_config(dir.path())?;
+    let data = dir.path().join("data");
+    let server = start_config(&data, "0", &config);
+    let addr = server.addr;
+    let (mint, minted) = minter(&signer, 600);
+    let batch = batch_of(&[b"v".to_vec()]);
+    let rt = runtime();
+    let client = rt.block_on(async {
+        let tls = Tls::ca_file(data.join("tls/dev-cert.pem"));
+        let client =
+            tidegate_client::Client::connect_with(addr, tls, Credentials::token_fn(mint)).await?;
+        client.create_topic("orders.eu", 1).await?;
+        Ok::<_, Box<dyn std::error::Error>>(client)
+    })?;
+    assert_eq!(minted.load(Ordering::SeqCst), 1);
+    assert!(server.stop().success());
+    // Same data, same port: the client's reconnect finds it.
+    let restarted = start_config_at(&data, "0", &config, addr);
+    assert_eq!(restarted.addr, addr);
+    rt.block_on(async {
+        // A call that meets the old connection's close fails retriably
+        // (sdk/tests/reconnect.rs); the next reconnects, authenticates with
+        // a new token, and only then produces.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match client
+                .produce_batch("orders.eu", Target::Partition(0), Ack::Durable, &batch)
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if e.is_retriable() && attempts < 3 => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    assert!(
+        minted.load(Ordering::SeqCst) >= 2,
+        "a fresh token on reconnect"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_sdk_reports_a_lapsed_static_jwt_and_a_failing_callback_as_typed_errors() -> Result {
+    use tidegate_client::{Ack, Credentials, Error, Target, Tls};
+
+    let dir = tempfile::tempdir()?;
+    let (config, signer) = jwt_server_config(dir.path())?;
+    let server = start_config(&dir.path().join("data"), "0", &config);
+    let tls = || Tls::ca_file(server.data_dir.join("tls/dev-cert.pem"));
+    let batch = batch_of(&[b"v".to_vec()]);
+    runtime().block_on(async {
+        let failing = tidegate_client::Client::connect_with(
+            server.addr,
+            tls(),
+            Credentials::token_fn(|| Err("the token service is down".into())),
+        )
+        .await;
+        assert!(matches!(failing, Err(Error::Credentials(_))), "{failing:?}");
+
+        // Without credentials the SDK sends no Authenticate; the server
+        // refuses the first request.
+        let anonymous = tidegate_client::Client::connect(server.addr, tls()).await?;
+        assert_eq!(anonymous.principal(), None);
+        let refused = anonymous.list_topics().await;
+        assert!(
+            matches!(refused, Err(Error::NotAuthenticated { .. })),
+            "{refused:?}"
+        );
+
+        // A JWT given as a fixed token cannot be renewed: once its exp
+        // passes, the server refuses and the SDK says so (no retry loop).
+        let (mint, _) = minter(&signer, 1);
+        let jwt = mint().map_err(|e| e.to_string())?;
+        let client =
+            tidegate_client::Client::connect_with(server.addr, tls(), Credentials::token(jwt))
+                .await?;
+        client.create_topic("orders.eu", 1).await?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let lapsed = loop {
+            match client
+                .produce_batch("orders.eu", Target::Partition(0), Ack::Durable, &batch)
+                .await
+            {
+                Ok(_) => {
+                    assert!(std::time::Instant::now() < deadline, "the JWT never lapsed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => break e,
+            }
+        };
+        assert!(
+            matches!(lapsed, Error::NotAuthenticated { .. }),
+            "{lapsed:?}"
+        );
+        assert!(!lapsed.is_retriable());
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    Ok(())
+}
+
+#[test]
+fn the_sdk_keeps_producing_with_one_second_jwts_from_a_callback() -> Result {
+    use std::sync::atomic::Ordering;
+    use tidegate_client::{Ack, Credentials, Target, Tls};
+
+    let dir = tempfile::tempdir()?;
+    let (config, signer) = jwt_server_config(dir.path())?;
+    let server = start_config(&dir.path().join("data"), "0", &config);
+    let (mint, minted) = minter(&signer, 1);
+    let batch = batch_of(&[b"v".to_vec()]);
+    runtime().block_on(async {
+        let tls = Tls::ca_file(server.data_dir.join("tls/dev-cert.pem"));
+        let client =
+            tidegate_client::Client::connect_with(server.addr, tls, Credentials::token_fn(mint))
+                .await?;
+        client.create_topic("orders.eu", 1).await?;
+        // Tokens lapse about every second, so some requests meet a lapsed
+        // one before the renewal: the SDK authenticates again and resends,
+        // and the caller sees no error.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(4);
+        let mut sent = 0u32;
+        while std::time::Instant::now() < until {
+            client
+                .produce_batch("orders.eu", Target::Partition(0), Ack::Durable, &batch)
+                .await?;
+            sent += 1;
+        }
+        assert!(sent > 10);
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    assert!(
+        minted.load(Ordering::SeqCst) >= 4,
+        "renewed every second or so"
+    );
+    Ok(())
+}

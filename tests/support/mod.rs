@@ -53,6 +53,20 @@ pub fn start_default_in(cwd: &Path, cores: &str) -> Server {
     start_cmd(&cwd.join("tidegate-data"), cores, false, &[], Some(cwd))
 }
 
+/// [`start_config`] on a given QUIC address (a restart on the same port).
+pub fn start_config_at(data_dir: &Path, cores: &str, config: &Path, listen: SocketAddr) -> Server {
+    let config = config.display().to_string();
+    let listen = listen.to_string();
+    start_cmd_args(
+        data_dir,
+        cores,
+        false,
+        &[],
+        None,
+        &["--config", &config, "--listen", &listen],
+    )
+}
+
 /// Starts the server with a configuration file (`--config FILE`).
 pub fn start_config(data_dir: &Path, cores: &str, config: &Path) -> Server {
     start_cmd_args(
@@ -89,13 +103,10 @@ fn start_cmd_args(
 ) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidegate"));
     cmd.envs(env.iter().copied());
-    cmd.args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-    ]);
+    cmd.args(["serve", "--admin-listen", "127.0.0.1:0"]);
+    if !args.contains(&"--listen") {
+        cmd.args(["--listen", "127.0.0.1:0"]);
+    }
     cmd.args(args);
     match cwd {
         // The default data directory, relative to the working directory.
