@@ -33,6 +33,28 @@ pub enum Command {
         #[arg(long)]
         plot: Option<PathBuf>,
     },
+    /// Flood a server's QUIC front door with handshakes that never
+    /// complete (client Initials at a paced rate), to watch its Retry and
+    /// handshake bounds at work (docs/SECURITY.md). Loopback only unless
+    /// --allow-remote; bounded in rate and time.
+    ///
+    /// Example:
+    ///   tidegate-loadgen flood --server 127.0.0.1:7441 --rate 20000 --duration 10s
+    #[command(verbatim_doc_comment)]
+    Flood {
+        /// The server's QUIC address.
+        #[arg(long, value_name = "ADDR")]
+        server: SocketAddr,
+        /// Initials per second (at most 100000).
+        #[arg(long, default_value_t = 20_000)]
+        rate: u32,
+        /// How long (at most 300s).
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        /// Allow a target that is not a loopback address.
+        #[arg(long)]
+        allow_remote: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]

@@ -11,6 +11,7 @@ mod clock;
 mod compare;
 mod config;
 mod consumer;
+mod flood;
 mod payload;
 mod plot;
 mod producer;
@@ -47,6 +48,20 @@ fn main() -> ExitCode {
 }
 
 fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(Command::Flood {
+        server,
+        rate,
+        duration,
+        allow_remote,
+    }) = cli.command
+    {
+        let flooded = flood::run(server, rate, duration, allow_remote)?;
+        println!(
+            "flooded {server}: {} Initials sent, {} datagrams answered",
+            flooded.sent, flooded.answers
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(Command::Compare { a, b, plot }) = cli.command {
         let (ra, rb) = (compare::load(&a)?, compare::load(&b)?);
         let (na, nb) = (a.display().to_string(), b.display().to_string());
