@@ -86,6 +86,9 @@ pub(crate) struct ConnState {
     /// When the connection was accepted (its handshake deadline counts
     /// from here).
     pub(crate) accepted_at: Instant,
+    /// True once the connection holds a slot of its address at the front
+    /// door (its address is proven: validated, or handshake completed).
+    pub(crate) holds_address: bool,
     receiving: HashMap<StreamId, Receiving>,
     /// Streams whose request waits for budget, in stream order.
     deferred: BTreeSet<StreamId>,
@@ -111,6 +114,7 @@ impl ConnState {
             peer,
             handshaking: true,
             accepted_at,
+            holds_address: false,
             receiving: HashMap::new(),
             deferred: BTreeSet::new(),
             awaiting: HashMap::new(),

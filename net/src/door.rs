@@ -2,13 +2,20 @@
 //! state machine (the driver calls it with the clock), so floods are
 //! tested without sockets.
 //!
-//! In order, a new connection is refused when the endpoint is full, when
-//! its source IP holds `max_connections_per_address`, or when
-//! `max_handshakes` handshakes are in flight; otherwise, if its address is
-//! not validated and handshakes arrive faster than `retry_handshakes_per_s`,
-//! it is answered with a stateless Retry: a spoofed-source flood then costs
-//! one small packet each and no state, and a real client comes back with
-//! the Retry token and is accepted.
+//! A connection whose source address is not validated may come from a
+//! spoofed address, so it is never refused for a quota and never charged
+//! to its address: when anything is tight (handshakes arriving faster than
+//! `retry_handshakes_per_s`, half of `max_handshakes` in flight, or its IP
+//! at `max_connections_per_address`), it gets a stateless Retry instead. A
+//! spoofed flood then costs one small packet per Initial and no state, and
+//! cannot use up a victim's quota by spoofing the victim's address; a real
+//! client comes back with the Retry token, validated.
+//!
+//! A validated connection (it returned a Retry token) is refused when the
+//! endpoint is full, when its IP holds `max_connections_per_address`, or
+//! when `max_handshakes` handshakes are in flight. An address holds a
+//! connection once it is proven: validated at accept, or when the
+//! handshake of an unvalidated one completes.
 
 use std::{
     collections::HashMap,
@@ -36,7 +43,8 @@ pub(crate) enum Refusal {
 }
 
 pub(crate) struct FrontDoor {
-    /// Connections held per source IP (handshaking or established).
+    /// Connections held per source IP: those whose address is proven
+    /// (validated, or handshake completed), until they close.
     per_address: HashMap<IpAddr, usize>,
     /// Connections accepted whose handshake has not ended.
     handshakes: usize,
@@ -73,6 +81,14 @@ impl FrontDoor {
         if full {
             return Admission::Refuse(Refusal::Full);
         }
+        if !validated {
+            let crowded = self.handshakes >= self.max_handshakes / 2
+                || self.held_by(ip) >= self.max_per_address;
+            if crowded || !self.bucket.take(now) {
+                return Admission::Retry;
+            }
+            return Admission::Accept;
+        }
         if self.held_by(ip) >= self.max_per_address {
             return Admission::Refuse(Refusal::PerAddress);
         }
@@ -81,17 +97,19 @@ impl FrontDoor {
         }
         // Validated handshakes count against the rate too, but are never
         // sent back: they already proved their address.
-        if !self.bucket.take(now) && !validated {
-            return Admission::Retry;
-        }
+        self.bucket.take(now);
         Admission::Accept
     }
 
-    /// A connection from `ip` was accepted: it holds a slot of its address
-    /// and a handshake.
-    pub(crate) fn accepted(&mut self, ip: IpAddr) {
-        *self.per_address.entry(canonical(ip)).or_insert(0) += 1;
+    /// A connection from `ip` was accepted: it holds a handshake, and a
+    /// slot of its address when the address is `validated`. Returns
+    /// whether it holds that slot.
+    pub(crate) fn accepted(&mut self, ip: IpAddr, validated: bool) -> bool {
         self.handshakes += 1;
+        if validated {
+            self.hold(ip);
+        }
+        validated
     }
 
     /// A handshake ended (completed, failed or timed out).
@@ -100,7 +118,13 @@ impl FrontDoor {
         self.handshakes -= 1;
     }
 
-    /// A connection from `ip` is gone (after its handshake ended).
+    /// The address `ip` is proven (a handshake from it completed): it now
+    /// holds a slot for the connection.
+    pub(crate) fn hold(&mut self, ip: IpAddr) {
+        *self.per_address.entry(canonical(ip)).or_insert(0) += 1;
+    }
+
+    /// A connection from `ip` that held a slot is gone.
     pub(crate) fn closed(&mut self, ip: IpAddr) {
         let ip = canonical(ip);
         let Some(held) = self.per_address.get_mut(&ip) else {
@@ -211,7 +235,7 @@ mod tests {
         let mut door = FrontDoor::new(2, 1000, 1000, t0);
         for _ in 0..2 {
             assert_eq!(door.admit(t0, A, true, false), Admission::Accept);
-            door.accepted(A);
+            assert!(door.accepted(A, true));
             door.handshake_ended();
         }
         let refused = Admission::Refuse(Refusal::PerAddress);
@@ -220,7 +244,7 @@ mod tests {
         door.closed(A);
         assert_eq!(door.admit(t0, A, true, false), Admission::Accept);
         // An IPv4-mapped IPv6 address is the same client.
-        door.accepted(A);
+        door.accepted(A, true);
         let mapped = match A {
             IpAddr::V4(v4) => IpAddr::V6(v4.to_ipv6_mapped()),
             IpAddr::V6(_) => unreachable!(),
@@ -231,16 +255,46 @@ mod tests {
     #[test]
     fn handshakes_in_flight_are_bounded() {
         let t0 = Instant::now();
-        let mut door = FrontDoor::new(1000, 3, 1000, t0);
-        for _ in 0..3 {
+        let mut door = FrontDoor::new(1000, 4, 1000, t0);
+        // Unvalidated handshakes take at most half.
+        for _ in 0..2 {
             assert_eq!(door.admit(t0, A, false, false), Admission::Accept);
-            door.accepted(A);
+            assert!(!door.accepted(A, false));
+        }
+        assert_eq!(door.admit(t0, A, false, false), Admission::Retry);
+        // The other half is for validated clients, then they are refused.
+        for _ in 0..2 {
+            assert_eq!(door.admit(t0, B, true, false), Admission::Accept);
+            door.accepted(B, true);
         }
         let refused = Admission::Refuse(Refusal::Handshakes);
         assert_eq!(door.admit(t0, B, true, false), refused);
         door.handshake_ended();
-        assert_eq!(door.handshakes(), 2);
+        assert_eq!(door.handshakes(), 3);
         assert_eq!(door.admit(t0, B, true, false), Admission::Accept);
+    }
+
+    #[test]
+    fn a_flood_spoofing_a_victims_address_cannot_take_the_victims_quota() {
+        let t0 = Instant::now();
+        let mut door = FrontDoor::new(2, 1000, 1000, t0);
+        // Spoofed Initials "from" A: accepted while there is room, but they
+        // never complete their handshake, so A holds nothing.
+        for _ in 0..100 {
+            if door.admit(t0, A, false, false) == Admission::Accept {
+                door.accepted(A, false);
+            }
+        }
+        assert_eq!(door.held_by(A), 0);
+        // The real A comes back validated and gets in.
+        assert_eq!(door.admit(t0, A, true, false), Admission::Accept);
+        door.accepted(A, true);
+        door.accepted(A, true);
+        // At its quota, an unvalidated Initial from A is retried, never
+        // refused (it may not be A); a validated one is refused.
+        assert_eq!(door.admit(t0, A, false, false), Admission::Retry);
+        let refused = Admission::Refuse(Refusal::PerAddress);
+        assert_eq!(door.admit(t0, A, true, false), refused);
     }
 
     #[test]

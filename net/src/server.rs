@@ -630,7 +630,7 @@ impl Driver {
         let full = self.closing || self.conns.len() >= self.settings.max_connections;
         let validated = incoming.remote_address_validated();
         let refusal = match self.door.admit(now, remote.ip(), validated, full) {
-            Admission::Accept => return self.accept(incoming, now, buf, outgoing),
+            Admission::Accept => return self.accept(incoming, validated, now, buf, outgoing),
             Admission::Retry => match self.endpoint.retry(incoming, buf) {
                 Ok(t) => {
                     self.stats.retries_sent_total += 1;
@@ -661,6 +661,7 @@ impl Driver {
     fn accept(
         &mut self,
         incoming: Incoming,
+        validated: bool,
         now: Instant,
         buf: &mut Vec<u8>,
         outgoing: &mut Vec<udp::Transmit>,
@@ -670,11 +671,12 @@ impl Driver {
         match self.endpoint.accept(incoming, now, buf, config) {
             Ok((handle, conn)) => {
                 self.stats.accepted_total += 1;
-                self.door.accepted(remote.ip());
+                let holds_address = self.door.accepted(remote.ip(), validated);
                 let max = self.settings.max_request_bytes;
                 let peer = Rc::new(Peer::new(remote));
-                self.conns
-                    .insert(handle, ConnState::new(conn, max, peer, now));
+                let mut state = ConnState::new(conn, max, peer, now);
+                state.holds_address = holds_address;
+                self.conns.insert(handle, state);
             }
             Err(e) => {
                 tracing::debug!(%remote, cause = %e.cause, "accept failed");
@@ -750,6 +752,12 @@ impl Driver {
             if state.handshaking && !state.conn.is_handshaking() {
                 state.handshaking = false;
                 self.door.handshake_ended();
+                // A completed handshake proves the address: from now on
+                // the connection counts against it.
+                if !state.conn.is_closed() && !state.holds_address {
+                    self.door.hold(state.peer.remote.ip());
+                    state.holds_address = true;
+                }
                 note_certificates(state);
             }
             if state.drive(&mut self.budget, &mut completed) == Lifecycle::Lost {
@@ -773,7 +781,9 @@ impl Driver {
                 if state.handshaking {
                     self.door.handshake_ended();
                 }
-                self.door.closed(state.peer.remote.ip());
+                if state.holds_address {
+                    self.door.closed(state.peer.remote.ip());
+                }
             }
         }
         self.resume_deferred(outgoing, now);

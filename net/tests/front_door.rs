@@ -261,6 +261,12 @@ fn connections_over_the_per_address_bound_are_refused_and_the_others_keep_workin
         };
         let first = connect().await.unwrap();
         let second = connect().await.unwrap();
+        // A round trip each: the server has seen both handshakes complete
+        // (which proves the address and charges it), not only the client.
+        for conn in [&first, &second] {
+            let hi = frame(b"hi");
+            assert_eq!(call(conn, &hi).await.unwrap(), echoed(&hi));
+        }
         let third = connect().await;
         let err = third.expect_err("a third connection from 127.0.0.1 is refused");
         assert!(err.to_lowercase().contains("refused"), "{err}");
@@ -399,16 +405,18 @@ fn stalled_handshakes_are_bounded_and_closed_after_the_handshake_timeout() {
         stop.clone(),
         Duration::from_secs(5),
     );
-    probe.wait_for("refusals over max_handshakes", |s| {
-        s.refused_handshakes_total >= 1
+    // Unvalidated handshakes fill half of max_handshakes; beyond that they
+    // get a Retry (never a refusal: their address may be spoofed).
+    probe.wait_for("Retry at half of max_handshakes", |s| {
+        s.retries_sent_total >= 1
     });
     stop.store(true, Ordering::Relaxed);
     flooding.join().unwrap();
     let stats = probe.wait_for("the handshakes to time out", |s| {
-        s.handshake_timeouts_total >= 16 && s.handshakes == 0
+        s.handshake_timeouts_total >= 8 && s.handshakes == 0
     });
-    assert!(probe.peak_handshakes() <= 16, "{stats:?}");
-    assert_eq!(stats.retries_sent_total, 0, "{stats:?}");
+    assert!(probe.peak_handshakes() <= 8, "{stats:?}");
+    assert_eq!(stats.refused_total, 0, "{stats:?}");
     // With the stalled handshakes gone, a real client gets in.
     let hello = frame(b"hello");
     let config = client_config(&server.cert, ALPN);
@@ -416,4 +424,35 @@ fn stalled_handshakes_are_bounded_and_closed_after_the_handshake_timeout() {
         connect_and_call(&server, config, &hello).unwrap(),
         echoed(&hello)
     );
+}
+
+#[test]
+fn validated_clients_get_in_while_spoofed_handshakes_hold_their_half() {
+    let settings = QuicSettings {
+        retry_handshakes_per_s: 100_000,
+        max_handshakes: 16,
+        handshake_timeout: Duration::from_secs(30),
+        max_connections_per_address: 10_000,
+        ..QuicSettings::default()
+    };
+    let (server, probe) = observed(settings, ClientAuth::None);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooding = flood(
+        initials(200),
+        server.addr,
+        stop.clone(),
+        Duration::from_secs(10),
+    );
+    probe.wait_for("stalled handshakes at half the bound", |s| {
+        s.handshakes >= 8 && s.retries_sent_total >= 1
+    });
+    // The stalled half-open handshakes stay (30 s timeout), and a real
+    // client, sent through Retry, still gets in on the validated half.
+    let hello = frame(b"hello");
+    let config = client_config(&server.cert, ALPN);
+    let reply = connect_and_call(&server, config, &hello);
+    stop.store(true, Ordering::Relaxed);
+    flooding.join().unwrap();
+    assert_eq!(reply.unwrap(), echoed(&hello));
+    assert!(probe.peak_handshakes() <= 16, "{:?}", probe.stats());
 }
