@@ -818,3 +818,49 @@ fn the_sdk_keeps_producing_with_one_second_jwts_from_a_callback() -> Result {
     );
     Ok(())
 }
+
+#[test]
+fn a_reloaded_certificate_serves_new_connections_and_open_ones_stay() -> Result {
+    let dir = tempfile::tempdir()?;
+    let make = || -> Result<(CertificateDer<'static>, String, String)> {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
+        Ok((
+            CertificateDer::from(certified.cert.der().to_vec()),
+            certified.cert.pem(),
+            certified.key_pair.serialize_pem(),
+        ))
+    };
+    let (old, old_pem, old_key) = make()?;
+    let (new, new_pem, new_key) = make()?;
+    let cert = write(dir.path(), "cert.pem", &old_pem)?;
+    let key = write(dir.path(), "key.pem", &old_key)?;
+    let config = write(
+        dir.path(),
+        "tidegate.toml",
+        &format!(
+            "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+    )?;
+    let server = start_config(&dir.path().join("data"), "0-1", &config);
+    runtime().block_on(async {
+        let before = connect_trusting(&server, old.clone(), None).await?;
+        assert_eq!(create(&before, "t").await.0, OK);
+        std::fs::write(&cert, &new_pem)?;
+        std::fs::write(&key, &new_key)?;
+        server.reload();
+        // Every shard says when its endpoint took the new certificate.
+        server.wait_for_log("TLS configuration reloaded", 2);
+        let after = connect_trusting(&server, new, None).await?;
+        assert_eq!(produce(&after, "t").await.0, OK);
+        assert!(
+            connect_trusting(&server, old, None).await.is_err(),
+            "new connections get the new certificate"
+        );
+        // The connection made before the reload keeps working.
+        assert_eq!(produce(&before, "t").await.0, OK);
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    Ok(())
+}
