@@ -864,3 +864,78 @@ fn a_reloaded_certificate_serves_new_connections_and_open_ones_stay() -> Result 
     })?;
     Ok(())
 }
+
+#[test]
+fn the_cli_authenticates_with_tidegate_token_and_prints_denials() -> Result {
+    let dir = tempfile::tempdir()?;
+    let config = write(
+        dir.path(),
+        "tidegate.toml",
+        &format!(
+            r#"
+            [auth]
+            mode = "token"
+            [[auth.tokens]]
+            principal = "svc"
+            hash = "{}"
+            [[auth.acl]]
+            principals = ["svc"]
+            topics = ["orders.*"]
+            operations = ["admin", "produce"]
+            "#,
+            tidegate_auth::hash_token("cli-secret")
+        ),
+    )?;
+    let server = start_config(&dir.path().join("data"), "0", &config);
+    let ca = server.data_dir.join("tls/dev-cert.pem");
+    let cli = |token: &str, args: &[&str], stdin: &str| -> Result<(i32, String)> {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tidegate"))
+            .args(args)
+            .arg("--server")
+            .arg(server.addr.to_string())
+            .arg("--ca")
+            .arg(&ca)
+            .env("TIDEGATE_TOKEN", token)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        if let Some(mut input) = child.stdin.take() {
+            input.write_all(stdin.as_bytes())?;
+        }
+        let out = child.wait_with_output()?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok((out.status.code().unwrap_or(-1), text))
+    };
+    let (code, text) = cli(
+        "cli-secret",
+        &["topic", "create", "orders.eu", "--partitions", "1"],
+        "",
+    )?;
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = cli("cli-secret", &["produce", "orders.eu"], "a\nb\n")?;
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = cli("wrong-secret", &["topic", "list"], "")?;
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("not authenticated"), "{text}");
+    assert!(
+        !text.contains("wrong-secret"),
+        "the token is never printed: {text}"
+    );
+    let (code, text) = cli(
+        "cli-secret",
+        &["consume", "orders.eu", "--from", "earliest"],
+        "",
+    )?;
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("not authorized") && text.contains("consume on topic orders.eu"),
+        "{text}"
+    );
+    Ok(())
+}
