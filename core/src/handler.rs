@@ -27,6 +27,7 @@ pub(crate) async fn handle(
     data: &[u8],
     max_body: usize,
 ) -> Vec<Bytes> {
+    let started = std::time::Instant::now();
     let probe = crate::metrics::RequestProbe::start(data, max_body);
     let kind = data.get(3).copied().unwrap_or(0);
     let header = match decode_header(data, max_body) {
@@ -61,10 +62,17 @@ pub(crate) async fn handle(
         Ok(allowed) => allowed,
         Err(f) => return probe.finish(error(kind, f.code, &f.message)),
     };
-    probe.finish(match serve(router, request, &allowed).await {
+    let is_produce = matches!(request, Request::Produce(_));
+    let parts = match serve(router, request, &allowed).await {
         Ok(parts) => parts,
         Err(f) => error(kind, f.code, &f.message),
-    })
+    };
+    if is_produce {
+        // What the shard's flow control steers: the time from the whole
+        // request to its answer, here.
+        router.flow.record_produce(started.elapsed());
+    }
+    probe.finish(parts)
 }
 
 async fn serve(
@@ -158,7 +166,7 @@ async fn serve(
                 }
             };
             Response::Produce(ProduceResponse {
-                throttle_ms: 0,
+                throttle_ms: router.flow.throttle_ms(),
                 results,
             })
         }

@@ -8,6 +8,7 @@ mod access;
 pub mod admin;
 pub mod catalog;
 pub mod config;
+pub mod flow;
 mod handler;
 mod mesh;
 pub mod metrics;

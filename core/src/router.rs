@@ -10,6 +10,7 @@ use tidegate_proto::protocol::ErrorCode;
 use crate::{
     access::Access,
     catalog::Catalog,
+    flow::Flow,
     mesh::Mesh,
     shard::{Failure, Op, OpResult, Shard},
 };
@@ -22,6 +23,8 @@ pub(crate) struct Router {
     pub(crate) mesh: Rc<Mesh>,
     /// The shard's copy of the access policy.
     pub(crate) access: Access,
+    /// The shard's flow control (window, throttle hint).
+    pub(crate) flow: Flow,
 }
 
 impl Router {

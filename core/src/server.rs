@@ -25,12 +25,14 @@ use std::{
 
 use glommio::{LocalExecutorBuilder, Placement};
 use tidegate_net::{QuicServer, QuicSettings};
+use tidegate_proto::protocol::Kind;
 
 use crate::{
     access::{Access, Reload, Security, SecurityError},
     admin::{AdminError, AdminServer},
     catalog::CatalogStore,
     config::ServeConfig,
+    flow::Flow,
     handler,
     mesh::{self, MeshEnds},
     metrics::{MetricsHub, Publisher},
@@ -348,6 +350,13 @@ async fn shard_main(mut start: ShardStart) -> Result<(), String> {
     if id == 0 {
         let _ = start.started.send((id, Ok(quic.local_addr())));
     }
+    // Fair-share weights of the admission window, by principal.
+    let weights = start.config.flow.weights.iter();
+    quic.set_weights(
+        weights
+            .map(|(p, w)| (Arc::<str>::from(p.as_str()), *w))
+            .collect(),
+    );
     let Some(ends) = start.ends.take() else {
         return Err("mesh ends missing".into());
     };
@@ -373,6 +382,7 @@ async fn shard_main(mut start: ShardStart) -> Result<(), String> {
         shard: shard.clone(),
         mesh: mesh.clone(),
         access: Access::new(start.reload.clone()),
+        flow: Flow::new(&start.config),
     });
     for peer in inbound {
         let r = router.clone();
@@ -394,15 +404,22 @@ async fn shard_main(mut start: ShardStart) -> Result<(), String> {
     ))
     .detach();
     let publisher = Publisher::new(id, start.metrics.clone());
-    publisher.publish(&shard, &quic, true);
+    publisher.publish(&shard, &quic, &router.flow, true);
     let _ = start.started.send((id, Ok(quic.local_addr())));
     tracing::info!(shard = id, cpu = start.cpu, addr = %quic.local_addr(), "shard serving");
-    // Metrics publish once a second alongside serving (the endpoint cannot
-    // move into a spawned task), stop with it, and once more at the end.
-    let ticking = publisher.every_interval(&shard, &quic, || !start.shutdown.is_triggered());
-    let serving = serve(&quic, router, &start);
-    futures::future::select(std::pin::pin!(serving), std::pin::pin!(ticking)).await;
-    publisher.publish(&shard, &quic, false);
+    // Metrics publish once a second and flow control adjusts the window
+    // every interval, alongside serving (the endpoint cannot move into a
+    // spawned task); both stop with it, and metrics publish once more.
+    {
+        let running = || !start.shutdown.is_triggered();
+        let ticking = publisher.every_interval(&shard, &quic, &router.flow, running);
+        let controlling = router.flow.run(&quic, running);
+        let (ticking, controlling) = (std::pin::pin!(ticking), std::pin::pin!(controlling));
+        let background = futures::future::select(ticking, controlling);
+        let serving = serve(&quic, router.clone(), &start);
+        futures::future::select(std::pin::pin!(serving), background).await;
+    }
+    publisher.publish(&shard, &quic, &router.flow, false);
     quic.shutdown().await;
     shard.partitions.close_all().await;
     tracing::info!(shard = id, "shard stopped");
@@ -435,6 +452,10 @@ async fn open_shard(start: &ShardStart) -> Result<Rc<Shard>, String> {
 async fn serve(quic: &QuicServer, router: Rc<Router>, start: &ShardStart) {
     let max_inflight = start.config.limits.shard_inflight_requests_max.max(1) as u64;
     let inflight = Rc::new(glommio::sync::Semaphore::new(max_inflight));
+    // Fetches have their own slots, so readers of old data cannot take
+    // every request slot from producers (docs/FLOW_CONTROL.md).
+    let max_fetches = u64::from(start.config.flow.max_fetches.max(1));
+    let fetches = Rc::new(glommio::sync::Semaphore::new(max_fetches));
     let max_body = start.config.limits.max_request_bytes.bytes_usize();
     loop {
         let next = std::pin::pin!(quic.next_request());
@@ -450,14 +471,27 @@ async fn serve(quic: &QuicServer, router: Rc<Router>, start: &ShardStart) {
             }
             _ => break,
         };
-        let Ok(permit) = inflight.clone().acquire_static_permit(1).await else {
-            break;
+        let is_fetch = request.data.get(3) == Some(&Kind::Fetch.request_code());
+        // A fetch waits for its slot in its own task, so produce requests
+        // behind it in this loop are not held up.
+        let permit = if is_fetch {
+            None
+        } else {
+            match inflight.clone().acquire_static_permit(1).await {
+                Ok(permit) => Some(permit),
+                Err(_) => break,
+            }
         };
         let response = {
             let router = router.clone();
+            let fetches = fetches.clone();
             async move {
+                let fetch_permit = match permit {
+                    Some(_) => None,
+                    None => fetches.acquire_static_permit(1).await.ok(),
+                };
                 let parts = handler::handle(&router, &request.peer, &request.data, max_body).await;
-                drop(permit);
+                drop((permit, fetch_permit));
                 (request.conn, request.stream, parts)
             }
         };
@@ -471,9 +505,12 @@ async fn serve(quic: &QuicServer, router: Rc<Router>, start: &ShardStart) {
     // Let the requests in flight finish (bounded), then stop; long polls
     // answer at once with what they have.
     router.shard.stop_waits();
-    let all = std::pin::pin!(inflight.acquire(max_inflight));
+    let all = async {
+        let _ = inflight.acquire(max_inflight).await;
+        let _ = fetches.acquire(max_fetches).await;
+    };
     let timeout = std::pin::pin!(glommio::timer::sleep(DRAIN_TIMEOUT));
-    let _ = futures::future::select(all, timeout).await;
+    let _ = futures::future::select(std::pin::pin!(all), timeout).await;
 }
 
 /// Why the serve loop stopped waiting for a request.
@@ -535,5 +572,6 @@ fn quic_settings(config: &ServeConfig, shard: usize, shards: usize) -> QuicSetti
         handshake_timeout: q.handshake_timeout.get(),
         // A rate per shard: each shard's bucket fills on its own.
         retry_handshakes_per_s: q.retry_handshakes_per_s,
+        fair_quantum: config.flow.quantum.bytes_usize(),
     }
 }

@@ -71,7 +71,7 @@ retention_check_interval = "1m"
 
 [quic]
 max_connections = 500
-max_concurrent_streams = 64
+max_concurrent_streams = 16
 stream_receive_window = "2MiB"
 connection_receive_window = "32MiB"
 idle_timeout = "1m"
@@ -106,7 +106,7 @@ fn defaults_apply_without_file_env_or_flags() {
     );
     assert_eq!(c.storage.retention_check_interval, Duration::secs(30));
     assert_eq!(c.quic.max_connections, 10_000);
-    assert_eq!(c.quic.max_concurrent_streams, 256);
+    assert_eq!(c.quic.max_concurrent_streams, 16);
     assert_eq!(c.quic.stream_receive_window, Size::mib(1));
     assert_eq!(c.quic.connection_receive_window, Size::mib(16));
     assert_eq!(c.quic.idle_timeout, Duration::secs(30));
@@ -165,7 +165,7 @@ fn a_full_file_sets_every_key() {
     );
     assert_eq!(c.storage.retention_check_interval, Duration::secs(60));
     assert_eq!(c.quic.max_connections, 500);
-    assert_eq!(c.quic.max_concurrent_streams, 64);
+    assert_eq!(c.quic.max_concurrent_streams, 16);
     assert_eq!(c.quic.stream_receive_window, Size::mib(2));
     assert_eq!(c.quic.connection_receive_window, Size::mib(32));
     assert_eq!(c.quic.idle_timeout, Duration::secs(60));
@@ -557,4 +557,27 @@ proptest! {
             prop_assert_eq!(text.parse::<Duration>().unwrap(), d, "{}", text);
         }
     }
+}
+
+#[test]
+fn streams_that_could_starve_an_admitted_request_are_refused() {
+    let env = HashMap::from([
+        (
+            "TIDEGATE_QUIC__MAX_CONCURRENT_STREAMS".to_string(),
+            "32".to_string(),
+        ),
+        (
+            "TIDEGATE_QUIC__STREAM_RECEIVE_WINDOW".to_string(),
+            "1MiB".to_string(),
+        ),
+        (
+            "TIDEGATE_QUIC__CONNECTION_RECEIVE_WINDOW".to_string(),
+            "16MiB".to_string(),
+        ),
+    ]);
+    let err = ServeConfig::load(None, &env, &Overrides::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("quic.max_concurrent_streams"),
+        "{err}"
+    );
 }

@@ -175,6 +175,20 @@ fn rows(a: &Report, b: &Report) -> Vec<Row> {
         &a.latency_us.end_to_end,
         &b.latency_us.end_to_end,
     );
+    // u64 -> f64 only loses precision above 2^53.
+    let (fa, fb) = (&a.flow, &b.flow);
+    rows.push(row(
+        "flow throttle hints",
+        fa.throttle_hints as f64,
+        fb.throttle_hints as f64,
+        Unit::Count,
+    ));
+    rows.push(row(
+        "flow throttled ms",
+        fa.throttled_ms_total as f64,
+        fb.throttled_ms_total as f64,
+        Unit::Count,
+    ));
     let (va, vb) = (&a.verify, &b.verify);
     // failed and foreign are included because Verify::passed depends on them.
     let counts = [
@@ -376,6 +390,9 @@ mod tests {
                 consumed: 1_000,
                 ..Verify::default()
             },
+            flow: Default::default(),
+            producers: Vec::new(),
+            timeline: Vec::new(),
         }
     }
 
@@ -409,6 +426,22 @@ mod tests {
         let p99 = line_of(&text, "produce_ack p99");
         assert!(p99.contains("812 µs") && p99.contains("4.31 ms"), "{p99}");
         assert_eq!(ratio_cell(p99), "5.31", "{p99}");
+    }
+
+    #[test]
+    fn render_compares_throttle_hints() {
+        let a = report(1_000.0, "durable", 900.0);
+        let mut b = a.clone();
+        b.flow.throttle_hints = 40;
+        b.flow.throttled_ms_total = 1_200;
+        let text = render("a", &a, "b", &b);
+        let hints = line_of(&text, "flow throttle hints");
+        assert!(hints.contains("40"), "{hints}");
+        assert_eq!(ratio_cell(hints), "-", "{hints}");
+        assert!(
+            line_of(&text, "flow throttled ms").contains("1,200"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -180,6 +180,10 @@ pub struct RunArgs {
     /// Plot the latency percentile spectrum (SVG).
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
+    /// Plot the run over time (SVG): the acknowledged rate and the
+    /// produce-to-ack p99 of each second.
+    #[arg(long, value_name = "FILE")]
+    pub plot_timeline: Option<PathBuf>,
 }
 
 /// A parsed `--cpus` list (a newtype: clap would take a bare `Vec` for a
@@ -248,9 +252,49 @@ impl RunArgs {
         self.token.clone().filter(|token| !token.is_empty())
     }
 
+    /// QUIC connections for the producers: one each unless
+    /// `--connections` says fewer.
     pub fn connections(&self) -> u32 {
         self.connections
             .unwrap_or(self.producers)
-            .min(self.producers)
+            .clamp(1, self.producers.max(1))
+    }
+
+    /// The connection producer `id` sends on: producers are dealt over
+    /// the connections in turn.
+    pub fn connection_of(&self, id: u32) -> u32 {
+        id % self.connections()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    fn args(line: &[&str]) -> super::RunArgs {
+        let cli =
+            Cli::try_parse_from(std::iter::once("tidegate-loadgen").chain(line.iter().copied()));
+        cli.unwrap().run
+    }
+
+    #[test]
+    fn each_producer_has_its_own_connection_by_default() {
+        let a = args(&["--producers", "2"]);
+        assert_eq!(a.connections(), 2);
+        assert_eq!((a.connection_of(0), a.connection_of(1)), (0, 1));
+    }
+
+    #[test]
+    fn producers_are_dealt_over_fewer_connections() {
+        let a = args(&["--producers", "3", "--connections", "2"]);
+        assert_eq!(a.connections(), 2);
+        let of: Vec<u32> = (0..3).map(|id| a.connection_of(id)).collect();
+        assert_eq!(of, [0, 1, 0]);
+        // More connections than producers would leave some idle.
+        let a = args(&["--producers", "2", "--connections", "8"]);
+        assert_eq!(a.connections(), 2);
     }
 }

@@ -81,8 +81,8 @@ pub async fn run(
         let message = match consumer.next().now_or_never() {
             Some(message) => message,
             None => {
-                Shared::add(&shared.consumed, std::mem::take(&mut pending.0));
-                Shared::add(&shared.consumed_bytes, std::mem::take(&mut pending.1));
+                let (msgs, bytes) = std::mem::take(&mut pending);
+                shared.consumed(clock.now_ns(), msgs, bytes);
                 until_clock = 0; // read the clock after the wait
                 tokio::select! {
                     biased;
@@ -120,16 +120,15 @@ pub async fn run(
             local.record(now.saturating_sub(stamp.stamp_ns));
         }
         if pending.0 >= PUBLISH_EVERY {
-            Shared::add(&shared.consumed, std::mem::take(&mut pending.0));
-            Shared::add(&shared.consumed_bytes, std::mem::take(&mut pending.1));
+            let (msgs, bytes) = std::mem::take(&mut pending);
+            shared.consumed(now, msgs, bytes);
         }
         if until_clock == 0 && now.saturating_sub(merged_at) >= MERGE_EVERY_NS {
             merged_at = now;
             Shared::merge(&shared.end_to_end, &mut local);
         }
     }
-    Shared::add(&shared.consumed, pending.0);
-    Shared::add(&shared.consumed_bytes, pending.1);
+    shared.consumed(clock.now_ns(), pending.0, pending.1);
     Shared::merge(&shared.end_to_end, &mut local);
     consumer.close().await;
     Ok(tally)

@@ -20,6 +20,8 @@ mod run;
 mod schedule;
 mod server;
 mod stats;
+mod throttle;
+mod timeline;
 mod verify;
 
 use std::process::ExitCode;
@@ -105,6 +107,9 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     if let Some(path) = &args.plot {
         plot::write_report_svg(path, &report)?;
+    }
+    if let Some(path) = &args.plot_timeline {
+        plot::write_timeline_svg(path, &report)?;
     }
     if report.verify.passed() {
         Ok(ExitCode::SUCCESS)

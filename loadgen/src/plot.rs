@@ -17,6 +17,7 @@ use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, KeyPointWeight}
 use plotters::prelude::*;
 
 use crate::report::{Report, SpectrumPoint};
+use crate::timeline::Sample;
 
 /// One line of the plot.
 #[derive(Debug, Clone)]
@@ -145,6 +146,193 @@ pub fn write_report_svg(path: &Path, report: &Report) -> Result<()> {
         report.started_at, report.measured_s
     );
     write_svg(path, &title, &series)
+}
+
+/// Size of the timeline plot: two panels, one above the other.
+const TIMELINE_SIZE_PX: (u32, u32) = (1024, 800);
+
+/// Headroom above a timeline panel's highest point: room for the legend in
+/// the upper right corner above the lines.
+const TIMELINE_HEADROOM: f64 = 1.35;
+
+/// The end of the warmup: a dashed line, apart from the grid's.
+const WARMUP_COLOR: RGBColor = RGBColor(148, 103, 189);
+
+/// One line of a timeline panel: `(t_s, value)` points.
+struct TimeSeries {
+    label: &'static str,
+    color: RGBColor,
+    points: Vec<(f64, f64)>,
+}
+
+/// Plots a report's timeline to `path`: the acknowledged (and sent) rate
+/// above, the produce-to-ack p99 (and p50) below, on the same time axis,
+/// with a line where the measured window starts.
+///
+/// Each second is drawn at its middle; a second without acknowledgements
+/// has no latency point.
+pub fn write_timeline_svg(path: &Path, report: &Report) -> Result<()> {
+    let samples = &report.timeline;
+    if samples.is_empty() {
+        bail!("the report has no timeline to plot (the run sent nothing)");
+    }
+    let x_max = samples
+        .iter()
+        .map(|s| s.t_s + s.span_s)
+        .fold(1.0_f64, f64::max);
+    let warmup_s = report
+        .config
+        .get("warmup")
+        .and_then(|w| w.as_str())
+        .and_then(|w| humantime::parse_duration(w).ok())
+        .map(|w| w.as_secs_f64())
+        .filter(|&w| w > 0.0 && w < x_max);
+    let mid = |s: &Sample| s.t_s + s.span_s / 2.0;
+    let rates = [
+        TimeSeries {
+            label: "acknowledged",
+            color: COLORS[0],
+            points: samples
+                .iter()
+                .map(|s| (mid(s), s.acked_msgs_per_s))
+                .collect(),
+        },
+        TimeSeries {
+            label: "sent",
+            color: COLORS[1],
+            points: samples
+                .iter()
+                .map(|s| (mid(s), s.produced_msgs_per_s))
+                .collect(),
+        },
+    ];
+    let latency_ms = |of: fn(&Sample) -> Option<f64>| -> Vec<(f64, f64)> {
+        samples
+            .iter()
+            .filter_map(|s| of(s).map(|us| (mid(s), us / 1000.0)))
+            .collect()
+    };
+    let latencies = [
+        TimeSeries {
+            label: "produce → ack p99",
+            color: COLORS[3],
+            points: latency_ms(|s| s.produce_ack_p99_us),
+        },
+        TimeSeries {
+            label: "produce → ack p50",
+            color: COLORS[2],
+            points: latency_ms(|s| s.produce_ack_p50_us),
+        },
+    ];
+
+    let root = SVGBackend::new(path, TIMELINE_SIZE_PX).into_drawing_area();
+    root.fill(&WHITE).context("drawing plot background")?;
+    let title = format!(
+        "tidegate over time, {} ({} throttle hints)",
+        report.started_at, report.flow.throttle_hints
+    );
+    let root = root
+        .titled(&title, ("sans-serif", 22))
+        .context("drawing plot title")?;
+    let panels = root.split_evenly((2, 1));
+    let panel = |area, y_desc, y_decimals, series| {
+        TimePanel {
+            x_max,
+            warmup_s,
+            y_desc,
+            y_decimals,
+            series,
+        }
+        .draw(area)
+    };
+    panel(&panels[0], "messages per second", 0, &rates)?;
+    panel(&panels[1], "produce → ack latency (ms)", 1, &latencies)?;
+    root.present()
+        .with_context(|| format!("writing plot {}", path.display()))?;
+    Ok(())
+}
+
+/// One panel of the timeline plot.
+struct TimePanel<'a> {
+    x_max: f64,
+    warmup_s: Option<f64>,
+    y_desc: &'a str,
+    /// Decimals of the y labels.
+    y_decimals: usize,
+    series: &'a [TimeSeries],
+}
+
+impl TimePanel<'_> {
+    fn draw(&self, area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>) -> Result<()> {
+        let y_max = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|&(_, y)| y))
+            .filter(|y| y.is_finite())
+            .fold(0.0_f64, f64::max);
+        let y_top = if y_max > 0.0 {
+            y_max * TIMELINE_HEADROOM
+        } else {
+            1.0
+        };
+        let mut chart = ChartBuilder::on(area)
+            .margin(16)
+            .x_label_area_size(40)
+            .y_label_area_size(80)
+            .build_cartesian_2d(0.0..self.x_max, 0.0..y_top)
+            .context("building plot axes")?;
+        chart
+            .configure_mesh()
+            .x_desc("time since sending started (s)")
+            .y_desc(self.y_desc)
+            .y_max_light_lines(2)
+            .x_max_light_lines(2)
+            .y_label_formatter(&|y| format!("{y:.*}", self.y_decimals))
+            .draw()
+            .context("drawing plot grid")?;
+        if let Some(warmup_s) = self.warmup_s {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(warmup_s, 0.0), (warmup_s, y_top)],
+                    8,
+                    6,
+                    WARMUP_COLOR.stroke_width(2),
+                ))
+                .context("drawing the end of the warmup")?
+                .label("warmup ends, measuring starts")
+                .legend(|(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], WARMUP_COLOR.stroke_width(2))
+                });
+        }
+        for s in self.series {
+            let color = s.color;
+            chart
+                .draw_series(LineSeries::new(
+                    s.points.iter().copied(),
+                    color.stroke_width(2),
+                ))
+                .with_context(|| format!("drawing series {:?}", s.label))?
+                .label(s.label)
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(
+                    s.points
+                        .iter()
+                        .map(|&(x, y)| Circle::new((x, y), 3, color.filled())),
+                )
+                .with_context(|| format!("drawing points of {:?}", s.label))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .context("drawing plot legend")?;
+        Ok(())
+    }
 }
 
 /// The x axis, in decades of nines (`0.0..decades`).
@@ -298,6 +486,9 @@ mod tests {
                 end_to_end: e2e,
             },
             verify: Verify::default(),
+            flow: Default::default(),
+            producers: Vec::new(),
+            timeline: Vec::new(),
         }
     }
 
@@ -388,6 +579,54 @@ mod tests {
             !svg.contains("empty-series-label"),
             "empty series in legend"
         );
+    }
+
+    fn timeline_sample(t_s: f64, acked: f64, p99_us: Option<f64>) -> Sample {
+        Sample {
+            t_s,
+            span_s: 1.0,
+            produced_msgs_per_s: acked,
+            acked_msgs_per_s: acked,
+            produce_ack_p50_us: p99_us.map(|p| p / 2.0),
+            produce_ack_p99_us: p99_us,
+            ..Sample::default()
+        }
+    }
+
+    #[test]
+    fn timeline_svg_has_both_panels_and_the_warmup_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("timeline.svg");
+        let mut r = report(Vec::new(), Vec::new());
+        r.config = serde_json::json!({ "warmup": "2s" });
+        r.timeline = (0..5)
+            .map(|t| timeline_sample(f64::from(t), 1_000.0 * f64::from(t), Some(900.0)))
+            .collect();
+        // A second without acks has no latency point, and still plots.
+        r.timeline.push(timeline_sample(5.0, 0.0, None));
+        write_timeline_svg(&path, &r).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.starts_with("<svg"));
+        for text in [
+            "messages per second",
+            "produce → ack latency (ms)",
+            "acknowledged",
+            "produce → ack p99",
+            "measuring starts",
+            "time since sending started (s)",
+        ] {
+            assert!(svg.contains(text), "missing {text:?}");
+        }
+        assert!(svg.trim_end().ends_with("</svg>"));
+    }
+
+    #[test]
+    fn report_without_a_timeline_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("none.svg");
+        let err = write_timeline_svg(&path, &report(Vec::new(), Vec::new())).unwrap_err();
+        assert!(err.to_string().contains("no timeline"), "{err:#}");
+        assert!(!path.exists());
     }
 
     #[test]

@@ -11,6 +11,12 @@
 //! `thread::sleep` wakes within tens of microseconds. The in-flight window
 //! is a channel of tokens, so a slow server makes the pacer wait, and in
 //! open loop that wait counts in every delayed message's latency.
+//!
+//! A produce response's throttle hint holds its partition back (see
+//! [`throttle`](crate::throttle)): the partition comes back to the pacer
+//! with the time before which it may not send, and the pacer sends to the
+//! other free partitions meanwhile. In open loop that wait, too, counts in
+//! the latency of the messages it delays.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
@@ -23,7 +29,8 @@ use tidegate_proto::batch::{BatchBuilder, Record};
 use crate::clock::Clock;
 use crate::payload::{self, Stamp};
 use crate::schedule::Schedule;
-use crate::stats::Shared;
+use crate::stats::{ProducerStats, Shared};
+use crate::throttle::{self, Gate};
 use crate::verify::SeqSet;
 
 /// Byte the payload after the header is filled with.
@@ -90,11 +97,10 @@ impl Producer {
         // them in either order (it takes a connection's requests as they
         // finish arriving), as with the SDK's Producer. The next batch goes
         // to whichever partition is free first, so one slow answer does not
-        // hold up batches that other partitions could take.
-        let (free_tx, free_rx) = sync_channel::<usize>(self.partitions.len());
-        for slot in 0..self.partitions.len() {
-            let _ = free_tx.send(slot);
-        }
+        // hold up batches that other partitions could take. A partition
+        // comes back with the time it may send again (a throttle hint).
+        let (free_tx, free_rx) = sync_channel::<(usize, u64)>(self.partitions.len());
+        let mut gate = Gate::new(self.partitions.len());
         let acks = Arc::new(Acks {
             acked: Mutex::new(SeqSet::default()),
             failed: Default::default(),
@@ -126,7 +132,7 @@ impl Producer {
             if take(&token_rx, &self.stop).is_none() {
                 break;
             }
-            let Some(slot) = take(&free_rx, &self.stop) else {
+            let Some(slot) = take_slot(&mut gate, &free_rx, &self.clock, &self.stop) else {
                 let _ = token_tx.send(());
                 break;
             };
@@ -141,7 +147,6 @@ impl Producer {
             let now = self.clock.now_ns();
             if now >= end_ns && self.schedule.is_none() {
                 let _ = token_tx.send(());
-                let _ = free_tx.send(slot);
                 break;
             }
             let stamp_of = |i: u64| match &self.schedule {
@@ -150,11 +155,15 @@ impl Producer {
             };
             let Some(batch) = self.build(&mut value, seq, count, stamp_of) else {
                 let _ = token_tx.send(());
-                let _ = free_tx.send(slot);
                 break;
             };
             Shared::add(&self.shared.sent, u64::from(count));
+            if let Ok(mut timeline) = self.shared.timeline.lock() {
+                let msgs = u64::from(count);
+                timeline.sent(now, msgs, msgs * self.msg_size as u64);
+            }
             let send = Send {
+                producer: self.id as usize,
                 client: self.client.clone(),
                 topic: self.topic.clone(),
                 partition: self.partitions[slot],
@@ -168,10 +177,11 @@ impl Producer {
                 shared: self.shared.clone(),
                 acks: acks.clone(),
                 stop: self.stop.clone(),
-                _slot: Slot {
+                slot: Slot {
                     token: token_tx.clone(),
                     free: free_tx.clone(),
                     slot,
+                    not_before_ns: 0,
                 },
             };
             if batch_tx.blocking_send((send, batch)).is_err() {
@@ -251,8 +261,44 @@ fn take<T>(from: &Receiver<T>, stop: &AtomicBool) -> Option<T> {
     }
 }
 
+/// Waits for a partition that may send now: takes the ones freed since,
+/// and waits out a throttled one's hint unless another is free first.
+/// `None` when told to stop.
+fn take_slot(
+    gate: &mut Gate,
+    freed: &Receiver<(usize, u64)>,
+    clock: &Clock,
+    stop: &AtomicBool,
+) -> Option<usize> {
+    const POLL: Duration = Duration::from_millis(100);
+    loop {
+        while let Ok((slot, not_before_ns)) = freed.try_recv() {
+            gate.release(slot, not_before_ns);
+        }
+        let now = clock.now_ns();
+        if let Some(slot) = gate.take_ready(now) {
+            return Some(slot);
+        }
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        let wait = match gate.next_ready_ns() {
+            Some(at) => Duration::from_nanos(at.saturating_sub(now)).min(POLL),
+            None => POLL,
+        };
+        match freed.recv_timeout(wait) {
+            Ok((slot, not_before_ns)) => gate.release(slot, not_before_ns),
+            Err(RecvTimeoutError::Timeout) => {}
+            // Every send holds a sender; the pacer too, so this is the end.
+            Err(RecvTimeoutError::Disconnected) => return None,
+        }
+    }
+}
+
 /// One batch on its way.
 struct Send {
+    /// The producer's id, its index in `Shared::producers`.
+    producer: usize,
     client: Client,
     topic: Arc<str>,
     partition: u32,
@@ -268,20 +314,22 @@ struct Send {
     acks: Arc<Acks>,
     stop: Arc<AtomicBool>,
     /// Given back when the send is dropped, however it ends.
-    _slot: Slot,
+    slot: Slot,
 }
 
 /// An in-flight token and a partition slot, returned on drop: a send that
 /// fails, panics or is dropped unrun cannot leak them and hang the producer.
 struct Slot {
     token: SyncSender<()>,
-    free: SyncSender<usize>,
+    free: SyncSender<(usize, u64)>,
     slot: usize,
+    /// When the partition may send again (a throttle hint sets it).
+    not_before_ns: u64,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let _ = self.free.send(self.slot);
+        let _ = self.free.send((self.slot, self.not_before_ns));
         let _ = self.token.send(());
     }
 }
@@ -331,7 +379,7 @@ impl Send {
     /// Waits for the answer (sending again after a retriable failure) and
     /// records it.
     async fn finish(
-        self,
+        mut self,
         started: tidegate_client::Result<tidegate_client::PendingProduce>,
         batch: Vec<u8>,
     ) {
@@ -365,13 +413,14 @@ impl Send {
         let ack_ns = self.clock.now_ns();
         let count = u64::from(self.count);
         match result {
-            Ok(_) => {
+            Ok(produced) => {
                 if let Ok(mut acked) = self.acks.acked.lock() {
                     acked.insert_range(self.seq, self.seq + count);
                 }
                 Shared::add(&self.shared.acked, count);
                 Shared::add(&self.shared.acked_bytes, count * self.msg_size);
-                self.record_latency(ack_ns);
+                self.record_ack(ack_ns);
+                self.honour(ack_ns, produced.throttle);
             }
             Err(e) => {
                 tracing::warn!(
@@ -383,25 +432,56 @@ impl Send {
         }
     }
 
-    /// Produce-to-ack latency of each message in the measured window,
-    /// recorded straight into the shared histogram: one lock per batch.
-    fn record_latency(&self, ack_ns: u64) {
-        let warm = self.clock.warm_ns();
-        let Ok(mut histogram) = self.shared.produce_ack.lock() else {
+    fn stats(&self) -> Option<&ProducerStats> {
+        self.shared.producers.get(self.producer)
+    }
+
+    /// Holds the partition back for the hint of its answer at `ack_ns`,
+    /// and counts the hint.
+    fn honour(&mut self, ack_ns: u64, throttle: Duration) {
+        let Some(hint) = throttle::hint(ack_ns, throttle) else {
             return;
         };
-        match (self.closed_stamp, &self.schedule) {
-            (Some(stamp), _) => {
-                if stamp >= warm {
-                    histogram.record_n(ack_ns.saturating_sub(stamp), u64::from(self.count));
-                }
+        self.slot.not_before_ns = hint.not_before_ns;
+        if let Some(stats) = self.stats() {
+            Shared::add(&stats.throttle_hints, 1);
+            Shared::add(&stats.throttled_ms, hint.honoured_ms);
+        }
+        if let Ok(mut timeline) = self.shared.timeline.lock() {
+            timeline.throttled(ack_ns, hint.honoured_ms);
+        }
+    }
+
+    /// Counts the batch's acknowledgement at `ack_ns` and records the
+    /// produce-to-ack latency of each message: in the producer's histogram
+    /// when it falls in the measured window, and in the timeline's second
+    /// of the ack (warmup included). One lock of each per batch.
+    fn record_ack(&self, ack_ns: u64) {
+        let Some(stats) = self.stats() else { return };
+        let count = u64::from(self.count);
+        if (self.clock.warm_ns()..self.clock.end_ns()).contains(&ack_ns) {
+            Shared::add(&stats.acked_measured, count);
+        }
+        let warm = self.clock.warm_ns();
+        let Ok(mut measured) = stats.produce_ack.lock() else {
+            return;
+        };
+        let mut timeline = self.shared.timeline.lock().ok();
+        let mut second = timeline.as_mut().and_then(|t| t.acked(ack_ns, count));
+        let mut record = |start_ns: u64, n: u64| {
+            let latency_ns = ack_ns.saturating_sub(start_ns);
+            if start_ns >= warm {
+                measured.record_n(latency_ns, n);
             }
+            if let Some(second) = second.as_deref_mut() {
+                second.record_n(latency_ns, n);
+            }
+        };
+        match (self.closed_stamp, &self.schedule) {
+            (Some(stamp), _) => record(stamp, count),
             (None, Some(schedule)) => {
-                for i in 0..u64::from(self.count) {
-                    let due = schedule.due_ns(self.seq + i);
-                    if due >= warm {
-                        histogram.record(ack_ns.saturating_sub(due));
-                    }
+                for i in 0..count {
+                    record(schedule.due_ns(self.seq + i), 1);
                 }
             }
             (None, None) => {}

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::stats::Latency;
+use crate::timeline::Sample;
 
 /// Bumped when a field changes meaning.
 pub const REPORT_VERSION: u32 = 1;
@@ -27,6 +28,43 @@ pub struct Report {
     /// Latency by percentile, for plots: produce-to-ack and end to end.
     pub spectrum: Spectra,
     pub verify: Verify,
+    /// The server's flow-control hints, over the whole run.
+    #[serde(default)]
+    pub flow: Flow,
+    /// Each producer's share, for fairness runs.
+    #[serde(default)]
+    pub producers: Vec<ProducerFigures>,
+    /// The run second by second, from the start of sending (warmup
+    /// included).
+    #[serde(default)]
+    pub timeline: Vec<Sample>,
+}
+
+/// Throttle hints (`throttle_ms` of produce responses) received, warmup
+/// included.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flow {
+    /// Produce responses with a non-zero hint.
+    pub throttle_hints: u64,
+    /// Sum of the hints as honoured (each at most 1 s): how long
+    /// partitions were held back, summed over partitions.
+    pub throttled_ms_total: u64,
+}
+
+/// One producer's figures, measured window only (the throttle counts:
+/// whole run).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProducerFigures {
+    pub id: u32,
+    /// The index of its QUIC connection (`--connections`).
+    pub connection: u32,
+    /// Messages acknowledged in the measured window.
+    pub acked: u64,
+    pub acked_msgs_per_s: f64,
+    pub produce_ack_p50_us: f64,
+    pub produce_ack_p99_us: f64,
+    pub throttle_hints: u64,
+    pub throttled_ms_total: u64,
 }
 
 /// Where the run happened: loadgen and server share it unless `--server`
@@ -212,6 +250,28 @@ impl Report {
                     ms(p.max)
                 ),
             );
+        }
+        line(
+            &mut out,
+            format!(
+                "flow     throttle hints {} throttled {} ms in total",
+                self.flow.throttle_hints, self.flow.throttled_ms_total
+            ),
+        );
+        if self.producers.len() > 1 {
+            for p in &self.producers {
+                line(
+                    &mut out,
+                    format!(
+                        "producer {:<3} (connection {}) {:>12.0} msg/s  p99 ack {:.3} ms  throttle hints {}",
+                        p.id,
+                        p.connection,
+                        p.acked_msgs_per_s,
+                        p.produce_ack_p99_us / 1000.0,
+                        p.throttle_hints
+                    ),
+                );
+            }
         }
         let v = &self.verify;
         line(

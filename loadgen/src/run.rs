@@ -15,7 +15,9 @@ use crate::clock::Clock;
 use crate::config::RunArgs;
 use crate::consumer;
 use crate::producer::{Outcome, Producer};
-use crate::report::{self, Host, Latencies, Percentiles, Report, Spectra, Throughput, Verify};
+use crate::report::{
+    self, Flow, Host, Latencies, Percentiles, ProducerFigures, Report, Spectra, Throughput, Verify,
+};
 use crate::schedule::Schedule;
 use crate::server::{self, Spawned};
 use crate::stats::Shared;
@@ -175,7 +177,6 @@ async fn measure(
     }
     ensure_topic(&producer_clients[0], args).await?;
     let topic: Arc<str> = Arc::from(args.topic.as_str());
-    let shared = Arc::new(Shared::default());
 
     // Consumers first, positioned at the end, so they see every message.
     let consumer_count = args.consumers.min(args.partitions);
@@ -189,6 +190,7 @@ async fn measure(
     }
 
     let clock = Clock::start(args.warmup, args.duration);
+    let shared = Arc::new(Shared::new(args.producers, clock.end_ns()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let consumer_tasks: Vec<_> = consumers
         .into_iter()
@@ -207,7 +209,7 @@ async fn measure(
             .map(|rate| Schedule::new(0, rate / f64::from(args.producers)));
         let producer = Producer {
             id,
-            client: producer_clients[(id % args.connections()) as usize].clone(),
+            client: producer_clients[args.connection_of(id) as usize].clone(),
             runtime: runtime.clone(),
             topic: topic.clone(),
             partitions,
@@ -296,8 +298,13 @@ async fn measure(
             0.0
         }
     };
-    let produce_ack = Shared::snapshot(&shared.produce_ack);
+    let produce_ack = shared.produce_ack();
     let end_to_end = Shared::snapshot(&shared.end_to_end);
+    let (throttle_hints, throttled_ms_total) = shared.throttled();
+    let timeline = match shared.timeline.lock() {
+        Ok(timeline) => timeline.samples(),
+        Err(_) => Vec::new(),
+    };
     Ok(Report {
         version: report::REPORT_VERSION,
         started_at: about.started_at,
@@ -331,7 +338,38 @@ async fn measure(
             out_of_order: verdict.out_of_order,
             foreign: verdict.foreign,
         },
+        flow: Flow {
+            throttle_hints,
+            throttled_ms_total,
+        },
+        producers: producer_figures(args, &shared, window_s),
+        timeline,
     })
+}
+
+/// Each producer's acknowledged rate and latency over the measured window.
+fn producer_figures(args: &RunArgs, shared: &Shared, window_s: f64) -> Vec<ProducerFigures> {
+    (0u32..)
+        .zip(&shared.producers)
+        .map(|(id, stats)| {
+            let acked = Shared::get(&stats.acked_measured);
+            let latency = Percentiles::of(&Shared::snapshot(&stats.produce_ack));
+            ProducerFigures {
+                id,
+                connection: args.connection_of(id),
+                acked,
+                acked_msgs_per_s: if window_s > 0.0 {
+                    acked as f64 / window_s
+                } else {
+                    0.0
+                },
+                produce_ack_p50_us: latency.p50,
+                produce_ack_p99_us: latency.p99,
+                throttle_hints: Shared::get(&stats.throttle_hints),
+                throttled_ms_total: Shared::get(&stats.throttled_ms),
+            }
+        })
+        .collect()
 }
 
 /// Waits until the consumers have read as many distinct messages as were
@@ -367,17 +405,18 @@ async fn progress(clock: Clock, shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     let mut last = Snapshot::take(&shared, &clock);
+    let mut last_hints = 0;
     loop {
         tick.tick().await;
         let now = Snapshot::take(&shared, &clock);
+        let (hints, throttled_ms) = shared.throttled();
         let secs = (now.at_ns - last.at_ns) as f64 / 1e9;
         let phase = if now.at_ns < clock.warm_ns() {
             "warmup"
         } else {
             "measure"
         };
-        let p99 = |h: &std::sync::Mutex<crate::stats::Latency>| {
-            let h = Shared::snapshot(h);
+        let p99 = |h: crate::stats::Latency| {
             if h.count() == 0 {
                 "-".to_owned()
             } else {
@@ -388,14 +427,18 @@ async fn progress(clock: Clock, shared: Arc<Shared>) {
             }
         };
         eprintln!(
-            "[{:>4.0}s {phase}] produce {:>10.0} msg/s {:>7.1} MB/s p99 ack {} | consume {:>10.0} msg/s p99 e2e {}",
+            "[{:>4.0}s {phase}] produce {:>10.0} msg/s {:>7.1} MB/s p99 ack {} | consume {:>10.0} msg/s p99 e2e {} | throttled {} (+{}) {} ms",
             now.at_ns as f64 / 1e9,
             (now.acked - last.acked) as f64 / secs,
             (now.acked_bytes - last.acked_bytes) as f64 / secs / 1e6,
-            p99(&shared.produce_ack),
+            p99(shared.produce_ack()),
             (now.consumed - last.consumed) as f64 / secs,
-            p99(&shared.end_to_end),
+            p99(Shared::snapshot(&shared.end_to_end)),
+            hints,
+            hints - last_hints,
+            throttled_ms,
         );
         last = now;
+        last_hints = hints;
     }
 }

@@ -6,6 +6,8 @@ use std::sync::Mutex;
 
 use hdrhistogram::Histogram;
 
+use crate::timeline::Timeline;
+
 /// Highest latency recorded exactly: one hour. Larger values are clamped
 /// to it (a run that long has failed anyway) rather than dropped.
 const HIGHEST_NS: u64 = 3_600_000_000_000;
@@ -66,18 +68,50 @@ impl Latency {
 /// What the tasks of a run share: counters (lock-free) and histograms that
 /// tasks merge their local ones into once per batch or fetch, so the lock
 /// is taken thousands of times per second, not millions.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Shared {
     pub sent: AtomicU64,
     pub acked: AtomicU64,
     pub acked_bytes: AtomicU64,
     pub consumed: AtomicU64,
     pub consumed_bytes: AtomicU64,
-    pub produce_ack: Mutex<Latency>,
     pub end_to_end: Mutex<Latency>,
+    /// One per producer, by id.
+    pub producers: Vec<ProducerStats>,
+    /// The run second by second.
+    pub timeline: Mutex<Timeline>,
+}
+
+/// What one producer measured: the run's produce-to-ack histogram is the
+/// sum of these (each ack is recorded once).
+#[derive(Debug, Default)]
+pub struct ProducerStats {
+    /// Messages acknowledged within the measured window.
+    pub acked_measured: AtomicU64,
+    /// Produce-to-ack latency of messages due (or made) in the measured
+    /// window.
+    pub produce_ack: Mutex<Latency>,
+    /// Produce responses with a non-zero throttle hint (whole run).
+    pub throttle_hints: AtomicU64,
+    /// Their hints as honoured (each at most 1 s), ms.
+    pub throttled_ms: AtomicU64,
 }
 
 impl Shared {
+    /// Counters for `producers` producers and a timeline of `[0, end_ns)`.
+    pub fn new(producers: u32, end_ns: u64) -> Shared {
+        Shared {
+            sent: AtomicU64::default(),
+            acked: AtomicU64::default(),
+            acked_bytes: AtomicU64::default(),
+            consumed: AtomicU64::default(),
+            consumed_bytes: AtomicU64::default(),
+            end_to_end: Mutex::default(),
+            producers: (0..producers).map(|_| ProducerStats::default()).collect(),
+            timeline: Mutex::new(Timeline::new(end_ns)),
+        }
+    }
+
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
@@ -101,6 +135,40 @@ impl Shared {
     pub fn snapshot(of: &Mutex<Latency>) -> Latency {
         of.lock().map(|h| h.clone()).unwrap_or_default()
     }
+
+    /// The produce-to-ack histogram of all producers.
+    pub fn produce_ack(&self) -> Latency {
+        let mut all = Latency::new();
+        for p in &self.producers {
+            if let Ok(h) = p.produce_ack.lock() {
+                all.add(&h);
+            }
+        }
+        all
+    }
+
+    /// Throttle hints received and their honoured total (ms), all
+    /// producers.
+    pub fn throttled(&self) -> (u64, u64) {
+        self.producers.iter().fold((0, 0), |(hints, ms), p| {
+            (
+                hints + Shared::get(&p.throttle_hints),
+                ms + Shared::get(&p.throttled_ms),
+            )
+        })
+    }
+
+    /// Counts `msgs` consumed at `at_ns`, in the totals and the timeline.
+    pub fn consumed(&self, at_ns: u64, msgs: u64, bytes: u64) {
+        if msgs == 0 {
+            return;
+        }
+        Shared::add(&self.consumed, msgs);
+        Shared::add(&self.consumed_bytes, bytes);
+        if let Ok(mut t) = self.timeline.lock() {
+            t.consumed(at_ns, msgs);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -122,11 +190,26 @@ mod tests {
 
     #[test]
     fn merge_moves_samples() {
-        let shared = Shared::default();
+        let shared = Shared::new(2, 0);
         let mut local = Latency::new();
         local.record(1_000);
-        Shared::merge(&shared.produce_ack, &mut local);
+        Shared::merge(&shared.producers[1].produce_ack, &mut local);
         assert_eq!(local.count(), 0);
-        assert_eq!(Shared::snapshot(&shared.produce_ack).count(), 1);
+        assert_eq!(
+            Shared::snapshot(&shared.producers[1].produce_ack).count(),
+            1
+        );
+        assert_eq!(shared.produce_ack().count(), 1);
+    }
+
+    #[test]
+    fn throttle_totals_add_up_over_producers() {
+        let shared = Shared::new(3, 0);
+        assert_eq!(shared.throttled(), (0, 0));
+        Shared::add(&shared.producers[0].throttle_hints, 2);
+        Shared::add(&shared.producers[0].throttled_ms, 30);
+        Shared::add(&shared.producers[2].throttle_hints, 1);
+        Shared::add(&shared.producers[2].throttled_ms, 1_000);
+        assert_eq!(shared.throttled(), (3, 1_030));
     }
 }

@@ -26,6 +26,10 @@ fn server_bin() -> PathBuf {
 }
 
 fn run(args: &[&str]) -> Output {
+    run_with_env(args, &[])
+}
+
+fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(loadgen())
         .arg("--spawn-server")
         .arg("--server-bin")
@@ -35,6 +39,7 @@ fn run(args: &[&str]) -> Output {
         .env("TIDEGATE_CORES", "0")
         .env("TIDEGATE_SHARD__IO_MEMORY", "1MiB")
         .env_remove("TIDEGATE_SERVER")
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }
@@ -56,6 +61,7 @@ fn open_loop_run_is_verified_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("open.json");
     let svg = dir.path().join("open.svg");
+    let timeline_svg = dir.path().join("timeline.svg");
     let output = run(&[
         "--rate",
         "20000",
@@ -73,6 +79,8 @@ fn open_loop_run_is_verified_and_reported() {
         json.to_str().unwrap(),
         "--plot",
         svg.to_str().unwrap(),
+        "--plot-timeline",
+        timeline_svg.to_str().unwrap(),
     ]);
     assert!(output.status.success(), "{}", text(&output));
     let r = report(&json);
@@ -98,6 +106,63 @@ fn open_loop_run_is_verified_and_reported() {
     assert_eq!(r["config"]["rate"], 20000.0);
     let plot = std::fs::read_to_string(&svg).unwrap();
     assert!(plot.starts_with("<svg"), "{plot:.100}");
+    let plot = std::fs::read_to_string(&timeline_svg).unwrap();
+    assert!(plot.starts_with("<svg"), "{plot:.100}");
+    assert!(plot.contains("produce → ack p99"), "{plot:.100}");
+
+    // Hints depend on the server's latency here (see the throttle test):
+    // only that they are reported.
+    let hints = r["flow"]["throttle_hints"].as_u64().unwrap();
+    assert!(r["flow"]["throttled_ms_total"].as_u64().unwrap() >= hints);
+    assert!(
+        text(&output).contains(&format!("throttle hints {hints}")),
+        "{}",
+        text(&output)
+    );
+
+    // 1.3 s of sending: a full second, then 0.3 s.
+    let timeline = r["timeline"].as_array().unwrap();
+    assert_eq!(timeline.len(), 2, "{timeline:?}");
+    let spans: Vec<f64> = timeline
+        .iter()
+        .map(|s| s["span_s"].as_f64().unwrap())
+        .collect();
+    assert_eq!(spans[0], 1.0);
+    assert!((spans[1] - 0.3).abs() < 1e-6, "{spans:?}");
+    let mut sent_in_timeline = 0.0;
+    for (i, sample) in timeline.iter().enumerate() {
+        assert_eq!(sample["t_s"].as_f64().unwrap(), i as f64);
+        let rate = |field: &str| sample[field].as_f64().unwrap();
+        sent_in_timeline += rate("produced_msgs_per_s") * spans[i];
+        // Open loop at 20,000 msg/s: each second sends about that much.
+        for field in [
+            "produced_msgs_per_s",
+            "acked_msgs_per_s",
+            "consumed_msgs_per_s",
+        ] {
+            assert!(
+                (10_000.0..=30_000.0).contains(&rate(field)),
+                "second {i} {field}: {sample}"
+            );
+        }
+        assert!(rate("produced_mb_per_s") > 0.0, "{sample}");
+        let (p50, p99) = (rate("produce_ack_p50_us"), rate("produce_ack_p99_us"));
+        assert!(p50 > 0.0 && p50 <= p99, "second {i}: {sample}");
+        assert!(p99 < 10_000_000.0, "second {i}: {sample}");
+        assert!(sample["throttle_hints"].as_u64().unwrap() <= hints);
+    }
+    // Everything sent before the end is in the timeline.
+    let sent = sent as f64;
+    assert!(
+        (sent_in_timeline - sent).abs() <= sent * 0.01,
+        "{sent_in_timeline} of {sent}"
+    );
+
+    let producers = r["producers"].as_array().unwrap();
+    assert_eq!(producers.len(), 1);
+    assert_eq!(producers[0]["id"], 0);
+    let p99 = producers[0]["produce_ack_p99_us"].as_f64().unwrap();
+    assert_eq!(p99, r["latency_us"]["produce_ack"]["p99"].as_f64().unwrap());
 }
 
 #[test]
@@ -131,6 +196,48 @@ fn closed_loop_with_several_producers_partitions_and_consumers() {
     assert_eq!(v["out_of_order"], 0);
     assert_eq!(r["host"]["spawned_server"], true);
 
+    // One entry per producer, each on its own connection, each with a
+    // share of the acknowledged messages: enough to judge fairness.
+    let producers = r["producers"].as_array().unwrap();
+    assert_eq!(producers.len(), 2, "{producers:?}");
+    let mut acked_measured = 0;
+    for (id, p) in producers.iter().enumerate() {
+        assert_eq!(p["id"], id);
+        assert_eq!(p["connection"], id);
+        let acked = p["acked"].as_u64().unwrap();
+        assert!(acked > 0, "{p}");
+        acked_measured += acked;
+        let rate = p["acked_msgs_per_s"].as_f64().unwrap();
+        let measured_s = r["measured_s"].as_f64().unwrap();
+        assert!((rate - acked as f64 / measured_s).abs() < 1.0, "{p}");
+        assert!(p["produce_ack_p99_us"].as_f64().unwrap() > 0.0, "{p}");
+    }
+    assert!(acked_measured <= v["acked"].as_u64().unwrap());
+    let total_rate = r["throughput"]["produce_msgs_per_s"].as_f64().unwrap();
+    let sum_rate: f64 = producers
+        .iter()
+        .map(|p| p["acked_msgs_per_s"].as_f64().unwrap())
+        .sum();
+    assert!(
+        (sum_rate - total_rate).abs() <= total_rate * 0.1,
+        "{sum_rate} vs {total_rate}"
+    );
+    assert!(text(&output).contains("producer 1"), "{}", text(&output));
+    // Closed loop, 1.2 s of sending: two samples, and the run's acks are
+    // in them (the last one's answer may come after the end).
+    let timeline = r["timeline"].as_array().unwrap();
+    assert_eq!(timeline.len(), 2, "{timeline:?}");
+    for sample in timeline {
+        assert!(
+            sample["acked_msgs_per_s"].as_f64().unwrap() > 0.0,
+            "{sample}"
+        );
+        assert!(
+            sample["produce_ack_p99_us"].as_f64().unwrap() > 0.0,
+            "{sample}"
+        );
+    }
+
     // compare: the report against itself is 1.00 everywhere it is measured.
     let compared = Command::new(loadgen())
         .args(["compare"])
@@ -141,6 +248,70 @@ fn closed_loop_with_several_producers_partitions_and_consumers() {
     assert!(compared.status.success(), "{}", text(&compared));
     let table = String::from_utf8(compared.stdout).unwrap();
     assert!(table.contains("1.00"), "{table}");
+}
+
+/// A latency target no request can meet (docs/FLOW_CONTROL.md) makes the
+/// server send a throttle hint with its answers: loadgen honours them,
+/// counts them in every view, and still verifies every message.
+#[test]
+fn throttle_hints_from_the_server_are_counted_and_the_run_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("throttled.json");
+    let output = run_with_env(
+        &[
+            "--producers",
+            "2",
+            "--partitions",
+            "2",
+            "--rate",
+            "10000",
+            "--batch",
+            "100",
+            "--ack",
+            "written",
+            "--warmup",
+            "300ms",
+            "--duration",
+            "1s",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        &[("TIDEGATE_FLOW__LATENCY_TARGET", "1us")],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    let r = report(&json);
+    assert_eq!(r["verify"]["lost"], 0);
+    assert_eq!(r["verify"]["acked"], r["verify"]["sent"]);
+    let hints = r["flow"]["throttle_hints"].as_u64().unwrap();
+    let throttled_ms = r["flow"]["throttled_ms_total"].as_u64().unwrap();
+    assert!(hints > 0, "{}", r["flow"]);
+    // Each hint is at least a millisecond (the wire's unit), at most 1 s.
+    assert!(
+        (hints..=hints * 1_000).contains(&throttled_ms),
+        "{}",
+        r["flow"]
+    );
+    let producers = r["producers"].as_array().unwrap();
+    let of = |field: &str| -> u64 { producers.iter().map(|p| p[field].as_u64().unwrap()).sum() };
+    assert_eq!(of("throttle_hints"), hints);
+    assert_eq!(of("throttled_ms_total"), throttled_ms);
+    // The timeline has the hints of the sending period (not those of
+    // answers after the end).
+    let in_timeline: u64 = r["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["throttle_hints"].as_u64().unwrap())
+        .sum();
+    assert!(
+        in_timeline > 0 && in_timeline <= hints,
+        "{in_timeline} of {hints}"
+    );
+    assert!(
+        text(&output).contains(&format!("throttle hints {hints}")),
+        "{}",
+        text(&output)
+    );
 }
 
 #[test]

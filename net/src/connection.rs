@@ -14,8 +14,9 @@
 //! with partial requests that can never complete.
 
 use std::{
-    collections::{BTreeSet, HashMap, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
     rc::Rc,
+    sync::Arc,
     time::Instant,
 };
 
@@ -33,12 +34,29 @@ pub(crate) enum Lifecycle {
 }
 
 /// Request bytes an endpoint may hold at once, and how many it holds.
+///
+/// `max` may change at any time (`QuicServer::set_max_inflight_bytes`).
+/// Lowering it drops nothing: what is held stays held, and new requests
+/// wait until `used` is back under the new `max`.
 #[derive(Debug)]
 pub(crate) struct Budget {
     pub(crate) used: usize,
     pub(crate) max: usize,
-    /// Times a request waited unread because the budget was spent.
+    /// Times a request waited unread because the budget was spent (or
+    /// other requests were already waiting for it).
     pub(crate) stalls: u64,
+    /// Streams waiting unread for budget, all connections: while any
+    /// waits, a new request queues behind them and the round robin
+    /// (`fair.rs`) decides who goes next.
+    pub(crate) waiting: usize,
+    /// Reservations that succeeded, and their bytes.
+    pub(crate) admitted_requests: u64,
+    pub(crate) admitted_bytes: u64,
+    /// Share of each principal in the round robin (missing or 0: 1).
+    weights: HashMap<Arc<str>, u32>,
+    /// Bytes admitted per principal, for the principals in `weights` only
+    /// (so bounded by its size).
+    admitted_by_principal: HashMap<Arc<str>, u64>,
 }
 
 impl Budget {
@@ -47,17 +65,47 @@ impl Budget {
             used: 0,
             max: max.max(1),
             stalls: 0,
+            waiting: 0,
+            admitted_requests: 0,
+            admitted_bytes: 0,
+            weights: HashMap::new(),
+            admitted_by_principal: HashMap::new(),
         }
     }
 
-    /// Takes `bytes` if they fit, or if nothing is held (a request larger
-    /// than the whole budget still goes through, alone).
-    fn try_take(&mut self, bytes: usize) -> bool {
-        if self.used == 0 || self.used + bytes <= self.max {
-            self.used += bytes;
-            true
-        } else {
-            false
+    /// True if `bytes` fit now, or nothing is held (a request larger than
+    /// the whole budget still goes through, alone).
+    pub(crate) fn fits(&self, bytes: usize) -> bool {
+        self.used == 0 || self.used.saturating_add(bytes) <= self.max
+    }
+
+    /// Takes `bytes` for a request of `peer` if they [`fit`](Self::fits).
+    fn try_take(&mut self, bytes: usize, peer: &Peer) -> bool {
+        if !self.fits(bytes) {
+            return false;
+        }
+        self.take(bytes, peer);
+        true
+    }
+
+    /// Takes `bytes` whether they fit or not, and counts them admitted.
+    fn take(&mut self, bytes: usize, peer: &Peer) {
+        self.used += bytes;
+        self.admitted_requests += 1;
+        self.admitted_bytes += bytes as u64;
+        if self.admitted_by_principal.is_empty() {
+            return;
+        }
+        // The application may be writing the principal; if so, this
+        // admission goes uncounted rather than panicking.
+        let Ok(auth) = peer.authenticated.try_borrow() else {
+            return;
+        };
+        if let Some(n) = auth
+            .as_ref()
+            .and_then(|a| self.admitted_by_principal.get_mut(&a.principal))
+        {
+            *n += bytes as u64;
         }
     }
 
@@ -66,6 +114,41 @@ impl Budget {
     pub(crate) fn release(&mut self, bytes: usize) {
         debug_assert!(bytes <= self.used, "budget released more than it held");
         self.used = self.used.saturating_sub(bytes);
+    }
+
+    /// Sets the principals' weights; admitted bytes are tracked from now
+    /// on for these principals (the counts of those kept are kept).
+    pub(crate) fn set_weights(&mut self, weights: HashMap<Arc<str>, u32>) {
+        self.admitted_by_principal
+            .retain(|p, _| weights.contains_key(p));
+        for p in weights.keys() {
+            self.admitted_by_principal.entry(p.clone()).or_insert(0);
+        }
+        self.weights = weights;
+    }
+
+    /// The round-robin weight of `peer`'s connection: its principal's, or
+    /// 1 without one; never 0.
+    pub(crate) fn weight_of(&self, peer: &Peer) -> u32 {
+        let Ok(auth) = peer.authenticated.try_borrow() else {
+            return 1;
+        };
+        auth.as_ref()
+            .and_then(|a| self.weights.get(&a.principal))
+            .copied()
+            .unwrap_or(1)
+            .max(1)
+    }
+
+    /// Bytes admitted per weighted principal.
+    pub(crate) fn admitted_by_principal(&self) -> Vec<(Arc<str>, u64)> {
+        let mut all: Vec<_> = self
+            .admitted_by_principal
+            .iter()
+            .map(|(p, n)| (p.clone(), *n))
+            .collect();
+        all.sort();
+        all
     }
 }
 
@@ -90,8 +173,9 @@ pub(crate) struct ConnState {
     /// door (its address is proven: validated, or handshake completed).
     pub(crate) holds_address: bool,
     receiving: HashMap<StreamId, Receiving>,
-    /// Streams whose request waits for budget, in stream order.
-    deferred: BTreeSet<StreamId>,
+    /// Streams whose request waits for budget, in stream order, with the
+    /// bytes each declared (its header was read).
+    deferred: BTreeMap<StreamId, usize>,
     /// Complete requests handed to the application, waiting for their
     /// response: the bytes each holds of the budget.
     awaiting: HashMap<StreamId, usize>,
@@ -116,7 +200,7 @@ impl ConnState {
             accepted_at,
             holds_address: false,
             receiving: HashMap::new(),
-            deferred: BTreeSet::new(),
+            deferred: BTreeMap::new(),
             awaiting: HashMap::new(),
             sending: HashMap::new(),
             finishing: std::collections::HashSet::new(),
@@ -156,7 +240,7 @@ impl ConnState {
                     }
                 }
                 // A waiting request is read when budget frees (`resume`).
-                Event::Stream(StreamEvent::Readable { id }) if !self.deferred.contains(&id) => {
+                Event::Stream(StreamEvent::Readable { id }) if !self.deferred.contains_key(&id) => {
                     self.read(id, budget, requests)
                 }
                 Event::Stream(StreamEvent::Writable { id }) => self.flush(id),
@@ -173,19 +257,43 @@ impl ConnState {
         Lifecycle::Open
     }
 
-    /// Gives waiting requests another try, oldest stream first.
-    pub(crate) fn resume(&mut self, budget: &mut Budget, requests: &mut Vec<(StreamId, Vec<u8>)>) {
-        while let Some(&id) = self.deferred.first() {
-            self.deferred.remove(&id);
-            self.read(id, budget, requests);
-            if self.deferred.contains(&id) {
-                break; // still no room
-            }
-        }
-    }
-
     pub(crate) fn has_deferred(&self) -> bool {
         !self.deferred.is_empty()
+    }
+
+    /// Bytes of the oldest request waiting for budget.
+    pub(crate) fn head_deferred(&self) -> Option<usize> {
+        self.deferred.first_key_value().map(|(_, bytes)| *bytes)
+    }
+
+    /// Streams waiting for budget (they leave `Budget::waiting` with the
+    /// connection).
+    pub(crate) fn deferred_count(&self) -> usize {
+        self.deferred.len()
+    }
+
+    /// Admits the oldest waiting request if the budget has room: its bytes
+    /// are reserved and its body is read. Returns false if it had no room.
+    pub(crate) fn admit_deferred(
+        &mut self,
+        budget: &mut Budget,
+        requests: &mut Vec<(StreamId, Vec<u8>)>,
+    ) -> bool {
+        let Some((&id, &bytes)) = self.deferred.first_key_value() else {
+            return false;
+        };
+        if !budget.fits(bytes) {
+            return false;
+        }
+        self.deferred.remove(&id);
+        budget.waiting = budget.waiting.saturating_sub(1);
+        let Some(rx) = self.receiving.get_mut(&id) else {
+            return true; // nothing to read any more; nothing reserved
+        };
+        budget.take(bytes, &self.peer);
+        rx.reserved = Some(bytes);
+        self.read(id, budget, requests);
+        true
     }
 
     /// Reads what has arrived on `id`: the frame header first, then, once
@@ -224,9 +332,10 @@ impl ConnState {
                             outcome = Some(Outcome::Refuse);
                             break;
                         }
-                        if !budget.try_take(need) {
-                            budget.stalls += 1;
-                            outcome = Some(Outcome::Wait);
+                        // Requests already waiting go first: the round robin
+                        // decides, not who arrives when budget is free.
+                        if budget.waiting > 0 || !budget.try_take(need, &self.peer) {
+                            outcome = Some(Outcome::Wait(need));
                             break;
                         }
                         rx.reserved = Some(need);
@@ -250,15 +359,17 @@ impl ConnState {
                     // A stream that ended before its header held no
                     // reservation; it costs its few bytes.
                     let held = r.reserved.unwrap_or_else(|| {
-                        budget.used += r.buf.len();
+                        budget.take(r.buf.len(), &self.peer);
                         r.buf.len()
                     });
                     self.awaiting.insert(id, held);
                     requests.push((id, r.buf));
                 }
             }
-            Some(Outcome::Wait) => {
-                self.deferred.insert(id);
+            Some(Outcome::Wait(need)) => {
+                budget.stalls += 1;
+                budget.waiting += 1;
+                self.deferred.insert(id, need);
             }
             Some(Outcome::Refuse) => {
                 if let Some(r) = self.receiving.remove(&id) {
@@ -319,7 +430,8 @@ impl ConnState {
 
 enum Outcome {
     Complete,
-    Wait,
+    /// Unread until the budget takes the bytes it declared.
+    Wait(usize),
     Refuse,
 }
 
@@ -335,5 +447,75 @@ fn declared_len(header: &[u8], max_request: usize) -> usize {
     match decode_header(header, usize::MAX) {
         Ok(Some(h)) => FRAME_HEADER_LEN.saturating_add(h.body_len as usize),
         _ => max_request.min(UNPARSED_RESERVE),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Authenticated;
+
+    fn peer_of(principal: Option<&str>) -> Peer {
+        let peer = Peer::new(([127, 0, 0, 1], 9).into());
+        *peer.authenticated.borrow_mut() = principal.map(|p| Authenticated {
+            principal: p.into(),
+            expires_at_ms: None,
+        });
+        peer
+    }
+
+    #[test]
+    fn lowering_the_window_keeps_what_is_held_and_holds_back_new_requests() {
+        let peer = peer_of(None);
+        let mut budget = Budget::new(100);
+        assert!(budget.try_take(60, &peer));
+        assert!(budget.try_take(40, &peer));
+        budget.max = 50;
+        assert_eq!(budget.used, 100, "nothing held is dropped");
+        assert!(!budget.try_take(1, &peer));
+        budget.release(60);
+        assert!(!budget.try_take(20, &peer), "40 + 20 is over the new 50");
+        assert!(budget.try_take(10, &peer));
+        assert_eq!((budget.admitted_requests, budget.admitted_bytes), (3, 110));
+    }
+
+    #[test]
+    fn a_request_larger_than_the_window_goes_alone() {
+        let peer = peer_of(None);
+        let mut budget = Budget::new(100);
+        assert!(budget.try_take(10, &peer));
+        assert!(!budget.try_take(500, &peer));
+        budget.release(10);
+        assert!(budget.try_take(500, &peer));
+        assert!(!budget.try_take(1, &peer));
+    }
+
+    #[test]
+    fn weights_and_admitted_bytes_follow_the_principal() {
+        let mut budget = Budget::new(1 << 20);
+        budget.set_weights(HashMap::from([("a".into(), 3), ("zero".into(), 0)]));
+        let (a, zero, other, none) = (
+            peer_of(Some("a")),
+            peer_of(Some("zero")),
+            peer_of(Some("other")),
+            peer_of(None),
+        );
+        assert_eq!(budget.weight_of(&a), 3);
+        assert_eq!(budget.weight_of(&zero), 1);
+        assert_eq!(budget.weight_of(&other), 1);
+        assert_eq!(budget.weight_of(&none), 1);
+        for (peer, bytes) in [(&a, 10), (&a, 5), (&zero, 7), (&other, 100), (&none, 1)] {
+            assert!(budget.try_take(bytes, peer));
+        }
+        let by = |b: &Budget| -> Vec<(String, u64)> {
+            b.admitted_by_principal()
+                .into_iter()
+                .map(|(p, n)| (p.to_string(), n))
+                .collect()
+        };
+        assert_eq!(by(&budget), [("a".into(), 15), ("zero".into(), 7)]);
+        // A new map keeps the counts of the principals it keeps.
+        budget.set_weights(HashMap::from([("a".into(), 1), ("b".into(), 1)]));
+        assert_eq!(by(&budget), [("a".into(), 15), ("b".into(), 0)]);
     }
 }

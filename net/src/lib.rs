@@ -11,6 +11,8 @@
 //! Layers, innermost first:
 //! - `connection.rs`: per-connection stream bookkeeping over a
 //!   `quinn_proto::Connection` (sans-IO: events in, requests out).
+//! - `fair.rs`: deficit round robin of the shard's admission budget over
+//!   the connections whose requests wait for it.
 //! - `server.rs`: the driver — UDP receive task, endpoint, timers, transmits.
 //! - `door.rs`: which new connections get in (per-address and handshake
 //!   bounds, stateless Retry beyond a handshake rate).
@@ -22,6 +24,7 @@ mod cid;
 mod connection;
 mod door;
 mod error;
+mod fair;
 mod peer;
 mod server;
 mod settings;

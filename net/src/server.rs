@@ -41,6 +41,7 @@ use crate::{
     codes,
     connection::{Budget, ConnState, Lifecycle},
     door::{Admission, FrontDoor, Refusal},
+    fair::{Backlog, Fair},
     udp, NetError, Peer, QuicSettings, ServerCrypto,
 };
 
@@ -113,8 +114,17 @@ pub struct ServerStats {
     /// waiting for their response).
     pub inflight_bytes: usize,
     /// Times a stream was left unread because the shard held its
-    /// `max_inflight_bytes`: producers slowed by withheld QUIC credit.
+    /// `max_inflight_bytes` (or other streams were already waiting for
+    /// it): producers slowed by withheld QUIC credit. Each request that
+    /// waits counts once.
     pub credit_stalls_total: u64,
+    /// The admission window now: request bytes the endpoint may hold
+    /// (`max_inflight_bytes`, or what `set_max_inflight_bytes` set).
+    pub inflight_max_bytes: usize,
+    /// Request bytes admitted into the window since start.
+    pub admitted_bytes_total: u64,
+    /// Requests admitted into the window since start.
+    pub admitted_requests_total: u64,
 }
 
 struct Driver {
@@ -125,6 +135,8 @@ struct Driver {
     settings: QuicSettings,
     stats: ServerStats,
     budget: Budget,
+    /// Who gets budget next among the connections whose requests wait.
+    fair: Fair<ConnectionHandle>,
     door: FrontDoor,
     /// Datagrams another shard received for this shard's connections.
     injected: VecDeque<(SocketAddr, BytesMut)>,
@@ -211,6 +223,7 @@ impl QuicServer {
                 conns: HashMap::new(),
                 requests: VecDeque::new(),
                 budget: Budget::new(settings.max_inflight_bytes),
+                fair: Fair::new(settings.fair_quantum),
                 door: FrontDoor::new(
                     settings.max_connections_per_address,
                     settings.max_handshakes,
@@ -293,9 +306,39 @@ impl QuicServer {
             connections: driver.conns.len(),
             inflight_bytes: driver.budget.used,
             credit_stalls_total: driver.budget.stalls,
+            inflight_max_bytes: driver.budget.max,
+            admitted_bytes_total: driver.budget.admitted_bytes,
+            admitted_requests_total: driver.budget.admitted_requests,
             handshakes: driver.door.handshakes(),
             ..driver.stats
         }
+    }
+
+    /// Sets the admission window: the request bytes this endpoint holds at
+    /// once (at least 1). Raising it admits waiting requests right away;
+    /// lowering it drops nothing (admitted requests stay, new ones wait
+    /// until the bytes held are back under it).
+    pub fn set_max_inflight_bytes(&self, bytes: usize) {
+        self.shared.driver.borrow_mut().budget.max = bytes.max(1);
+        // The driver resumes waiting streams on its next pass.
+        self.shared.wake.notify(usize::MAX);
+    }
+
+    /// Sets the round-robin weights by authenticated principal (see
+    /// [`Peer::authenticated`]): a connection whose principal has weight
+    /// `w` gets `w` quanta per round when requests wait for budget. Without
+    /// a principal, or one not in the map, a connection has weight 1;
+    /// weight 0 counts as 1. Admitted bytes are tracked for these
+    /// principals ([`admitted_by_principal`](Self::admitted_by_principal)).
+    pub fn set_weights(&self, weights: HashMap<Arc<str>, u32>) {
+        self.shared.driver.borrow_mut().budget.set_weights(weights);
+    }
+
+    /// Request bytes admitted since start per principal of the weights
+    /// map (see [`set_weights`](Self::set_weights)), sorted by principal;
+    /// other principals are not tracked.
+    pub fn admitted_by_principal(&self) -> Vec<(Arc<str>, u64)> {
+        self.shared.driver.borrow().budget.admitted_by_principal()
     }
 
     /// Uses `crypto` (a reloaded certificate, say) for connections accepted
@@ -427,6 +470,9 @@ fn server_config(
     }
     if settings.handshake_timeout.is_zero() {
         return Err(bad("handshake_timeout"));
+    }
+    if settings.fair_quantum == 0 {
+        return Err(bad("fair_quantum"));
     }
     let mut transport = TransportConfig::default();
     transport
@@ -763,6 +809,9 @@ impl Driver {
             if state.drive(&mut self.budget, &mut completed) == Lifecycle::Lost {
                 tracing::debug!(conn = handle.0, "connection lost");
             }
+            if state.has_deferred() {
+                self.fair.join(handle);
+            }
             hand_over(
                 handle,
                 state,
@@ -778,6 +827,8 @@ impl Driver {
         for handle in finished {
             if let Some(state) = self.conns.remove(&handle) {
                 self.budget.release(state.held_bytes());
+                self.budget.waiting = self.budget.waiting.saturating_sub(state.deferred_count());
+                self.fair.leave(handle);
                 if state.handshaking {
                     self.door.handshake_ended();
                 }
@@ -790,22 +841,67 @@ impl Driver {
     }
 
     /// Reads streams left unread for lack of budget, now that responses
-    /// may have freed some.
+    /// may have freed some: in deficit round robin over their connections
+    /// (`fair.rs`), so a connection with many streams waiting gets the
+    /// same share as one with a few.
     fn resume_deferred(&mut self, outgoing: &mut Vec<udp::Transmit>, now: Instant) {
-        let mut completed = Vec::new();
-        for (handle, state) in self.conns.iter_mut() {
-            if !state.has_deferred() {
-                continue;
+        let mut backlog = Waiting {
+            conns: &mut self.conns,
+            budget: &mut self.budget,
+            requests: &mut self.requests,
+            stats: &mut self.stats,
+            touched: Vec::new(),
+        };
+        self.fair.run(&mut backlog);
+        let touched = std::mem::take(&mut backlog.touched);
+        debug_assert!(
+            self.budget.waiting == self.conns.values().map(ConnState::deferred_count).sum(),
+            "streams waiting for budget miscounted"
+        );
+        // Reading a stream grants its client credit: tell it now.
+        for handle in touched {
+            if let Some(state) = self.conns.get_mut(&handle) {
+                take_transmits(state, now, self.gso_segments, outgoing);
             }
-            state.resume(&mut self.budget, &mut completed);
-            hand_over(
-                *handle,
-                state,
-                &mut completed,
-                &mut self.requests,
-                &mut self.stats,
-            );
-            take_transmits(state, now, self.gso_segments, outgoing);
+        }
+    }
+}
+
+/// The connections' waiting requests, as the round robin sees them.
+struct Waiting<'a> {
+    conns: &'a mut HashMap<ConnectionHandle, ConnState>,
+    budget: &'a mut Budget,
+    requests: &'a mut VecDeque<RequestIn>,
+    stats: &'a mut ServerStats,
+    /// Connections that admitted a request (each once).
+    touched: Vec<ConnectionHandle>,
+}
+
+impl Backlog<ConnectionHandle> for Waiting<'_> {
+    fn head_bytes(&self, k: &ConnectionHandle) -> Option<usize> {
+        self.conns.get(k)?.head_deferred()
+    }
+
+    fn weight(&self, k: &ConnectionHandle) -> u32 {
+        self.conns
+            .get(k)
+            .map_or(1, |state| self.budget.weight_of(&state.peer))
+    }
+
+    fn fits(&self, bytes: usize) -> bool {
+        self.budget.fits(bytes)
+    }
+
+    fn admit(&mut self, k: &ConnectionHandle) {
+        let Some(state) = self.conns.get_mut(k) else {
+            return;
+        };
+        let mut completed = Vec::new();
+        let admitted = state.admit_deferred(self.budget, &mut completed);
+        debug_assert!(admitted, "the round robin admitted what did not fit");
+        hand_over(*k, state, &mut completed, self.requests, self.stats);
+        if !self.touched.contains(k) {
+            self.touched.push(*k);
         }
     }
 }

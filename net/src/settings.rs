@@ -30,6 +30,10 @@ pub struct QuicSettings {
     /// for their response); above it no stream is read, so QUIC flow
     /// control holds producers back.
     pub max_inflight_bytes: usize,
+    /// Bytes a connection may admit per round, times its weight, when
+    /// requests wait for `max_inflight_bytes` (deficit round robin over
+    /// connections). At least 1.
+    pub fair_quantum: usize,
     /// Send with UDP GSO when the kernel has it (several datagrams per
     /// system call).
     pub gso: bool,
@@ -61,13 +65,14 @@ impl Default for QuicSettings {
     fn default() -> Self {
         QuicSettings {
             max_connections: 10_000,
-            max_concurrent_streams: 256,
+            max_concurrent_streams: 16,
             stream_receive_window: 1 << 20,
             connection_receive_window: 16 << 20,
             idle_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(5),
             max_request_bytes: 32 << 20,
             max_inflight_bytes: 256 << 20,
+            fair_quantum: 256 << 10,
             shard: 0,
             shards: 1,
             gso: true,

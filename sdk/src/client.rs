@@ -242,6 +242,12 @@ impl Client {
         transport.max_concurrent_bidi_streams(0u32.into());
         transport.max_concurrent_uni_streams(0u32.into());
         transport.keep_alive_interval(Some(KEEP_ALIVE));
+        // Requests go out whole, in the order they were written, not
+        // interleaved: the server admits a connection's waiting requests
+        // in stream order (docs/FLOW_CONTROL.md), and interleaved bodies
+        // could fill the connection's receive window with later requests
+        // while the one admitted waits for credit.
+        transport.send_fairness(false);
         // Send streams in the order they were written, not round-robin, so
         // pipelined requests usually complete at the server in that order
         // (not guaranteed: a lost packet can delay one).

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -315,6 +316,27 @@ pub struct Producer {
     /// Largest message accepted, in budget bytes.
     message_max_bytes: usize,
     worker: Option<JoinHandle<()>>,
+    throttle: Arc<ThrottleCounts>,
+}
+
+/// The server's throttle hints a producer received and honoured.
+#[derive(Debug, Default)]
+struct ThrottleCounts {
+    hints: AtomicU64,
+    /// Each hint as honoured (at most [`THROTTLE_MAX`]), ms.
+    throttled_ms: AtomicU64,
+}
+
+impl ThrottleCounts {
+    /// Counts the hint of one produce answer; a zero hint is none.
+    fn count(&self, throttle: Duration) {
+        if throttle.is_zero() {
+            return;
+        }
+        let ms = u64::try_from(throttle.min(THROTTLE_MAX).as_millis()).unwrap_or(u64::MAX);
+        self.hints.fetch_add(1, Ordering::Relaxed);
+        self.throttled_ms.fetch_add(ms, Ordering::Relaxed);
+    }
 }
 
 impl Producer {
@@ -340,13 +362,55 @@ impl Producer {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE_LEN);
         let memory = Arc::new(Semaphore::new(config.buffer_max_bytes));
         let message_max_bytes = config.batch_max_bytes.min(config.buffer_max_bytes);
-        let worker = Worker::new(client, config, rx, memory.clone());
+        let throttle = Arc::new(ThrottleCounts::default());
+        let worker = Worker::new(client, config, rx, memory.clone(), throttle.clone());
         Producer {
             tx,
             memory,
             message_max_bytes,
             worker: Some(tokio::spawn(worker.run())),
+            throttle,
         }
+    }
+
+    /// How many produce answers so far carried a throttle hint
+    /// ([`Produced::throttle`]): the server asked this producer to slow
+    /// down, and the hint's partition waited before its next batch. Counts
+    /// are complete for the messages whose receipts have resolved (e.g.
+    /// after [`flush`](Producer::flush)).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn run(producer: tidegate_client::Producer) {
+    /// producer.flush().await;
+    /// if producer.throttle_hints() > 0 {
+    ///     eprintln!(
+    ///         "throttled {} times, {:?} in all",
+    ///         producer.throttle_hints(),
+    ///         producer.throttled()
+    ///     );
+    /// }
+    /// # }
+    /// ```
+    pub fn throttle_hints(&self) -> u64 {
+        self.throttle.hints.load(Ordering::Relaxed)
+    }
+
+    /// The sum of the throttle hints counted by
+    /// [`throttle_hints`](Producer::throttle_hints), each as honoured (at
+    /// most 1 s): how long partitions were held back, added over
+    /// partitions.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # fn run(producer: &tidegate_client::Producer) {
+    /// println!("held back {:?} by the server", producer.throttled());
+    /// # }
+    /// ```
+    pub fn throttled(&self) -> Duration {
+        Duration::from_millis(self.throttle.throttled_ms.load(Ordering::Relaxed))
     }
 
     /// Queues `record` for `topic` and returns its [`Receipt`]. Waits only
@@ -544,6 +608,7 @@ struct Worker {
     unresolved: BTreeMap<u64, usize>,
     flush_waiters: Vec<(u64, oneshot::Sender<()>)>,
     closing: bool,
+    throttle: Arc<ThrottleCounts>,
 }
 
 impl Worker {
@@ -552,6 +617,7 @@ impl Worker {
         config: ProducerConfig,
         rx: mpsc::Receiver<Command>,
         memory: Arc<Semaphore>,
+        throttle: Arc<ThrottleCounts>,
     ) -> Self {
         Self {
             client,
@@ -566,6 +632,7 @@ impl Worker {
             unresolved: BTreeMap::new(),
             flush_waiters: Vec::new(),
             closing: false,
+            throttle,
         }
     }
 
@@ -841,6 +908,10 @@ impl Worker {
                 if let Some(queue) = self.partitions.get_mut(&key) {
                     queue.in_flight = false;
                 }
+                // Before the receipts: whoever awaited them sees the count.
+                if let Ok(produced) = &result {
+                    self.throttle.count(produced.throttle);
+                }
                 self.resolve(entries, result.map(|p| p.base_offset), key.1);
             }
             Done::Described { topic, result } => {
@@ -977,6 +1048,16 @@ mod tests {
         assert_eq!(config.backoff(3, 0), Duration::from_millis(40));
         assert_eq!(config.backoff(20, 0), Duration::from_millis(500));
         assert_ne!(config.backoff(20, 1), config.backoff(20, 7));
+    }
+
+    #[test]
+    fn throttle_hints_are_counted_when_non_zero_and_capped_at_a_second() {
+        let counts = ThrottleCounts::default();
+        for ms in [0, 5, 0, 3_000, 20] {
+            counts.count(Duration::from_millis(ms));
+        }
+        assert_eq!(counts.hints.load(Ordering::Relaxed), 3);
+        assert_eq!(counts.throttled_ms.load(Ordering::Relaxed), 5 + 1_000 + 20);
     }
 
     #[test]

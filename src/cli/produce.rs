@@ -19,7 +19,8 @@ use super::{block_on, topic_error, ConnectArgs, Format};
 ///
 /// Each line (without its line ending) is one message's value; lines are
 /// batched. A summary goes to stderr: the message count and, per
-/// partition, the first and last offsets.
+/// partition, the first and last offsets; and when the server asked the
+/// producer to slow down (flow control), how often and for how long.
 ///
 /// Examples:
 ///   seq 1000 | tidegate produce orders
@@ -95,6 +96,9 @@ struct Summary {
     first_error: Option<tidegate_client::Error>,
     /// Per partition: messages, first and last offset.
     partitions: BTreeMap<u32, (u64, Option<u64>, Option<u64>)>,
+    /// Produce answers with a throttle hint, and the hints' total (ms).
+    throttle_hints: u64,
+    throttled_ms: u64,
 }
 
 async fn produce(
@@ -215,9 +219,15 @@ async fn produce(
     }
     stop.store(true, Ordering::Relaxed);
     drop(line_rx);
+    // Every answer is in after the flush, so the throttle counts are final.
+    producer.flush().await;
+    let throttle_hints = producer.throttle_hints();
+    let throttled = producer.throttled();
     producer.close().await;
     drop(receipt_tx);
     let mut summary = collector.await.context("the receipt task failed")?;
+    summary.throttle_hints = throttle_hints;
+    summary.throttled_ms = u64::try_from(throttled.as_millis()).unwrap_or(u64::MAX);
     if let Some(e) = send_error {
         summary.failed += 1;
         summary.first_error.get_or_insert(e);
@@ -257,15 +267,17 @@ fn print_summary(topic: &str, summary: &Summary, format: Format) {
                     })
                 })
                 .collect();
-            eprintln!(
-                "{}",
-                json!({
-                    "topic": topic,
-                    "messages": summary.messages,
-                    "failed": summary.failed,
-                    "partitions": partitions,
-                })
-            );
+            let mut object = json!({
+                "topic": topic,
+                "messages": summary.messages,
+                "failed": summary.failed,
+                "partitions": partitions,
+            });
+            if summary.throttle_hints > 0 {
+                object["throttle_hints"] = json!(summary.throttle_hints);
+                object["throttled_ms"] = json!(summary.throttled_ms);
+            }
+            eprintln!("{object}");
         }
         Format::Text => {
             let mut line = format!(
@@ -277,6 +289,9 @@ fn print_summary(topic: &str, summary: &Summary, format: Format) {
                 line.push_str(&format!(", {} failed", summary.failed));
             }
             eprintln!("{line}");
+            if let Some(throttled) = throttle_line(summary) {
+                eprintln!("{throttled}");
+            }
             for (p, (messages, first, last)) in &summary.partitions {
                 match (first, last) {
                     (Some(first), Some(last)) => {
@@ -286,5 +301,33 @@ fn print_summary(topic: &str, summary: &Summary, format: Format) {
                 }
             }
         }
+    }
+}
+
+/// What the summary says about the server's throttle hints; nothing when
+/// there were none.
+fn throttle_line(summary: &Summary) -> Option<String> {
+    (summary.throttle_hints > 0).then(|| {
+        format!(
+            "  throttled by the server {} time(s), {} ms in total (flow control: \
+             the server asked to slow down)",
+            summary.throttle_hints, summary.throttled_ms
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_mentions_throttling_only_when_there_was_some() {
+        let mut summary = Summary::default();
+        assert_eq!(throttle_line(&summary), None);
+        summary.throttle_hints = 3;
+        summary.throttled_ms = 1_020;
+        let line = throttle_line(&summary).unwrap_or_default();
+        assert!(line.contains("3 time(s)"), "{line}");
+        assert!(line.contains("1020 ms"), "{line}");
     }
 }

@@ -285,6 +285,8 @@ pub async fn connect_trusting(
     let mut config = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).unwrap()));
     let mut transport = quinn::TransportConfig::default();
     transport.max_concurrent_bidi_streams(0u32.into());
+    // As the SDK: whole requests in stream order (docs/FLOW_CONTROL.md).
+    transport.send_fairness(false);
     config.transport_config(Arc::new(transport));
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(config);

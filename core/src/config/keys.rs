@@ -50,6 +50,12 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("limits.max_request_bytes", KeyKind::Text),
     ("limits.shard_inflight_bytes_max", KeyKind::Text),
     ("limits.shard_inflight_requests_max", KeyKind::Integer),
+    ("flow.enabled", KeyKind::Bool),
+    ("flow.latency_target", KeyKind::Text),
+    ("flow.control_interval", KeyKind::Text),
+    ("flow.min_window", KeyKind::Text),
+    ("flow.quantum", KeyKind::Text),
+    ("flow.max_fetches", KeyKind::Integer),
     ("auth.mode", KeyKind::Text),
     ("auth.allow_anonymous_remote", KeyKind::Bool),
     ("auth.client_ca", KeyKind::Text),
@@ -62,9 +68,9 @@ pub const KEYS: &[(&str, KeyKind)] = &[
 ];
 
 /// Sections of the file, the `[name]` tables.
-/// `[auth]` also has lists (`tokens`, `jwt_keys`, `principals`, `groups`,
+/// `[flow]` also has `weights`, and `[auth]` has lists (`tokens`, `jwt_keys`, `principals`, `groups`,
 /// `acl`) that only the file sets.
-const SECTIONS: &[&str] = &["shard", "tls", "storage", "quic", "limits", "auth"];
+const SECTIONS: &[&str] = &["shard", "tls", "storage", "quic", "limits", "flow", "auth"];
 
 /// `TIDEGATE_*` variables that are not configuration keys: the CLI's server
 /// address and the log filter. They are left alone.

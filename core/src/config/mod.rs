@@ -76,6 +76,8 @@ pub struct ServeConfig {
     pub quic: QuicConfig,
     /// Memory and request bounds per shard.
     pub limits: LimitsConfig,
+    /// Adaptive flow control (`docs/FLOW_CONTROL.md`).
+    pub flow: FlowConfig,
     /// Authentication and access rules (`docs/SECURITY.md`).
     pub auth: AuthConfig,
 }
@@ -93,6 +95,7 @@ impl Default for ServeConfig {
             storage: StorageConfig::default(),
             quic: QuicConfig::default(),
             limits: LimitsConfig::default(),
+            flow: FlowConfig::default(),
             auth: AuthConfig::default(),
         }
     }
@@ -290,7 +293,8 @@ pub struct QuicConfig {
     /// Connections the server accepts at once (all shards). Default 10000.
     pub max_connections: u32,
     /// Bidirectional streams, i.e. requests in flight, per connection.
-    /// Default 256.
+    /// Times `stream_receive_window`, at most `connection_receive_window`.
+    /// Default 16.
     pub max_concurrent_streams: u32,
     /// Bytes a peer may send on one stream before the server grants more.
     /// Default 1MiB.
@@ -338,7 +342,7 @@ impl Default for QuicConfig {
     fn default() -> Self {
         QuicConfig {
             max_connections: 10_000,
-            max_concurrent_streams: 256,
+            max_concurrent_streams: 16,
             stream_receive_window: Size::mib(1),
             connection_receive_window: Size::mib(16),
             idle_timeout: Duration::secs(30),
@@ -351,6 +355,50 @@ impl Default for QuicConfig {
             max_handshakes: 1000,
             handshake_timeout: Duration::secs(10),
             retry_handshakes_per_s: 200,
+        }
+    }
+}
+
+/// `[flow]`: adaptive flow control (`docs/FLOW_CONTROL.md`): each shard
+/// sizes its admission window so its produce latency stays near a target,
+/// within `limits.shard_inflight_bytes_max`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlowConfig {
+    /// Adapt the window; false keeps it at `limits.shard_inflight_bytes_max`
+    /// (static limits, for comparison). Default true.
+    pub enabled: bool,
+    /// Produce latency at the shard (p90 of a control interval) the window
+    /// is sized for. Below `control_interval`. Default 5ms.
+    pub latency_target: Duration,
+    /// How often each shard's controller adjusts the window. Default 100ms.
+    pub control_interval: Duration,
+    /// Smallest window: a shard always admits this much (and a request
+    /// larger than the window alone). Default 128KiB: the bandwidth-delay
+    /// product of a 25 MB/s disk at 5 ms.
+    pub min_window: Size,
+    /// Bytes each waiting connection may admit per round of the fair
+    /// scheduler, times its weight. Default 256KiB.
+    pub quantum: Size,
+    /// Fetches a shard serves at once; more wait, so readers cannot take
+    /// every request slot from producers. Default 256.
+    pub max_fetches: u32,
+    /// Fair-share weights by authenticated principal (`[flow.weights]`,
+    /// `principal = 2`); others weigh 1.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub weights: std::collections::BTreeMap<String, u32>,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            enabled: true,
+            latency_target: Duration::millis(5),
+            control_interval: Duration::millis(100),
+            min_window: Size::kib(128),
+            quantum: Size::kib(256),
+            max_fetches: 256,
+            weights: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -27,6 +27,7 @@ pub(crate) fn check(c: &ServeConfig) -> Result<(), Failure> {
     check_storage(c)?;
     check_quic(c)?;
     check_limits(c)?;
+    check_flow(c)?;
     c.log_config()
         .validate()
         .map_err(|e| ("storage".to_owned(), e.to_string()))
@@ -137,6 +138,24 @@ fn check_quic(c: &ServeConfig) -> Result<(), Failure> {
             ),
         );
     }
+    // Every stream must be able to fill its own window without waiting for
+    // connection credit: a shard admits a connection's waiting requests in
+    // its own order, and a request it admitted must be able to arrive even
+    // when every other stream of the connection holds a full window of
+    // data the shard has not read (docs/FLOW_CONTROL.md).
+    let all_streams = q
+        .stream_receive_window
+        .bytes()
+        .saturating_mul(u64::from(q.max_concurrent_streams));
+    if all_streams > q.connection_receive_window.bytes() {
+        return fail(
+            "quic.max_concurrent_streams",
+            format!(
+                "{} streams of quic.stream_receive_window ({}) exceed quic.connection_receive_window ({}): an admitted request could wait forever for connection credit held by requests not yet admitted",
+                q.max_concurrent_streams, q.stream_receive_window, q.connection_receive_window
+            ),
+        );
+    }
     if q.idle_timeout.get().is_zero() {
         return fail("quic.idle_timeout", "must be above 0s");
     }
@@ -147,6 +166,44 @@ fn check_quic(c: &ServeConfig) -> Result<(), Failure> {
                 "{} must be above 0s and below quic.idle_timeout ({}), or idle connections close",
                 q.keep_alive, q.idle_timeout
             ),
+        );
+    }
+    Ok(())
+}
+
+fn check_flow(c: &ServeConfig) -> Result<(), Failure> {
+    let f = &c.flow;
+    if f.control_interval.get() < std::time::Duration::from_millis(10) {
+        return fail("flow.control_interval", "must be at least 10ms");
+    }
+    if f.latency_target.get().is_zero() || f.latency_target >= f.control_interval {
+        return fail(
+            "flow.latency_target",
+            format!(
+                "{} must be above 0s and below flow.control_interval ({}): the controller must see the effect of one step before the next",
+                f.latency_target, f.control_interval
+            ),
+        );
+    }
+    if f.min_window.bytes() == 0 || f.min_window > c.limits.shard_inflight_bytes_max {
+        return fail(
+            "flow.min_window",
+            format!(
+                "{} must be above 0B and at most limits.shard_inflight_bytes_max ({})",
+                f.min_window, c.limits.shard_inflight_bytes_max
+            ),
+        );
+    }
+    if f.quantum.bytes() == 0 {
+        return fail("flow.quantum", "must be above 0B");
+    }
+    if f.max_fetches == 0 {
+        return fail("flow.max_fetches", "must be at least 1");
+    }
+    if let Some((principal, _)) = f.weights.iter().find(|(_, w)| **w == 0) {
+        return fail(
+            "flow.weights",
+            format!("`{principal}` has weight 0; weights are at least 1"),
         );
     }
     Ok(())

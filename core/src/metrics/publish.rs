@@ -7,7 +7,7 @@ use std::{collections::HashMap, sync::Arc, time::Instant};
 use tidegate_net::QuicServer;
 
 use super::{probe, FdatasyncHistogram, MetricsHub, PartitionSnapshot, ShardSnapshot};
-use crate::shard::Shard;
+use crate::{flow::Flow, shard::Shard};
 
 /// How often each shard publishes its snapshot.
 pub const PUBLISH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -25,7 +25,7 @@ impl Publisher {
     }
 
     /// Takes and publishes a snapshot now.
-    pub(crate) fn publish(&self, shard: &Shard, quic: &QuicServer, serving: bool) {
+    pub(crate) fn publish(&self, shard: &Shard, quic: &QuicServer, flow: &Flow, serving: bool) {
         debug_assert_eq!(shard.id, self.shard);
         let (requests, produce_latency) = probe::snapshot();
         self.hub.publish(ShardSnapshot {
@@ -36,6 +36,8 @@ impl Publisher {
             produce_latency,
             quic: quic.stats().into(),
             auth: super::auth::snapshot(),
+            flow: flow.stats(),
+            admitted_by_principal: quic.admitted_by_principal(),
             partitions: partitions(shard),
         });
     }
@@ -46,11 +48,12 @@ impl Publisher {
         &self,
         shard: &Shard,
         quic: &QuicServer,
+        flow: &Flow,
         serving: impl Fn() -> bool,
     ) {
         loop {
             glommio::timer::sleep(PUBLISH_INTERVAL).await;
-            self.publish(shard, quic, serving());
+            self.publish(shard, quic, flow, serving());
         }
     }
 }

@@ -50,6 +50,7 @@ impl Collector for Scrape {
         self.shard_families(&mut encoder)?;
         self.request_families(&mut encoder)?;
         self.quic_families(&mut encoder)?;
+        self.flow_families(&mut encoder)?;
         self.partition_families(&mut encoder)
     }
 }
@@ -242,6 +243,79 @@ impl Scrape {
             help,
             &LATENCY_BUCKETS_US,
             self.shards.iter().map(|s| (shard(s), &s.produce_latency)),
+        )
+    }
+
+    fn flow_families(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+        let f = |get: fn(&crate::flow::FlowStats) -> u64| self.per_shard(move |s| get(&s.flow));
+        let help = "Bytes of produce requests the shard admits at once: its flow-control \
+                    window (limits.shard_inflight_bytes_max when flow.enabled is false).";
+        gauges(e, "tidegate_flow_window_bytes", help, f(|f| f.window_bytes))?;
+        let help = "p90 produce latency at the shard in the last control interval that had \
+                    one, the quantity the window is steered by.";
+        gauges(
+            e,
+            "tidegate_flow_latency_seconds",
+            help,
+            self.per_shard(|s| s.flow.latency_us as f64 / 1e6),
+        )?;
+        let help = "The produce latency the window is sized for (flow.latency_target).";
+        gauges(
+            e,
+            "tidegate_flow_latency_target_seconds",
+            help,
+            self.per_shard(|s| s.flow.target_us as f64 / 1e6),
+        )?;
+        let help = "The throttle hint produce responses carry now.";
+        gauges(
+            e,
+            "tidegate_flow_throttle_seconds",
+            help,
+            self.per_shard(|s| s.flow.throttle_ms as f64 / 1e3),
+        )?;
+        let help = "Produce responses that carried a throttle hint.";
+        counters(
+            e,
+            "tidegate_flow_throttle_hints",
+            help,
+            f(|f| f.throttle_hints_total),
+        )?;
+        let help = "Control intervals in which the window held a request back.";
+        counters(
+            e,
+            "tidegate_flow_limited_intervals",
+            help,
+            f(|f| f.limited_intervals_total),
+        )?;
+        let help = "Control intervals run.";
+        counters(e, "tidegate_flow_intervals", help, f(|f| f.intervals_total))?;
+        let help = "Bytes of requests admitted into the window.";
+        let q = |get: fn(&super::QuicSnapshot) -> u64| self.per_shard(move |s| get(&s.quic));
+        counters(
+            e,
+            "tidegate_flow_admitted_bytes",
+            help,
+            q(|q| q.admitted_bytes_total),
+        )?;
+        let help = "Requests admitted into the window.";
+        counters(
+            e,
+            "tidegate_flow_admitted_requests",
+            help,
+            q(|q| q.admitted_requests_total),
+        )?;
+        let help = "Bytes of requests admitted into the window, by the principals that have \
+                    a fair-share weight (flow.weights).";
+        let by_principal = self.shards.iter().flat_map(|s| {
+            s.admitted_by_principal
+                .iter()
+                .map(move |(p, v)| (with(shard(s), "principal", p.to_string()), *v))
+        });
+        counters(
+            e,
+            "tidegate_flow_principal_admitted_bytes",
+            help,
+            by_principal,
         )
     }
 

@@ -76,6 +76,11 @@ pub struct ShardSnapshot {
     pub quic: QuicSnapshot,
     /// Authentication failures and denied requests.
     pub auth: super::AuthSnapshot,
+    /// Adaptive flow control.
+    pub flow: crate::flow::FlowStats,
+    /// Request bytes admitted, by the principals that have a fair-share
+    /// weight (`flow.weights`).
+    pub admitted_by_principal: Vec<(std::sync::Arc<str>, u64)>,
     /// The partitions this shard owns, ordered by topic and partition.
     pub partitions: Vec<PartitionSnapshot>,
 }
@@ -146,6 +151,10 @@ pub struct QuicSnapshot {
     pub datagrams_injected_total: u64,
     /// Forwarded datagrams dropped for a full injection queue.
     pub datagrams_dropped_total: u64,
+    /// Bytes of requests admitted into the window.
+    pub admitted_bytes_total: u64,
+    /// Requests admitted into the window.
+    pub admitted_requests_total: u64,
 }
 
 impl From<tidegate_net::ServerStats> for QuicSnapshot {
@@ -166,6 +175,8 @@ impl From<tidegate_net::ServerStats> for QuicSnapshot {
             datagrams_forwarded_total: s.datagrams_forwarded_total,
             datagrams_injected_total: s.datagrams_injected_total,
             datagrams_dropped_total: s.datagrams_dropped_total,
+            admitted_bytes_total: s.admitted_bytes_total,
+            admitted_requests_total: s.admitted_requests_total,
         }
     }
 }

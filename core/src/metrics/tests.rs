@@ -183,6 +183,15 @@ fn example(shard: usize) -> ShardSnapshot {
             failures: [0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
             denied: [0, 3, 0, 0],
         },
+        flow: crate::flow::FlowStats {
+            enabled: true,
+            window_bytes: 300_000,
+            target_us: 5_000,
+            latency_us: 4_200,
+            throttle_hints_total: 12,
+            ..crate::flow::FlowStats::default()
+        },
+        admitted_by_principal: vec![("svc-orders".into(), 4_096)],
         partitions: vec![PartitionSnapshot {
             topic: "events".into(),
             partition: 2,
@@ -310,6 +319,21 @@ fn rendered_values_are_the_snapshot_values() {
         for (name, want) in front_door {
             assert_eq!(value(&samples, name, &s), want, "{name}");
         }
+        assert_eq!(value(&samples, "tidegate_flow_window_bytes", &s), 300_000.0);
+        assert_eq!(value(&samples, "tidegate_flow_latency_seconds", &s), 0.0042);
+        assert_eq!(
+            value(&samples, "tidegate_flow_throttle_hints_total", &s),
+            12.0
+        );
+        let svc = [("shard", shard), ("principal", "svc-orders")];
+        assert_eq!(
+            value(
+                &samples,
+                "tidegate_flow_principal_admitted_bytes_total",
+                &svc
+            ),
+            4096.0
+        );
         let expired = [("shard", shard), ("reason", "expired")];
         assert_eq!(
             value(&samples, "tidegate_auth_failures_total", &expired),
