@@ -63,7 +63,8 @@ pub(crate) async fn handle(
         Err(f) => return probe.finish(error(kind, f.code, &f.message)),
     };
     let is_produce = matches!(request, Request::Produce(_));
-    let parts = match serve(router, request, &allowed).await {
+    let _in_flight = is_produce.then(|| ProduceInFlight::enter(peer));
+    let parts = match serve(router, peer, request, &allowed).await {
         Ok(parts) => parts,
         Err(f) => error(kind, f.code, &f.message),
     };
@@ -77,6 +78,7 @@ pub(crate) async fn handle(
 
 async fn serve(
     router: &Router,
+    peer: &Peer,
     request: Request<'_>,
     allowed: &Allowed,
 ) -> Result<Vec<Bytes>, Failure> {
@@ -166,7 +168,14 @@ async fn serve(
                 }
             };
             Response::Produce(ProduceResponse {
-                throttle_ms: router.flow.throttle_ms(),
+                // Only a connection with several produces in flight is
+                // told to back off: one that sends a request at a time is
+                // not the one filling the queue (docs/FLOW_CONTROL.md).
+                throttle_ms: if peer.produces_in_flight.get() > 1 {
+                    router.flow.throttle_ms()
+                } else {
+                    0
+                },
                 results,
             })
         }
@@ -228,6 +237,24 @@ async fn serve(
         }
     };
     Ok(encode(&response))
+}
+
+/// Counts a produce request of a connection while it is served.
+struct ProduceInFlight<'a>(&'a Peer);
+
+impl<'a> ProduceInFlight<'a> {
+    fn enter(peer: &'a Peer) -> Self {
+        peer.produces_in_flight
+            .set(peer.produces_in_flight.get().saturating_add(1));
+        ProduceInFlight(peer)
+    }
+}
+
+impl Drop for ProduceInFlight<'_> {
+    fn drop(&mut self) {
+        let n = &self.0.produces_in_flight;
+        n.set(n.get().saturating_sub(1));
+    }
 }
 
 fn expect_done(result: OpResult) -> Result<(), Failure> {

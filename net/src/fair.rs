@@ -40,6 +40,8 @@ pub(crate) trait Backlog<K> {
 struct Entry<K> {
     key: K,
     deficit_bytes: u64,
+    /// Joined and not yet visited: it goes ahead of the old ones.
+    fresh: bool,
 }
 
 /// The round robin's state. Bounded by the connections of the endpoint:
@@ -71,15 +73,33 @@ impl<K: Copy + Eq + Hash> Fair<K> {
         self.order.is_empty()
     }
 
-    /// `k` has a request waiting: it takes its place at the end of the
-    /// round, unless it is in the round already.
+    /// `k` has a request waiting and was not in the round: it goes next,
+    /// ahead of the connections that stayed backlogged (FQ-CoDel's new
+    /// flows). A sparse connection, one request at a time, then waits for
+    /// at most the visit in progress rather than a whole round of the
+    /// busy ones; a busy one that keeps requests waiting stays in the
+    /// round and takes its turn with the others.
     pub(crate) fn join(&mut self, k: K) {
-        if self.members.insert(k) {
-            self.order.push_back(Entry {
+        if !self.members.insert(k) {
+            return;
+        }
+        // After the visit in progress and the other new ones, before the
+        // connections that stayed backlogged.
+        let start = usize::from(self.visiting && !self.order.is_empty());
+        let at = self
+            .order
+            .iter()
+            .skip(start)
+            .position(|e| !e.fresh)
+            .map_or(self.order.len(), |i| i + start);
+        self.order.insert(
+            at,
+            Entry {
                 key: k,
                 deficit_bytes: 0,
-            });
-        }
+                fresh: true,
+            },
+        );
     }
 
     /// `k` is gone (its connection closed): it leaves the round.
@@ -105,6 +125,7 @@ impl<K: Copy + Eq + Hash> Fair<K> {
                 let weight = u64::from(backlog.weight(&key).max(1));
                 let quantum = self.quantum_bytes.saturating_mul(weight);
                 front.deficit_bytes = front.deficit_bytes.saturating_add(quantum);
+                front.fresh = false;
                 self.visiting = true;
             }
             let mut admitted = false;
@@ -233,6 +254,41 @@ mod tests {
     }
 
     const KIB: usize = 1 << 10;
+
+    #[test]
+    fn a_sparse_connection_goes_ahead_of_the_backlogged_ones() {
+        let mut fair = Fair::new(64 * KIB);
+        let mut sim = Sim::new(64 * KIB);
+        // Nine busy connections, each always backlogged.
+        for k in 1..=9 {
+            sim.push(&mut fair, k, &[64 * KIB; 100]);
+        }
+        // Every busy one has had its first visit (new ones go in order).
+        for _ in 0..12 {
+            fair.run(&mut sim);
+            sim.release_all();
+        }
+        // A light one with a single request: it is admitted at the next
+        // free budget, not after the nine busy ones.
+        sim.push(&mut fair, 10, &[16 * KIB]);
+        fair.run(&mut sim);
+        sim.release_all();
+        fair.run(&mut sim);
+        let last: Vec<u32> = sim.admitted.iter().rev().take(2).map(|(k, _)| *k).collect();
+        assert!(last.contains(&10), "{:?}", sim.admitted);
+        // And it does not take more than its share when it stays busy.
+        sim.push(&mut fair, 10, &[64 * KIB; 100]);
+        let before = sim.admitted.len();
+        for _ in 0..40 {
+            sim.release_all();
+            fair.run(&mut sim);
+        }
+        let tenth = sim.admitted[before..]
+            .iter()
+            .filter(|(k, _)| *k == 10)
+            .count();
+        assert!((3..=5).contains(&tenth), "{tenth} of 40");
+    }
 
     #[test]
     fn a_heavy_and_a_light_connection_share_equally_per_round() {

@@ -1,7 +1,11 @@
 //! Who is on the other end of a connection: its address, the certificate
 //! chain TLS verified, and what the application established about it.
 
-use std::{cell::RefCell, net::SocketAddr, sync::Arc};
+use std::{
+    cell::{Cell, RefCell},
+    net::SocketAddr,
+    sync::Arc,
+};
 
 use rustls::pki_types::CertificateDer;
 
@@ -18,6 +22,10 @@ pub struct Peer {
     /// What the application established about this connection (its
     /// authenticated principal). Net never reads it.
     pub authenticated: RefCell<Option<Authenticated>>,
+    /// Produce requests of this connection the application is serving
+    /// now; the application keeps it (flow control tells only connections
+    /// with several in flight to back off). Net never reads it.
+    pub produces_in_flight: Cell<u32>,
 }
 
 impl Peer {
@@ -27,6 +35,7 @@ impl Peer {
             remote,
             certificates: Vec::new(),
             authenticated: RefCell::new(None),
+            produces_in_flight: Cell::new(0),
         }
     }
 }
