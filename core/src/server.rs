@@ -557,6 +557,7 @@ fn quic_settings(config: &ServeConfig, shard: usize, shards: usize) -> QuicSetti
         idle_timeout: q.idle_timeout.get(),
         keep_alive: q.keep_alive.get(),
         max_request_bytes: config.limits.max_request_bytes.bytes_usize(),
+        request_timeout: q.request_timeout.get(),
         max_inflight_bytes: config.limits.shard_inflight_bytes_max.bytes_usize(),
         // Connection IDs carry the shard in one byte (checked at start).
         shard: shard as u8,

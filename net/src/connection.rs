@@ -158,6 +158,9 @@ struct Receiving {
     buf: Vec<u8>,
     /// Bytes reserved for the whole request, once its header was read.
     reserved: Option<usize>,
+    /// When the reservation was made: the request must arrive whole
+    /// within `QuicSettings::request_timeout` of it.
+    admitted_at: Option<Instant>,
 }
 
 pub(crate) struct ConnState {
@@ -257,6 +260,42 @@ impl ConnState {
         Lifecycle::Open
     }
 
+    /// Gives up on admitted requests that did not arrive whole within
+    /// `timeout` of their admission: a client that sends a header and never
+    /// the body would otherwise hold its share of the shard's window for
+    /// as long as its connection lives. Their streams are stopped and
+    /// reset (`cancelled`), their bytes released. Returns how many.
+    pub(crate) fn expire_stalled(
+        &mut self,
+        now: Instant,
+        timeout: std::time::Duration,
+        budget: &mut Budget,
+    ) -> u64 {
+        let stalled: Vec<StreamId> = self
+            .receiving
+            .iter()
+            .filter(|(_, rx)| rx.admitted_at.is_some_and(|at| now >= at + timeout))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &stalled {
+            if let Some(rx) = self.receiving.remove(id) {
+                budget.release(rx.reserved.unwrap_or(0));
+            }
+            let code = VarInt::from_u32(codes::CANCELLED);
+            let _ = self.conn.recv_stream(*id).stop(code);
+            let _ = self.conn.send_stream(*id).reset(code);
+        }
+        stalled.len() as u64
+    }
+
+    /// When the oldest admitted request still arriving runs out of time.
+    pub(crate) fn next_request_deadline(&self, timeout: std::time::Duration) -> Option<Instant> {
+        self.receiving
+            .values()
+            .filter_map(|rx| rx.admitted_at.and_then(|at| at.checked_add(timeout)))
+            .min()
+    }
+
     pub(crate) fn has_deferred(&self) -> bool {
         !self.deferred.is_empty()
     }
@@ -292,6 +331,7 @@ impl ConnState {
         };
         budget.take(bytes, &self.peer);
         rx.reserved = Some(bytes);
+        rx.admitted_at = Some(Instant::now());
         self.read(id, budget, requests);
         true
     }
@@ -339,6 +379,7 @@ impl ConnState {
                             break;
                         }
                         rx.reserved = Some(need);
+                        rx.admitted_at = Some(Instant::now());
                     }
                 }
                 Ok(None) => {

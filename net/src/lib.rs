@@ -51,4 +51,7 @@ pub mod codes {
     pub const REQUEST_TOO_LARGE: u32 = AppErrorCode::FrameTooLarge.as_u64() as u32;
     /// The server is shutting down: connections are closed with it.
     pub const SHUTTING_DOWN: u32 = AppErrorCode::ShuttingDown.as_u64() as u32;
+    /// A request admitted but not received whole within the request
+    /// timeout: its stream is stopped and reset.
+    pub const CANCELLED: u32 = AppErrorCode::Cancelled.as_u64() as u32;
 }

@@ -97,6 +97,9 @@ pub struct ServerStats {
     /// Connections closed because their handshake outlived
     /// `handshake_timeout`.
     pub handshake_timeouts_total: u64,
+    /// Admitted requests given up on because they did not arrive whole
+    /// within `request_timeout` (their streams reset).
+    pub request_timeouts_total: u64,
     /// Datagrams received.
     pub datagrams_in_total: u64,
     /// Datagrams sent.
@@ -735,10 +738,13 @@ impl Driver {
 
     fn run_timers(&mut self, now: Instant) {
         let limit = self.settings.handshake_timeout;
+        let request_timeout = self.settings.request_timeout;
         for state in self.conns.values_mut() {
             if state.conn.poll_timeout().is_some_and(|t| t <= now) {
                 state.conn.handle_timeout(now);
             }
+            self.stats.request_timeouts_total +=
+                state.expire_stalled(now, request_timeout, &mut self.budget);
             let deadline = state.accepted_at.checked_add(limit);
             // A handshake that completed since the last pump is settled
             // there, not timed out here.
@@ -760,6 +766,7 @@ impl Driver {
 
     fn next_timeout(&mut self) -> Option<Instant> {
         let limit = self.settings.handshake_timeout;
+        let request_timeout = self.settings.request_timeout;
         self.conns
             .values_mut()
             .filter_map(|s| {
@@ -768,10 +775,11 @@ impl Driver {
                     .handshaking
                     .then(|| s.accepted_at.checked_add(limit))
                     .flatten();
-                match (s.conn.poll_timeout(), handshake) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
+                let request = s.next_request_deadline(request_timeout);
+                [s.conn.poll_timeout(), handshake, request]
+                    .into_iter()
+                    .flatten()
+                    .min()
             })
             .min()
     }

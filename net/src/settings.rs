@@ -21,6 +21,9 @@ pub struct QuicSettings {
     pub keep_alive: Duration,
     /// Largest request accepted; a larger one is stopped.
     pub max_request_bytes: usize,
+    /// An admitted request must arrive whole within this; otherwise its
+    /// stream is reset and its bytes released.
+    pub request_timeout: Duration,
     /// This endpoint's shard, written into every connection ID it issues.
     pub shard: u8,
     /// How many shards serve the port; with more than one, a packet whose
@@ -71,6 +74,7 @@ impl Default for QuicSettings {
             idle_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(5),
             max_request_bytes: 32 << 20,
+            request_timeout: Duration::from_secs(10),
             max_inflight_bytes: 256 << 20,
             fair_quantum: 256 << 10,
             shard: 0,

@@ -456,3 +456,48 @@ fn validated_clients_get_in_while_spoofed_handshakes_hold_their_half() {
     assert_eq!(reply.unwrap(), echoed(&hello));
     assert!(probe.peak_handshakes() <= 16, "{:?}", probe.stats());
 }
+
+#[test]
+fn an_admitted_request_that_never_arrives_whole_is_reset_and_frees_the_window() {
+    let settings = QuicSettings {
+        max_inflight_bytes: 64 << 10,
+        request_timeout: Duration::from_millis(300),
+        ..QuicSettings::default()
+    };
+    let (server, probe) = observed(settings, ClientAuth::None);
+    tokio_rt().block_on(async {
+        let endpoint = client(&server.cert);
+        let conn = endpoint
+            .connect(server.addr, "localhost")
+            .unwrap()
+            .await
+            .unwrap();
+        // A request that declares the whole window and sends a sliver of
+        // its body, then nothing: it is admitted and holds the window.
+        let stalled = frame(&vec![7u8; 64 << 10]);
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        send.write_all(&stalled[..1024]).await.unwrap();
+        // Wait on the condition without blocking this runtime, which has to
+        // drive the client's connection meanwhile.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while probe.stats().admitted_requests_total < 1 {
+            assert!(
+                Instant::now() < deadline,
+                "not admitted: {:?}",
+                probe.stats()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Another request has to wait for it, until the timeout gives up
+        // on the stalled one and resets its stream.
+        let hello = frame(b"hello");
+        assert_eq!(call(&conn, &hello).await.unwrap(), echoed(&hello));
+        assert!(
+            recv.read_to_end(1 << 20).await.is_err(),
+            "the stalled stream is reset"
+        );
+    });
+    let stats = probe.wait_for("the timeout", |s| s.request_timeouts_total >= 1);
+    assert_eq!(stats.request_timeouts_total, 1, "{stats:?}");
+    assert_eq!(stats.inflight_bytes, 0, "{stats:?}");
+}

@@ -40,6 +40,7 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("quic.gro", KeyKind::Bool),
     ("quic.gso", KeyKind::Bool),
     ("quic.idle_timeout", KeyKind::Text),
+    ("quic.request_timeout", KeyKind::Text),
     ("quic.socket_receive_buffer", KeyKind::Text),
     ("quic.socket_send_buffer", KeyKind::Text),
     ("quic.keep_alive", KeyKind::Text),

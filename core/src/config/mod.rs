@@ -302,6 +302,10 @@ pub struct QuicConfig {
     /// Bytes a peer may send on one connection, all streams together,
     /// before the server grants more. Default 16MiB.
     pub connection_receive_window: Size,
+    /// An admitted request must arrive whole within this; otherwise its
+    /// stream is reset and its share of the window released, so a client
+    /// that sends a header and never the body holds nothing. Default 10s.
+    pub request_timeout: Duration,
     /// A connection with no traffic for this long is closed. Default 30s.
     pub idle_timeout: Duration,
     /// Ping interval that keeps an idle connection open; below
@@ -346,6 +350,7 @@ impl Default for QuicConfig {
             stream_receive_window: Size::mib(1),
             connection_receive_window: Size::mib(16),
             idle_timeout: Duration::secs(30),
+            request_timeout: Duration::secs(10),
             keep_alive: Duration::secs(5),
             gso: true,
             gro: true,

@@ -156,6 +156,9 @@ fn check_quic(c: &ServeConfig) -> Result<(), Failure> {
             ),
         );
     }
+    if q.request_timeout.get().is_zero() {
+        return fail("quic.request_timeout", "must be above 0s");
+    }
     if q.idle_timeout.get().is_zero() {
         return fail("quic.idle_timeout", "must be above 0s");
     }

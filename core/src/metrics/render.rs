@@ -365,6 +365,14 @@ impl Scrape {
             help,
             q(|q| q.retries_sent_total),
         )?;
+        let help = "Admitted requests whose streams were reset because they did not arrive \
+                    whole within quic.request_timeout.";
+        counters(
+            e,
+            "tidegate_quic_request_timeouts",
+            help,
+            q(|q| q.request_timeouts_total),
+        )?;
         let help = "QUIC connections accepted whose handshake has not ended.";
         gauges(e, "tidegate_quic_handshakes", help, q(|q| q.handshakes))?;
         let help = "QUIC connections closed because their handshake outlived \

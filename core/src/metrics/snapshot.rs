@@ -155,6 +155,8 @@ pub struct QuicSnapshot {
     pub admitted_bytes_total: u64,
     /// Requests admitted into the window.
     pub admitted_requests_total: u64,
+    /// Admitted requests reset for not arriving whole in time.
+    pub request_timeouts_total: u64,
 }
 
 impl From<tidegate_net::ServerStats> for QuicSnapshot {
@@ -177,6 +179,7 @@ impl From<tidegate_net::ServerStats> for QuicSnapshot {
             datagrams_dropped_total: s.datagrams_dropped_total,
             admitted_bytes_total: s.admitted_bytes_total,
             admitted_requests_total: s.admitted_requests_total,
+            request_timeouts_total: s.request_timeouts_total,
         }
     }
 }
