@@ -27,7 +27,6 @@ pub(crate) async fn handle(
     data: &[u8],
     max_body: usize,
 ) -> Vec<Bytes> {
-    let started = std::time::Instant::now();
     let probe = crate::metrics::RequestProbe::start(data, max_body);
     let kind = data.get(3).copied().unwrap_or(0);
     let header = match decode_header(data, max_body) {
@@ -71,7 +70,7 @@ pub(crate) async fn handle(
     if is_produce {
         // What the shard's flow control steers: the time from the whole
         // request to its answer, here.
-        router.flow.record_produce(started.elapsed());
+        router.flow.record_produce(probe.elapsed());
     }
     probe.finish(parts)
 }

@@ -4,31 +4,16 @@
 //! client (a verified loadgen run) connects and produces during it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{loadgen, server_bin};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-fn loadgen() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_tidegate-loadgen"))
-}
-
-/// The server binary beside loadgen's, built first when missing.
-fn server_bin() -> PathBuf {
-    let bin = loadgen().with_file_name("tidegate");
-    if !bin.exists() {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "tidegate", "--bin", "tidegate"])
-            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    bin
-}
 
 struct Server {
     child: Child,

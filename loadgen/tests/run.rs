@@ -2,28 +2,12 @@
 //! short runs, checked through their JSON reports and exit codes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{loadgen, server_bin};
+
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn loadgen() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_tidegate-loadgen"))
-}
-
-/// The server binary beside loadgen's; built first when missing (a run of
-/// only this package's tests does not build it).
-fn server_bin() -> PathBuf {
-    let bin = loadgen().with_file_name("tidegate");
-    if !bin.exists() {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "tidegate", "--bin", "tidegate"])
-            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    bin
-}
 
 fn run(args: &[&str]) -> Output {
     run_with_env(args, &[])

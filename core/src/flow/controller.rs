@@ -75,14 +75,14 @@ impl Controller {
     }
 
     /// Ends an interval. `limited`: the window held a request back during
-    /// it (a credit stall). `waiting`: requests are waiting for the window
-    /// now (none answered this interval means they are stuck behind it).
-    pub(crate) fn tick(&mut self, limited: bool, waiting: bool) -> Decision {
+    /// it (a credit stall); with nothing answered, those requests were
+    /// stuck behind it the whole interval.
+    pub(crate) fn tick(&mut self, limited: bool) -> Decision {
         let s = self.settings;
         let latency = if self.latencies.is_empty() {
             // Nothing answered: if requests wait, the interval was all
             // queue; otherwise there was nothing to measure.
-            waiting.then_some(s.interval)
+            limited.then_some(s.interval)
         } else {
             Some(Duration::from_micros(self.latencies.value_at_quantile(0.9)))
         };
@@ -154,7 +154,7 @@ mod tests {
                 for _ in 0..50 {
                     c.record(l);
                 }
-                decision = c.tick(true, true);
+                decision = c.tick(true);
             }
             decision
         }
@@ -243,16 +243,16 @@ mod tests {
         // Light load: fast answers, the window never limits.
         for _ in 0..100 {
             c.record(Duration::from_micros(600));
-            assert_eq!(c.tick(false, false).window, settled.window);
+            assert_eq!(c.tick(false).window, settled.window);
         }
         // Idle: nothing measured, nothing changes.
-        assert_eq!(c.tick(false, false).window, settled.window);
+        assert_eq!(c.tick(false).window, settled.window);
     }
 
     #[test]
     fn requests_stuck_behind_the_window_count_as_a_late_interval() {
         let mut c = Controller::new(settings());
-        let d = c.tick(true, true);
+        let d = c.tick(true);
         assert_eq!(d.latency, Some(Duration::from_millis(100)));
         assert!(d.window < 256 * MIB);
         assert!(d.throttle > Duration::ZERO);

@@ -101,7 +101,7 @@ impl Flow {
             let stats = quic.stats();
             let limited = stats.credit_stalls_total > self.stalls_seen.get();
             self.stalls_seen.set(stats.credit_stalls_total);
-            let decision = controller.borrow_mut().tick(limited, limited);
+            let decision = controller.borrow_mut().tick(limited);
             quic.set_max_inflight_bytes(decision.window);
             self.throttle.set(decision.throttle);
             self.update(|s| {

@@ -68,6 +68,11 @@ impl<'a> RequestProbe<'a> {
         }
     }
 
+    /// Time since the request's bytes arrived.
+    pub(crate) fn elapsed(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
     /// The request is answered with `parts`, which are passed through.
     pub(crate) fn finish(mut self, parts: Vec<Bytes>) -> Vec<Bytes> {
         self.finished = true;
