@@ -106,6 +106,15 @@ error_codes! {
     CorruptBatch = 21, "corrupt_batch", false;
     /// Fetch: the offset is before the earliest or after the latest offset.
     OffsetOutOfRange = 22, "offset_out_of_range", false;
+    /// Produce: an idempotent producer's batch does not follow its
+    /// previous one in this partition (a gap that did not fill in time, or
+    /// an old sequence no longer remembered); the message names the
+    /// expected sequence. Nothing was written.
+    OutOfOrderSequence = 23, "out_of_order_sequence", false;
+    /// Produce: the batch's producer epoch is older than one this
+    /// partition has seen: another instance of the named producer took
+    /// over. Nothing was written.
+    ProducerFenced = 24, "producer_fenced", false;
     /// The server is over one of its bounds (memory, queue depth); retry
     /// after a backoff.
     Busy = 30, "busy", true;

@@ -41,11 +41,13 @@ pub enum Kind {
     ListOffsets = 0x07,
     /// Present credentials (a bearer token) for the connection.
     Authenticate = 0x08,
+    /// Get an idempotent producer identity (id and epoch).
+    InitProducer = 0x09,
 }
 
 impl Kind {
     /// Every kind, in wire order.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::CreateTopic,
         Kind::DeleteTopic,
         Kind::ListTopics,
@@ -54,6 +56,7 @@ impl Kind {
         Kind::Fetch,
         Kind::ListOffsets,
         Kind::Authenticate,
+        Kind::InitProducer,
     ];
 
     /// The kind byte of this request.
@@ -77,6 +80,7 @@ impl Kind {
             0x06 => Some(Self::Fetch),
             0x07 => Some(Self::ListOffsets),
             0x08 => Some(Self::Authenticate),
+            0x09 => Some(Self::InitProducer),
             _ => None,
         }
     }

@@ -137,3 +137,6 @@ pub(crate) fn check_range(
         })
     }
 }
+
+/// Longest producer name an InitProducer carries.
+pub const MAX_PRODUCER_NAME_BYTES: usize = 255;

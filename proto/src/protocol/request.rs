@@ -5,7 +5,7 @@ use super::limits::{check_partition, check_partition_count, check_range, validat
 use super::wire::{len_u32, put_bytes16, put_i64, put_opt_u64, put_u32, put_u64, put_u8, Reader};
 use super::{
     check_frame, ProtocolError, MAX_FETCH_BYTES, MAX_FETCH_WAIT_MS, MAX_FRAME_BODY_BYTES,
-    MAX_ROUTING_KEY_BYTES, MAX_TOKEN_BYTES,
+    MAX_PRODUCER_NAME_BYTES, MAX_ROUTING_KEY_BYTES, MAX_TOKEN_BYTES,
 };
 use crate::batch::BatchIter;
 
@@ -169,6 +169,14 @@ pub enum Request<'a> {
         /// The token, at most [`MAX_TOKEN_BYTES`] of UTF-8.
         token: &'a str,
     },
+    /// Get an idempotent producer identity: a fresh id with epoch 0, or,
+    /// for a named producer, the name's id with its epoch raised by one
+    /// (which fences every older instance of the name).
+    InitProducer {
+        /// The producer's name, at most [`MAX_PRODUCER_NAME_BYTES`] of
+        /// UTF-8; empty for an unnamed producer.
+        name: &'a str,
+    },
 }
 
 impl<'a> Request<'a> {
@@ -183,6 +191,7 @@ impl<'a> Request<'a> {
             Self::Fetch(_) => Kind::Fetch,
             Self::ListOffsets(_) => Kind::ListOffsets,
             Self::Authenticate { .. } => Kind::Authenticate,
+            Self::InitProducer { .. } => Kind::InitProducer,
         }
     }
 
@@ -211,6 +220,7 @@ impl<'a> Request<'a> {
             Self::Fetch(fetch) => fetch.write(out),
             Self::ListOffsets(list) => list.write(out),
             Self::Authenticate { token } => put_bytes16(out, token.as_bytes()),
+            Self::InitProducer { name } => put_bytes16(out, name.as_bytes()),
         }
         end_frame(out, start);
     }
@@ -245,6 +255,9 @@ impl<'a> Request<'a> {
             Kind::Authenticate => Self::Authenticate {
                 token: r.str16("token", MAX_TOKEN_BYTES)?,
             },
+            Kind::InitProducer => Self::InitProducer {
+                name: r.str16("producer name", MAX_PRODUCER_NAME_BYTES)?,
+            },
         };
         r.finish()?;
         Ok(request)
@@ -269,6 +282,12 @@ impl<'a> Request<'a> {
             Self::Authenticate { token } => {
                 check_range("token", token.len() as u64, 0, MAX_TOKEN_BYTES as u64)
             }
+            Self::InitProducer { name } => check_range(
+                "producer name",
+                name.len() as u64,
+                0,
+                MAX_PRODUCER_NAME_BYTES as u64,
+            ),
         }
     }
 }

@@ -5,7 +5,8 @@ use super::frame::{
 };
 use super::limits::check_partition;
 use super::wire::{
-    len_u32, put_bytes16, put_message, put_opt_u64, put_u16, put_u32, put_u64, truncate_str, Reader,
+    len_u32, put_bytes16, put_i64, put_message, put_opt_u64, put_u16, put_u32, put_u64,
+    truncate_str, Reader,
 };
 use super::{
     check_frame, ErrorCode, ProtocolError, MAX_BATCHES_PER_PRODUCE, MAX_FRAME_BODY_BYTES,
@@ -135,6 +136,13 @@ pub enum Response<'a> {
         /// authenticates again.
         expires_at_ms: Option<u64>,
     },
+    /// The producer's identity, for the header of every batch it sends.
+    InitProducer {
+        /// The producer id, `0..=i64::MAX`.
+        producer_id: i64,
+        /// The epoch, `0..=i16::MAX`.
+        epoch: i16,
+    },
     /// The request failed.
     Error(ErrorResponse<'a>),
 }
@@ -151,6 +159,7 @@ impl<'a> Response<'a> {
             Self::Fetch(_) => Kind::Fetch,
             Self::ListOffsets { .. } => Kind::ListOffsets,
             Self::Authenticate { .. } => Kind::Authenticate,
+            Self::InitProducer { .. } => Kind::InitProducer,
             Self::Error(e) => return e.request_kind | RESPONSE_BIT,
         };
         kind.response_code()
@@ -199,6 +208,10 @@ impl<'a> Response<'a> {
             } => {
                 put_bytes16(out, truncate_str(principal, MAX_PRINCIPAL_BYTES).as_bytes());
                 put_opt_u64(out, *expires_at_ms);
+            }
+            Self::InitProducer { producer_id, epoch } => {
+                put_i64(out, *producer_id);
+                put_u16(out, epoch.cast_unsigned());
             }
         }
     }
@@ -258,6 +271,17 @@ impl<'a> Response<'a> {
                 principal: r.str16("principal", MAX_PRINCIPAL_BYTES)?,
                 expires_at_ms: r.opt_u64("expires_at_ms")?,
             },
+            Kind::InitProducer => {
+                let producer_id = r.i64("producer_id")?;
+                let epoch = r.u16("epoch")?.cast_signed();
+                if producer_id < 0 || epoch < 0 {
+                    return Err(ProtocolError::InvalidValue {
+                        field: "producer_id",
+                        reason: "producer id and epoch must not be negative",
+                    });
+                }
+                Self::InitProducer { producer_id, epoch }
+            }
         })
     }
 }

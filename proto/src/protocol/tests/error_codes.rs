@@ -11,7 +11,7 @@ fn every_known_code_round_trips_through_its_wire_value() {
         assert_eq!(ErrorCode::from_u16(code.as_u16()), code);
         assert_ne!(code.name(), "unknown");
     }
-    assert_eq!(ErrorCode::ALL.len(), 21);
+    assert_eq!(ErrorCode::ALL.len(), 23);
 }
 
 #[test]
@@ -41,6 +41,8 @@ fn wire_values_are_the_documented_ones() {
         (ErrorCode::BatchTooLarge, 20),
         (ErrorCode::CorruptBatch, 21),
         (ErrorCode::OffsetOutOfRange, 22),
+        (ErrorCode::OutOfOrderSequence, 23),
+        (ErrorCode::ProducerFenced, 24),
         (ErrorCode::Busy, 30),
         (ErrorCode::Timeout, 31),
         (ErrorCode::ShuttingDown, 32),

@@ -529,3 +529,33 @@ fn authenticate_token_over_its_limit_is_out_of_range() {
     let truncated = [9u8, 0, b'a'];
     assert!(decode_request(&frame(Kind::Authenticate.request_code(), &truncated)).is_err());
 }
+
+#[test]
+fn init_producer_name_over_its_limit_is_out_of_range() {
+    let name = "n".repeat(MAX_PRODUCER_NAME_BYTES + 1);
+    let mut body = Vec::new();
+    body.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    body.extend_from_slice(name.as_bytes());
+    assert!(matches!(
+        decode_request(&frame(Kind::InitProducer.request_code(), &body)),
+        Err(ProtocolError::OutOfRange {
+            field: "producer name",
+            ..
+        })
+    ));
+    let truncated = [9u8, 0, b'a'];
+    assert!(decode_request(&frame(Kind::InitProducer.request_code(), &truncated)).is_err());
+}
+
+#[test]
+fn init_producer_response_with_a_negative_id_or_epoch_is_refused() {
+    for (id, epoch) in [(-1i64, 0i16), (5, -1)] {
+        let mut body = vec![0, 0, 0, 0];
+        body.extend_from_slice(&id.to_le_bytes());
+        body.extend_from_slice(&epoch.to_le_bytes());
+        assert!(matches!(
+            decode_response(&frame(Kind::InitProducer.response_code(), &body)),
+            Err(ProtocolError::InvalidValue { .. })
+        ));
+    }
+}

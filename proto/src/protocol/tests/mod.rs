@@ -126,6 +126,10 @@ fn all_requests(batch: &[u8]) -> Vec<Request<'_>> {
         Request::Authenticate {
             token: "eyJhbGciOiJFZERTQSJ9.e30.c2ln",
         },
+        Request::InitProducer { name: "" },
+        Request::InitProducer {
+            name: "orders-writer",
+        },
     ]
 }
 
@@ -188,6 +192,14 @@ fn all_responses(batch: &[u8]) -> Vec<Response<'_>> {
         Response::Authenticate {
             principal: "alice@example.com",
             expires_at_ms: Some(1_800_000_000_000),
+        },
+        Response::InitProducer {
+            producer_id: 0,
+            epoch: 0,
+        },
+        Response::InitProducer {
+            producer_id: i64::MAX,
+            epoch: i16::MAX,
         },
         Response::Error(ErrorResponse {
             request_kind: Kind::Produce.request_code(),
