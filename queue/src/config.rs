@@ -1,5 +1,7 @@
 //! Log configuration, with the bounds the log enforces.
 
+use std::time::Duration;
+
 use crate::LogError;
 
 /// How one partition log behaves. Every size is in bytes.
@@ -32,6 +34,14 @@ pub struct LogConfig {
     pub retention_bytes: Option<u64>,
     /// Verify each batch's CRC when it is read back.
     pub verify_reads: bool,
+    /// Idempotent producers the partition remembers; at the cap the one
+    /// idle longest is forgotten (docs/SEMANTICS.md §2).
+    pub producers_max: usize,
+    /// A producer idle this long is forgotten at the next segment roll.
+    pub producer_expiry_ms: u64,
+    /// How long a producer's batch that arrives ahead of its predecessors
+    /// waits for them before it is refused as out of order.
+    pub reorder_wait: Duration,
 }
 
 impl Default for LogConfig {
@@ -48,6 +58,9 @@ impl Default for LogConfig {
             retention_ms: None,
             retention_bytes: None,
             verify_reads: true,
+            producers_max: 10_000,
+            producer_expiry_ms: 24 * 3600 * 1000,
+            reorder_wait: Duration::from_secs(1),
         }
     }
 }
@@ -84,6 +97,9 @@ impl LogConfig {
         }
         if self.write_concurrency == 0 {
             return Err(LogError::Config("write_concurrency must be > 0".into()));
+        }
+        if self.producers_max == 0 {
+            return Err(LogError::Config("producers_max must be > 0".into()));
         }
         if self.pending_bytes_max == 0 {
             return Err(LogError::Config("pending_bytes_max must be > 0".into()));

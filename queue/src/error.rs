@@ -91,6 +91,30 @@ pub enum LogError {
     /// The log was closed.
     #[error("partition log is closed")]
     Closed,
+    /// An idempotent producer's batch carries an epoch older than one the
+    /// partition has seen. Nothing was written.
+    #[error(
+        "producer {producer_id} epoch {epoch} is fenced: the partition has seen epoch {current}"
+    )]
+    ProducerFenced {
+        /// The producer.
+        producer_id: i64,
+        /// The batch's epoch.
+        epoch: i16,
+        /// The newer epoch the partition has seen.
+        current: i16,
+    },
+    /// An idempotent producer's batch does not follow its previous one.
+    /// Nothing was written.
+    #[error("producer {producer_id} sent sequence {got} where {expected} was expected")]
+    OutOfOrderSequence {
+        /// The producer.
+        producer_id: i64,
+        /// The batch's base sequence.
+        got: i32,
+        /// The sequence the partition expects next.
+        expected: i32,
+    },
 }
 
 impl LogError {

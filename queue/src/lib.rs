@@ -14,6 +14,7 @@ mod error;
 pub mod fault;
 mod index;
 mod log;
+pub mod producers;
 pub mod ring;
 mod segment;
 
@@ -43,6 +44,14 @@ pub mod fuzzing {
         if let Some(cp) = crate::index::Checkpoint::decode(bytes) {
             let again = cp.encode();
             assert_eq!(bytes.get(..again.len()), Some(&again[..]));
+        }
+    }
+
+    /// Decodes a producer snapshot and, when valid, re-encodes it: the
+    /// encoding must reproduce the input exactly.
+    pub fn producer_snapshot(bytes: &[u8]) {
+        if let Ok((table, base)) = crate::producers::snapshot::decode(bytes, 64) {
+            assert_eq!(crate::producers::snapshot::encode(&table, base), bytes);
         }
     }
 }

@@ -19,6 +19,11 @@ pub(crate) fn index_path(dir: &Path, base_offset: u64) -> PathBuf {
     dir.join(format!("{base_offset:020}.index"))
 }
 
+/// The producer snapshot taken before the segment at `base_offset`.
+pub(crate) fn producers_path(dir: &Path, base_offset: u64) -> PathBuf {
+    dir.join(format!("{base_offset:020}.producers"))
+}
+
 /// The base offset a segment file name stands for, if it is one.
 pub(crate) fn parse_log_name(name: &str) -> Option<u64> {
     let stem = name.strip_suffix(".log")?;

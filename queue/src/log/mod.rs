@@ -8,6 +8,7 @@
 //! asked for durability. Appends that arrive while a write or fdatasync is in
 //! flight ride on the next one.
 
+mod producer_recovery;
 mod read;
 mod recovery;
 mod retention;
@@ -33,6 +34,7 @@ use crate::{
     config::LogConfig,
     disk::{BufferPool, Disk},
     error::LogError,
+    producers::{Identity, Verdict, RECENT_BATCHES},
 };
 use state::State;
 
@@ -91,6 +93,9 @@ pub struct LogStats {
     pub records_read: u64,
     /// Bytes returned by reads.
     pub bytes_read: u64,
+    /// Batches of idempotent producers answered as duplicates (not
+    /// written again).
+    pub duplicates: u64,
 }
 
 impl LogStats {
@@ -121,6 +126,11 @@ pub(crate) struct Shared {
     pub(crate) pool: RefCell<BufferPool>,
     /// Wakes appenders waiting for pending space and readers waiting for data.
     pub(crate) progress: Event,
+    /// Wakes batches of idempotent producers waiting for their predecessors.
+    pub(crate) sequenced: Event,
+    /// Batches waiting for their predecessors, per producer (bounded by
+    /// [`RECENT_BATCHES`] each).
+    pub(crate) waiting: RefCell<std::collections::HashMap<i64, usize>>,
     pub(crate) disk: Disk,
     pub(crate) config: LogConfig,
     pub(crate) stats: std::cell::Cell<LogStats>,
@@ -131,6 +141,47 @@ impl Shared {
         let mut stats = self.stats.get();
         f(&mut stats);
         self.stats.set(stats);
+    }
+}
+
+/// The answer of a waiter on the written or durable mark.
+fn answered(answer: Result<Result<(), LogError>, oneshot::Canceled>) -> Result<(), LogError> {
+    match answer {
+        Ok(result) => result,
+        Err(oneshot::Canceled) => Err(LogError::Closed),
+    }
+}
+
+/// One producer's batch waiting for its predecessors; counted while held.
+struct WaitSlot<'a> {
+    shared: &'a Shared,
+    producer_id: i64,
+}
+
+impl<'a> WaitSlot<'a> {
+    fn take(shared: &'a Shared, producer_id: i64) -> Option<Self> {
+        let mut waiting = shared.waiting.borrow_mut();
+        let count = waiting.entry(producer_id).or_default();
+        if *count >= RECENT_BATCHES {
+            return None;
+        }
+        *count += 1;
+        Some(WaitSlot {
+            shared,
+            producer_id,
+        })
+    }
+}
+
+impl Drop for WaitSlot<'_> {
+    fn drop(&mut self) {
+        let mut waiting = self.shared.waiting.borrow_mut();
+        if let Some(count) = waiting.get_mut(&self.producer_id) {
+            *count -= 1;
+            if *count == 0 {
+                waiting.remove(&self.producer_id);
+            }
+        }
     }
 }
 
@@ -156,6 +207,8 @@ impl Log {
             work: Event::new(),
             sync_work: Event::new(),
             progress: Event::new(),
+            sequenced: Event::new(),
+            waiting: RefCell::new(std::collections::HashMap::new()),
             pool: RefCell::new(BufferPool::new(
                 config.write_chunk_bytes,
                 config.buffer_pool_bytes_max,
@@ -188,11 +241,22 @@ impl Log {
     /// Appends one validated batch and waits for `ack`. The batch's base
     /// offset is assigned here, in call order; its bytes are stored exactly
     /// as given apart from that field.
+    ///
+    /// A batch of an idempotent producer (docs/SEMANTICS.md §2) is checked
+    /// against the producer's previous batches as its offsets are assigned:
+    /// a batch sent again is answered with its first offsets and not
+    /// written ([`LogError::ProducerFenced`] and
+    /// [`LogError::OutOfOrderSequence`] refuse the others), and one that
+    /// overtook its predecessors waits up to `reorder_wait` for them.
     pub async fn append(&self, batch: &BatchView<'_>, ack: Ack) -> Result<Appended, LogError> {
         let len = batch.as_bytes().len();
         let max = self.shared.config.batch_bytes_max();
         if len > max {
             return Err(LogError::BatchTooLarge { len, max });
+        }
+        let identity = Identity::of(batch.header());
+        if let Some(id) = &identity {
+            self.wait_for_predecessors(id).await;
         }
         let admitted = self.wait_for_room(len).await?;
         let want = match ack {
@@ -201,6 +265,43 @@ impl Log {
         };
         let (appended, rx) = {
             let mut state = self.shared.state.borrow_mut();
+            match state.producers.check(identity.as_ref()) {
+                // Unknown: waited for a start that did not come, so this
+                // batch starts the producer (new, or evicted earlier).
+                Verdict::Unchecked | Verdict::Append | Verdict::Unknown => {}
+                Verdict::Duplicate {
+                    base_offset,
+                    last_offset,
+                } => {
+                    let rx = state.wait_for_level(ack, last_offset + 1);
+                    drop(state);
+                    drop(admitted);
+                    self.shared.count(|s| s.duplicates += 1);
+                    if let Some(rx) = rx {
+                        answered(rx.await)?;
+                    }
+                    return Ok(Appended {
+                        base_offset,
+                        last_offset,
+                    });
+                }
+                Verdict::Fenced { current } => {
+                    let id = identity.as_ref();
+                    return Err(LogError::ProducerFenced {
+                        producer_id: id.map_or(-1, |i| i.producer_id),
+                        epoch: id.map_or(-1, |i| i.epoch),
+                        current,
+                    });
+                }
+                Verdict::Ahead { expected } | Verdict::OutOfOrder { expected } => {
+                    let id = identity.as_ref();
+                    return Err(LogError::OutOfOrderSequence {
+                        producer_id: id.map_or(-1, |i| i.producer_id),
+                        got: id.map_or(-1, |i| i.base_sequence),
+                        expected,
+                    });
+                }
+            }
             let (tx, rx) = match want {
                 Some(_) => {
                     let (tx, rx) = oneshot::channel();
@@ -210,19 +311,54 @@ impl Log {
             };
             let mut pool = self.shared.pool.borrow_mut();
             let appended = state.enqueue(batch, &self.shared.config, &mut pool, want.zip(tx))?;
+            if let Some(id) = &identity {
+                state
+                    .producers
+                    .record(id, appended.base_offset, writer::now_ms());
+            }
             (appended, rx)
         };
+        if identity.is_some() {
+            self.shared.sequenced.notify(usize::MAX);
+        }
         // Enqueued: the next append in line may go.
         drop(admitted);
         self.shared.count(|s| s.batches_appended += 1);
         self.shared.work.notify(usize::MAX);
-        match rx {
-            None => Ok(appended),
-            Some(rx) => match rx.await {
-                Ok(Ok(())) => Ok(appended),
-                Ok(Err(e)) => Err(e),
-                Err(oneshot::Canceled) => Err(LogError::Closed),
-            },
+        if let Some(rx) = rx {
+            answered(rx.await)?;
+        }
+        Ok(appended)
+    }
+
+    /// Waits while `id`'s batch is ahead of its producer's next sequence,
+    /// for at most `reorder_wait` and with at most [`RECENT_BATCHES`]
+    /// batches of one producer waiting; the check at enqueue decides.
+    async fn wait_for_predecessors(&self, id: &Identity) {
+        let ahead = |shared: &Shared| {
+            matches!(
+                shared.state.borrow().producers.check(Some(id)),
+                Verdict::Ahead { .. } | Verdict::Unknown
+            )
+        };
+        if !ahead(&self.shared) {
+            return;
+        }
+        let Some(_slot) = WaitSlot::take(&self.shared, id.producer_id) else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + self.shared.config.reorder_wait;
+        loop {
+            let sequenced = self.shared.sequenced.listen();
+            if !ahead(&self.shared) {
+                return;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            let timer = std::pin::pin!(glommio::timer::sleep(left));
+            futures::future::select(sequenced, timer).await;
         }
     }
 

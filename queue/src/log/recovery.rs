@@ -39,6 +39,11 @@ pub struct RecoveryReport {
     pub next_offset: u64,
     /// How long recovery took, in microseconds.
     pub elapsed_us: u64,
+    /// Idempotent producers known after recovery.
+    pub producers: usize,
+    /// Bytes of batches whose headers were replayed into the producer
+    /// table (those after its newest snapshot).
+    pub producer_bytes_replayed: u64,
 }
 
 pub(crate) async fn recover(
@@ -85,7 +90,12 @@ pub(crate) async fn recover(
     if let Some(active) = segments.last_mut() {
         make_active(active, config).await?;
     }
-    let state = State::new(dir.to_path_buf(), segments)?;
+    let now = super::writer::now_ms();
+    let (producers, walked) =
+        super::producer_recovery::rebuild(dir, &segments, config, now).await?;
+    report.producers = producers.len();
+    report.producer_bytes_replayed = walked;
+    let state = State::new(dir.to_path_buf(), segments, producers)?;
     report.next_offset = state.next_offset;
     report.elapsed_us = started.elapsed().as_micros() as u64;
     if report.truncated_bytes > 0 {

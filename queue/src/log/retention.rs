@@ -27,6 +27,9 @@ pub(crate) async fn enforce_retention(
         seg.file.close().await;
         shared.disk.remove(&log_path).map_err(LogError::io)?;
         shared.disk.remove(&index_path).map_err(LogError::io)?;
+        let dir = shared.state.borrow().dir.clone();
+        let snapshot = crate::segment::producers_path(&dir, base);
+        shared.disk.remove(&snapshot).map_err(LogError::io)?;
     }
     let dir = shared.state.borrow().dir.clone();
     if report.segments_deleted > 0 {

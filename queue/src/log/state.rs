@@ -12,6 +12,7 @@ use crate::{
     disk::{align_down, BufferPool, DiskFile},
     error::{IoFailure, LogError},
     index::{Checkpoint, IndexEntry, SparseIndex},
+    producers::{snapshot, ProducerTable},
     segment,
 };
 
@@ -82,6 +83,8 @@ pub(crate) struct Head {
     pub(crate) tail: Vec<u8>,
     /// A new segment's header, until its first unit takes it.
     pub(crate) new_segment: Option<[u8; segment::HEADER_LEN]>,
+    /// The producer snapshot to write beside a new segment, likewise.
+    pub(crate) producers: Option<Vec<u8>>,
 }
 
 impl Head {
@@ -93,6 +96,7 @@ impl Head {
             last_index_pos: seg.index.entries().last().map(|e| e.pos as u64),
             tail: seg.tail.clone(),
             new_segment: None,
+            producers: None,
         }
     }
 
@@ -106,6 +110,7 @@ impl Head {
             last_index_pos: None,
             tail: header.to_vec(),
             new_segment: Some(header),
+            producers: None,
         }
     }
 }
@@ -162,10 +167,16 @@ pub(crate) struct State {
     pub(crate) admission: Admission,
     pub(crate) closing: bool,
     pub(crate) close_error: Option<LogError>,
+    /// Idempotent producers: checked and updated as offsets are assigned.
+    pub(crate) producers: ProducerTable,
 }
 
 impl State {
-    pub(crate) fn new(dir: PathBuf, segments: Vec<Segment>) -> Result<State, LogError> {
+    pub(crate) fn new(
+        dir: PathBuf,
+        segments: Vec<Segment>,
+        producers: ProducerTable,
+    ) -> Result<State, LogError> {
         let active = segments.last().ok_or(LogError::Closed)?;
         let next = active.next_offset;
         Ok(State {
@@ -183,6 +194,7 @@ impl State {
             admission: Admission::default(),
             closing: false,
             close_error: None,
+            producers,
         })
     }
 
@@ -217,6 +229,11 @@ impl State {
             self.head.end_pos + len > config.segment_bytes_max || rel_end > u64::from(u32::MAX);
         if full && self.head.end_pos > segment::HEADER_LEN as u64 {
             self.head = Head::new_segment(base);
+            // The producers as of the new segment's base, written beside
+            // it, so recovery replays one segment, not the whole log.
+            self.producers
+                .expire(super::writer::now_ms(), config.producer_expiry_ms);
+            self.head.producers = Some(snapshot::encode(&self.producers, base));
         }
         let pos = self.head.end_pos;
         let due = self
@@ -276,6 +293,8 @@ impl State {
                 self.next_offset,
                 chunk_bytes,
             );
+            let mut unit = unit;
+            unit.producers = self.head.producers.take();
             self.pending.push_back(unit);
         }
         let last = self.pending.len() - 1;
@@ -291,6 +310,28 @@ impl State {
             }
         }
         self.pending.drain(..).collect()
+    }
+
+    /// A receiver answered once every offset below `end` has reached
+    /// `ack`'s level; `None` when it already has (or for [`Ack::None`]).
+    pub(crate) fn wait_for_level(
+        &mut self,
+        ack: Ack,
+        end: u64,
+    ) -> Option<oneshot::Receiver<Result<(), LogError>>> {
+        let (mark, waiters) = match ack {
+            Ack::None => return None,
+            Ack::Written => (self.written_offset, &mut self.written_waiters),
+            Ack::Durable => (self.durable_offset, &mut self.durable_waiters),
+        };
+        if end <= mark {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        // Kept in offset order: completion pops from the front.
+        let at = waiters.partition_point(|(e, _)| *e <= end);
+        waiters.insert(at, (end, tx));
+        Some(rx)
     }
 
     /// Answers the waiters whose data is now written (or durable).
@@ -351,6 +392,7 @@ impl State {
         self.pending.clear();
         self.pending_bytes = 0;
         self.next_offset = w;
+        self.producers.rewind(w);
         if let Some(active) = self.segments.last() {
             self.head = Head::of(active);
         }

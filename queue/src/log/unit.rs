@@ -22,6 +22,8 @@ pub(crate) struct PendingUnit {
     /// When the unit starts a new segment: that segment's header, which is
     /// also the start of the first buffer.
     pub(crate) new_segment: Option<[u8; segment::HEADER_LEN]>,
+    /// With `new_segment`: the producer snapshot to write beside it.
+    pub(crate) producers: Option<Vec<u8>>,
     chunks: Vec<DmaBuffer>,
     chunk_bytes: usize,
     /// Bytes used in the last chunk.
@@ -51,6 +53,7 @@ impl PendingUnit {
             segment_base,
             start_pos,
             new_segment,
+            producers: None,
             chunks: Vec::new(),
             chunk_bytes,
             fill: chunk_bytes,

@@ -58,7 +58,7 @@ fn take_pending(shared: &Shared) -> (Vec<PendingUnit>, bool, bool) {
 /// Writes one unit: rolls to its segment first if it starts a new one.
 async fn write_unit(shared: &Shared, mut unit: PendingUnit) -> Result<(), IoFailure> {
     if let Some(header) = unit.new_segment {
-        roll(shared, unit.segment_base, header).await?;
+        roll(shared, unit.segment_base, header, unit.producers.take()).await?;
     }
     let file = {
         let state = shared.state.borrow();
@@ -150,6 +150,7 @@ async fn roll(
     shared: &Shared,
     base: u64,
     header: [u8; segment::HEADER_LEN],
+    producers: Option<Vec<u8>>,
 ) -> Result<(), IoFailure> {
     let (file, checkpoint, index_path, dir) = {
         let state = shared.state.borrow();
@@ -179,6 +180,22 @@ async fn roll(
         .disk
         .write_atomic(&index_path, &checkpoint.encode())
         .await?;
+    if let Some(snapshot) = producers {
+        // Before the segment exists: a segment on disk always has its
+        // snapshot, unless the disk lost it (then recovery scans further).
+        let path = segment::producers_path(&dir, base);
+        crate::durable::write(&path, &snapshot)
+            .await
+            .map_err(|e| match e {
+                LogError::Io(f) | LogError::NoSpace(f) | LogError::Failed(f) => f,
+                other => IoFailure {
+                    op: "write",
+                    path,
+                    errno: None,
+                    message: other.to_string(),
+                },
+            })?;
+    }
     let seg = create_segment(&shared.disk, &dir, base, header, &shared.config).await?;
     let mut state = shared.state.borrow_mut();
     if let Some(old) = state.segments.last_mut() {
