@@ -245,7 +245,11 @@ impl Access {
                 }
                 None
             }
-            Request::ListTopics | Request::Authenticate { .. } => None,
+            // Any principal may get a producer identity: it writes nothing
+            // by itself, and each Produce is checked on its own.
+            Request::ListTopics | Request::Authenticate { .. } | Request::InitProducer { .. } => {
+                None
+            }
         };
         if let Some((operation, topic)) = target {
             if let Err(denied) = policy.authorize(&principal, operation, topic) {

@@ -227,6 +227,17 @@ async fn serve(
                 other => return Err(failure_of(other)),
             }
         }
+        Request::InitProducer { name } => {
+            let op = Op::InitProducer {
+                name: name.to_owned(),
+            };
+            match router.call(CATALOG_SHARD, op).await {
+                OpResult::Producer { producer_id, epoch } => {
+                    Response::InitProducer { producer_id, epoch }
+                }
+                other => return Err(failure_of(other)),
+            }
+        }
         // Answered in `handle`, before the access check.
         Request::Authenticate { .. } => {
             return Err(Failure::new(

@@ -12,6 +12,7 @@ pub mod flow;
 mod handler;
 mod mesh;
 pub mod metrics;
+pub mod producers;
 mod router;
 pub mod server;
 

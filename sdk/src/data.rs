@@ -13,6 +13,15 @@ use tidegate_proto::protocol::{
 use crate::client::{decode_response, unexpected, Client};
 use crate::error::{Error, Result};
 
+/// An idempotent producer's identity, from [`Client::init_producer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProducerIdentity {
+    /// The producer id, for every batch header.
+    pub producer_id: i64,
+    /// The epoch; a newer one of the same name fences this one.
+    pub epoch: i16,
+}
+
 /// Which partition a produce goes to.
 ///
 /// # Example
@@ -130,6 +139,49 @@ impl Client {
                 .await
         })
         .await
+    }
+
+    /// Gets an idempotent producer identity for batch headers
+    /// ([`BatchBuilder::producer`](tidegate_proto::batch::BatchBuilder::producer)):
+    /// a fresh id with epoch 0 when `name` is `None`, or the name's id with
+    /// its epoch raised by one, which fences every older instance of the
+    /// name (`docs/SEMANTICS.md` §2). [`Producer`](crate::Producer) does
+    /// this itself.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRequest`] (nothing sent) for a name over 255 bytes;
+    /// [`Error::Server`] with
+    /// [`ErrorCode::UnsupportedKind`](crate::ErrorCode::UnsupportedKind)
+    /// from a server without idempotence.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn run(client: tidegate_client::Client) -> Result<(), tidegate_client::Error> {
+    /// let first = client.init_producer(Some("orders-writer")).await?;
+    /// let second = client.init_producer(Some("orders-writer")).await?;
+    /// assert_eq!(second.producer_id, first.producer_id);
+    /// assert_eq!(second.epoch, first.epoch + 1); // `first` is fenced now
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn init_producer(&self, name: Option<&str>) -> Result<ProducerIdentity> {
+        let request = Request::InitProducer {
+            name: name.unwrap_or_default(),
+        };
+        request
+            .validate()
+            .map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        let frame = self
+            .with_reauthentication(|| async { self.call(&request).await })
+            .await?;
+        match decode_response(&frame)? {
+            Response::InitProducer { producer_id, epoch } => {
+                Ok(ProducerIdentity { producer_id, epoch })
+            }
+            other => Err(unexpected("InitProducer", &other)),
+        }
     }
 
     /// Sends a produce of one batch and returns once the request is on its

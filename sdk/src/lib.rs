@@ -87,7 +87,9 @@ pub use admin::{PartitionInfo, TopicDescription, TopicInfo};
 pub use auth::Credentials;
 pub use client::{Client, CONNECT_TIMEOUT, MAX_RESPONSE_BYTES, SOCKET_BUFFER_BYTES};
 pub use consumer::{ConsumedMessage, Consumer, ConsumerConfig, Start, PREFETCH_MAX};
-pub use data::{Ack, Fetched, Message, Messages, PendingProduce, Produced, Target};
+pub use data::{
+    Ack, Fetched, Message, Messages, PendingProduce, Produced, ProducerIdentity, Target,
+};
 pub use error::{BoxError, Error, Result};
 pub use producer::{Delivered, Producer, ProducerConfig, ProducerRecord, Receipt};
 pub use tidegate_proto::batch::Headers;

@@ -18,14 +18,17 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tidegate_proto::batch::{BatchBuilder, Record, MAX_BATCH_BYTES, MAX_RECORDS_PER_BATCH};
+use tidegate_proto::batch::{
+    next_sequence, BatchBuilder, Record, MAX_BATCH_BYTES, MAX_RECORDS_PER_BATCH,
+};
 use tidegate_proto::partitioner::key_to_partition;
+use tidegate_proto::protocol::ErrorCode;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::client::Client;
-use crate::data::{Ack, Produced, Target};
+use crate::data::{Ack, Produced, ProducerIdentity, Target};
 use crate::error::{Error, Result};
 
 /// Messages and flushes queued between [`Producer::send`] and the worker.
@@ -86,6 +89,18 @@ pub struct ProducerConfig {
     /// before [`Producer::send`] waits for some to be acknowledged.
     /// Default 64 MiB.
     pub buffer_max_bytes: usize,
+    /// Write each batch at most once, whatever is retried
+    /// (`docs/SEMANTICS.md` §2): the producer gets an identity from the
+    /// server ([`Client::init_producer`]) and numbers its batches, so a
+    /// batch sent again is answered with its first offsets. Default true.
+    /// Against a server without idempotence the producer carries on
+    /// without it (and logs a warning).
+    pub idempotent: bool,
+    /// A stable name for this producer (at most 255 bytes): a new producer
+    /// of the same name fences this one, whose sends then fail with
+    /// [`ErrorCode::ProducerFenced`](crate::ErrorCode::ProducerFenced).
+    /// Default none. Only with `idempotent`.
+    pub name: Option<String>,
 }
 
 impl Default for ProducerConfig {
@@ -100,6 +115,8 @@ impl Default for ProducerConfig {
             retry_backoff_min: Duration::from_millis(10),
             retry_backoff_max: Duration::from_secs(1),
             buffer_max_bytes: 64 << 20,
+            idempotent: true,
+            name: None,
         }
     }
 }
@@ -565,9 +582,26 @@ struct OpenBatch {
     deadline: Instant,
 }
 
+/// A closed batch: finished when it is sent, once its producer sequence
+/// is known.
 struct ReadyBatch {
-    batch: Vec<u8>,
+    builder: BatchBuilder,
     entries: Vec<Entry>,
+}
+
+/// Where the producer's idempotence identity stands.
+#[derive(Debug)]
+enum Identity {
+    /// Not idempotent: batches carry no identity.
+    Off,
+    /// Needed before the next batch is sent.
+    Needed,
+    /// Being fetched.
+    Fetching,
+    /// In use, with the next sequence per partition.
+    Ready(ProducerIdentity, HashMap<PartitionKey, i32>),
+    /// Another producer of the same name took over: every send fails.
+    Fenced(Error),
 }
 
 #[derive(Default)]
@@ -590,6 +624,7 @@ enum Done {
         topic: String,
         result: Result<u32>,
     },
+    Identified(Result<ProducerIdentity>),
 }
 
 /// The producer's task: owns every batch and every receipt.
@@ -609,6 +644,7 @@ struct Worker {
     flush_waiters: Vec<(u64, oneshot::Sender<()>)>,
     closing: bool,
     throttle: Arc<ThrottleCounts>,
+    identity: Identity,
 }
 
 impl Worker {
@@ -619,6 +655,7 @@ impl Worker {
         memory: Arc<Semaphore>,
         throttle: Arc<ThrottleCounts>,
     ) -> Self {
+        let idempotent = config.idempotent;
         Self {
             client,
             config: Arc::new(config),
@@ -631,6 +668,11 @@ impl Worker {
             gen: 0,
             unresolved: BTreeMap::new(),
             flush_waiters: Vec::new(),
+            identity: if idempotent {
+                Identity::Needed
+            } else {
+                Identity::Off
+            },
             closing: false,
             throttle,
         }
@@ -846,36 +888,83 @@ impl Worker {
                 *sticky = None;
             }
         }
-        match open.builder.finish() {
-            Ok(batch) => {
-                if let Some(queue) = self.partitions.get_mut(key) {
-                    queue.ready.push_back(ReadyBatch {
-                        batch,
-                        entries: open.entries,
+        if let Some(queue) = self.partitions.get_mut(key) {
+            queue.ready.push_back(ReadyBatch {
+                builder: open.builder,
+                entries: open.entries,
+            });
+        }
+    }
+
+    /// The identity batches are sent with now: `Some(None)` for none,
+    /// `None` while there is none to send with yet (it is fetched, or
+    /// every ready batch fails because the producer is fenced).
+    fn sending_identity(&mut self) -> Option<Option<ProducerIdentity>> {
+        match &mut self.identity {
+            Identity::Off => Some(None),
+            Identity::Ready(id, _) => Some(Some(*id)),
+            Identity::Fetching => None,
+            Identity::Needed => {
+                if self.partitions.values().any(|q| !q.ready.is_empty()) {
+                    self.identity = Identity::Fetching;
+                    let (client, config) = (self.client.clone(), self.config.clone());
+                    self.tasks.spawn(async move {
+                        let result =
+                            with_retries(&config, || client.init_producer(config.name.as_deref()))
+                                .await;
+                        Done::Identified(result)
                     });
                 }
+                None
             }
-            Err(e) => {
-                let error = Error::InvalidRequest(format!("batch refused: {e}"));
-                self.resolve(open.entries, Err(error), key.1);
+            Identity::Fenced(error) => {
+                let mut error = error.share();
+                let failed: Vec<(u32, Vec<Entry>)> = self
+                    .partitions
+                    .iter_mut()
+                    .flat_map(|(key, q)| q.ready.drain(..).map(|r| (key.1, r.entries)))
+                    .collect();
+                for (partition, entries) in failed {
+                    self.resolve(entries, Err(error.share()), partition);
+                }
+                None
             }
         }
+    }
+
+    /// What a batch's outcome means for the identity: fenced stops the
+    /// producer; a batch that failed for good may or may not be in the log,
+    /// so the sequence cannot go on from it, and a fresh identity is taken.
+    fn after_produce(&mut self, result: &mut Result<Produced>) {
+        let Err(error) = result else { return };
+        if !matches!(self.identity, Identity::Ready(..)) {
+            return;
+        }
+        self.identity = match error.code() {
+            Some(ErrorCode::ProducerFenced) => Identity::Fenced(error.share()),
+            _ => Identity::Needed,
+        };
     }
 
     /// Starts sending ready batches: one per partition, `max_in_flight` in
     /// all.
     fn dispatch(&mut self) {
+        let Some(identity) = self.sending_identity() else {
+            return;
+        };
         let Self {
             partitions,
             tasks,
             produces_in_flight,
             client,
             config,
+            identity: state,
             ..
         } = self;
+        let mut refused = Vec::new();
         for (key, queue) in partitions.iter_mut() {
             if *produces_in_flight >= config.max_in_flight {
-                return;
+                break;
             }
             if queue.in_flight {
                 continue;
@@ -883,17 +972,37 @@ impl Worker {
             let Some(ready) = queue.ready.pop_front() else {
                 continue;
             };
+            let builder = match (identity, &mut *state) {
+                (Some(id), Identity::Ready(_, sequences)) => {
+                    let sequence = sequences.entry(key.clone()).or_insert(0);
+                    let first = *sequence;
+                    *sequence = next_sequence(first, i64::from(ready.builder.record_count()));
+                    ready.builder.producer(id.producer_id, id.epoch, first)
+                }
+                _ => ready.builder,
+            };
+            let batch = match builder.finish() {
+                Ok(batch) => batch,
+                Err(e) => {
+                    refused.push((key.1, ready.entries, e));
+                    continue;
+                }
+            };
             queue.in_flight = true;
             *produces_in_flight += 1;
             let (client, config, key) = (client.clone(), config.clone(), key.clone());
             tasks.spawn(async move {
-                let result = produce_with_retries(&client, &config, &key, ready.batch).await;
+                let result = produce_with_retries(&client, &config, &key, batch).await;
                 Done::Produced {
                     key,
                     entries: ready.entries,
                     result,
                 }
             });
+        }
+        for (partition, entries, e) in refused {
+            let error = Error::InvalidRequest(format!("batch refused: {e}"));
+            self.resolve(entries, Err(error), partition);
         }
     }
 
@@ -912,7 +1021,33 @@ impl Worker {
                 if let Ok(produced) = &result {
                     self.throttle.count(produced.throttle);
                 }
+                let mut result = result;
+                self.after_produce(&mut result);
                 self.resolve(entries, result.map(|p| p.base_offset), key.1);
+            }
+            Done::Identified(result) => {
+                self.identity = match result {
+                    Ok(id) => Identity::Ready(id, HashMap::new()),
+                    Err(e) if e.code() == Some(ErrorCode::UnsupportedKind) => {
+                        tracing::warn!(
+                            "the server does not support idempotent producers; sending without"
+                        );
+                        Identity::Off
+                    }
+                    Err(mut e) => {
+                        // Nothing can be sent without an identity: the
+                        // ready batches fail, and the next ones ask again.
+                        let failed: Vec<(u32, Vec<Entry>)> = self
+                            .partitions
+                            .iter_mut()
+                            .flat_map(|(key, q)| q.ready.drain(..).map(|r| (key.1, r.entries)))
+                            .collect();
+                        for (partition, entries) in failed {
+                            self.resolve(entries, Err(e.share()), partition);
+                        }
+                        Identity::Needed
+                    }
+                };
             }
             Done::Described { topic, result } => {
                 let Some(TopicMeta::Loading(waiting)) = self.topics.remove(&topic) else {

@@ -57,6 +57,9 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("flow.min_window", KeyKind::Text),
     ("flow.quantum", KeyKind::Text),
     ("flow.max_fetches", KeyKind::Integer),
+    ("producers.max_per_partition", KeyKind::Integer),
+    ("producers.expiry", KeyKind::Text),
+    ("producers.reorder_wait", KeyKind::Text),
     ("auth.mode", KeyKind::Text),
     ("auth.allow_anonymous_remote", KeyKind::Bool),
     ("auth.client_ca", KeyKind::Text),
@@ -71,7 +74,16 @@ pub const KEYS: &[(&str, KeyKind)] = &[
 /// Sections of the file, the `[name]` tables.
 /// `[flow]` also has `weights`, and `[auth]` has lists (`tokens`, `jwt_keys`, `principals`, `groups`,
 /// `acl`) that only the file sets.
-const SECTIONS: &[&str] = &["shard", "tls", "storage", "quic", "limits", "flow", "auth"];
+const SECTIONS: &[&str] = &[
+    "shard",
+    "tls",
+    "storage",
+    "quic",
+    "limits",
+    "flow",
+    "producers",
+    "auth",
+];
 
 /// `TIDEGATE_*` variables that are not configuration keys: the CLI's server
 /// address and the log filter. They are left alone.

@@ -78,6 +78,8 @@ pub struct ServeConfig {
     pub limits: LimitsConfig,
     /// Adaptive flow control (`docs/FLOW_CONTROL.md`).
     pub flow: FlowConfig,
+    /// Idempotent producers (`docs/SEMANTICS.md` §2).
+    pub producers: ProducersConfig,
     /// Authentication and access rules (`docs/SECURITY.md`).
     pub auth: AuthConfig,
 }
@@ -96,6 +98,7 @@ impl Default for ServeConfig {
             quic: QuicConfig::default(),
             limits: LimitsConfig::default(),
             flow: FlowConfig::default(),
+            producers: ProducersConfig::default(),
             auth: AuthConfig::default(),
         }
     }
@@ -115,6 +118,9 @@ impl ServeConfig {
             buffer_pool_bytes_max: s.buffer_pool_bytes_max.bytes_usize(),
             retention_ms: s.retention.map(Duration::as_millis_u64),
             retention_bytes: s.retention_bytes.map(Size::bytes),
+            producers_max: usize::try_from(self.producers.max_per_partition).unwrap_or(usize::MAX),
+            producer_expiry_ms: self.producers.expiry.as_millis_u64(),
+            reorder_wait: self.producers.reorder_wait.get(),
             ..LogConfig::default()
         }
     }
@@ -404,6 +410,32 @@ impl Default for FlowConfig {
             quantum: Size::kib(256),
             max_fetches: 256,
             weights: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+/// `[producers]`: what each partition remembers of idempotent producers
+/// (`docs/SEMANTICS.md` §2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProducersConfig {
+    /// Producers a partition remembers; at the cap the one idle longest is
+    /// forgotten. Default 10000.
+    pub max_per_partition: u32,
+    /// A producer idle this long is forgotten at the next segment roll.
+    /// Default 24h.
+    pub expiry: Duration,
+    /// How long a batch that overtook its producer's earlier batches waits
+    /// for them. Default 1s.
+    pub reorder_wait: Duration,
+}
+
+impl Default for ProducersConfig {
+    fn default() -> Self {
+        ProducersConfig {
+            max_per_partition: 10_000,
+            expiry: Duration::secs(24 * 3600),
+            reorder_wait: Duration::secs(1),
         }
     }
 }

@@ -28,6 +28,7 @@ pub(crate) fn check(c: &ServeConfig) -> Result<(), Failure> {
     check_quic(c)?;
     check_limits(c)?;
     check_flow(c)?;
+    check_producers(c)?;
     c.log_config()
         .validate()
         .map_err(|e| ("storage".to_owned(), e.to_string()))
@@ -208,6 +209,23 @@ fn check_flow(c: &ServeConfig) -> Result<(), Failure> {
             "flow.weights",
             format!("`{principal}` has weight 0; weights are at least 1"),
         );
+    }
+    Ok(())
+}
+
+fn check_producers(c: &ServeConfig) -> Result<(), Failure> {
+    let p = &c.producers;
+    if !(1..=1_000_000).contains(&p.max_per_partition) {
+        return fail("producers.max_per_partition", "must be in 1..=1000000");
+    }
+    if p.expiry.get() < std::time::Duration::from_secs(60) {
+        return fail(
+            "producers.expiry",
+            "must be at least 1m: a producer's retries must find it",
+        );
+    }
+    if p.reorder_wait.get() > std::time::Duration::from_secs(60) {
+        return fail("producers.reorder_wait", "must be at most 60s");
     }
     Ok(())
 }

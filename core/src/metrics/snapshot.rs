@@ -39,6 +39,7 @@ pub fn kind_label(index: usize) -> &'static str {
         Some(Kind::Fetch) => "fetch",
         Some(Kind::ListOffsets) => "list_offsets",
         Some(Kind::Authenticate) => "authenticate",
+        Some(Kind::InitProducer) => "init_producer",
         None => "unknown",
     }
 }

@@ -46,6 +46,8 @@ impl From<&LogError> for Failure {
             LogError::BatchTooLarge { .. } => ErrorCode::BatchTooLarge,
             LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
             LogError::Closed => ErrorCode::ShuttingDown,
+            LogError::ProducerFenced { .. } => ErrorCode::ProducerFenced,
+            LogError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequence,
             _ => ErrorCode::Internal,
         };
         Failure::new(code, e.to_string())
@@ -86,6 +88,8 @@ pub(crate) struct Shard {
     /// Serialises catalog changes on shard 0 (the admin path, never the
     /// data path).
     pub(crate) admin: futures::lock::Mutex<()>,
+    /// Producer identities (used on shard 0 only).
+    pub(crate) producers: crate::producers::Producers,
     pub(crate) partitions: Partitions,
     /// Set when the shard stops taking requests: long polls end at once.
     pub(crate) stopping: std::cell::Cell<bool>,
@@ -104,6 +108,7 @@ impl Shard {
             id,
             shards,
             store: CatalogStore::new(&data_dir),
+            producers: crate::producers::Producers::new(&data_dir),
             data_dir,
             log_config,
             catalog: RefCell::new(catalog),

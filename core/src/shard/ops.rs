@@ -53,6 +53,10 @@ pub(crate) enum Op {
     /// Shard 0 to the others: the catalog changed; open and close
     /// partitions to match, then answer.
     ApplyCatalog(Vec<u8>),
+    /// Shard 0: a producer identity (an empty name for an unnamed one).
+    InitProducer {
+        name: String,
+    },
 }
 
 /// What an `Op` produced.
@@ -64,6 +68,10 @@ pub(crate) enum OpResult {
         batches: Vec<u8>,
     },
     Offset(u64),
+    Producer {
+        producer_id: i64,
+        epoch: i16,
+    },
     Described(PartitionInfo),
     Done,
     Failed(Failure),
@@ -233,6 +241,11 @@ impl Shard {
                     .map(|()| OpResult::Done),
                 Err(e) => Err(Failure::from(e)),
             },
+            Op::InitProducer { name } => self
+                .producers
+                .init(&name)
+                .await
+                .map(|(producer_id, epoch)| OpResult::Producer { producer_id, epoch }),
             Op::CreateTopic { .. } | Op::DeleteTopic { .. } => Err(Failure::new(
                 ErrorCode::Internal,
                 "admin operations run through the router",

@@ -241,3 +241,28 @@ fn check_fields(h: &BatchHeader) -> Result<(), BatchError> {
     }
     Ok(())
 }
+
+/// Producer sequence numbers run over `0..SEQUENCE_MODULUS` (the
+/// non-negative `i32`s) and wrap from `i32::MAX` to 0.
+pub const SEQUENCE_MODULUS: i64 = 1 << 31;
+
+/// The sequence `by` records after `sequence`, wrapping: the next batch of
+/// a producer that sent `records` records from `sequence` starts at
+/// `next_sequence(sequence, records)`.
+pub fn next_sequence(sequence: i32, by: i64) -> i32 {
+    // In 0..SEQUENCE_MODULUS, which fits an i32.
+    (i64::from(sequence) + by).rem_euclid(SEQUENCE_MODULUS) as i32
+}
+
+#[cfg(test)]
+mod sequence_tests {
+    use super::next_sequence;
+
+    #[test]
+    fn sequences_wrap_from_the_largest_to_zero() {
+        assert_eq!(next_sequence(i32::MAX, 1), 0);
+        assert_eq!(next_sequence(i32::MAX - 1, 3), 1);
+        assert_eq!(next_sequence(5, 0), 5);
+        assert_eq!(next_sequence(0, -1), i32::MAX);
+    }
+}

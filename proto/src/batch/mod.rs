@@ -43,7 +43,7 @@ mod tests;
 
 pub use builder::{BatchBuilder, Record};
 pub use error::BatchError;
-pub use header::{peek_header, BatchHeader};
+pub use header::{next_sequence, peek_header, BatchHeader, SEQUENCE_MODULUS};
 pub use record::{Headers, RecordView, Records};
 pub use view::{crc_of, set_base_offset, BatchIter, BatchView};
 

@@ -211,7 +211,7 @@ impl<'a> Response<'a> {
             }
             Self::InitProducer { producer_id, epoch } => {
                 put_i64(out, *producer_id);
-                put_u16(out, epoch.cast_unsigned());
+                put_u16(out, u16::from_le_bytes(epoch.to_le_bytes()));
             }
         }
     }
@@ -273,7 +273,7 @@ impl<'a> Response<'a> {
             },
             Kind::InitProducer => {
                 let producer_id = r.i64("producer_id")?;
-                let epoch = r.u16("epoch")?.cast_signed();
+                let epoch = i16::from_le_bytes(r.u16("epoch")?.to_le_bytes());
                 if producer_id < 0 || epoch < 0 {
                     return Err(ProtocolError::InvalidValue {
                         field: "producer_id",

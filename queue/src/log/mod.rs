@@ -263,27 +263,41 @@ impl Log {
             Ack::None => None,
             level => Some(level),
         };
-        let (appended, rx) = {
+        let (appended, rx, written) = {
             let mut state = self.shared.state.borrow_mut();
             match state.producers.check(identity.as_ref()) {
                 // Unknown: waited for a start that did not come, so this
                 // batch starts the producer (new, or evicted earlier).
-                Verdict::Unchecked | Verdict::Append | Verdict::Unknown => {}
+                Verdict::Unchecked | Verdict::Append | Verdict::Unknown => {
+                    let (tx, rx) = match want {
+                        Some(_) => {
+                            let (tx, rx) = oneshot::channel();
+                            (Some(tx), Some(rx))
+                        }
+                        None => (None, None),
+                    };
+                    let mut pool = self.shared.pool.borrow_mut();
+                    let appended =
+                        state.enqueue(batch, &self.shared.config, &mut pool, want.zip(tx))?;
+                    if let Some(id) = &identity {
+                        state
+                            .producers
+                            .record(id, appended.base_offset, writer::now_ms());
+                    }
+                    (appended, rx, true)
+                }
+                // Sent before: answered with the first offsets once they
+                // reach the level asked for; nothing is written.
                 Verdict::Duplicate {
                     base_offset,
                     last_offset,
                 } => {
                     let rx = state.wait_for_level(ack, last_offset + 1);
-                    drop(state);
-                    drop(admitted);
-                    self.shared.count(|s| s.duplicates += 1);
-                    if let Some(rx) = rx {
-                        answered(rx.await)?;
-                    }
-                    return Ok(Appended {
+                    let appended = Appended {
                         base_offset,
                         last_offset,
-                    });
+                    };
+                    (appended, rx, false)
                 }
                 Verdict::Fenced { current } => {
                     let id = identity.as_ref();
@@ -302,29 +316,18 @@ impl Log {
                     });
                 }
             }
-            let (tx, rx) = match want {
-                Some(_) => {
-                    let (tx, rx) = oneshot::channel();
-                    (Some(tx), Some(rx))
-                }
-                None => (None, None),
-            };
-            let mut pool = self.shared.pool.borrow_mut();
-            let appended = state.enqueue(batch, &self.shared.config, &mut pool, want.zip(tx))?;
-            if let Some(id) = &identity {
-                state
-                    .producers
-                    .record(id, appended.base_offset, writer::now_ms());
-            }
-            (appended, rx)
         };
-        if identity.is_some() {
-            self.shared.sequenced.notify(usize::MAX);
-        }
-        // Enqueued: the next append in line may go.
+        // Enqueued (or known): the next append in line may go.
         drop(admitted);
-        self.shared.count(|s| s.batches_appended += 1);
-        self.shared.work.notify(usize::MAX);
+        if written {
+            if identity.is_some() {
+                self.shared.sequenced.notify(usize::MAX);
+            }
+            self.shared.count(|s| s.batches_appended += 1);
+            self.shared.work.notify(usize::MAX);
+        } else {
+            self.shared.count(|s| s.duplicates += 1);
+        }
         if let Some(rx) = rx {
             answered(rx.await)?;
         }

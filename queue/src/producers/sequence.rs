@@ -2,8 +2,9 @@
 
 use tidegate_proto::batch::BatchHeader;
 
-/// Sequences run over `0..SEQUENCE_MODULUS` and wrap.
-pub const SEQUENCE_MODULUS: i64 = 1 << 31;
+pub use tidegate_proto::batch::SEQUENCE_MODULUS;
+
+pub(crate) use tidegate_proto::batch::next_sequence as advance;
 
 /// The idempotence fields of one batch's header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,12 +39,6 @@ impl Identity {
     }
 }
 
-/// `seq + by`, wrapping within the sequence space.
-pub(crate) fn advance(seq: i32, by: i64) -> i32 {
-    // The result is in 0..SEQUENCE_MODULUS, which fits an i32.
-    (i64::from(seq) + by).rem_euclid(SEQUENCE_MODULUS) as i32
-}
-
 /// How far `to` is ahead of `from`, in `0..SEQUENCE_MODULUS`.
 pub(crate) fn distance(from: i32, to: i32) -> i64 {
     (i64::from(to) - i64::from(from)).rem_euclid(SEQUENCE_MODULUS)
@@ -55,9 +50,6 @@ mod tests {
 
     #[test]
     fn sequences_wrap_from_the_largest_to_zero() {
-        assert_eq!(advance(i32::MAX, 1), 0);
-        assert_eq!(advance(i32::MAX - 1, 3), 1);
-        assert_eq!(advance(5, 0), 5);
         assert_eq!(distance(i32::MAX, 0), 1);
         assert_eq!(distance(3, 3), 0);
         assert_eq!(distance(4, 3), SEQUENCE_MODULUS - 1);
