@@ -6,10 +6,14 @@
 //!   streams, shared by the server and the SDK.
 //! - [`partitioner`]: key → partition, Kafka's default partitioner, which
 //!   the server and every client must agree on.
+//! - [`filter`]: subscription filter expressions over record headers —
+//!   parsed and checked once, then evaluated without allocating; the
+//!   language is specified in `docs/FILTERS.md`.
 //!
 //! The byte layouts are specified in `docs/FORMAT.md` (batches) and
 //! `docs/PROTOCOL.md` (the protocol).
 
 pub mod batch;
+pub mod filter;
 pub mod partitioner;
 pub mod protocol;
