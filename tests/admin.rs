@@ -11,7 +11,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::{admin_addr, batch_of, connect, decode, http_get, runtime, start, Client};
+use support::{
+    admin_addr, batch_of, connect, decode, http_get, metrics_until, runtime, start, Client,
+};
 use tidegate_proto::protocol::{AckLevel, Response};
 
 /// The value of the first sample of `name` carrying every label of `labels`.
@@ -27,20 +29,6 @@ fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
             .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")));
         all.then(|| value.parse().ok()).flatten()
     })
-}
-
-/// Polls /metrics until `check` holds (shards publish once a second).
-fn metrics_until(admin: SocketAddr, what: &str, check: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (status, body) = http_get(admin, "/metrics");
-        assert_eq!(status, 200);
-        if check(&body) {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "{what} never held:\n{body}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn ready_within(admin: SocketAddr) {

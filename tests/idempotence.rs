@@ -9,7 +9,7 @@ mod support;
 
 use std::path::Path;
 
-use support::{runtime, start_env, Server};
+use support::{admin_addr, metrics_until, runtime, start_env, Server};
 use tidegate_client::{
     Ack, Client, ErrorCode, Producer, ProducerConfig, ProducerIdentity, ProducerRecord, Target, Tls,
 };
@@ -54,6 +54,14 @@ async fn produce(client: &Client, partition: u32, bytes: &[u8]) -> Result<u64, E
         Ok(p) => Ok(p.base_offset.unwrap()),
         Err(e) => Err(e.code().unwrap_or(ErrorCode::Internal)),
     }
+}
+
+/// The sum of a metric's series in a /metrics page.
+fn sum(page: &str, name: &str) -> u64 {
+    page.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }
 
 async fn latest(client: &Client, partition: u32) -> u64 {
@@ -118,6 +126,11 @@ fn retries_are_written_once_across_kill_and_restart(cores: &str) {
                 Ok(end)
             );
         }
+        let page = metrics_until(admin_addr(&server), "duplicates counted", |page| {
+            sum(page, "tidegate_partition_duplicate_batches_total") >= 16
+        });
+        assert_eq!(sum(&page, "tidegate_partition_duplicate_batches_total"), 16);
+        assert_eq!(sum(&page, "tidegate_partition_producers{"), 2);
 
         // Five batches in flight at once on separate streams: the server
         // may take them in any order (a later one that completes first

@@ -487,3 +487,20 @@ pub fn http_get_with(addr: SocketAddr, path: &str, headers: &str) -> (u16, Strin
         .unwrap_or_else(|| panic!("no status in {head:?}"));
     (status, body.to_string())
 }
+
+/// Polls /metrics until `check` holds (shards publish once a second).
+pub fn metrics_until(admin: SocketAddr, what: &str, check: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (status, body) = http_get(admin, "/metrics");
+        assert_eq!(status, 200);
+        if check(&body) {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never held:\n{body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

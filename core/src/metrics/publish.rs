@@ -75,6 +75,7 @@ fn partitions(shard: &Shard) -> Vec<PartitionSnapshot> {
             let topic = names.get(&topic_id)?.clone();
             let offsets = log.offsets();
             let stats = log.stats();
+            let (producers, producers_evicted) = log.producers();
             Some(PartitionSnapshot {
                 topic,
                 partition,
@@ -97,6 +98,9 @@ fn partitions(shard: &Shard) -> Vec<PartitionSnapshot> {
                 size_bytes: log.size_bytes(),
                 segments: log.segment_count() as u64,
                 failed: log.is_failed(),
+                producers: producers as u64,
+                producers_evicted_total: producers_evicted,
+                duplicate_batches_total: stats.duplicates,
             })
         })
         .collect();

@@ -448,7 +448,7 @@ impl Scrape {
     }
 
     fn partition_families(&self, e: &mut DescriptorEncoder) -> fmt::Result {
-        let gauge_families: [PartitionFamily; 8] = [
+        let gauge_families: [PartitionFamily; 9] = [
             ("tidegate_partition_high_watermark", "One past the last readable offset.", |p| p.high_watermark),
             ("tidegate_partition_durable_watermark", "One past the last offset made durable by fdatasync.", |p| p.durable_watermark),
             ("tidegate_partition_log_start_offset", "The first offset still stored (retention moves it).", |p| p.log_start_offset),
@@ -457,11 +457,22 @@ impl Scrape {
             ("tidegate_partition_segments", "Segment files of the partition.", |p| p.segments),
             ("tidegate_partition_failed", "1 once a write or fdatasync failed: the log is read-only until restart.", |p| u64::from(p.failed)),
             ("tidegate_partition_next_offset", "The offset the next appended message gets.", |p| p.next_offset),
+            ("tidegate_partition_producers", "Idempotent producers the partition remembers.", |p| p.producers),
         ];
         for (name, help, value) in gauge_families {
             gauges(e, name, help, self.per_partition(value))?;
         }
-        let counter_families: [PartitionFamily; 7] = [
+        let counter_families: [PartitionFamily; 9] = [
+            (
+                "tidegate_partition_duplicate_batches",
+                "Batches of idempotent producers answered as duplicates of an earlier one (not written again).",
+                |p| p.duplicate_batches_total,
+            ),
+            (
+                "tidegate_partition_producers_evicted",
+                "Idempotent producers the partition forgot (at producers.max_per_partition, or idle past producers.expiry).",
+                |p| p.producers_evicted_total,
+            ),
             (
                 "tidegate_partition_read_messages",
                 "Messages returned to fetches since the log was opened.",

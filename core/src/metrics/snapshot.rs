@@ -226,6 +226,13 @@ pub struct PartitionSnapshot {
     pub segments: u64,
     /// True once a write or fdatasync failed (the log is read-only).
     pub failed: bool,
+    /// Idempotent producers the partition remembers.
+    pub producers: u64,
+    /// Producers forgotten (at the cap, or idle past the expiry) since the
+    /// log was opened.
+    pub producers_evicted_total: u64,
+    /// Batches answered as duplicates of an earlier one (not written).
+    pub duplicate_batches_total: u64,
 }
 
 impl PartitionSnapshot {

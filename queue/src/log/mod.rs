@@ -440,6 +440,13 @@ impl Log {
         self.shared.stats.get()
     }
 
+    /// Idempotent producers the partition knows, and how many it has
+    /// forgotten (at its cap or by expiry) since it was opened.
+    pub fn producers(&self) -> (usize, u64) {
+        let state = self.shared.state.borrow();
+        (state.producers.len(), state.producers.evicted())
+    }
+
     /// True once a write or fdatasync failed; the log is then read-only.
     pub fn is_failed(&self) -> bool {
         self.shared.state.borrow().failed.is_some()
