@@ -10,4 +10,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = tidegate_queue::fuzzing::durable_file(data);
     tidegate_queue::fuzzing::index_checkpoint(data);
     tidegate_queue::fuzzing::producer_snapshot(data);
+    tidegate_queue::fuzzing::cursor_event(data);
 });

@@ -8,6 +8,7 @@
 //! wake-ups are local); other shards reach it through the [`ring`]s.
 
 mod config;
+pub mod cursors;
 mod disk;
 pub mod durable;
 mod error;
@@ -44,6 +45,22 @@ pub mod fuzzing {
         if let Some(cp) = crate::index::Checkpoint::decode(bytes) {
             let again = cp.encode();
             assert_eq!(bytes.get(..again.len()), Some(&again[..]));
+        }
+    }
+
+    /// Decodes a cursor journal event (key, then value) and, when valid,
+    /// re-encodes it: the encoding must reproduce the input exactly.
+    pub fn cursor_event(bytes: &[u8]) {
+        let split = bytes
+            .first()
+            .map_or(0, |&b| usize::from(b))
+            .min(bytes.len());
+        let (key, value) = bytes
+            .get(1..)
+            .unwrap_or_default()
+            .split_at(split.saturating_sub(1));
+        if let Ok(event) = crate::cursors::Event::decode(key, value) {
+            assert_eq!(event.encode(), (key.to_vec(), value.to_vec()));
         }
     }
 

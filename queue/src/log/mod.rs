@@ -29,6 +29,7 @@ use tidegate_proto::batch::BatchView;
 pub use read::ReadBatches;
 pub use recovery::RecoveryReport;
 pub use state::LogOffsets;
+pub(crate) use writer::now_ms;
 
 use crate::{
     config::LogConfig,
@@ -455,7 +456,14 @@ impl Log {
     /// Deletes whole sealed segments that are past the retention limits of
     /// the configuration, as of `now_ms`.
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<RetentionReport, LogError> {
-        retention::enforce_retention(&self.shared, now_ms).await
+        retention::enforce_retention(&self.shared, now_ms, None).await
+    }
+
+    /// Deletes whole sealed segments whose every record is below `offset`
+    /// (a log that keeps its own snapshots, like a cursor journal, drops
+    /// what a newer snapshot replaces), besides the retention limits.
+    pub async fn delete_before(&self, offset: u64) -> Result<RetentionReport, LogError> {
+        retention::enforce_retention(&self.shared, i64::MIN, Some(offset)).await
     }
 
     /// Puts a new fault plan under the log, counting from now (tests).

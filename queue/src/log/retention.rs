@@ -1,4 +1,5 @@
-//! Retention: deleting whole sealed segments by age and by total size.
+//! Retention: deleting whole sealed segments by age and by total size, or
+//! below an offset the log's owner no longer needs.
 
 use super::{state::State, RetentionReport, Shared};
 use crate::error::LogError;
@@ -7,12 +8,13 @@ use crate::error::LogError;
 pub(crate) async fn enforce_retention(
     shared: &Shared,
     now_ms: i64,
+    below: Option<u64>,
 ) -> Result<RetentionReport, LogError> {
     let mut report = RetentionReport::default();
     loop {
         let victim = {
             let state = shared.state.borrow();
-            pick_expired(&state, &shared.config, now_ms)
+            pick_expired(&state, &shared.config, now_ms, below)
         };
         let Some(base) = victim else { break };
         let seg = {
@@ -40,7 +42,12 @@ pub(crate) async fn enforce_retention(
 }
 
 /// The oldest segment to delete, if any: never the active one.
-fn pick_expired(state: &State, config: &crate::LogConfig, now_ms: i64) -> Option<u64> {
+fn pick_expired(
+    state: &State,
+    config: &crate::LogConfig,
+    now_ms: i64,
+    below: Option<u64>,
+) -> Option<u64> {
     let oldest = state.segments.first()?;
     if state.segments.len() < 2 || !oldest.sealed {
         return None;
@@ -53,5 +60,6 @@ fn pick_expired(state: &State, config: &crate::LogConfig, now_ms: i64) -> Option
     let too_big = config
         .retention_bytes
         .is_some_and(|max| state.size_bytes() > max);
-    (too_old || too_big).then_some(oldest.base_offset)
+    let replaced = below.is_some_and(|below| oldest.next_offset <= below);
+    (too_old || too_big || replaced).then_some(oldest.base_offset)
 }
