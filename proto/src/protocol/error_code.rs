@@ -138,6 +138,14 @@ error_codes! {
     /// `<operation> on <resource>` (`produce on topic orders.eu`), then
     /// optionally `: ` and more; the connection stays usable.
     NotAuthorized = 41, "not_authorized", false;
+    /// GroupHeartbeat, CommitOffsets: the group has no member with this id
+    /// (its session timed out, it left, or the server restarted); join
+    /// again with an empty member id.
+    UnknownMember = 50, "unknown_member", false;
+    /// CommitOffsets: the member does not hold this partition (it was
+    /// given to another member); the commit is refused so that a member
+    /// that lost a partition cannot move the group's position.
+    NotAssigned = 51, "not_assigned", false;
 }
 
 impl ErrorCode {

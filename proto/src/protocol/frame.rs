@@ -43,11 +43,17 @@ pub enum Kind {
     Authenticate = 0x08,
     /// Get an idempotent producer identity (id and epoch).
     InitProducer = 0x09,
+    /// Join, stay in or leave a consumer group; learn the assignment.
+    GroupHeartbeat = 0x0A,
+    /// Commit a group's offsets.
+    CommitOffsets = 0x0B,
+    /// Read a group's committed offsets.
+    FetchOffsets = 0x0C,
 }
 
 impl Kind {
     /// Every kind, in wire order.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 12] = [
         Kind::CreateTopic,
         Kind::DeleteTopic,
         Kind::ListTopics,
@@ -57,6 +63,9 @@ impl Kind {
         Kind::ListOffsets,
         Kind::Authenticate,
         Kind::InitProducer,
+        Kind::GroupHeartbeat,
+        Kind::CommitOffsets,
+        Kind::FetchOffsets,
     ];
 
     /// The kind byte of this request.
@@ -81,6 +90,9 @@ impl Kind {
             0x07 => Some(Self::ListOffsets),
             0x08 => Some(Self::Authenticate),
             0x09 => Some(Self::InitProducer),
+            0x0A => Some(Self::GroupHeartbeat),
+            0x0B => Some(Self::CommitOffsets),
+            0x0C => Some(Self::FetchOffsets),
             _ => None,
         }
     }

@@ -66,6 +66,7 @@
 mod error;
 mod error_code;
 mod frame;
+mod group;
 mod limits;
 mod reader;
 mod request;
@@ -77,6 +78,11 @@ mod tests;
 
 pub use error::ProtocolError;
 pub use error_code::{AppErrorCode, ErrorCode};
+pub use group::{
+    validate_group_name, CommitOffsetsRequest, CommittedOffset, FetchOffsetsRequest,
+    GroupHeartbeatRequest, GroupHeartbeatResponse, OffsetCommit, MAX_COMMIT_METADATA_BYTES,
+    MAX_GROUP_NAME_BYTES, MAX_MEMBER_ID_BYTES, MAX_SESSION_TIMEOUT_MS, MIN_SESSION_TIMEOUT_MS,
+};
 pub use frame::{
     decode_header, FrameHeader, Kind, ALPN, FRAME_HEADER_LEN, MAGIC, RESPONSE_BIT, VERSION,
 };

@@ -1,5 +1,6 @@
 //! Requests: what a client sends, one per stream.
 
+use super::group::{CommitOffsetsRequest, FetchOffsetsRequest, GroupHeartbeatRequest};
 use super::frame::{begin_frame, end_frame, set_body_len, FrameHeader, Kind, FRAME_HEADER_LEN};
 use super::limits::{check_partition, check_partition_count, check_range, validate_topic_name};
 use super::wire::{len_u32, put_bytes16, put_i64, put_opt_u64, put_u32, put_u64, put_u8, Reader};
@@ -177,6 +178,12 @@ pub enum Request<'a> {
         /// UTF-8; empty for an unnamed producer.
         name: &'a str,
     },
+    /// Join, stay in or leave a consumer group.
+    GroupHeartbeat(GroupHeartbeatRequest<'a>),
+    /// Commit a group's offsets.
+    CommitOffsets(CommitOffsetsRequest<'a>),
+    /// Read a group's committed offsets.
+    FetchOffsets(FetchOffsetsRequest<'a>),
 }
 
 impl<'a> Request<'a> {
@@ -192,6 +199,9 @@ impl<'a> Request<'a> {
             Self::ListOffsets(_) => Kind::ListOffsets,
             Self::Authenticate { .. } => Kind::Authenticate,
             Self::InitProducer { .. } => Kind::InitProducer,
+            Self::GroupHeartbeat(_) => Kind::GroupHeartbeat,
+            Self::CommitOffsets(_) => Kind::CommitOffsets,
+            Self::FetchOffsets(_) => Kind::FetchOffsets,
         }
     }
 
@@ -221,6 +231,9 @@ impl<'a> Request<'a> {
             Self::ListOffsets(list) => list.write(out),
             Self::Authenticate { token } => put_bytes16(out, token.as_bytes()),
             Self::InitProducer { name } => put_bytes16(out, name.as_bytes()),
+            Self::GroupHeartbeat(h) => h.write(out),
+            Self::CommitOffsets(c) => c.write(out),
+            Self::FetchOffsets(f) => f.write(out),
         }
         end_frame(out, start);
     }
@@ -258,6 +271,9 @@ impl<'a> Request<'a> {
             Kind::InitProducer => Self::InitProducer {
                 name: r.str16("producer name", MAX_PRODUCER_NAME_BYTES)?,
             },
+            Kind::GroupHeartbeat => Self::GroupHeartbeat(GroupHeartbeatRequest::read(&mut r)?),
+            Kind::CommitOffsets => Self::CommitOffsets(CommitOffsetsRequest::read(&mut r)?),
+            Kind::FetchOffsets => Self::FetchOffsets(FetchOffsetsRequest::read(&mut r)?),
         };
         r.finish()?;
         Ok(request)
@@ -288,6 +304,9 @@ impl<'a> Request<'a> {
                 0,
                 MAX_PRODUCER_NAME_BYTES as u64,
             ),
+            Self::GroupHeartbeat(h) => h.validate(),
+            Self::CommitOffsets(c) => c.validate(),
+            Self::FetchOffsets(f) => f.validate(),
         }
     }
 }

@@ -1,5 +1,9 @@
 //! Responses: what the server answers, one per stream.
 
+use super::group::{
+    read_commit_results, read_committed, write_commit_results, write_committed, CommittedOffset,
+    GroupHeartbeatResponse,
+};
 use super::frame::{
     begin_frame, end_frame, set_body_len, FrameHeader, Kind, FRAME_HEADER_LEN, RESPONSE_BIT,
 };
@@ -143,6 +147,12 @@ pub enum Response<'a> {
         /// The epoch, `0..=i16::MAX`.
         epoch: i16,
     },
+    /// The member's place in its group.
+    GroupHeartbeat(GroupHeartbeatResponse<'a>),
+    /// Per offset of the request: `(partition, Ok or why not)`.
+    CommitOffsets(Vec<(u32, ErrorCode)>),
+    /// The committed offsets asked for.
+    FetchOffsets(Vec<CommittedOffset<'a>>),
     /// The request failed.
     Error(ErrorResponse<'a>),
 }
@@ -160,6 +170,9 @@ impl<'a> Response<'a> {
             Self::ListOffsets { .. } => Kind::ListOffsets,
             Self::Authenticate { .. } => Kind::Authenticate,
             Self::InitProducer { .. } => Kind::InitProducer,
+            Self::GroupHeartbeat(_) => Kind::GroupHeartbeat,
+            Self::CommitOffsets(_) => Kind::CommitOffsets,
+            Self::FetchOffsets(_) => Kind::FetchOffsets,
             Self::Error(e) => return e.request_kind | RESPONSE_BIT,
         };
         kind.response_code()
@@ -213,6 +226,9 @@ impl<'a> Response<'a> {
                 put_i64(out, *producer_id);
                 put_u16(out, u16::from_le_bytes(epoch.to_le_bytes()));
             }
+            Self::GroupHeartbeat(h) => h.write(out),
+            Self::CommitOffsets(results) => write_commit_results(out, results),
+            Self::FetchOffsets(offsets) => write_committed(out, offsets),
         }
     }
 
@@ -282,6 +298,9 @@ impl<'a> Response<'a> {
                 }
                 Self::InitProducer { producer_id, epoch }
             }
+            Kind::GroupHeartbeat => Self::GroupHeartbeat(GroupHeartbeatResponse::read(r)?),
+            Kind::CommitOffsets => Self::CommitOffsets(read_commit_results(r)?),
+            Kind::FetchOffsets => Self::FetchOffsets(read_committed(r)?),
         })
     }
 }

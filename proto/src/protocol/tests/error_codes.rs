@@ -11,7 +11,7 @@ fn every_known_code_round_trips_through_its_wire_value() {
         assert_eq!(ErrorCode::from_u16(code.as_u16()), code);
         assert_ne!(code.name(), "unknown");
     }
-    assert_eq!(ErrorCode::ALL.len(), 23);
+    assert_eq!(ErrorCode::ALL.len(), 25);
 }
 
 #[test]
@@ -51,6 +51,8 @@ fn wire_values_are_the_documented_ones() {
         (ErrorCode::Internal, 35),
         (ErrorCode::NotAuthenticated, 40),
         (ErrorCode::NotAuthorized, 41),
+        (ErrorCode::UnknownMember, 50),
+        (ErrorCode::NotAssigned, 51),
     ];
     for (code, value) in expected {
         assert_eq!(code.as_u16(), value, "{code}");

@@ -559,3 +559,65 @@ fn init_producer_response_with_a_negative_id_or_epoch_is_refused() {
         ));
     }
 }
+
+#[test]
+fn group_requests_that_break_a_rule_are_refused() {
+    let heartbeat = |group: &'static str, owned: Vec<u32>, timeout: u32| {
+        Request::GroupHeartbeat(GroupHeartbeatRequest {
+            group,
+            topic: "t",
+            member_id: "",
+            owned,
+            session_timeout_ms: timeout,
+            leave: false,
+        })
+    };
+    for bad in [
+        heartbeat("", vec![], 10_000),
+        heartbeat("g", vec![1, 1], 10_000),
+        heartbeat("g", vec![MAX_PARTITIONS], 10_000),
+        heartbeat("g", vec![], MIN_SESSION_TIMEOUT_MS - 1),
+        heartbeat("g", vec![], MAX_SESSION_TIMEOUT_MS + 1),
+        Request::CommitOffsets(CommitOffsetsRequest {
+            group: "g",
+            member_id: "",
+            topic: "t",
+            offsets: vec![],
+        }),
+        Request::FetchOffsets(FetchOffsetsRequest {
+            group: "g",
+            topic: "t",
+            partitions: vec![3, 3],
+        }),
+    ] {
+        assert!(bad.validate().is_err(), "{bad:?}");
+        let mut wire = Vec::new();
+        bad.encode(&mut wire);
+        assert!(decode_request(&wire).is_err(), "{bad:?}");
+    }
+    let metadata = [0u8; MAX_COMMIT_METADATA_BYTES + 1];
+    let commit = Request::CommitOffsets(CommitOffsetsRequest {
+        group: "g",
+        member_id: "",
+        topic: "t",
+        offsets: vec![OffsetCommit {
+            partition: 0,
+            offset: 0,
+            metadata: &metadata,
+        }],
+    });
+    assert!(commit.validate().is_err());
+    let mut wire = Vec::new();
+    commit.encode(&mut wire);
+    assert!(decode_request(&wire).is_err());
+    // A huge declared count with no bytes behind it is refused before
+    // anything is reserved.
+    let mut body = Vec::new();
+    for s in [&b"g"[..], b"t"] {
+        body.extend_from_slice(&(s.len() as u16).to_le_bytes());
+        body.extend_from_slice(s);
+    }
+    body.extend_from_slice(&[0, 0]);
+    body.extend_from_slice(&4096u32.to_le_bytes());
+    assert!(decode_request(&frame(Kind::GroupHeartbeat.request_code(), &body)).is_err());
+}

@@ -130,6 +130,49 @@ fn all_requests(batch: &[u8]) -> Vec<Request<'_>> {
         Request::InitProducer {
             name: "orders-writer",
         },
+        Request::GroupHeartbeat(GroupHeartbeatRequest {
+            group: "billing",
+            topic: "orders",
+            member_id: "",
+            owned: vec![],
+            session_timeout_ms: 10_000,
+            leave: false,
+        }),
+        Request::GroupHeartbeat(GroupHeartbeatRequest {
+            group: "g",
+            topic: "orders",
+            member_id: "m-1",
+            owned: vec![0, 3, 4095],
+            session_timeout_ms: MAX_SESSION_TIMEOUT_MS,
+            leave: true,
+        }),
+        Request::CommitOffsets(CommitOffsetsRequest {
+            group: "billing",
+            member_id: "m-1",
+            topic: "orders",
+            offsets: vec![
+                OffsetCommit {
+                    partition: 0,
+                    offset: 10,
+                    metadata: b"",
+                },
+                OffsetCommit {
+                    partition: 7,
+                    offset: u64::MAX,
+                    metadata: b"host-a",
+                },
+            ],
+        }),
+        Request::FetchOffsets(FetchOffsetsRequest {
+            group: "billing",
+            topic: "orders",
+            partitions: vec![],
+        }),
+        Request::FetchOffsets(FetchOffsetsRequest {
+            group: "billing",
+            topic: "orders",
+            partitions: vec![2, 1],
+        }),
     ]
 }
 
@@ -201,6 +244,25 @@ fn all_responses(batch: &[u8]) -> Vec<Response<'_>> {
             producer_id: i64::MAX,
             epoch: i16::MAX,
         },
+        Response::GroupHeartbeat(GroupHeartbeatResponse {
+            member_id: "m-1",
+            generation: 3,
+            assigned: vec![1, 2],
+            heartbeat_interval_ms: 3_000,
+        }),
+        Response::CommitOffsets(vec![(0, ErrorCode::Ok), (1, ErrorCode::NotAssigned)]),
+        Response::FetchOffsets(vec![
+            CommittedOffset {
+                partition: 0,
+                offset: Some(5),
+                metadata: b"m",
+            },
+            CommittedOffset {
+                partition: 1,
+                offset: None,
+                metadata: b"",
+            },
+        ]),
         Response::Error(ErrorResponse {
             request_kind: Kind::Produce.request_code(),
             code: ErrorCode::UnknownTopic,
