@@ -5,9 +5,10 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use support::{batch_of, connect, decode, runtime, start, start_with, Client};
-use tidegate_proto::protocol::{AckLevel, ErrorCode, Response};
+use tidegate_proto::protocol::{AckLevel, ErrorCode, Request, Response};
 
 const PARTITIONS: u32 = 4;
 const CONNECTIONS: usize = 4;
@@ -230,6 +231,48 @@ fn fetch_long_polls_until_data_arrives() {
             assert_eq!(hw, 1);
             assert!(!bytes.is_empty(), "the waiting fetch got the batch");
         }
+    });
+}
+
+/// A client that abandons requests (it stops reading their streams) gets
+/// its stream slots back: the server answers STOP_SENDING with a reset, so
+/// the streams close and QUIC grants new ones. Without that, a consumer
+/// that drops its long polls (a rebalance, a timeout) runs out of streams
+/// after `quic.max_concurrent_streams` of them and hangs.
+#[test]
+fn abandoned_requests_give_their_streams_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&dir.path().join("data"), "0");
+    runtime().block_on(async {
+        let client = connect(&server).await;
+        client.create_topic("ab", 1).await;
+        let mut poll = Vec::new();
+        tidegate_proto::protocol::Request::Fetch(tidegate_proto::protocol::FetchRequest {
+            topic: "ab",
+            partition: 0,
+            offset: 0,
+            max_bytes: 1024,
+            max_wait_ms: 200,
+        })
+        .encode(&mut poll);
+        // Four times the stream limit (16): each long poll is abandoned
+        // while the server still holds it.
+        for i in 0..64 {
+            let open = tokio::time::timeout(Duration::from_secs(10), client.conn.open_bi());
+            let (mut send, recv) = open
+                .await
+                .unwrap_or_else(|_| panic!("no stream for request {i} within 10 s"))
+                .unwrap();
+            send.write_all(&poll).await.unwrap();
+            send.finish().unwrap();
+            drop(recv); // STOP_SENDING
+        }
+        let answer =
+            tokio::time::timeout(Duration::from_secs(10), client.call(&Request::ListTopics));
+        assert!(matches!(
+            decode(&answer.await.expect("answered within 10 s")),
+            Response::ListTopics(_)
+        ));
     });
 }
 

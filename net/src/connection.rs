@@ -247,9 +247,17 @@ impl ConnState {
                     self.read(id, budget, requests)
                 }
                 Event::Stream(StreamEvent::Writable { id }) => self.flush(id),
+                // The client gave up on the response (a cancelled request):
+                // answer STOP_SENDING with RESET_STREAM (RFC 9000 §3.5), or
+                // the stream never closes and its slot of
+                // `max_concurrent_streams` is never granted again.
                 Event::Stream(StreamEvent::Stopped { id, .. }) => {
                     self.sending.remove(&id);
                     self.finishing.remove(&id);
+                    let _ = self
+                        .conn
+                        .send_stream(id)
+                        .reset(VarInt::from_u32(codes::CANCELLED));
                 }
                 Event::Stream(StreamEvent::Finished { id }) => {
                     self.finishing.remove(&id);
@@ -456,6 +464,8 @@ impl ConnState {
                 }
                 Err(WriteError::Blocked) => return,
                 Err(WriteError::Stopped(_) | WriteError::ClosedStream) => {
+                    // Reset, as on the `Stopped` event, so the stream closes.
+                    let _ = send.reset(VarInt::from_u32(codes::CANCELLED));
                     self.sending.remove(&id);
                     return;
                 }
