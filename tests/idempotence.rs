@@ -9,9 +9,9 @@ mod support;
 
 use std::path::Path;
 
-use support::{admin_addr, metrics_until, runtime, start_env, Server};
+use support::{admin_addr, metrics_until, runtime, sdk_client, start_env, Server};
 use tidegate_client::{
-    Ack, Client, ErrorCode, Producer, ProducerConfig, ProducerIdentity, ProducerRecord, Target, Tls,
+    Ack, Client, ErrorCode, Producer, ProducerConfig, ProducerIdentity, ProducerRecord, Target,
 };
 use tidegate_proto::batch::{BatchBuilder, BatchIter, Record};
 
@@ -22,11 +22,6 @@ const BATCHES: i32 = 30;
 
 fn start(data: &Path, cores: &str) -> Server {
     start_env(data, cores, &[("TIDEGATE_STORAGE__SEGMENT_BYTES", "1MiB")])
-}
-
-async fn sdk(server: &Server) -> Client {
-    let tls = Tls::ca_file(server.data_dir.join("tls/dev-cert.pem"));
-    Client::connect(server.addr, tls).await.unwrap()
 }
 
 /// Batch `n` of producer `id` on one partition: sequence `n * RECORDS`.
@@ -75,7 +70,7 @@ fn retries_are_written_once_across_kill_and_restart(cores: &str) {
     let rt = runtime();
     let server = start(&data, cores);
     let (id, named, offsets) = rt.block_on(async {
-        let client = sdk(&server).await;
+        let client = sdk_client(&server).await;
         client.create_topic("ids", 2).await.unwrap();
         let id = client.init_producer(None).await.unwrap();
         let other = client.init_producer(None).await.unwrap();
@@ -100,7 +95,7 @@ fn retries_are_written_once_across_kill_and_restart(cores: &str) {
     server.kill();
     let server = start(&data, cores);
     rt.block_on(async {
-        let client = sdk(&server).await;
+        let client = sdk_client(&server).await;
         for partition in 0..2u32 {
             let end = latest(&client, partition).await;
             for n in BATCHES - 8..BATCHES {
@@ -185,7 +180,7 @@ fn the_sdk_producer_is_idempotent_by_default_and_a_named_one_is_fenced() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(&dir.path().join("data"), "0");
     runtime().block_on(async {
-        let client = sdk(&server).await;
+        let client = sdk_client(&server).await;
         client.create_topic("ids", 2).await.unwrap();
         let producer = Producer::new(client.clone(), ProducerConfig::default());
         let mut receipts = Vec::new();

@@ -239,6 +239,10 @@ impl Access {
             Request::Produce(p) => Some((Operation::Produce, p.topic)),
             Request::Fetch(f) => Some((Operation::Consume, f.topic)),
             Request::ListOffsets(l) => Some((Operation::Consume, l.topic)),
+            // Groups are checked by the topic they consume.
+            Request::GroupHeartbeat(h) => Some((Operation::Consume, h.topic)),
+            Request::CommitOffsets(c) => Some((Operation::Consume, c.topic)),
+            Request::FetchOffsets(f) => Some((Operation::Consume, f.topic)),
             Request::DescribeTopic { name } => {
                 if !policy.sees(&principal, name) {
                     return Err(self.denied(peer, &principal, "describe", name));

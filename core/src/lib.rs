@@ -9,12 +9,14 @@ pub mod admin;
 pub mod catalog;
 pub mod config;
 pub mod flow;
+mod groups;
 mod handler;
 mod mesh;
 pub mod metrics;
 pub mod producers;
 mod router;
 pub mod server;
+pub mod subscription;
 
 pub use access::{Reload, SecurityError};
 mod shard;

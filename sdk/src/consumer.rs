@@ -265,14 +265,29 @@ impl Consumer {
                         .await?
                 }
             };
-            parts.push(Part {
+            parts.push((partition, position));
+        }
+        Ok(Self::at_positions(client, topic, &parts, &config))
+    }
+
+    /// Starts one fetch loop per `(partition, position)`, with no lookups
+    /// (a group consumer knows its positions from the committed offsets).
+    pub(crate) fn at_positions(
+        client: Client,
+        topic: &str,
+        positions: &[(u32, u64)],
+        config: &ConsumerConfig,
+    ) -> Consumer {
+        let parts: Vec<Part> = positions
+            .iter()
+            .map(|&(partition, position)| Part {
                 partition,
                 position,
                 chunks: VecDeque::new(),
-            });
-        }
+            })
+            .collect();
         let prefetch = config.prefetch.clamp(1, PREFETCH_MAX);
-        let (tx, rx) = mpsc::channel(prefetch * parts.len());
+        let (tx, rx) = mpsc::channel((prefetch * parts.len()).max(1));
         let topic: Arc<str> = Arc::from(topic);
         let tasks = parts
             .iter()
@@ -290,13 +305,13 @@ impl Consumer {
                 tokio::spawn(fetch_loop.run(part.position, permits, tx.clone()))
             })
             .collect();
-        Ok(Consumer {
+        Consumer {
             parts,
             rx,
             tasks,
             cursor: 0,
             spare: Vec::new(),
-        })
+        }
     }
 
     /// The next message: in offset order within a partition, taking turns

@@ -504,3 +504,11 @@ pub fn metrics_until(admin: SocketAddr, what: &str, check: impl Fn(&str) -> bool
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// An SDK client of `server`, trusting its development certificate.
+pub async fn sdk_client(server: &Server) -> tidegate_client::Client {
+    let tls = tidegate_client::Tls::ca_file(server.data_dir.join("tls/dev-cert.pem"));
+    tidegate_client::Client::connect(server.addr, tls)
+        .await
+        .unwrap()
+}

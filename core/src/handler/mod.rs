@@ -2,6 +2,8 @@
 //! route to the owning shard, encode. Every failure becomes a typed error
 //! response on the request's stream; nothing a client sends can panic it.
 
+mod groups;
+
 use bytes::Bytes;
 use tidegate_proto::{
     partitioner,
@@ -238,6 +240,9 @@ async fn serve(
                 other => return Err(failure_of(other)),
             }
         }
+        Request::GroupHeartbeat(h) => return groups::heartbeat(router, h).await,
+        Request::CommitOffsets(c) => return groups::commit(router, c).await,
+        Request::FetchOffsets(f) => return groups::fetch(router, f).await,
         // Answered in `handle`, before the access check.
         Request::Authenticate { .. } => {
             return Err(Failure::new(

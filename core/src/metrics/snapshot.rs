@@ -40,6 +40,9 @@ pub fn kind_label(index: usize) -> &'static str {
         Some(Kind::ListOffsets) => "list_offsets",
         Some(Kind::Authenticate) => "authenticate",
         Some(Kind::InitProducer) => "init_producer",
+        Some(Kind::GroupHeartbeat) => "group_heartbeat",
+        Some(Kind::CommitOffsets) => "commit_offsets",
+        Some(Kind::FetchOffsets) => "fetch_offsets",
         None => "unknown",
     }
 }

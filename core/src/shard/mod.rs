@@ -90,6 +90,8 @@ pub(crate) struct Shard {
     pub(crate) admin: futures::lock::Mutex<()>,
     /// Producer identities (used on shard 0 only).
     pub(crate) producers: crate::producers::Producers,
+    /// The consumer groups this shard coordinates.
+    pub(crate) groups: crate::groups::Groups,
     pub(crate) partitions: Partitions,
     /// Set when the shard stops taking requests: long polls end at once.
     pub(crate) stopping: std::cell::Cell<bool>,
@@ -109,6 +111,7 @@ impl Shard {
             shards,
             store: CatalogStore::new(&data_dir),
             producers: crate::producers::Producers::new(&data_dir),
+            groups: crate::groups::Groups::new(id, crate::router::now_ms()),
             data_dir,
             log_config,
             catalog: RefCell::new(catalog),
@@ -122,6 +125,11 @@ impl Shard {
     /// The shard that owns `partition` of `topic`.
     pub(crate) fn owner(&self, topic: &str, partition: u32) -> usize {
         tidegate_affinity::placement::shard_for(topic, partition, self.shards)
+    }
+
+    /// The shard that coordinates consumer group `group`.
+    pub(crate) fn coordinator(&self, group: &str) -> usize {
+        tidegate_affinity::placement::shard_for(group, 0, self.shards)
     }
 
     /// The topic, if this shard's catalog has it.

@@ -12,7 +12,7 @@ use tidegate_proto::{
     batch::BatchIter,
     protocol::{AckLevel, ErrorCode, OffsetSpec, PartitionInfo, MAX_BATCHES_PER_PRODUCE},
 };
-use tidegate_queue::{Ack, Log};
+use tidegate_queue::{cursors::CursorError, Ack, Log};
 
 use super::{Failure, Shard};
 use crate::catalog::{Catalog, TopicSettings};
@@ -57,6 +57,37 @@ pub(crate) enum Op {
     InitProducer {
         name: String,
     },
+    /// The group's coordinator: a member's heartbeat.
+    GroupHeartbeat {
+        group: String,
+        topic: String,
+        partitions: u32,
+        member_id: String,
+        owned: Vec<u32>,
+        session_timeout_ms: u32,
+        leave: bool,
+    },
+    /// The group's coordinator: may `member_id` commit these partitions?
+    MayCommit {
+        group: String,
+        member_id: String,
+        topic: String,
+        partitions: Vec<u32>,
+    },
+    /// The partition's owner: journal a group's offset.
+    CommitOffset {
+        topic: String,
+        partition: u32,
+        group: String,
+        offset: u64,
+        metadata: Vec<u8>,
+    },
+    /// The partition's owner: a group's committed offset.
+    FetchOffset {
+        topic: String,
+        partition: u32,
+        group: String,
+    },
 }
 
 /// What an `Op` produced.
@@ -72,6 +103,9 @@ pub(crate) enum OpResult {
         producer_id: i64,
         epoch: i16,
     },
+    Heartbeat(crate::groups::Reply),
+    MayCommit(Vec<bool>),
+    Committed(Option<(u64, Vec<u8>)>),
     Described(PartitionInfo),
     Done,
     Failed(Failure),
@@ -186,6 +220,51 @@ impl Shard {
         })
     }
 
+    /// Journals `group`'s offset in the partition's cursor journal,
+    /// durably.
+    pub(crate) async fn commit_offset(
+        &self,
+        topic: &str,
+        partition: u32,
+        group: &str,
+        offset: u64,
+        metadata: &[u8],
+    ) -> Result<(), Failure> {
+        let meta = self.topic(topic)?;
+        self.log(&meta, partition)?;
+        let journal = self
+            .partitions
+            .journal(&self.data_dir, &meta, partition, true)
+            .await?
+            .ok_or_else(|| Failure::new(ErrorCode::Internal, "journal not created"))?;
+        journal
+            .commit(group, offset, metadata, crate::router::now_ms())
+            .await
+            .map_err(|e| match e {
+                CursorError::Log(e) => Failure::from(&e),
+                CursorError::Invalid(e) => Failure::new(ErrorCode::InvalidRequest, e.to_string()),
+                CursorError::TooManyGroups { .. } => Failure::new(ErrorCode::Busy, e.to_string()),
+            })
+    }
+
+    /// `group`'s committed offset in the partition, with its metadata.
+    pub(crate) async fn fetch_offset(
+        &self,
+        topic: &str,
+        partition: u32,
+        group: &str,
+    ) -> Result<Option<(u64, Vec<u8>)>, Failure> {
+        let meta = self.topic(topic)?;
+        self.log(&meta, partition)?;
+        let journal = self
+            .partitions
+            .journal(&self.data_dir, &meta, partition, false)
+            .await?;
+        Ok(journal
+            .and_then(|j| j.committed(group))
+            .map(|c| (c.offset, c.metadata)))
+    }
+
     pub(crate) fn describe(&self, topic: &str, partition: u32) -> Result<PartitionInfo, Failure> {
         let meta = self.topic(topic)?;
         let offsets = self.log(&meta, partition)?.offsets();
@@ -246,6 +325,59 @@ impl Shard {
                 .init(&name)
                 .await
                 .map(|(producer_id, epoch)| OpResult::Producer { producer_id, epoch }),
+            Op::GroupHeartbeat {
+                group,
+                topic,
+                partitions,
+                member_id,
+                owned,
+                session_timeout_ms,
+                leave,
+            } => {
+                let hb = crate::groups::Heartbeat {
+                    member_id: &member_id,
+                    topic: &topic,
+                    partitions,
+                    owned: &owned,
+                    session_timeout_ms,
+                    leave,
+                    now_ms: crate::router::now_ms(),
+                };
+                self.groups.heartbeat(&group, &hb).map(OpResult::Heartbeat)
+            }
+            Op::MayCommit {
+                group,
+                member_id,
+                topic,
+                partitions,
+            } => self
+                .groups
+                .may_commit(
+                    &group,
+                    &member_id,
+                    &topic,
+                    &partitions,
+                    crate::router::now_ms(),
+                )
+                .map(OpResult::MayCommit),
+            Op::CommitOffset {
+                topic,
+                partition,
+                group,
+                offset,
+                metadata,
+            } => self
+                .commit_offset(&topic, partition, &group, offset, &metadata)
+                .await
+                .map(|()| OpResult::Done),
+            Op::FetchOffset {
+                topic,
+                partition,
+                group,
+            } => self
+                .fetch_offset(&topic, partition, &group)
+                .await
+                .map(OpResult::Committed),
             Op::CreateTopic { .. } | Op::DeleteTopic { .. } => Err(Failure::new(
                 ErrorCode::Internal,
                 "admin operations run through the router",

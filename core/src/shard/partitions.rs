@@ -3,7 +3,10 @@
 use std::{cell::RefCell, collections::HashMap, path::Path, rc::Rc};
 
 use tidegate_proto::protocol::ErrorCode;
-use tidegate_queue::{Log, LogConfig};
+use tidegate_queue::{
+    cursors::{CursorJournal, JournalConfig},
+    Log, LogConfig,
+};
 
 use super::Failure;
 use crate::catalog::{partition_dir, TopicMeta};
@@ -12,11 +15,56 @@ use crate::catalog::{partition_dir, TopicMeta};
 #[derive(Default)]
 pub(crate) struct Partitions {
     logs: RefCell<HashMap<(u64, u32), Rc<Log>>>,
+    /// Cursor journals, opened on first use (docs/SEMANTICS.md §3).
+    journals: RefCell<HashMap<(u64, u32), Rc<CursorJournal>>>,
+    /// One journal opening at a time, so two first uses open it once.
+    opening: futures::lock::Mutex<()>,
 }
 
 impl Partitions {
     pub(crate) fn get(&self, topic_id: u64, partition: u32) -> Option<Rc<Log>> {
         self.logs.borrow().get(&(topic_id, partition)).cloned()
+    }
+
+    /// The cursor journal of a partition this shard owns: opened when it
+    /// exists on disk, created when `create` (a first commit); `None` when
+    /// it does not exist and `create` is false.
+    pub(crate) async fn journal(
+        &self,
+        data_dir: &Path,
+        topic: &TopicMeta,
+        partition: u32,
+        create: bool,
+    ) -> Result<Option<Rc<CursorJournal>>, Failure> {
+        let key = (topic.id, partition);
+        if let Some(j) = self.journals.borrow().get(&key) {
+            return Ok(Some(j.clone()));
+        }
+        let _one = self.opening.lock().await;
+        if let Some(j) = self.journals.borrow().get(&key) {
+            return Ok(Some(j.clone()));
+        }
+        if self.get(topic.id, partition).is_none() {
+            return Err(Failure::new(
+                ErrorCode::Internal,
+                format!("partition {}/{partition} is not open here", topic.name),
+            ));
+        }
+        let dir = partition_dir(data_dir, topic, partition).join("cursors");
+        if !create && !dir.exists() {
+            return Ok(None);
+        }
+        let journal = CursorJournal::open(&dir, JournalConfig::default())
+            .await
+            .map_err(|e| {
+                Failure::new(
+                    ErrorCode::StorageFailed,
+                    format!("opening {}: {e}", dir.display()),
+                )
+            })?;
+        let journal = Rc::new(journal);
+        self.journals.borrow_mut().insert(key, journal.clone());
+        Ok(Some(journal))
     }
 
     pub(crate) fn all(&self) -> Vec<((u64, u32), Rc<Log>)> {
@@ -45,6 +93,10 @@ impl Partitions {
             .copied()
             .collect();
         for key in gone {
+            let journal = self.journals.borrow_mut().remove(&key);
+            if let Some(journal) = journal {
+                let _ = journal.shutdown().await;
+            }
             let log = self.logs.borrow_mut().remove(&key);
             if let Some(log) = log {
                 let dir = log.dir().to_path_buf();
@@ -83,6 +135,13 @@ impl Partitions {
     /// Closes every log (flush, fdatasync, checkpoint), including logs a
     /// request still holds (a long poll ends with `shutting_down`).
     pub(crate) async fn close_all(&self) {
+        let journals: Vec<Rc<CursorJournal>> =
+            self.journals.borrow_mut().drain().map(|(_, j)| j).collect();
+        for journal in journals {
+            if let Err(e) = journal.shutdown().await {
+                tracing::error!(dir = %journal.log().dir().display(), error = %e, "closing a cursor journal");
+            }
+        }
         let logs: Vec<Rc<Log>> = self.logs.borrow_mut().drain().map(|(_, l)| l).collect();
         for log in logs {
             if let Err(e) = log.shutdown().await {

@@ -155,7 +155,12 @@ impl<'a> GroupHeartbeatRequest<'a> {
             leave: match r.u8("leave")? {
                 0 => false,
                 1 => true,
-                tag => return Err(ProtocolError::InvalidTag { field: "leave", tag }),
+                tag => {
+                    return Err(ProtocolError::InvalidTag {
+                        field: "leave",
+                        tag,
+                    })
+                }
             },
         };
         request.validate()?;

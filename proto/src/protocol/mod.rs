@@ -78,13 +78,13 @@ mod tests;
 
 pub use error::ProtocolError;
 pub use error_code::{AppErrorCode, ErrorCode};
+pub use frame::{
+    decode_header, FrameHeader, Kind, ALPN, FRAME_HEADER_LEN, MAGIC, RESPONSE_BIT, VERSION,
+};
 pub use group::{
     validate_group_name, CommitOffsetsRequest, CommittedOffset, FetchOffsetsRequest,
     GroupHeartbeatRequest, GroupHeartbeatResponse, OffsetCommit, MAX_COMMIT_METADATA_BYTES,
     MAX_GROUP_NAME_BYTES, MAX_MEMBER_ID_BYTES, MAX_SESSION_TIMEOUT_MS, MIN_SESSION_TIMEOUT_MS,
-};
-pub use frame::{
-    decode_header, FrameHeader, Kind, ALPN, FRAME_HEADER_LEN, MAGIC, RESPONSE_BIT, VERSION,
 };
 pub use limits::{
     validate_topic_name, MAX_BATCHES_PER_PRODUCE, MAX_FETCH_BYTES, MAX_FETCH_WAIT_MS,

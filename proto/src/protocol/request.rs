@@ -1,7 +1,7 @@
 //! Requests: what a client sends, one per stream.
 
-use super::group::{CommitOffsetsRequest, FetchOffsetsRequest, GroupHeartbeatRequest};
 use super::frame::{begin_frame, end_frame, set_body_len, FrameHeader, Kind, FRAME_HEADER_LEN};
+use super::group::{CommitOffsetsRequest, FetchOffsetsRequest, GroupHeartbeatRequest};
 use super::limits::{check_partition, check_partition_count, check_range, validate_topic_name};
 use super::wire::{len_u32, put_bytes16, put_i64, put_opt_u64, put_u32, put_u64, put_u8, Reader};
 use super::{

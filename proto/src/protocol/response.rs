@@ -1,11 +1,11 @@
 //! Responses: what the server answers, one per stream.
 
+use super::frame::{
+    begin_frame, end_frame, set_body_len, FrameHeader, Kind, FRAME_HEADER_LEN, RESPONSE_BIT,
+};
 use super::group::{
     read_commit_results, read_committed, write_commit_results, write_committed, CommittedOffset,
     GroupHeartbeatResponse,
-};
-use super::frame::{
-    begin_frame, end_frame, set_body_len, FrameHeader, Kind, FRAME_HEADER_LEN, RESPONSE_BIT,
 };
 use super::limits::check_partition;
 use super::wire::{
