@@ -125,6 +125,29 @@ fn group_survives_members_coming_and_going_and_a_crash(cores: &str) {
             assert!(ha.is_disjoint(&hb), "held by both: a {ha:?} b {hb:?}");
         }
         assert_eq!(a.assignment().len(), 3);
+        let listed = client.list_groups().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (
+                listed[0].group.as_str(),
+                listed[0].topic.as_str(),
+                listed[0].members
+            ),
+            ("billing", "g", 2)
+        );
+        let described = client.describe_group("billing").await.unwrap();
+        assert_eq!(described.topic, "g");
+        let mut ids: Vec<&str> = described
+            .members
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect();
+        ids.sort_unstable();
+        let mut expected = vec![a.member_id(), b.member_id()];
+        expected.sort_unstable();
+        assert_eq!(ids, expected);
+        let held: usize = described.members.iter().map(|(_, ps)| ps.len()).sum();
+        assert_eq!(held, PARTITIONS as usize);
         within("a.commit", a.commit()).await.unwrap();
         within("b.commit", b.commit()).await.unwrap();
         // Committing a partition it does not hold is refused.
@@ -302,6 +325,12 @@ fn offsets_can_be_reset_only_while_the_group_is_empty() {
             .await
             .unwrap_err();
         assert_eq!(busy.code(), Some(ErrorCode::UnknownMember));
+        assert!(client
+            .describe_group("nobody")
+            .await
+            .unwrap()
+            .members
+            .is_empty());
         within("member.close", member.close()).await.unwrap();
     });
     assert!(server.stop().success());

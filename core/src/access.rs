@@ -251,9 +251,13 @@ impl Access {
             }
             // Any principal may get a producer identity: it writes nothing
             // by itself, and each Produce is checked on its own.
-            Request::ListTopics | Request::Authenticate { .. } | Request::InitProducer { .. } => {
-                None
-            }
+            // Listed groups are filtered by what the principal sees; a
+            // described group shows member ids and partition numbers only.
+            Request::ListTopics
+            | Request::Authenticate { .. }
+            | Request::InitProducer { .. }
+            | Request::ListGroups
+            | Request::DescribeGroup { .. } => None,
         };
         if let Some((operation, topic)) = target {
             if let Err(denied) = policy.authorize(&principal, operation, topic) {

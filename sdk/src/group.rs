@@ -37,7 +37,80 @@ pub struct Membership {
     pub heartbeat_interval: Duration,
 }
 
+/// A group's members, from [`Client::describe_group`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    /// The topic the members consume; empty without members.
+    pub topic: String,
+    /// The generation; 0 without members.
+    pub generation: u64,
+    /// `(member id, partitions granted to it)`.
+    pub members: Vec<(String, Vec<u32>)>,
+}
+
+/// A group with members, from [`Client::list_groups`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    /// The group.
+    pub group: String,
+    /// The topic its members consume.
+    pub topic: String,
+    /// How many members it has.
+    pub members: u32,
+}
+
 impl Client {
+    /// The members `group` has now, and what they hold (its committed
+    /// offsets are [`fetch_offsets`](Client::fetch_offsets)').
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRequest`] for a bad group name; the request's errors.
+    pub async fn describe_group(&self, group: &str) -> Result<GroupInfo> {
+        let request = Request::DescribeGroup { group };
+        request
+            .validate()
+            .map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        let frame = self
+            .with_reauthentication(|| async { self.call(&request).await })
+            .await?;
+        match decode_response(&frame)? {
+            Response::DescribeGroup(d) => Ok(GroupInfo {
+                topic: d.topic.to_owned(),
+                generation: d.generation,
+                members: d
+                    .members
+                    .into_iter()
+                    .map(|m| (m.member_id.to_owned(), m.partitions))
+                    .collect(),
+            }),
+            other => Err(unexpected("DescribeGroup", &other)),
+        }
+    }
+
+    /// The groups that have members now (on every shard), by name.
+    ///
+    /// # Errors
+    ///
+    /// The request's errors.
+    pub async fn list_groups(&self) -> Result<Vec<GroupListing>> {
+        let request = Request::ListGroups;
+        let frame = self
+            .with_reauthentication(|| async { self.call(&request).await })
+            .await?;
+        match decode_response(&frame)? {
+            Response::ListGroups(groups) => Ok(groups
+                .iter()
+                .map(|g| GroupListing {
+                    group: g.group.to_owned(),
+                    topic: g.topic.to_owned(),
+                    members: g.members,
+                })
+                .collect()),
+            other => Err(unexpected("ListGroups", &other)),
+        }
+    }
+
     /// One heartbeat of a group member: joins when `member_id` is empty,
     /// reports the partitions it holds, and learns what it should hold.
     /// [`GroupConsumer`] does this itself.

@@ -92,7 +92,7 @@ pub use data::{
     Ack, Fetched, Message, Messages, PendingProduce, Produced, ProducerIdentity, Target,
 };
 pub use error::{BoxError, Error, Result};
-pub use group::{GroupConfig, GroupConsumer, Membership};
+pub use group::{GroupConfig, GroupConsumer, GroupInfo, GroupListing, Membership};
 pub use producer::{Delivered, Producer, ProducerConfig, ProducerRecord, Receipt};
 pub use tidegate_proto::batch::Headers;
 pub use tidegate_proto::protocol::{ErrorCode, OffsetSpec};

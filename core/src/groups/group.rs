@@ -86,6 +86,18 @@ impl Group {
         &self.topic
     }
 
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// `(member id, granted partitions)` of every member.
+    pub(crate) fn members(&self) -> Vec<(String, Vec<u32>)> {
+        self.members
+            .iter()
+            .map(|(id, m)| (id.clone(), m.granted.iter().copied().collect()))
+            .collect()
+    }
+
     /// Handles a heartbeat: a join when `member_id` is empty (the new id
     /// comes from `new_id`), a leave, or a member staying.
     pub(crate) fn heartbeat(

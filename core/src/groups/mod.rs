@@ -20,6 +20,15 @@ pub const GROUPS_PER_SHARD_MAX: usize = 10_000;
 /// Most members one group has.
 pub const MEMBERS_PER_GROUP_MAX: usize = 1_000;
 
+/// A group's members, as DescribeGroup shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GroupState {
+    pub(crate) topic: String,
+    pub(crate) generation: u64,
+    /// `(member id, granted partitions)`.
+    pub(crate) members: Vec<(String, Vec<u32>)>,
+}
+
 /// The groups this shard coordinates.
 pub(crate) struct Groups {
     shard: usize,
@@ -99,6 +108,37 @@ impl Groups {
         }
         g.may_commit(member_id, partitions, now_ms)
             .map_err(|e| failure(group, e))
+    }
+
+    /// `group`'s members now: `None` when it has none.
+    pub(crate) fn describe(&self, group: &str, now_ms: i64) -> Option<GroupState> {
+        let mut groups = self.groups.borrow_mut();
+        let g = groups.get_mut(group)?;
+        g.expire(now_ms);
+        if g.is_empty() {
+            groups.remove(group);
+            return None;
+        }
+        Some(GroupState {
+            topic: g.topic().to_owned(),
+            generation: g.generation(),
+            members: g.members(),
+        })
+    }
+
+    /// Every group with members: `(group, topic, members)`.
+    pub(crate) fn list(&self, now_ms: i64) -> Vec<(String, String, u32)> {
+        let mut groups = self.groups.borrow_mut();
+        groups.retain(|_, g| {
+            g.expire(now_ms);
+            !g.is_empty()
+        });
+        let mut out: Vec<(String, String, u32)> = groups
+            .iter()
+            .map(|(name, g)| (name.clone(), g.topic().to_owned(), g.members().len() as u32))
+            .collect();
+        out.sort();
+        out
     }
 
     fn new_member_id(&self) -> String {

@@ -5,8 +5,8 @@
 use bytes::Bytes;
 use futures::future::join_all;
 use tidegate_proto::protocol::{
-    CommitOffsetsRequest, CommittedOffset, ErrorCode, FetchOffsetsRequest, GroupHeartbeatRequest,
-    GroupHeartbeatResponse, Response,
+    CommitOffsetsRequest, CommittedOffset, ErrorCode, FetchOffsetsRequest, GroupDescription,
+    GroupHeartbeatRequest, GroupHeartbeatResponse, GroupSummary, MemberInfo, Response,
 };
 
 use super::{encode, failure_of};
@@ -130,4 +130,62 @@ pub(super) async fn fetch(
         })
         .collect();
     Ok(encode(&Response::FetchOffsets(offsets)))
+}
+
+pub(super) async fn describe(router: &Router, group: &str) -> Result<Vec<Bytes>, Failure> {
+    let op = Op::DescribeGroup {
+        group: group.to_owned(),
+    };
+    let state = match router.call(router.shard.coordinator(group), op).await {
+        OpResult::Group(state) => state,
+        other => return Err(failure_of(other)),
+    };
+    let description = match &state {
+        Some(s) => GroupDescription {
+            topic: &s.topic,
+            generation: s.generation,
+            members: s
+                .members
+                .iter()
+                .map(|(id, partitions)| MemberInfo {
+                    member_id: id,
+                    partitions: partitions.clone(),
+                })
+                .collect(),
+        },
+        None => GroupDescription {
+            topic: "",
+            generation: 0,
+            members: Vec::new(),
+        },
+    };
+    Ok(encode(&Response::DescribeGroup(description)))
+}
+
+/// Every shard's groups with members; only those whose topic the
+/// principal `sees` (like ListTopics).
+pub(super) async fn list(
+    router: &Router,
+    sees: impl Fn(&str) -> bool,
+) -> Result<Vec<Bytes>, Failure> {
+    let shards = router.shard.shards.get();
+    let lists = join_all((0..shards).map(|to| router.call(to, Op::ListGroups))).await;
+    let mut all = Vec::new();
+    for result in lists {
+        match result {
+            OpResult::Groups(groups) => all.extend(groups),
+            other => return Err(failure_of(other)),
+        }
+    }
+    all.sort();
+    let groups: Vec<GroupSummary<'_>> = all
+        .iter()
+        .filter(|(_, topic, _)| sees(topic))
+        .map(|(group, topic, members)| GroupSummary {
+            group,
+            topic,
+            members: *members,
+        })
+        .collect();
+    Ok(encode(&Response::ListGroups(groups)))
 }

@@ -243,6 +243,16 @@ async fn serve(
         Request::GroupHeartbeat(h) => return groups::heartbeat(router, h).await,
         Request::CommitOffsets(c) => return groups::commit(router, c).await,
         Request::FetchOffsets(f) => return groups::fetch(router, f).await,
+        Request::DescribeGroup { group } => return groups::describe(router, group).await,
+        Request::ListGroups => {
+            let sees = |topic: &str| {
+                allowed
+                    .principal
+                    .as_deref()
+                    .is_none_or(|who| allowed.policy.sees(who, topic))
+            };
+            return groups::list(router, sees).await;
+        }
         // Answered in `handle`, before the access check.
         Request::Authenticate { .. } => {
             return Err(Failure::new(

@@ -43,6 +43,8 @@ pub fn kind_label(index: usize) -> &'static str {
         Some(Kind::GroupHeartbeat) => "group_heartbeat",
         Some(Kind::CommitOffsets) => "commit_offsets",
         Some(Kind::FetchOffsets) => "fetch_offsets",
+        Some(Kind::DescribeGroup) => "describe_group",
+        Some(Kind::ListGroups) => "list_groups",
         None => "unknown",
     }
 }

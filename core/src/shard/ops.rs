@@ -82,6 +82,12 @@ pub(crate) enum Op {
         offset: u64,
         metadata: Vec<u8>,
     },
+    /// The group's coordinator: its members.
+    DescribeGroup {
+        group: String,
+    },
+    /// Every shard: the groups it coordinates that have members.
+    ListGroups,
     /// The partition's owner: a group's committed offset.
     FetchOffset {
         topic: String,
@@ -106,6 +112,8 @@ pub(crate) enum OpResult {
     Heartbeat(crate::groups::Reply),
     MayCommit(Vec<bool>),
     Committed(Option<(u64, Vec<u8>)>),
+    Group(Option<crate::groups::GroupState>),
+    Groups(Vec<(String, String, u32)>),
     Described(PartitionInfo),
     Done,
     Failed(Failure),
@@ -370,6 +378,10 @@ impl Shard {
                 .commit_offset(&topic, partition, &group, offset, &metadata)
                 .await
                 .map(|()| OpResult::Done),
+            Op::DescribeGroup { group } => Ok(OpResult::Group(
+                self.groups.describe(&group, crate::router::now_ms()),
+            )),
+            Op::ListGroups => Ok(OpResult::Groups(self.groups.list(crate::router::now_ms()))),
             Op::FetchOffset {
                 topic,
                 partition,

@@ -49,11 +49,15 @@ pub enum Kind {
     CommitOffsets = 0x0B,
     /// Read a group's committed offsets.
     FetchOffsets = 0x0C,
+    /// A group's members and what they hold.
+    DescribeGroup = 0x0D,
+    /// The groups that have members.
+    ListGroups = 0x0E,
 }
 
 impl Kind {
     /// Every kind, in wire order.
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 14] = [
         Kind::CreateTopic,
         Kind::DeleteTopic,
         Kind::ListTopics,
@@ -66,6 +70,8 @@ impl Kind {
         Kind::GroupHeartbeat,
         Kind::CommitOffsets,
         Kind::FetchOffsets,
+        Kind::DescribeGroup,
+        Kind::ListGroups,
     ];
 
     /// The kind byte of this request.
@@ -93,6 +99,8 @@ impl Kind {
             0x0A => Some(Self::GroupHeartbeat),
             0x0B => Some(Self::CommitOffsets),
             0x0C => Some(Self::FetchOffsets),
+            0x0D => Some(Self::DescribeGroup),
+            0x0E => Some(Self::ListGroups),
             _ => None,
         }
     }

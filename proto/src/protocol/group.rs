@@ -348,3 +348,102 @@ pub(crate) fn read_committed<'a>(
     }
     Ok(offsets)
 }
+
+/// Most groups a ListGroups response carries.
+pub const MAX_LISTED_GROUPS: u32 = 65_536;
+/// Most members a DescribeGroup response carries.
+pub const MAX_DESCRIBED_MEMBERS: u32 = 65_536;
+
+/// A group with members, as ListGroups returns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GroupSummary<'a> {
+    /// The group.
+    pub group: &'a str,
+    /// The topic its members consume.
+    pub topic: &'a str,
+    /// How many members it has.
+    pub members: u32,
+}
+
+/// A member and the partitions it holds, as DescribeGroup returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MemberInfo<'a> {
+    /// The member's id.
+    pub member_id: &'a str,
+    /// The partitions granted to it.
+    pub partitions: Vec<u32>,
+}
+
+/// DescribeGroup's answer: the group's members now (none when it has
+/// none; its committed offsets are FetchOffsets').
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GroupDescription<'a> {
+    /// The topic the members consume; empty without members.
+    pub topic: &'a str,
+    /// The generation; 0 without members.
+    pub generation: u64,
+    /// The members.
+    pub members: Vec<MemberInfo<'a>>,
+}
+
+pub(crate) fn write_group_list(out: &mut Vec<u8>, groups: &[GroupSummary<'_>]) {
+    put_u32(out, len_u32(groups.len()));
+    for g in groups {
+        put_bytes16(out, g.group.as_bytes());
+        put_bytes16(out, g.topic.as_bytes());
+        put_u32(out, g.members);
+    }
+}
+
+pub(crate) fn read_group_list<'a>(
+    r: &mut Reader<'a>,
+) -> Result<Vec<GroupSummary<'a>>, ProtocolError> {
+    let n = r.count("groups", MAX_LISTED_GROUPS, 8)?;
+    let mut groups = Vec::with_capacity(n);
+    for _ in 0..n {
+        let group = r.str16("group name", MAX_GROUP_NAME_BYTES)?;
+        validate_group_name(group)?;
+        groups.push(GroupSummary {
+            group,
+            topic: r.topic("topic name")?,
+            members: r.u32("members")?,
+        });
+    }
+    Ok(groups)
+}
+
+impl<'a> GroupDescription<'a> {
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        put_bytes16(out, self.topic.as_bytes());
+        put_u64(out, self.generation);
+        put_u32(out, len_u32(self.members.len()));
+        for m in &self.members {
+            put_bytes16(out, m.member_id.as_bytes());
+            put_partitions(out, &m.partitions);
+        }
+    }
+
+    pub(crate) fn read(r: &mut Reader<'a>) -> Result<Self, ProtocolError> {
+        let topic = r.str16("topic name", super::limits::MAX_TOPIC_NAME_BYTES)?;
+        if !topic.is_empty() {
+            validate_topic_name(topic)?;
+        }
+        let generation = r.u64("generation")?;
+        let n = r.count("members", MAX_DESCRIBED_MEMBERS, 6)?;
+        let mut members = Vec::with_capacity(n);
+        for _ in 0..n {
+            let member_id = r.str16("member id", MAX_MEMBER_ID_BYTES)?;
+            let partitions = read_partitions(r, "partitions")?;
+            check_unique_partitions(partitions.iter().copied())?;
+            members.push(MemberInfo {
+                member_id,
+                partitions,
+            });
+        }
+        Ok(Self {
+            topic,
+            generation,
+            members,
+        })
+    }
+}

@@ -83,8 +83,9 @@ pub use frame::{
 };
 pub use group::{
     validate_group_name, CommitOffsetsRequest, CommittedOffset, FetchOffsetsRequest,
-    GroupHeartbeatRequest, GroupHeartbeatResponse, OffsetCommit, MAX_COMMIT_METADATA_BYTES,
-    MAX_GROUP_NAME_BYTES, MAX_MEMBER_ID_BYTES, MAX_SESSION_TIMEOUT_MS, MIN_SESSION_TIMEOUT_MS,
+    GroupDescription, GroupHeartbeatRequest, GroupHeartbeatResponse, GroupSummary, MemberInfo,
+    OffsetCommit, MAX_COMMIT_METADATA_BYTES, MAX_DESCRIBED_MEMBERS, MAX_GROUP_NAME_BYTES,
+    MAX_LISTED_GROUPS, MAX_MEMBER_ID_BYTES, MAX_SESSION_TIMEOUT_MS, MIN_SESSION_TIMEOUT_MS,
 };
 pub use limits::{
     validate_topic_name, MAX_BATCHES_PER_PRODUCE, MAX_FETCH_BYTES, MAX_FETCH_WAIT_MS,

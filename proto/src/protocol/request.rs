@@ -1,7 +1,10 @@
 //! Requests: what a client sends, one per stream.
 
 use super::frame::{begin_frame, end_frame, set_body_len, FrameHeader, Kind, FRAME_HEADER_LEN};
-use super::group::{CommitOffsetsRequest, FetchOffsetsRequest, GroupHeartbeatRequest};
+use super::group::{
+    validate_group_name, CommitOffsetsRequest, FetchOffsetsRequest, GroupHeartbeatRequest,
+    MAX_GROUP_NAME_BYTES,
+};
 use super::limits::{check_partition, check_partition_count, check_range, validate_topic_name};
 use super::wire::{len_u32, put_bytes16, put_i64, put_opt_u64, put_u32, put_u64, put_u8, Reader};
 use super::{
@@ -184,6 +187,13 @@ pub enum Request<'a> {
     CommitOffsets(CommitOffsetsRequest<'a>),
     /// Read a group's committed offsets.
     FetchOffsets(FetchOffsetsRequest<'a>),
+    /// A group's members and what they hold.
+    DescribeGroup {
+        /// The group.
+        group: &'a str,
+    },
+    /// The groups that have members.
+    ListGroups,
 }
 
 impl<'a> Request<'a> {
@@ -202,6 +212,8 @@ impl<'a> Request<'a> {
             Self::GroupHeartbeat(_) => Kind::GroupHeartbeat,
             Self::CommitOffsets(_) => Kind::CommitOffsets,
             Self::FetchOffsets(_) => Kind::FetchOffsets,
+            Self::DescribeGroup { .. } => Kind::DescribeGroup,
+            Self::ListGroups => Kind::ListGroups,
         }
     }
 
@@ -234,6 +246,8 @@ impl<'a> Request<'a> {
             Self::GroupHeartbeat(h) => h.write(out),
             Self::CommitOffsets(c) => c.write(out),
             Self::FetchOffsets(f) => f.write(out),
+            Self::DescribeGroup { group } => put_bytes16(out, group.as_bytes()),
+            Self::ListGroups => {}
         }
         end_frame(out, start);
     }
@@ -274,6 +288,12 @@ impl<'a> Request<'a> {
             Kind::GroupHeartbeat => Self::GroupHeartbeat(GroupHeartbeatRequest::read(&mut r)?),
             Kind::CommitOffsets => Self::CommitOffsets(CommitOffsetsRequest::read(&mut r)?),
             Kind::FetchOffsets => Self::FetchOffsets(FetchOffsetsRequest::read(&mut r)?),
+            Kind::DescribeGroup => {
+                let group = r.str16("group name", MAX_GROUP_NAME_BYTES)?;
+                validate_group_name(group)?;
+                Self::DescribeGroup { group }
+            }
+            Kind::ListGroups => Self::ListGroups,
         };
         r.finish()?;
         Ok(request)
@@ -307,6 +327,8 @@ impl<'a> Request<'a> {
             Self::GroupHeartbeat(h) => h.validate(),
             Self::CommitOffsets(c) => c.validate(),
             Self::FetchOffsets(f) => f.validate(),
+            Self::DescribeGroup { group } => validate_group_name(group),
+            Self::ListGroups => Ok(()),
         }
     }
 }

@@ -4,8 +4,8 @@ use super::frame::{
     begin_frame, end_frame, set_body_len, FrameHeader, Kind, FRAME_HEADER_LEN, RESPONSE_BIT,
 };
 use super::group::{
-    read_commit_results, read_committed, write_commit_results, write_committed, CommittedOffset,
-    GroupHeartbeatResponse,
+    read_commit_results, read_committed, read_group_list, write_commit_results, write_committed,
+    write_group_list, CommittedOffset, GroupDescription, GroupHeartbeatResponse, GroupSummary,
 };
 use super::limits::check_partition;
 use super::wire::{
@@ -153,6 +153,10 @@ pub enum Response<'a> {
     CommitOffsets(Vec<(u32, ErrorCode)>),
     /// The committed offsets asked for.
     FetchOffsets(Vec<CommittedOffset<'a>>),
+    /// The group's members.
+    DescribeGroup(GroupDescription<'a>),
+    /// The groups that have members, at most [`MAX_LISTED_GROUPS`](super::MAX_LISTED_GROUPS).
+    ListGroups(Vec<GroupSummary<'a>>),
     /// The request failed.
     Error(ErrorResponse<'a>),
 }
@@ -173,6 +177,8 @@ impl<'a> Response<'a> {
             Self::GroupHeartbeat(_) => Kind::GroupHeartbeat,
             Self::CommitOffsets(_) => Kind::CommitOffsets,
             Self::FetchOffsets(_) => Kind::FetchOffsets,
+            Self::DescribeGroup(_) => Kind::DescribeGroup,
+            Self::ListGroups(_) => Kind::ListGroups,
             Self::Error(e) => return e.request_kind | RESPONSE_BIT,
         };
         kind.response_code()
@@ -229,6 +235,8 @@ impl<'a> Response<'a> {
             Self::GroupHeartbeat(h) => h.write(out),
             Self::CommitOffsets(results) => write_commit_results(out, results),
             Self::FetchOffsets(offsets) => write_committed(out, offsets),
+            Self::DescribeGroup(d) => d.write(out),
+            Self::ListGroups(groups) => write_group_list(out, groups),
         }
     }
 
@@ -301,6 +309,8 @@ impl<'a> Response<'a> {
             Kind::GroupHeartbeat => Self::GroupHeartbeat(GroupHeartbeatResponse::read(r)?),
             Kind::CommitOffsets => Self::CommitOffsets(read_commit_results(r)?),
             Kind::FetchOffsets => Self::FetchOffsets(read_committed(r)?),
+            Kind::DescribeGroup => Self::DescribeGroup(GroupDescription::read(r)?),
+            Kind::ListGroups => Self::ListGroups(read_group_list(r)?),
         })
     }
 }

@@ -173,6 +173,8 @@ fn all_requests(batch: &[u8]) -> Vec<Request<'_>> {
             topic: "orders",
             partitions: vec![2, 1],
         }),
+        Request::DescribeGroup { group: "billing" },
+        Request::ListGroups,
     ]
 }
 
@@ -251,6 +253,30 @@ fn all_responses(batch: &[u8]) -> Vec<Response<'_>> {
             heartbeat_interval_ms: 3_000,
         }),
         Response::CommitOffsets(vec![(0, ErrorCode::Ok), (1, ErrorCode::NotAssigned)]),
+        Response::DescribeGroup(GroupDescription {
+            topic: "",
+            generation: 0,
+            members: vec![],
+        }),
+        Response::DescribeGroup(GroupDescription {
+            topic: "orders",
+            generation: 7,
+            members: vec![
+                MemberInfo {
+                    member_id: "0-1-2",
+                    partitions: vec![0, 2],
+                },
+                MemberInfo {
+                    member_id: "1-1-3",
+                    partitions: vec![],
+                },
+            ],
+        }),
+        Response::ListGroups(vec![GroupSummary {
+            group: "billing",
+            topic: "orders",
+            members: 2,
+        }]),
         Response::FetchOffsets(vec![
             CommittedOffset {
                 partition: 0,
