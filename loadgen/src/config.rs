@@ -146,6 +146,14 @@ pub struct RunArgs {
     pub in_flight: u32,
     #[arg(long, value_enum, default_value = "durable")]
     pub ack: AckArg,
+    /// Idempotent producers, as the SDK's Producer is by default: each
+    /// producer gets an identity from the server and numbers its batches
+    /// per partition, and the server checks every batch (docs/SEMANTICS.md
+    /// §2). Off by default so that figures stay comparable with earlier
+    /// runs.
+    #[arg(long)]
+    #[serde(default)]
+    pub idempotent: bool,
     /// Open loop at this many messages per second in total; without it,
     /// closed loop (as fast as acknowledgements come back).
     #[arg(long, value_name = "MSGS_PER_S")]

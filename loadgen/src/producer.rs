@@ -23,8 +23,8 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tidegate_client::{Ack, Client, Target};
-use tidegate_proto::batch::{BatchBuilder, Record};
+use tidegate_client::{Ack, Client, ProducerIdentity, Target};
+use tidegate_proto::batch::{next_sequence, BatchBuilder, Record};
 
 use crate::clock::Clock;
 use crate::payload::{self, Stamp};
@@ -52,6 +52,8 @@ pub struct Producer {
     /// The partitions this producer cycles through, one batch each.
     pub partitions: Vec<u32>,
     pub ack: Ack,
+    /// An idempotent producer's identity (`--idempotent`).
+    pub identity: Option<ProducerIdentity>,
     pub msg_size: usize,
     pub batch: u32,
     pub linger: Duration,
@@ -109,6 +111,8 @@ impl Producer {
         self.runtime.spawn(sender(batch_rx));
         let mut value = vec![FILLER; self.msg_size];
         let mut seq = 0u64;
+        // The next producer sequence of each partition slot (idempotent).
+        let mut sequences = vec![0i32; self.partitions.len()];
         let end_ns = self.clock.end_ns();
         while !self.stop.load(Ordering::Relaxed) {
             let count = match &self.schedule {
@@ -153,7 +157,8 @@ impl Producer {
                 Some(s) => s.due_ns(seq + i),
                 None => now,
             };
-            let Some(batch) = self.build(&mut value, seq, count, stamp_of) else {
+            let sequence = &mut sequences[slot];
+            let Some(batch) = self.build(&mut value, seq, count, stamp_of, sequence) else {
                 let _ = token_tx.send(());
                 break;
             };
@@ -218,8 +223,16 @@ impl Producer {
         seq: u64,
         count: u32,
         stamp_of: impl Fn(u64) -> u64,
+        sequence: &mut i32,
     ) -> Option<Vec<u8>> {
-        let mut builder = BatchBuilder::new();
+        let mut builder = match self.identity {
+            Some(id) => {
+                let first = *sequence;
+                *sequence = next_sequence(first, i64::from(count));
+                BatchBuilder::new().producer(id.producer_id, id.epoch, first)
+            }
+            None => BatchBuilder::new(),
+        };
         let timestamp_ms = self.clock.wall_ms();
         for i in 0..u64::from(count) {
             let stamp = Stamp {

@@ -177,6 +177,20 @@ async fn measure(
     }
     ensure_topic(&producer_clients[0], args).await?;
     let topic: Arc<str> = Arc::from(args.topic.as_str());
+    // Identities before the clock starts: one InitProducer per producer.
+    let mut identities = Vec::new();
+    for id in 0..args.producers {
+        let client = &producer_clients[args.connection_of(id) as usize];
+        identities.push(match args.idempotent {
+            true => Some(
+                client
+                    .init_producer(None)
+                    .await
+                    .context("cannot get an idempotent producer identity")?,
+            ),
+            false => None,
+        });
+    }
 
     // Consumers first, positioned at the end, so they see every message.
     let consumer_count = args.consumers.min(args.partitions);
@@ -207,6 +221,7 @@ async fn measure(
         let schedule = args
             .rate
             .map(|rate| Schedule::new(0, rate / f64::from(args.producers)));
+        let identity = identities.get(id as usize).copied().flatten();
         let producer = Producer {
             id,
             client: producer_clients[args.connection_of(id) as usize].clone(),
@@ -214,6 +229,7 @@ async fn measure(
             topic: topic.clone(),
             partitions,
             ack: args.ack.into(),
+            identity,
             msg_size: args.msg_size,
             batch: args.batch,
             linger: args.linger,

@@ -164,6 +164,7 @@ fn closed_loop_with_several_producers_partitions_and_consumers() {
         "200",
         "--in-flight",
         "3",
+        "--idempotent",
         "--warmup",
         "200ms",
         "--duration",
@@ -173,7 +174,15 @@ fn closed_loop_with_several_producers_partitions_and_consumers() {
     ]);
     assert!(output.status.success(), "{}", text(&output));
     let r = report(&json);
+    // Idempotent producers: every batch checked by the server, none
+    // refused, none stored twice.
+    assert!(
+        r["config"]["idempotent"].as_bool().unwrap(),
+        "{}",
+        r["config"]
+    );
     let v = &r["verify"];
+    assert_eq!(v["duplicated"], 0);
     assert!(v["acked"].as_u64().unwrap() > 0);
     assert_eq!(v["consumed"], v["acked"]);
     assert_eq!(v["lost"], 0);
