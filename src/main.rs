@@ -1,5 +1,5 @@
 //! The `tidegate` binary: `serve`, the client commands (`topic`, `produce`,
-//! `consume`), `tune` and `auth`.
+//! `consume`, `group`), `tune` and `auth`.
 
 mod cli;
 mod serve;
@@ -37,6 +37,15 @@ enum Command {
     Topic(cli::topic::TopicArgs),
     Produce(cli::produce::ProduceArgs),
     Consume(cli::consume::ConsumeArgs),
+    /// Consumer groups: list them, show their offsets, lag and members,
+    /// reset their committed offsets.
+    ///
+    /// Examples:
+    ///   tidegate group list
+    ///   tidegate group describe billing --format json
+    ///   tidegate group reset-offsets billing --topic orders --to earliest --dry-run
+    #[command(verbatim_doc_comment)]
+    Group(cli::group::GroupArgs),
     /// Check the host for tidegate (CPU, IRQs, UDP buffers, disks, limits,
     /// io_uring) and apply the safe fixes.
     ///
@@ -64,6 +73,7 @@ fn main() -> ExitCode {
         Command::Topic(args) => cli::topic::run(args).map(|()| ExitCode::SUCCESS),
         Command::Produce(args) => cli::produce::run(args).map(|()| ExitCode::SUCCESS),
         Command::Consume(args) => cli::consume::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Group(args) => cli::group::run(args).map(|()| ExitCode::SUCCESS),
         Command::Tune(args) => cli::tune::run(args),
         Command::Auth(args) => cli::auth::run(args),
     };

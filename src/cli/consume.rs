@@ -41,7 +41,8 @@ pub(crate) struct ConsumeArgs {
     #[arg(long, short, value_name = "P")]
     partition: Option<u32>,
     /// Where to start in each partition: `earliest`, `latest`, an offset,
-    /// or `@` and a timestamp in ms since the Unix epoch.
+    /// or `@` and a time: ms since the Unix epoch or RFC 3339
+    /// (`@2024-05-01T12:00:00Z`).
     #[arg(long, value_name = "POSITION", default_value = "earliest")]
     from: StartAt,
     /// Stop after this many messages.
@@ -75,12 +76,10 @@ impl FromStr for StartAt {
             "latest" => Ok(StartAt::Latest),
             _ => {
                 if let Some(ts) = s.strip_prefix('@') {
-                    ts.parse().map(StartAt::Timestamp).map_err(|_| {
-                        format!("'{s}': expected @ and a timestamp in ms since the Unix epoch")
-                    })
+                    super::parse_time_ms(ts).map(StartAt::Timestamp)
                 } else {
                     s.parse().map(StartAt::Offset).map_err(|_| {
-                        format!("'{s}': expected earliest, latest, an offset or @TIMESTAMP_MS")
+                        format!("'{s}': expected earliest, latest, an offset or @TIME")
                     })
                 }
             }

@@ -1,4 +1,4 @@
-//! The client commands, `tidegate topic|produce|consume`, on the SDK
+//! The client commands, `tidegate topic|produce|consume|group`, on the SDK
 //! (`tidegate-client`). Each runs on its own tokio current-thread runtime.
 //!
 //! kcat / nats CLI habits: data on stdout, progress and summaries on
@@ -7,6 +7,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod consume;
+pub(crate) mod group;
 pub(crate) mod produce;
 pub(crate) mod topic;
 pub(crate) mod tune;
@@ -128,6 +129,26 @@ fn connect_hint(e: &Error, with_cert: bool, with_token: bool) -> &'static str {
     }
 }
 
+/// A time given on the command line (after `@`): ms since the Unix epoch,
+/// or an RFC 3339 time (`2024-05-01T12:00:00Z`,
+/// `2024-05-01T14:00:00.250+02:00`); milliseconds since the epoch either
+/// way.
+pub(crate) fn parse_time_ms(s: &str) -> Result<i64, String> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().map_err(|_| format!("'{s}': out of range"));
+    }
+    let expected = || {
+        format!(
+            "'{s}': expected an RFC 3339 time (2024-05-01T12:00:00Z, \
+             2024-05-01T14:00:00.250+02:00) or ms since the Unix epoch"
+        )
+    };
+    let time = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| expected())?;
+    i64::try_from(time.unix_timestamp_nanos() / 1_000_000).map_err(|_| expected())
+}
+
 /// `HOST:PORT` to an address, and the host name to verify when it is not
 /// an IP address.
 fn resolve(server: &str) -> anyhow::Result<(SocketAddr, Option<String>)> {
@@ -192,4 +213,36 @@ pub(crate) fn auth_hint(e: &Error) -> Option<&'static str> {
 pub(crate) fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.downcast_ref::<std::io::Error>()
         .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time_ms;
+
+    #[test]
+    fn times_are_ms_or_rfc3339_with_fractions_and_offsets() {
+        assert_eq!(parse_time_ms("1700000000000"), Ok(1_700_000_000_000));
+        assert_eq!(parse_time_ms("-1000"), Ok(-1000));
+        assert_eq!(parse_time_ms("1970-01-01T00:00:00Z"), Ok(0));
+        assert_eq!(parse_time_ms("1970-01-01T00:00:00.5Z"), Ok(500));
+        assert_eq!(
+            parse_time_ms("2023-11-14T23:13:20.250+01:00"),
+            Ok(1_700_000_000_250)
+        );
+        assert_eq!(
+            parse_time_ms("2023-11-14T17:43:20-04:30"),
+            Ok(1_700_000_000_000)
+        );
+        for bad in [
+            "",
+            "soon",
+            "2023-02-29T00:00:00Z",
+            "2023-01-01T24:00:00Z",
+            "2023-01-01T00:00:00",
+            "2023-01-01",
+            "99999999999999999999",
+        ] {
+            assert!(parse_time_ms(bad).is_err(), "{bad}");
+        }
+    }
 }
