@@ -170,12 +170,8 @@ impl Client {
         let request = Request::InitProducer {
             name: name.unwrap_or_default(),
         };
-        request
-            .validate()
-            .map_err(|e| Error::InvalidRequest(e.to_string()))?;
-        let frame = self
-            .with_reauthentication(|| async { self.call(&request).await })
-            .await?;
+        // `call` checks the request and authenticates again if it must.
+        let frame = self.call(&request).await?;
         match decode_response(&frame)? {
             Response::InitProducer { producer_id, epoch } => {
                 Ok(ProducerIdentity { producer_id, epoch })

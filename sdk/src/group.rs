@@ -68,12 +68,8 @@ impl Client {
     /// [`Error::InvalidRequest`] for a bad group name; the request's errors.
     pub async fn describe_group(&self, group: &str) -> Result<GroupInfo> {
         let request = Request::DescribeGroup { group };
-        request
-            .validate()
-            .map_err(|e| Error::InvalidRequest(e.to_string()))?;
-        let frame = self
-            .with_reauthentication(|| async { self.call(&request).await })
-            .await?;
+        // `call` checks the request and authenticates again if it must.
+        let frame = self.call(&request).await?;
         match decode_response(&frame)? {
             Response::DescribeGroup(d) => Ok(GroupInfo {
                 topic: d.topic.to_owned(),
@@ -95,9 +91,7 @@ impl Client {
     /// The request's errors.
     pub async fn list_groups(&self) -> Result<Vec<GroupListing>> {
         let request = Request::ListGroups;
-        let frame = self
-            .with_reauthentication(|| async { self.call(&request).await })
-            .await?;
+        let frame = self.call(&request).await?;
         match decode_response(&frame)? {
             Response::ListGroups(groups) => Ok(groups
                 .iter()
@@ -137,12 +131,8 @@ impl Client {
             session_timeout_ms: u32::try_from(session_timeout.as_millis()).unwrap_or(u32::MAX),
             leave,
         });
-        request
-            .validate()
-            .map_err(|e| Error::InvalidRequest(e.to_string()))?;
-        let frame = self
-            .with_reauthentication(|| async { self.call(&request).await })
-            .await?;
+        // `call` checks the request and authenticates again if it must.
+        let frame = self.call(&request).await?;
         match decode_response(&frame)? {
             Response::GroupHeartbeat(h) => Ok(Membership {
                 member_id: h.member_id.to_owned(),
@@ -184,12 +174,8 @@ impl Client {
                 })
                 .collect(),
         });
-        request
-            .validate()
-            .map_err(|e| Error::InvalidRequest(e.to_string()))?;
-        let frame = self
-            .with_reauthentication(|| async { self.call(&request).await })
-            .await?;
+        // `call` checks the request and authenticates again if it must.
+        let frame = self.call(&request).await?;
         match decode_response(&frame)? {
             Response::CommitOffsets(results) => Ok(results),
             other => Err(unexpected("CommitOffsets", &other)),
@@ -215,12 +201,8 @@ impl Client {
             topic,
             partitions: partitions.to_vec(),
         });
-        request
-            .validate()
-            .map_err(|e| Error::InvalidRequest(e.to_string()))?;
-        let frame = self
-            .with_reauthentication(|| async { self.call(&request).await })
-            .await?;
+        // `call` checks the request and authenticates again if it must.
+        let frame = self.call(&request).await?;
         match decode_response(&frame)? {
             Response::FetchOffsets(offsets) => {
                 Ok(offsets.iter().map(|o| (o.partition, o.offset)).collect())

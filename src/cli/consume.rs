@@ -1,7 +1,6 @@
 //! `tidegate consume`: messages of a topic on stdout, one per line.
 
 use std::io::Write;
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
@@ -10,7 +9,7 @@ use serde_json::{Map, Value};
 use tidegate_client::{Client, Fetched, Message, OffsetSpec};
 use tokio::sync::mpsc;
 
-use super::{block_on, is_broken_pipe, topic_error, ConnectArgs, Format};
+use super::{block_on, is_broken_pipe, topic_error, ConnectArgs, Format, Position};
 
 /// Print the messages of a topic on stdout, one per line.
 ///
@@ -44,7 +43,7 @@ pub(crate) struct ConsumeArgs {
     /// or `@` and a time: ms since the Unix epoch or RFC 3339
     /// (`@2024-05-01T12:00:00Z`).
     #[arg(long, value_name = "POSITION", default_value = "earliest")]
-    from: StartAt,
+    from: Position,
     /// Stop after this many messages.
     #[arg(long, short = 'n', value_name = "N")]
     count: Option<u64>,
@@ -56,35 +55,6 @@ pub(crate) struct ConsumeArgs {
     format: Format,
     #[command(flatten)]
     connect: ConnectArgs,
-}
-
-/// Where `--from` starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StartAt {
-    Earliest,
-    Latest,
-    Offset(u64),
-    Timestamp(i64),
-}
-
-impl FromStr for StartAt {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "earliest" => Ok(StartAt::Earliest),
-            "latest" => Ok(StartAt::Latest),
-            _ => {
-                if let Some(ts) = s.strip_prefix('@') {
-                    super::parse_time_ms(ts).map(StartAt::Timestamp)
-                } else {
-                    s.parse().map(StartAt::Offset).map_err(|_| {
-                        format!("'{s}': expected earliest, latest, an offset or @TIME")
-                    })
-                }
-            }
-        }
-    }
 }
 
 /// Bytes asked for per fetch.
@@ -142,10 +112,10 @@ async fn consume(client: &Client, args: &ConsumeArgs) -> anyhow::Result<()> {
     let mut ranges = Vec::with_capacity(partitions.len());
     for info in &partitions {
         let next = match args.from {
-            StartAt::Earliest => info.earliest,
-            StartAt::Latest => info.latest,
-            StartAt::Offset(offset) => offset,
-            StartAt::Timestamp(ts) => client
+            Position::Earliest => info.earliest,
+            Position::Latest => info.latest,
+            Position::Offset(offset) => offset,
+            Position::Time(ts) => client
                 .list_offsets(topic, info.partition, OffsetSpec::Timestamp(ts))
                 .await
                 .map_err(|e| topic_error("consume from topic", topic, e))?,
@@ -420,14 +390,14 @@ mod tests {
 
     #[test]
     fn from_parses_every_form() {
-        assert_eq!("earliest".parse(), Ok(StartAt::Earliest));
-        assert_eq!("latest".parse(), Ok(StartAt::Latest));
-        assert_eq!("42".parse(), Ok(StartAt::Offset(42)));
+        assert_eq!("earliest".parse(), Ok(Position::Earliest));
+        assert_eq!("latest".parse(), Ok(Position::Latest));
+        assert_eq!("42".parse(), Ok(Position::Offset(42)));
         assert_eq!(
             "@1700000000000".parse(),
-            Ok(StartAt::Timestamp(1_700_000_000_000))
+            Ok(Position::Time(1_700_000_000_000))
         );
-        assert!("soon".parse::<StartAt>().is_err());
-        assert!("@x".parse::<StartAt>().is_err());
+        assert!("soon".parse::<Position>().is_err());
+        assert!("@x".parse::<Position>().is_err());
     }
 }

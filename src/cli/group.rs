@@ -3,14 +3,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::str::FromStr;
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 use tidegate_client::{Client, Error, ErrorCode, GroupInfo, OffsetSpec, PartitionInfo};
 
-use super::{auth_hint, block_on, topic_error, ConnectArgs, Format};
+use super::{auth_hint, block_on, topic_error, ConnectArgs, Format, Position};
 
 #[derive(Args, Debug)]
 pub(crate) struct GroupArgs {
@@ -95,7 +94,7 @@ struct ResetArgs {
     /// (`@1714564800000`), meaning the first message at or after it
     /// (latest when there is none).
     #[arg(long, value_name = "POSITION")]
-    to: ResetTo,
+    to: Position,
     /// Reset only these partitions (repeat the flag, or `-p 0,3`).
     #[arg(long, short, value_name = "P", value_delimiter = ',')]
     partition: Vec<u32>,
@@ -105,34 +104,6 @@ struct ResetArgs {
     /// The plan as `text` (a table) or `json` (one object).
     #[arg(long, value_enum, default_value_t)]
     format: Format,
-}
-
-/// Where `reset-offsets --to` moves a partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ResetTo {
-    Earliest,
-    Latest,
-    Offset(u64),
-    /// Ms since the Unix epoch.
-    Time(i64),
-}
-
-impl FromStr for ResetTo {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "earliest" => Ok(ResetTo::Earliest),
-            "latest" => Ok(ResetTo::Latest),
-            _ => match s.strip_prefix('@') {
-                Some(time) => super::parse_time_ms(time).map(ResetTo::Time),
-                None => s
-                    .parse()
-                    .map(ResetTo::Offset)
-                    .map_err(|_| format!("'{s}': expected earliest, latest, an offset or @TIME")),
-            },
-        }
-    }
 }
 
 /// Offsets per CommitOffsets request (the protocol's bound).
@@ -379,16 +350,16 @@ struct PlanRow {
 }
 
 /// The new offset of partition `p`: `at_time` is what ListOffsets
-/// answered for a `ResetTo::Time`.
-fn plan_row(to: ResetTo, p: &PartitionInfo, old: Option<u64>, at_time: Option<u64>) -> PlanRow {
+/// answered for a `Position::Time`.
+fn plan_row(to: Position, p: &PartitionInfo, old: Option<u64>, at_time: Option<u64>) -> PlanRow {
     let (new, clamped_from) = match to {
-        ResetTo::Earliest => (p.earliest, None),
-        ResetTo::Latest => (p.latest, None),
-        ResetTo::Offset(asked) => {
+        Position::Earliest => (p.earliest, None),
+        Position::Latest => (p.latest, None),
+        Position::Offset(asked) => {
             let new = asked.clamp(p.earliest, p.latest.max(p.earliest));
             (new, (new != asked).then_some(asked))
         }
-        ResetTo::Time(_) => (at_time.unwrap_or(p.latest), None),
+        Position::Time(_) => (at_time.unwrap_or(p.latest), None),
     };
     PlanRow {
         partition: p.partition,
@@ -469,7 +440,7 @@ async fn make_plan(
     client: &Client,
     group: &str,
     topic: &str,
-    to: ResetTo,
+    to: Position,
     partitions: &[PartitionInfo],
 ) -> anyhow::Result<Vec<PlanRow>> {
     let what = format!("reset offsets of group '{group}' on topic");
@@ -483,7 +454,7 @@ async fn make_plan(
     let mut plan = Vec::with_capacity(partitions.len());
     for p in partitions {
         let at_time = match to {
-            ResetTo::Time(ms) => Some(
+            Position::Time(ms) => Some(
                 client
                     .list_offsets(topic, p.partition, OffsetSpec::Timestamp(ms))
                     .await
@@ -591,16 +562,16 @@ mod tests {
 
     #[test]
     fn to_parses_every_form() {
-        assert_eq!("earliest".parse(), Ok(ResetTo::Earliest));
-        assert_eq!("latest".parse(), Ok(ResetTo::Latest));
-        assert_eq!("42".parse(), Ok(ResetTo::Offset(42)));
+        assert_eq!("earliest".parse(), Ok(Position::Earliest));
+        assert_eq!("latest".parse(), Ok(Position::Latest));
+        assert_eq!("42".parse(), Ok(Position::Offset(42)));
         assert_eq!(
             "@1700000000000".parse(),
-            Ok(ResetTo::Time(1_700_000_000_000))
+            Ok(Position::Time(1_700_000_000_000))
         );
         assert_eq!(
             "@2023-11-14T22:13:20Z".parse(),
-            Ok(ResetTo::Time(1_700_000_000_000))
+            Ok(Position::Time(1_700_000_000_000))
         );
         for bad in [
             "soon",
@@ -610,7 +581,7 @@ mod tests {
             "@2023-11-14",
             "@2023-11-14T22:13:20",
         ] {
-            assert!(bad.parse::<ResetTo>().is_err(), "{bad}");
+            assert!(bad.parse::<Position>().is_err(), "{bad}");
         }
     }
 
@@ -627,27 +598,27 @@ mod tests {
     fn an_offset_is_clamped_to_the_partition_and_says_so() {
         let p = partition(10, 20);
         let row = |to| plan_row(to, &p, Some(15), None);
-        assert_eq!(row(ResetTo::Offset(12)).new, 12);
-        assert_eq!(row(ResetTo::Offset(12)).clamped_from, None);
-        assert_eq!(row(ResetTo::Offset(20)).clamped_from, None);
+        assert_eq!(row(Position::Offset(12)).new, 12);
+        assert_eq!(row(Position::Offset(12)).clamped_from, None);
+        assert_eq!(row(Position::Offset(20)).clamped_from, None);
         assert_eq!(
             (
-                row(ResetTo::Offset(3)).new,
-                row(ResetTo::Offset(3)).clamped_from
+                row(Position::Offset(3)).new,
+                row(Position::Offset(3)).clamped_from
             ),
             (10, Some(3))
         );
         assert_eq!(
             (
-                row(ResetTo::Offset(99)).new,
-                row(ResetTo::Offset(99)).clamped_from
+                row(Position::Offset(99)).new,
+                row(Position::Offset(99)).clamped_from
             ),
             (20, Some(99))
         );
-        assert_eq!(row(ResetTo::Earliest).new, 10);
-        assert_eq!(row(ResetTo::Latest).new, 20);
-        assert_eq!(row(ResetTo::Earliest).old, Some(15));
-        assert_eq!(plan_row(ResetTo::Time(5), &p, None, Some(17)).new, 17);
+        assert_eq!(row(Position::Earliest).new, 10);
+        assert_eq!(row(Position::Latest).new, 20);
+        assert_eq!(row(Position::Earliest).old, Some(15));
+        assert_eq!(plan_row(Position::Time(5), &p, None, Some(17)).new, 17);
     }
 
     #[test]

@@ -149,6 +149,36 @@ pub(crate) fn parse_time_ms(s: &str) -> Result<i64, String> {
     i64::try_from(time.unix_timestamp_nanos() / 1_000_000).map_err(|_| expected())
 }
 
+/// A position in each partition: `earliest`, `latest`, an offset, or `@`
+/// and a time ([`parse_time_ms`]). `consume --from` starts there;
+/// `group reset-offsets --to` moves a group there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Position {
+    Earliest,
+    Latest,
+    Offset(u64),
+    /// Ms since the Unix epoch: the first message at or after it.
+    Time(i64),
+}
+
+impl std::str::FromStr for Position {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "earliest" => Ok(Position::Earliest),
+            "latest" => Ok(Position::Latest),
+            _ => match s.strip_prefix('@') {
+                Some(time) => parse_time_ms(time).map(Position::Time),
+                None => s
+                    .parse()
+                    .map(Position::Offset)
+                    .map_err(|_| format!("'{s}': expected earliest, latest, an offset or @TIME")),
+            },
+        }
+    }
+}
+
 /// `HOST:PORT` to an address, and the host name to verify when it is not
 /// an IP address.
 fn resolve(server: &str) -> anyhow::Result<(SocketAddr, Option<String>)> {
