@@ -241,3 +241,19 @@ fn a_lost_snapshot_only_makes_recovery_replay_more() {
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn a_retry_that_asks_for_durable_after_a_written_original_is_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let log = Log::open(&path, LogConfig::default()).await.unwrap();
+        let b = pbatch(11, 0, 0, 4, 0);
+        let first = log.append(&view(&b), Ack::Written).await.unwrap();
+        // Nothing else is appended: only the retry can wake the syncer.
+        let again = log.append(&view(&b), Ack::Durable).await.unwrap();
+        assert_eq!(again, first);
+        assert!(log.offsets().durable >= 4);
+        log.close().await.unwrap();
+    });
+}

@@ -24,6 +24,9 @@ use crate::consumer::{ConsumedMessage, Consumer, ConsumerConfig, Start};
 use crate::error::{Error, Result};
 use crate::{ErrorCode, OffsetSpec};
 
+/// Wait before a heartbeat that failed with a retriable error is sent again.
+const HEARTBEAT_RETRY: Duration = Duration::from_millis(500);
+
 /// A member's place in its group, from [`Client::group_heartbeat`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {
@@ -329,10 +332,33 @@ impl GroupConsumer {
     pub async fn next(&mut self) -> Result<Option<ConsumedMessage>> {
         loop {
             if Instant::now() >= self.next_heartbeat {
-                self.heartbeat().await?;
+                if let Err(e) = self.heartbeat().await {
+                    // A lost connection or a busy server: try again soon
+                    // (the client reconnects); the session allows several.
+                    if !e.is_retriable() {
+                        return Err(e);
+                    }
+                    tracing::warn!(group = %self.config.group, "heartbeat failed, retrying: {e}");
+                    self.next_heartbeat = Instant::now() + HEARTBEAT_RETRY;
+                }
             }
             if self.next_commit.is_some_and(|at| Instant::now() >= at) {
-                self.commit().await?;
+                match self.commit().await {
+                    Ok(()) => {}
+                    // The group forgot this member (a restart, a missed
+                    // session): rejoin at once; the partitions it held
+                    // resume from their last commit wherever they go.
+                    Err(e) if e.code() == Some(ErrorCode::UnknownMember) => {
+                        tracing::info!(group = %self.config.group, "rejoining: {e}");
+                        self.member_id.clear();
+                        self.let_go_all();
+                        self.next_heartbeat = Instant::now();
+                    }
+                    Err(e) if e.is_retriable() => {
+                        tracing::warn!(group = %self.config.group, "auto-commit failed, retrying at the next: {e}");
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             let until = self
                 .next_commit
@@ -522,11 +548,17 @@ impl GroupConsumer {
             .client
             .fetch_offsets(&self.config.group, &self.topic, partitions)
             .await?;
+        let bounds = self.client.describe_topic(&self.topic).await?;
         let mut out = Vec::with_capacity(committed.len());
         for (partition, offset) in committed {
-            let offset = match offset {
-                Some(offset) => offset,
-                None => {
+            let info = bounds.partitions.iter().find(|p| p.partition == partition);
+            let offset = match (offset, info) {
+                // A commit outside the log (retention removed it, or a
+                // crash cut an unsynced tail) would stop the partition
+                // with offset_out_of_range: start at the nearest end.
+                (Some(offset), Some(info)) => offset.clamp(info.earliest, info.latest),
+                (Some(offset), None) => offset,
+                (None, _) => {
                     let spec = match self.config.reset {
                         Start::Earliest => OffsetSpec::Earliest,
                         _ => OffsetSpec::Latest,

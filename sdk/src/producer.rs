@@ -619,6 +619,8 @@ enum Done {
         key: PartitionKey,
         entries: Vec<Entry>,
         result: Result<Produced>,
+        /// The identity the batch carried (idempotent producers).
+        identity: Option<ProducerIdentity>,
     },
     Described {
         topic: String,
@@ -932,17 +934,32 @@ impl Worker {
         }
     }
 
-    /// What a batch's outcome means for the identity: fenced stops the
-    /// producer; a batch that failed for good may or may not be in the log,
-    /// so the sequence cannot go on from it, and a fresh identity is taken.
-    fn after_produce(&mut self, result: &mut Result<Produced>) {
+    /// What a batch's outcome means for the identity it carried (a batch
+    /// of an identity already replaced changes nothing): fenced stops the
+    /// producer; a batch that failed for good may or may not be in the
+    /// log, so the sequence cannot go on from it. An unnamed producer then
+    /// takes a fresh identity. A named one stops: taking its name again
+    /// would fence a newer instance if this one was already replaced
+    /// without knowing it.
+    fn after_produce(&mut self, result: &mut Result<Produced>, sent: Option<ProducerIdentity>) {
         let Err(error) = result else { return };
-        if !matches!(self.identity, Identity::Ready(..)) {
+        let current = match &self.identity {
+            Identity::Ready(id, _) => *id,
+            _ => return,
+        };
+        if sent != Some(current) {
             return;
         }
-        self.identity = match error.code() {
-            Some(ErrorCode::ProducerFenced) => Identity::Fenced(error.share()),
-            _ => Identity::Needed,
+        self.identity = match (error.code(), &self.config.name) {
+            (Some(ErrorCode::ProducerFenced), _) => Identity::Fenced(error.share()),
+            (_, None) => Identity::Needed,
+            (_, Some(name)) => Identity::Fenced(Error::Server {
+                code: ErrorCode::OutOfOrderSequence,
+                message: format!(
+                    "a batch of producer {name:?} failed for good ({error}); its sequence \
+                     cannot go on: create a new Producer, which takes the name over"
+                ),
+            }),
         };
     }
 
@@ -997,6 +1014,7 @@ impl Worker {
                     key,
                     entries: ready.entries,
                     result,
+                    identity,
                 }
             });
         }
@@ -1012,6 +1030,7 @@ impl Worker {
                 key,
                 entries,
                 result,
+                identity,
             } => {
                 self.produces_in_flight -= 1;
                 if let Some(queue) = self.partitions.get_mut(&key) {
@@ -1022,7 +1041,7 @@ impl Worker {
                     self.throttle.count(produced.throttle);
                 }
                 let mut result = result;
-                self.after_produce(&mut result);
+                self.after_produce(&mut result, identity);
                 self.resolve(entries, result.map(|p| p.base_offset), key.1);
             }
             Done::Identified(result) => {

@@ -215,8 +215,10 @@ fn check_flow(c: &ServeConfig) -> Result<(), Failure> {
 
 fn check_producers(c: &ServeConfig) -> Result<(), Failure> {
     let p = &c.producers;
-    if !(1..=1_000_000).contains(&p.max_per_partition) {
-        return fail("producers.max_per_partition", "must be in 1..=1000000");
+    // A full table's snapshot (~216 bytes a producer) must stay well
+    // inside a durable file's 64 MiB.
+    if !(1..=100_000).contains(&p.max_per_partition) {
+        return fail("producers.max_per_partition", "must be in 1..=100000");
     }
     if p.expiry.get() < std::time::Duration::from_secs(60) {
         return fail(

@@ -251,7 +251,10 @@ impl Shard {
             .map_err(|e| match e {
                 CursorError::Log(e) => Failure::from(&e),
                 CursorError::Invalid(e) => Failure::new(ErrorCode::InvalidRequest, e.to_string()),
-                CursorError::TooManyGroups { .. } => Failure::new(ErrorCode::Busy, e.to_string()),
+                // Not `busy`: waiting does not make room.
+                CursorError::TooManyGroups { .. } => {
+                    Failure::new(ErrorCode::InvalidRequest, e.to_string())
+                }
             })
     }
 

@@ -63,6 +63,15 @@ impl Partitions {
                 )
             })?;
         let journal = Rc::new(journal);
+        if self.get(topic.id, partition).is_none() {
+            // The partition closed (deleted, or shutting down) while the
+            // journal opened: close it too instead of keeping it.
+            let _ = journal.shutdown().await;
+            return Err(Failure::new(
+                ErrorCode::ShuttingDown,
+                format!("partition {}/{partition} closed", topic.name),
+            ));
+        }
         self.journals.borrow_mut().insert(key, journal.clone());
         Ok(Some(journal))
     }

@@ -269,6 +269,9 @@ impl CursorJournal {
                 .map(encode)
                 .collect::<Result<Vec<_>, _>>()
         };
+        // Cleared however this ends, a dropped future included, so the
+        // journal is never left unable to compact.
+        let _snapshotting = Snapshotting(&self.state);
         let result = match batches {
             Ok(batches) => self.write_snapshot(&batches).await,
             Err(e) => Err(e),
@@ -276,7 +279,6 @@ impl CursorJournal {
         if let Err(e) = result {
             tracing::warn!(dir = %self.log.dir().display(), error = %e, "cursor journal snapshot failed");
         }
-        self.state.borrow_mut().snapshotting = false;
     }
 
     async fn write_snapshot(&self, batches: &[Vec<u8>]) -> Result<(), CursorError> {
@@ -294,6 +296,15 @@ impl CursorJournal {
         }
         self.log.delete_before(start).await?;
         Ok(())
+    }
+}
+
+/// Marks a snapshot under way; clears the mark when dropped.
+struct Snapshotting<'a>(&'a RefCell<State>);
+
+impl Drop for Snapshotting<'_> {
+    fn drop(&mut self) {
+        self.0.borrow_mut().snapshotting = false;
     }
 }
 

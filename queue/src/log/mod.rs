@@ -256,8 +256,9 @@ impl Log {
             return Err(LogError::BatchTooLarge { len, max });
         }
         let identity = Identity::of(batch.header());
+        let mut could_wait = true;
         if let Some(id) = &identity {
-            self.wait_for_predecessors(id).await;
+            could_wait = self.wait_for_predecessors(id).await;
         }
         let admitted = self.wait_for_room(len).await?;
         let want = match ack {
@@ -266,8 +267,14 @@ impl Log {
         };
         let (appended, rx, written) = {
             let mut state = self.shared.state.borrow_mut();
-            match state.producers.check(identity.as_ref()) {
-                // Unknown: waited for a start that did not come, so this
+            let verdict = match state.producers.check(identity.as_ref()) {
+                // Unknown without a wait (too many of its batches waited
+                // already) is refused like a gap.
+                Verdict::Unknown if !could_wait => Verdict::OutOfOrder { expected: 0 },
+                verdict => verdict,
+            };
+            match verdict {
+                // Unknown after waiting for a start that did not come: this
                 // batch starts the producer (new, or evicted earlier).
                 Verdict::Unchecked | Verdict::Append | Verdict::Unknown => {
                     let (tx, rx) = match want {
@@ -328,6 +335,13 @@ impl Log {
             self.shared.work.notify(usize::MAX);
         } else {
             self.shared.count(|s| s.duplicates += 1);
+            // The original may have asked for less (written) than this
+            // retry (durable): wake the syncer, which otherwise waits for
+            // the next write, and the writer for what is still queued.
+            if rx.is_some() {
+                self.shared.work.notify(usize::MAX);
+                self.shared.sync_work.notify(usize::MAX);
+            }
         }
         if let Some(rx) = rx {
             answered(rx.await)?;
@@ -338,7 +352,8 @@ impl Log {
     /// Waits while `id`'s batch is ahead of its producer's next sequence,
     /// for at most `reorder_wait` and with at most [`RECENT_BATCHES`]
     /// batches of one producer waiting; the check at enqueue decides.
-    async fn wait_for_predecessors(&self, id: &Identity) {
+    /// False when it had to wait and could not (no slot left).
+    async fn wait_for_predecessors(&self, id: &Identity) -> bool {
         let ahead = |shared: &Shared| {
             matches!(
                 shared.state.borrow().producers.check(Some(id)),
@@ -346,20 +361,20 @@ impl Log {
             )
         };
         if !ahead(&self.shared) {
-            return;
+            return true;
         }
         let Some(_slot) = WaitSlot::take(&self.shared, id.producer_id) else {
-            return;
+            return false;
         };
         let deadline = std::time::Instant::now() + self.shared.config.reorder_wait;
         loop {
             let sequenced = self.shared.sequenced.listen();
             if !ahead(&self.shared) {
-                return;
+                return true;
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
-                return;
+                return true;
             }
             let timer = std::pin::pin!(glommio::timer::sleep(left));
             futures::future::select(sequenced, timer).await;

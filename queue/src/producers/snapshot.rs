@@ -8,7 +8,7 @@
 //! 20  4  reserved, 0
 //! 24     n producers, in id order, each:
 //!          8 producer id (i64, >= 0)   2 epoch (i16, >= 0)
-//!          1 batch count c (1..=8)     5 reserved, 0
+//!          1 batch count c (0..=8)     5 reserved, 0
 //!          8 last seen, Unix ms (i64)
 //!          c batches, oldest first, 24 bytes each:
 //!            4 first sequence   4 last sequence   8 base offset   8 last offset
@@ -101,8 +101,10 @@ pub fn decode(bytes: &[u8], max_producers: usize) -> Result<(ProducerTable, u64)
         }
         last_id = id;
         let batches = usize::from(batches);
-        if !(1..=RECENT_BATCHES).contains(&batches) {
-            return Err(SnapshotError::Invalid("batch count out of 1..=8"));
+        // 0 is a producer whose batches a failed write took back: its
+        // epoch still fences older ones.
+        if batches > RECENT_BATCHES {
+            return Err(SnapshotError::Invalid("batch count over 8"));
         }
         let mut recent = VecDeque::with_capacity(batches);
         for _ in 0..batches {
@@ -180,6 +182,25 @@ mod tests {
         let (empty, _) =
             decode(&encode(&ProducerTable::new(3), 0), 3).unwrap_or_else(|e| panic!("{e}"));
         assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn a_producer_whose_batches_were_rewound_survives_the_snapshot() {
+        let mut t = table();
+        t.rewind(0);
+        let (back, _) = decode(&encode(&t, 9), 100).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, t);
+        // Its epoch still fences: producer 4000 was at epoch 4.
+        let old = Identity {
+            producer_id: 4000,
+            epoch: 3,
+            base_sequence: 0,
+            record_count: 1,
+        };
+        assert!(matches!(
+            back.check(Some(&old)),
+            crate::producers::Verdict::Fenced { current: 4 }
+        ));
     }
 
     #[test]
