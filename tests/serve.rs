@@ -276,6 +276,48 @@ fn abandoned_requests_give_their_streams_back() {
     });
 }
 
+/// Responses that together exceed what the server may have unacknowledged
+/// on a connection (quinn's send window, 10 MB) are all delivered: a
+/// response written only in part goes on when the window frees, however
+/// the write was cut. (A partial write once left the rest unsent for good,
+/// and a consumer fetching 16 partitions of 1 MiB stalled silently.)
+#[test]
+fn large_responses_beyond_the_send_window_all_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::start_env(
+        &dir.path().join("data"),
+        "0",
+        &[("TIDEGATE_STORAGE__SEGMENT_BYTES", "16MiB")],
+    );
+    runtime().block_on(async {
+        let client = connect(&server).await;
+        client.create_topic("big", 16).await;
+        // 16 partitions of 2 batches of 1 MiB: each fetch below answers
+        // with one whole batch, 16 MiB at once in all.
+        let values: Vec<Vec<u8>> = (0..8).map(|i| vec![b'a' + i; 128 << 10]).collect();
+        let batch = batch_of(&values);
+        for partition in 0..16 {
+            for _ in 0..2 {
+                let acked = client
+                    .produce("big", partition, AckLevel::Written, &batch)
+                    .await;
+                assert!(acked[0].is_ok());
+            }
+        }
+        for round in 0..3 {
+            let fetches = (0..16).map(|p| client.fetch("big", p, 0, 0));
+            let all = futures::future::join_all(fetches);
+            let answers = tokio::time::timeout(Duration::from_secs(20), all)
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: not every response arrived in 20 s"));
+            for (hw, bytes) in answers {
+                assert_eq!(hw, 16);
+                assert!(bytes.len() >= 1 << 20, "{} bytes", bytes.len());
+            }
+        }
+    });
+}
+
 #[test]
 fn sigterm_drains_and_exits_zero_with_systemd_notifications() {
     let dir = tempfile::tempdir().unwrap();

@@ -455,13 +455,20 @@ impl ConnState {
             match send.write_chunks(pending.make_contiguous()) {
                 Ok(written) => {
                     pending.drain(..written.chunks);
-                    if pending.front().is_some_and(|p| !p.is_empty()) {
-                        return; // flow control: the rest when writable
-                    }
                     while pending.front().is_some_and(Bytes::is_empty) {
                         pending.pop_front();
                     }
+                    if written.bytes == 0 {
+                        return; // no progress: wait for `Writable`
+                    }
+                    // Written in part: write again rather than wait. quinn
+                    // only promises a `Writable` event to a stream whose
+                    // write came back `Blocked`; one cut short by the
+                    // connection's window or send buffer would otherwise
+                    // never be written again, and its response would hang.
                 }
+                // quinn-proto remembers the stream and reports it writable
+                // when stream or connection credit (or send buffer) frees.
                 Err(WriteError::Blocked) => return,
                 Err(WriteError::Stopped(_) | WriteError::ClosedStream) => {
                     // Reset, as on the `Stopped` event, so the stream closes.
