@@ -10,10 +10,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{runtime, sdk_client, start, Server};
-use tidegate_client::{
-    Ack, Client, GroupConfig, GroupConsumer, Producer, ProducerConfig, ProducerRecord, Start,
-};
+use support::{fill_topic, runtime, sdk_client, start, Server};
+use tidegate_client::{Client, GroupConfig, GroupConsumer, Start};
 
 const TOPIC: &str = "orders";
 const GROUP: &str = "billing";
@@ -68,30 +66,15 @@ fn rows(text: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Creates the topic and fills each partition with PER_PARTITION
-/// messages with increasing timestamps.
 async fn fill(client: &Client) {
-    client.create_topic(TOPIC, PARTITIONS).await.unwrap();
-    let producer = Producer::new(
-        client.clone(),
-        ProducerConfig {
-            ack: Ack::Durable,
-            ..ProducerConfig::default()
-        },
-    );
-    let mut receipts = Vec::new();
-    for p in 0..PARTITIONS {
-        for i in 0..PER_PARTITION {
-            let record = ProducerRecord::new(format!("{p}:{i}"))
-                .with_partition(p)
-                .with_timestamp_ms(BASE_MS + i as i64 * 1000);
-            receipts.push(producer.send(TOPIC, record).await.unwrap());
-        }
-    }
-    for r in receipts {
-        r.await.unwrap();
-    }
-    producer.close().await;
+    fill_topic(
+        client,
+        TOPIC,
+        PARTITIONS,
+        PER_PARTITION as u32,
+        Some(BASE_MS),
+    )
+    .await;
 }
 
 /// The group's committed offsets of the topic, through the SDK.

@@ -11,37 +11,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use support::{runtime, sdk_client, start, Server};
+use support::{fill_topic, runtime, sdk_client, start, Server};
 use tidegate_client::{
-    Ack, Client, ErrorCode, GroupConfig, GroupConsumer, Producer, ProducerConfig, ProducerRecord,
-    Start,
+    Client, ErrorCode, GroupConfig, GroupConsumer, Producer, ProducerConfig, ProducerRecord, Start,
 };
 
 const PARTITIONS: u32 = 6;
 const PER_PARTITION: u32 = 100;
 
-/// Creates topic "g" and fills each partition with PER_PARTITION messages
-/// whose value is `partition:index`.
 async fn fill(client: &Client) {
-    client.create_topic("g", PARTITIONS).await.unwrap();
-    let producer = Producer::new(
-        client.clone(),
-        ProducerConfig {
-            ack: Ack::Durable,
-            ..ProducerConfig::default()
-        },
-    );
-    let mut receipts = Vec::new();
-    for p in 0..PARTITIONS {
-        for i in 0..PER_PARTITION {
-            let record = ProducerRecord::new(format!("{p}:{i}")).with_partition(p);
-            receipts.push(producer.send("g", record).await.unwrap());
-        }
-    }
-    for r in receipts {
-        r.await.unwrap();
-    }
-    producer.close().await;
+    fill_topic(client, "g", PARTITIONS, PER_PARTITION, None).await;
 }
 
 /// `fut`, or a panic naming `what` after 20 s: a hang fails the test

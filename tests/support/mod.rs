@@ -512,3 +512,39 @@ pub async fn sdk_client(server: &Server) -> tidegate_client::Client {
         .await
         .unwrap()
 }
+
+/// Creates `topic` with `partitions` partitions and fills each with
+/// `per_partition` messages whose value is `partition:index`, durably,
+/// through the SDK's producer. With `base_ms`, message `i` has timestamp
+/// `base_ms + i * 1000`.
+pub async fn fill_topic(
+    client: &tidegate_client::Client,
+    topic: &str,
+    partitions: u32,
+    per_partition: u32,
+    base_ms: Option<i64>,
+) {
+    use tidegate_client::{Ack, Producer, ProducerConfig, ProducerRecord};
+    client.create_topic(topic, partitions).await.unwrap();
+    let producer = Producer::new(
+        client.clone(),
+        ProducerConfig {
+            ack: Ack::Durable,
+            ..ProducerConfig::default()
+        },
+    );
+    let mut receipts = Vec::new();
+    for p in 0..partitions {
+        for i in 0..per_partition {
+            let mut record = ProducerRecord::new(format!("{p}:{i}")).with_partition(p);
+            if let Some(base) = base_ms {
+                record = record.with_timestamp_ms(base + i64::from(i) * 1000);
+            }
+            receipts.push(producer.send(topic, record).await.unwrap());
+        }
+    }
+    for r in receipts {
+        r.await.unwrap();
+    }
+    producer.close().await;
+}
