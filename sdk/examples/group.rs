@@ -34,7 +34,11 @@ async fn main() -> Result<(), Box<dyn StdError>> {
         ..GroupConfig::new(group)
     };
     let mut member = GroupConsumer::join(client.clone(), &topic, config).await?;
-    println!("member {} holds {:?}", member.member_id(), member.assignment());
+    println!(
+        "member {} holds {:?}",
+        member.member_id(),
+        member.assignment()
+    );
 
     let mut held = member.assignment();
     let mut read = 0u64;
@@ -50,7 +54,11 @@ async fn main() -> Result<(), Box<dyn StdError>> {
             println!("now holds {held:?}");
         }
         if read % 10_000 == 0 {
-            println!("read {read}, last {}@{}", message.partition(), message.offset());
+            println!(
+                "read {read}, last {}@{}",
+                message.partition(),
+                message.offset()
+            );
         }
     }
     // Commits what was read and leaves: the others take its partitions.
