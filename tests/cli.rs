@@ -149,6 +149,36 @@ fn topics_produce_consume_and_errors() {
             assert!(pair[1].1 > pair[0].1, "order at {i}: {pair:?}");
         }
     }
+    // Headers ride along, in order, and come back out of consume.
+    let produced = run(
+        &server,
+        &[
+            "produce",
+            "lines",
+            "--partition",
+            "0",
+            "--header",
+            "ct=json",
+            "-H",
+            "v=a=b",
+        ],
+        b"with headers\n",
+    );
+    ok(&produced);
+    let json = ok(&run(
+        &server,
+        &["consume", "lines", "--partition", "0", "--format", "json"],
+        b"",
+    ));
+    let last: Value = serde_json::from_str(json.lines().last().unwrap()).unwrap();
+    assert_eq!(last["value"], "with headers");
+    assert_eq!(
+        last["headers"],
+        serde_json::json!([{"name": "ct", "value": "json"}, {"name": "v", "value": "a=b"}])
+    );
+    let bad = run(&server, &["produce", "lines", "--header", "=x"], b"");
+    assert_eq!(bad.status.code(), Some(2));
+
     let partitions: Vec<u64> = summary["partitions"]
         .as_array()
         .unwrap()

@@ -26,6 +26,7 @@ use super::{block_on, topic_error, ConnectArgs, Format};
 ///   seq 1000 | tidegate produce orders
 ///   tidegate produce orders --key customer-7 --ack written < events.txt
 ///   tidegate produce orders --partition 3 --file events.txt --format json
+///   tidegate produce orders --header content-type=application/json --header schema-version=2
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct ProduceArgs {
@@ -38,6 +39,10 @@ pub(crate) struct ProduceArgs {
     /// Send every message to this partition (wins over --key).
     #[arg(long, short, value_name = "P")]
     partition: Option<u32>,
+    /// A header `NAME=VALUE` on every message (repeat for more; names may
+    /// repeat, order is kept). Subscription filters match on headers.
+    #[arg(long = "header", short = 'H', value_name = "NAME=VALUE", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
     /// How far each batch must get before the server acknowledges it.
     #[arg(long, value_enum, default_value_t = AckArg::Durable)]
     ack: AckArg,
@@ -68,6 +73,15 @@ impl From<AckArg> for Ack {
             AckArg::Written => Ack::Written,
             AckArg::Durable => Ack::Durable,
         }
+    }
+}
+
+/// `NAME=VALUE` (the first `=` splits; the value may hold more, or be
+/// empty); the name must not be empty.
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("'{s}': expected NAME=VALUE with a name")),
     }
 }
 
@@ -206,6 +220,9 @@ async fn produce(
         }
         if let Some(p) = args.partition {
             record = record.with_partition(p);
+        }
+        for (name, value) in &args.headers {
+            record = record.with_header(name.clone(), value.clone().into_bytes());
         }
         match producer.send(topic, record).await {
             Ok(receipt) => {
