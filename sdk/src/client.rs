@@ -633,9 +633,27 @@ async fn establish(
     }
 }
 
+/// Presents a token from `credentials` on `conn`; a token from a callback
+/// that is refused is replaced by a fresh one once: a short-lived token can
+/// lapse between minting and arriving (JWT times are whole seconds, so a
+/// "one-second" token minted late in a second lives a few milliseconds).
+async fn authenticate(
+    conn: &quinn::Connection,
+    addr: SocketAddr,
+    credentials: &Credentials,
+) -> Result<Authenticated> {
+    match present(conn, addr, credentials).await {
+        Err(Error::NotAuthenticated { message }) if credentials.renews() => {
+            tracing::debug!("token refused ({message}); presenting a fresh one");
+            present(conn, addr, credentials).await
+        }
+        other => other,
+    }
+}
+
 /// Presents a token from `credentials` on `conn` and waits for the answer,
 /// within [`CONNECT_TIMEOUT`].
-async fn authenticate(
+async fn present(
     conn: &quinn::Connection,
     addr: SocketAddr,
     credentials: &Credentials,
