@@ -250,8 +250,21 @@ fn a_retry_that_asks_for_durable_after_a_written_original_is_answered() {
         let log = Log::open(&path, LogConfig::default()).await.unwrap();
         let b = pbatch(11, 0, 0, 4, 0);
         let first = log.append(&view(&b), Ack::Written).await.unwrap();
-        // Nothing else is appended: only the retry can wake the syncer.
-        let again = log.append(&view(&b), Ack::Durable).await.unwrap();
+        // Let the writer and the syncer run until they are idle (the syncer
+        // saw no one waiting for durability): from here only the retry can
+        // wake the syncer.
+        for _ in 0..16 {
+            glommio::executor().yield_task_queue_now().await;
+        }
+        let v = view(&b);
+        let again = {
+            let retry = std::pin::pin!(log.append(&v, Ack::Durable));
+            let limit = std::pin::pin!(glommio::timer::sleep(Duration::from_secs(5)));
+            match futures::future::select(retry, limit).await {
+                futures::future::Either::Left((again, _)) => again.unwrap(),
+                futures::future::Either::Right(_) => panic!("the durable retry was never answered"),
+            }
+        };
         assert_eq!(again, first);
         assert!(log.offsets().durable >= 4);
         log.close().await.unwrap();

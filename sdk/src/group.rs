@@ -287,7 +287,8 @@ pub struct GroupConsumer {
     generation: u64,
     /// Reads the partitions held now (`None` while there are none).
     consumer: Option<Consumer>,
-    /// Where each held partition is (the next offset to hand out).
+    /// The partitions held, with where reading them started; where each
+    /// is now is the consumer's `position` ([`Self::position`]).
     held: BTreeMap<u32, u64>,
     next_heartbeat: Instant,
     next_commit: Option<Instant>,
@@ -369,10 +370,7 @@ impl GroupConsumer {
             };
             match tokio::time::timeout_at(until, consumer.next()).await {
                 Err(_elapsed) => continue,
-                Ok(Ok(Some(message))) => {
-                    self.held.insert(message.partition(), message.offset() + 1);
-                    return Ok(Some(message));
-                }
+                Ok(Ok(Some(message))) => return Ok(Some(message)),
                 Ok(other) => return other,
             }
         }
@@ -436,7 +434,7 @@ impl GroupConsumer {
     async fn commit_partitions(&mut self, partitions: &[u32]) -> Result<()> {
         let offsets: Vec<(u32, u64)> = partitions
             .iter()
-            .filter_map(|p| Some((*p, *self.held.get(p)?)))
+            .filter_map(|p| Some((*p, self.position(*p)?)))
             .filter(|(p, o)| self.committed.get(p) != Some(o))
             .collect();
         if offsets.is_empty() || self.member_id.is_empty() {
@@ -506,9 +504,9 @@ impl GroupConsumer {
         let added: Vec<u32> = wanted.difference(&had).copied().collect();
         let mut positions: BTreeMap<u32, u64> = self
             .held
-            .iter()
-            .filter(|(p, _)| wanted.contains(p))
-            .map(|(p, o)| (*p, *o))
+            .keys()
+            .filter(|p| wanted.contains(p))
+            .filter_map(|p| Some((*p, self.position(*p)?)))
             .collect();
         if !added.is_empty() {
             for (partition, offset) in self.start_positions(&added).await? {
@@ -571,6 +569,15 @@ impl GroupConsumer {
             out.push((partition, offset));
         }
         Ok(out)
+    }
+
+    /// The offset after the last message `next` returned from `partition`
+    /// (where reading it started, before any): what a commit stores.
+    fn position(&self, partition: u32) -> Option<u64> {
+        self.consumer
+            .as_ref()
+            .and_then(|c| c.position(partition))
+            .or_else(|| self.held.get(&partition).copied())
     }
 
     fn let_go_all(&mut self) {

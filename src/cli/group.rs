@@ -560,31 +560,6 @@ fn commit_error(group: &str, topic: &str, e: Error) -> anyhow::Error {
 mod tests {
     use super::*;
 
-    #[test]
-    fn to_parses_every_form() {
-        assert_eq!("earliest".parse(), Ok(Position::Earliest));
-        assert_eq!("latest".parse(), Ok(Position::Latest));
-        assert_eq!("42".parse(), Ok(Position::Offset(42)));
-        assert_eq!(
-            "@1700000000000".parse(),
-            Ok(Position::Time(1_700_000_000_000))
-        );
-        assert_eq!(
-            "@2023-11-14T22:13:20Z".parse(),
-            Ok(Position::Time(1_700_000_000_000))
-        );
-        for bad in [
-            "soon",
-            "-1",
-            "@",
-            "@x",
-            "@2023-11-14",
-            "@2023-11-14T22:13:20",
-        ] {
-            assert!(bad.parse::<Position>().is_err(), "{bad}");
-        }
-    }
-
     fn partition(earliest: u64, latest: u64) -> PartitionInfo {
         PartitionInfo {
             partition: 2,

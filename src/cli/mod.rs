@@ -247,7 +247,25 @@ pub(crate) fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_time_ms;
+    use super::{parse_time_ms, Position};
+
+    #[test]
+    fn positions_parse_every_form() {
+        assert_eq!("earliest".parse(), Ok(Position::Earliest));
+        assert_eq!("latest".parse(), Ok(Position::Latest));
+        assert_eq!("42".parse(), Ok(Position::Offset(42)));
+        assert_eq!(
+            "@1700000000000".parse(),
+            Ok(Position::Time(1_700_000_000_000))
+        );
+        assert_eq!(
+            "@2023-11-14T22:13:20Z".parse(),
+            Ok(Position::Time(1_700_000_000_000))
+        );
+        for bad in ["soon", "-1", "@", "@x", "@2023-11-14"] {
+            assert!(bad.parse::<Position>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn times_are_ms_or_rfc3339_with_fractions_and_offsets() {

@@ -109,6 +109,18 @@ pub fn validate_group_name(group: &str) -> Result<(), ProtocolError> {
     )
 }
 
+/// The group, topic and member id fields a member's request carries.
+fn check_member(group: &str, topic: &str, member_id: &str) -> Result<(), ProtocolError> {
+    validate_group_name(group)?;
+    validate_topic_name(topic)?;
+    check_range(
+        "member id",
+        member_id.len() as u64,
+        0,
+        MAX_MEMBER_ID_BYTES as u64,
+    )
+}
+
 fn check_unique_partitions(partitions: impl Iterator<Item = u32>) -> Result<(), ProtocolError> {
     let mut seen = std::collections::BTreeSet::new();
     for p in partitions {
@@ -168,14 +180,7 @@ impl<'a> GroupHeartbeatRequest<'a> {
     }
 
     pub(crate) fn validate(&self) -> Result<(), ProtocolError> {
-        validate_group_name(self.group)?;
-        validate_topic_name(self.topic)?;
-        check_range(
-            "member id",
-            self.member_id.len() as u64,
-            0,
-            MAX_MEMBER_ID_BYTES as u64,
-        )?;
+        check_member(self.group, self.topic, self.member_id)?;
         check_unique_partitions(self.owned.iter().copied())?;
         check_range(
             "session_timeout_ms",
@@ -243,14 +248,7 @@ impl<'a> CommitOffsetsRequest<'a> {
     }
 
     pub(crate) fn validate(&self) -> Result<(), ProtocolError> {
-        validate_group_name(self.group)?;
-        validate_topic_name(self.topic)?;
-        check_range(
-            "member id",
-            self.member_id.len() as u64,
-            0,
-            MAX_MEMBER_ID_BYTES as u64,
-        )?;
+        check_member(self.group, self.topic, self.member_id)?;
         if self.offsets.is_empty() {
             return Err(ProtocolError::InvalidValue {
                 field: "offsets",
