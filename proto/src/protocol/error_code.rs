@@ -146,6 +146,17 @@ error_codes! {
     /// given to another member); the commit is refused so that a member
     /// that lost a partition cannot move the group's position.
     NotAssigned = 51, "not_assigned", false;
+    /// Ack, ModifyDeadline: the delivery's lease is over (its deadline
+    /// passed, it was nacked, the server restarted) or the message was
+    /// delivered again since; it will be delivered again.
+    LeaseExpired = 52, "lease_expired", false;
+    /// No subscription has this name.
+    UnknownSubscription = 53, "unknown_subscription", false;
+    /// CreateSubscription: a subscription with this name exists.
+    SubscriptionExists = 54, "subscription_exists", false;
+    /// CreateSubscription: the filter does not parse; the message gives
+    /// the byte position of the error.
+    InvalidFilter = 55, "invalid_filter", false;
 }
 
 impl ErrorCode {

@@ -53,11 +53,25 @@ pub enum Kind {
     DescribeGroup = 0x0D,
     /// The groups that have members.
     ListGroups = 0x0E,
+    /// Create a subscription.
+    CreateSubscription = 0x0F,
+    /// Delete a subscription and its acknowledgement state.
+    DeleteSubscription = 0x10,
+    /// List subscriptions.
+    ListSubscriptions = 0x11,
+    /// A subscription and its partitions' windows.
+    DescribeSubscription = 0x12,
+    /// Leased messages of a subscription.
+    Pull = 0x13,
+    /// Acknowledge deliveries.
+    Ack = 0x14,
+    /// Extend, shorten or end (nack) leases.
+    ModifyDeadline = 0x15,
 }
 
 impl Kind {
     /// Every kind, in wire order.
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 21] = [
         Kind::CreateTopic,
         Kind::DeleteTopic,
         Kind::ListTopics,
@@ -72,6 +86,13 @@ impl Kind {
         Kind::FetchOffsets,
         Kind::DescribeGroup,
         Kind::ListGroups,
+        Kind::CreateSubscription,
+        Kind::DeleteSubscription,
+        Kind::ListSubscriptions,
+        Kind::DescribeSubscription,
+        Kind::Pull,
+        Kind::Ack,
+        Kind::ModifyDeadline,
     ];
 
     /// The kind byte of this request.
@@ -101,6 +122,13 @@ impl Kind {
             0x0C => Some(Self::FetchOffsets),
             0x0D => Some(Self::DescribeGroup),
             0x0E => Some(Self::ListGroups),
+            0x0F => Some(Self::CreateSubscription),
+            0x10 => Some(Self::DeleteSubscription),
+            0x11 => Some(Self::ListSubscriptions),
+            0x12 => Some(Self::DescribeSubscription),
+            0x13 => Some(Self::Pull),
+            0x14 => Some(Self::Ack),
+            0x15 => Some(Self::ModifyDeadline),
             _ => None,
         }
     }

@@ -71,6 +71,7 @@ mod limits;
 mod reader;
 mod request;
 mod response;
+mod subscription;
 mod wire;
 
 #[cfg(test)]
@@ -101,6 +102,12 @@ pub use request::{
 pub use response::{
     ErrorResponse, FetchResponse, PartitionInfo, ProduceResponse, Response, TopicDescription,
     TopicSummary,
+};
+pub use subscription::{
+    pulled_message_len, validate_subscription_name, AckRequest, PullRequest, PulledMessage,
+    StartPosition, SubscriptionConfig, SubscriptionDescription, SubscriptionPartition,
+    ACK_ID_BYTES, MAX_ACK_DEADLINE_MS, MAX_ACK_IDS, MAX_DELIVERIES_LIMIT, MAX_LISTED_SUBSCRIPTIONS,
+    MAX_PULL_MESSAGES, MAX_PULL_WAIT_MS, MIN_ACK_DEADLINE_MS,
 };
 
 /// Checks what `Request::decode` and `Response::decode` need of a header

@@ -6,6 +6,9 @@ use super::group::{
     MAX_GROUP_NAME_BYTES,
 };
 use super::limits::{check_partition, check_partition_count, check_range, validate_topic_name};
+use super::subscription::{
+    validate_subscription_name, AckRequest, PullRequest, SubscriptionConfig, MAX_ACK_DEADLINE_MS,
+};
 use super::wire::{len_u32, put_bytes16, put_i64, put_opt_u64, put_u32, put_u64, put_u8, Reader};
 use super::{
     check_frame, ProtocolError, MAX_FETCH_BYTES, MAX_FETCH_WAIT_MS, MAX_FRAME_BODY_BYTES,
@@ -194,6 +197,36 @@ pub enum Request<'a> {
     },
     /// The groups that have members.
     ListGroups,
+    /// Create a subscription.
+    CreateSubscription(SubscriptionConfig<'a>),
+    /// Delete a subscription and its acknowledgement state.
+    DeleteSubscription {
+        /// The subscription.
+        name: &'a str,
+    },
+    /// Subscriptions, of one topic or (an empty topic) of all.
+    ListSubscriptions {
+        /// The topic; empty for every topic.
+        topic: &'a str,
+    },
+    /// A subscription's definition and its partitions' windows.
+    DescribeSubscription {
+        /// The subscription.
+        name: &'a str,
+    },
+    /// Leased messages.
+    Pull(PullRequest<'a>),
+    /// Acknowledge deliveries: they are never delivered again.
+    Ack(AckRequest<'a>),
+    /// Set the deliveries' deadlines to now + `deadline_ms` (at most
+    /// `MAX_ACK_DEADLINE_MS`); 0 ends the leases now (a nack: they are
+    /// delivered again after the subscription's backoff).
+    ModifyDeadline {
+        /// The deliveries.
+        ack: AckRequest<'a>,
+        /// The new lease from now.
+        deadline_ms: u32,
+    },
 }
 
 impl<'a> Request<'a> {
@@ -214,6 +247,13 @@ impl<'a> Request<'a> {
             Self::FetchOffsets(_) => Kind::FetchOffsets,
             Self::DescribeGroup { .. } => Kind::DescribeGroup,
             Self::ListGroups => Kind::ListGroups,
+            Self::CreateSubscription(_) => Kind::CreateSubscription,
+            Self::DeleteSubscription { .. } => Kind::DeleteSubscription,
+            Self::ListSubscriptions { .. } => Kind::ListSubscriptions,
+            Self::DescribeSubscription { .. } => Kind::DescribeSubscription,
+            Self::Pull(_) => Kind::Pull,
+            Self::Ack(_) => Kind::Ack,
+            Self::ModifyDeadline { .. } => Kind::ModifyDeadline,
         }
     }
 
@@ -248,6 +288,17 @@ impl<'a> Request<'a> {
             Self::FetchOffsets(f) => f.write(out),
             Self::DescribeGroup { group } => put_bytes16(out, group.as_bytes()),
             Self::ListGroups => {}
+            Self::CreateSubscription(c) => c.write(out),
+            Self::DeleteSubscription { name } | Self::DescribeSubscription { name } => {
+                put_bytes16(out, name.as_bytes());
+            }
+            Self::ListSubscriptions { topic } => put_bytes16(out, topic.as_bytes()),
+            Self::Pull(p) => p.write(out),
+            Self::Ack(a) => a.write(out),
+            Self::ModifyDeadline { ack, deadline_ms } => {
+                ack.write(out);
+                put_u32(out, *deadline_ms);
+            }
         }
         end_frame(out, start);
     }
@@ -294,6 +345,33 @@ impl<'a> Request<'a> {
                 Self::DescribeGroup { group }
             }
             Kind::ListGroups => Self::ListGroups,
+            Kind::CreateSubscription => Self::CreateSubscription(SubscriptionConfig::read(&mut r)?),
+            Kind::DeleteSubscription => Self::DeleteSubscription {
+                name: r.topic("subscription name")?,
+            },
+            Kind::ListSubscriptions => {
+                let topic = r.str16("topic name", super::limits::MAX_TOPIC_NAME_BYTES)?;
+                if !topic.is_empty() {
+                    validate_topic_name(topic)?;
+                }
+                Self::ListSubscriptions { topic }
+            }
+            Kind::DescribeSubscription => Self::DescribeSubscription {
+                name: r.topic("subscription name")?,
+            },
+            Kind::Pull => Self::Pull(PullRequest::read(&mut r)?),
+            Kind::Ack => Self::Ack(AckRequest::read(&mut r)?),
+            Kind::ModifyDeadline => {
+                let ack = AckRequest::read(&mut r)?;
+                let deadline_ms = r.u32("deadline_ms")?;
+                check_range(
+                    "deadline_ms",
+                    deadline_ms.into(),
+                    0,
+                    MAX_ACK_DEADLINE_MS.into(),
+                )?;
+                Self::ModifyDeadline { ack, deadline_ms }
+            }
         };
         r.finish()?;
         Ok(request)
@@ -329,6 +407,23 @@ impl<'a> Request<'a> {
             Self::FetchOffsets(f) => f.validate(),
             Self::DescribeGroup { group } => validate_group_name(group),
             Self::ListGroups => Ok(()),
+            Self::CreateSubscription(c) => c.validate(),
+            Self::DeleteSubscription { name } | Self::DescribeSubscription { name } => {
+                validate_subscription_name(name)
+            }
+            Self::ListSubscriptions { topic } if topic.is_empty() => Ok(()),
+            Self::ListSubscriptions { topic } => validate_topic_name(topic),
+            Self::Pull(p) => p.validate(),
+            Self::Ack(a) => a.validate(),
+            Self::ModifyDeadline { ack, deadline_ms } => {
+                ack.validate()?;
+                check_range(
+                    "deadline_ms",
+                    (*deadline_ms).into(),
+                    0,
+                    MAX_ACK_DEADLINE_MS.into(),
+                )
+            }
         }
     }
 }

@@ -8,6 +8,10 @@ use super::group::{
     write_group_list, CommittedOffset, GroupDescription, GroupHeartbeatResponse, GroupSummary,
 };
 use super::limits::check_partition;
+use super::subscription::{
+    read_ack_results, read_pulled, read_subscription_list, write_ack_results, write_pulled,
+    write_subscription_list, PulledMessage, SubscriptionConfig, SubscriptionDescription,
+};
 use super::wire::{
     len_u32, put_bytes16, put_i64, put_message, put_opt_u64, put_u16, put_u32, put_u64,
     truncate_str, Reader,
@@ -157,6 +161,21 @@ pub enum Response<'a> {
     DescribeGroup(GroupDescription<'a>),
     /// The groups that have members, at most [`MAX_LISTED_GROUPS`](super::MAX_LISTED_GROUPS).
     ListGroups(Vec<GroupSummary<'a>>),
+    /// The subscription was created.
+    CreateSubscription,
+    /// The subscription was deleted.
+    DeleteSubscription,
+    /// Subscriptions, at most [`MAX_LISTED_SUBSCRIPTIONS`](super::MAX_LISTED_SUBSCRIPTIONS).
+    ListSubscriptions(Vec<SubscriptionConfig<'a>>),
+    /// A subscription and its partitions.
+    DescribeSubscription(SubscriptionDescription<'a>),
+    /// Leased messages (none when `max_wait_ms` passed without any).
+    Pull(Vec<PulledMessage<'a>>),
+    /// Per ack id of the request, in order: Ok, or why not
+    /// (`lease_expired`, `invalid_request` for an id the server never gave).
+    Ack(Vec<ErrorCode>),
+    /// Per ack id, as for Ack.
+    ModifyDeadline(Vec<ErrorCode>),
     /// The request failed.
     Error(ErrorResponse<'a>),
 }
@@ -179,6 +198,13 @@ impl<'a> Response<'a> {
             Self::FetchOffsets(_) => Kind::FetchOffsets,
             Self::DescribeGroup(_) => Kind::DescribeGroup,
             Self::ListGroups(_) => Kind::ListGroups,
+            Self::CreateSubscription => Kind::CreateSubscription,
+            Self::DeleteSubscription => Kind::DeleteSubscription,
+            Self::ListSubscriptions(_) => Kind::ListSubscriptions,
+            Self::DescribeSubscription(_) => Kind::DescribeSubscription,
+            Self::Pull(_) => Kind::Pull,
+            Self::Ack(_) => Kind::Ack,
+            Self::ModifyDeadline(_) => Kind::ModifyDeadline,
             Self::Error(e) => return e.request_kind | RESPONSE_BIT,
         };
         kind.response_code()
@@ -210,7 +236,12 @@ impl<'a> Response<'a> {
 
     fn write_payload(&self, out: &mut Vec<u8>) {
         match self {
-            Self::CreateTopic | Self::DeleteTopic | Self::Fetch(_) | Self::Error(_) => {}
+            Self::CreateTopic
+            | Self::DeleteTopic
+            | Self::CreateSubscription
+            | Self::DeleteSubscription
+            | Self::Fetch(_)
+            | Self::Error(_) => {}
             Self::ListTopics(topics) => {
                 put_u32(out, len_u32(topics.len()));
                 for topic in topics {
@@ -237,6 +268,10 @@ impl<'a> Response<'a> {
             Self::FetchOffsets(offsets) => write_committed(out, offsets),
             Self::DescribeGroup(d) => d.write(out),
             Self::ListGroups(groups) => write_group_list(out, groups),
+            Self::ListSubscriptions(subs) => write_subscription_list(out, subs),
+            Self::DescribeSubscription(d) => d.write(out),
+            Self::Pull(messages) => write_pulled(out, messages),
+            Self::Ack(results) | Self::ModifyDeadline(results) => write_ack_results(out, results),
         }
     }
 
@@ -311,6 +346,15 @@ impl<'a> Response<'a> {
             Kind::FetchOffsets => Self::FetchOffsets(read_committed(r)?),
             Kind::DescribeGroup => Self::DescribeGroup(GroupDescription::read(r)?),
             Kind::ListGroups => Self::ListGroups(read_group_list(r)?),
+            Kind::CreateSubscription => Self::CreateSubscription,
+            Kind::DeleteSubscription => Self::DeleteSubscription,
+            Kind::ListSubscriptions => Self::ListSubscriptions(read_subscription_list(r)?),
+            Kind::DescribeSubscription => {
+                Self::DescribeSubscription(SubscriptionDescription::read(r)?)
+            }
+            Kind::Pull => Self::Pull(read_pulled(r)?),
+            Kind::Ack => Self::Ack(read_ack_results(r)?),
+            Kind::ModifyDeadline => Self::ModifyDeadline(read_ack_results(r)?),
         })
     }
 }

@@ -34,7 +34,10 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], ProtocolError> {
+    pub(crate) fn array<const N: usize>(
+        &mut self,
+        field: &'static str,
+    ) -> Result<[u8; N], ProtocolError> {
         let available = self.rest.len();
         self.take(N, field)?
             .try_into()
@@ -43,6 +46,11 @@ impl<'a> Reader<'a> {
                 needed: N,
                 available,
             })
+    }
+
+    /// Bytes not read yet.
+    pub(crate) fn remaining(&self) -> usize {
+        self.rest.len()
     }
 
     pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, ProtocolError> {

@@ -11,7 +11,7 @@ fn every_known_code_round_trips_through_its_wire_value() {
         assert_eq!(ErrorCode::from_u16(code.as_u16()), code);
         assert_ne!(code.name(), "unknown");
     }
-    assert_eq!(ErrorCode::ALL.len(), 25);
+    assert_eq!(ErrorCode::ALL.len(), 29);
 }
 
 #[test]
@@ -53,6 +53,10 @@ fn wire_values_are_the_documented_ones() {
         (ErrorCode::NotAuthorized, 41),
         (ErrorCode::UnknownMember, 50),
         (ErrorCode::NotAssigned, 51),
+        (ErrorCode::LeaseExpired, 52),
+        (ErrorCode::UnknownSubscription, 53),
+        (ErrorCode::SubscriptionExists, 54),
+        (ErrorCode::InvalidFilter, 55),
     ];
     for (code, value) in expected {
         assert_eq!(code.as_u16(), value, "{code}");

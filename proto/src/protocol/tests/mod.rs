@@ -175,6 +175,48 @@ fn all_requests(batch: &[u8]) -> Vec<Request<'_>> {
         }),
         Request::DescribeGroup { group: "billing" },
         Request::ListGroups,
+        Request::CreateSubscription(SubscriptionConfig::new("orders.audit", "orders")),
+        Request::CreateSubscription(SubscriptionConfig {
+            filter: "region = 'eu' AND amount > 100",
+            ack_deadline_ms: MAX_ACK_DEADLINE_MS,
+            max_deliveries: 5,
+            dead_letter_topic: "orders.dlq",
+            ordering: true,
+            priority: true,
+            backoff_min_ms: 0,
+            backoff_max_ms: 0,
+            start: StartPosition::Timestamp(-1),
+            ..SubscriptionConfig::new("s", "orders")
+        }),
+        Request::CreateSubscription(SubscriptionConfig {
+            start: StartPosition::Offset(u64::MAX),
+            ..SubscriptionConfig::new("s", "orders")
+        }),
+        Request::CreateSubscription(SubscriptionConfig {
+            start: StartPosition::Earliest,
+            ..SubscriptionConfig::new("s", "orders")
+        }),
+        Request::DeleteSubscription { name: "s" },
+        Request::ListSubscriptions { topic: "" },
+        Request::ListSubscriptions { topic: "orders" },
+        Request::DescribeSubscription { name: "s" },
+        Request::Pull(PullRequest {
+            subscription: "s",
+            max_messages: MAX_PULL_MESSAGES,
+            max_bytes: 1,
+            max_wait_ms: MAX_PULL_WAIT_MS,
+        }),
+        Request::Ack(AckRequest {
+            subscription: "s",
+            ack_ids: vec![[7; ACK_ID_BYTES], [0; ACK_ID_BYTES]],
+        }),
+        Request::ModifyDeadline {
+            ack: AckRequest {
+                subscription: "s",
+                ack_ids: vec![[1; ACK_ID_BYTES]],
+            },
+            deadline_ms: 0,
+        },
     ]
 }
 
@@ -289,6 +331,46 @@ fn all_responses(batch: &[u8]) -> Vec<Response<'_>> {
                 metadata: b"",
             },
         ]),
+        Response::CreateSubscription,
+        Response::DeleteSubscription,
+        Response::ListSubscriptions(vec![]),
+        Response::ListSubscriptions(vec![SubscriptionConfig::new("s", "orders")]),
+        Response::DescribeSubscription(SubscriptionDescription {
+            config: SubscriptionConfig::new("s", "orders"),
+            partitions: vec![SubscriptionPartition {
+                partition: 3,
+                floor: 10,
+                cursor: 20,
+                latest: 30,
+                outstanding: 4,
+                unhandled: 5,
+            }],
+        }),
+        Response::Pull(vec![]),
+        Response::Pull(vec![
+            PulledMessage {
+                ack_id: [9; ACK_ID_BYTES],
+                attempt: 2,
+                partition: 1,
+                offset: 77,
+                timestamp_ms: -3,
+                key: Some(b"k"),
+                value: None,
+                headers: vec![("region", b"eu"), ("", b"")],
+            },
+            PulledMessage {
+                ack_id: [0; ACK_ID_BYTES],
+                attempt: 1,
+                partition: 4095,
+                offset: 0,
+                timestamp_ms: 0,
+                key: None,
+                value: Some(b""),
+                headers: vec![],
+            },
+        ]),
+        Response::Ack(vec![ErrorCode::Ok, ErrorCode::LeaseExpired]),
+        Response::ModifyDeadline(vec![ErrorCode::Ok]),
         Response::Error(ErrorResponse {
             request_kind: Kind::Produce.request_code(),
             code: ErrorCode::UnknownTopic,
