@@ -243,6 +243,11 @@ impl Access {
             Request::GroupHeartbeat(h) => Some((Operation::Consume, h.topic)),
             Request::CommitOffsets(c) => Some((Operation::Consume, c.topic)),
             Request::FetchOffsets(f) => Some((Operation::Consume, f.topic)),
+            // A subscription is made by an admin of its topic; the other
+            // subscription requests name only the subscription, and are
+            // checked against its topic once the catalog is read
+            // (`Allowed::authorize`).
+            Request::CreateSubscription(c) => Some((Operation::Admin, c.topic)),
             Request::DescribeTopic { name } => {
                 if !policy.sees(&principal, name) {
                     return Err(self.denied(peer, &principal, "describe", name));
@@ -257,7 +262,13 @@ impl Access {
             | Request::Authenticate { .. }
             | Request::InitProducer { .. }
             | Request::ListGroups
-            | Request::DescribeGroup { .. } => None,
+            | Request::DescribeGroup { .. }
+            | Request::DeleteSubscription { .. }
+            | Request::ListSubscriptions { .. }
+            | Request::DescribeSubscription { .. }
+            | Request::Pull(_)
+            | Request::Ack(_)
+            | Request::ModifyDeadline { .. } => None,
         };
         if let Some((operation, topic)) = target {
             if let Err(denied) = policy.authorize(&principal, operation, topic) {

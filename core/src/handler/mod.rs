@@ -253,6 +253,18 @@ async fn serve(
             };
             return groups::list(router, sees).await;
         }
+        Request::CreateSubscription(_)
+        | Request::DeleteSubscription { .. }
+        | Request::ListSubscriptions { .. }
+        | Request::DescribeSubscription { .. }
+        | Request::Pull(_)
+        | Request::Ack(_)
+        | Request::ModifyDeadline { .. } => {
+            return Err(Failure::new(
+                ErrorCode::UnsupportedKind,
+                "subscriptions are not served yet",
+            ))
+        }
         // Answered in `handle`, before the access check.
         Request::Authenticate { .. } => {
             return Err(Failure::new(

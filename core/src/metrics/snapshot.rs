@@ -45,6 +45,13 @@ pub fn kind_label(index: usize) -> &'static str {
         Some(Kind::FetchOffsets) => "fetch_offsets",
         Some(Kind::DescribeGroup) => "describe_group",
         Some(Kind::ListGroups) => "list_groups",
+        Some(Kind::CreateSubscription) => "create_subscription",
+        Some(Kind::DeleteSubscription) => "delete_subscription",
+        Some(Kind::ListSubscriptions) => "list_subscriptions",
+        Some(Kind::DescribeSubscription) => "describe_subscription",
+        Some(Kind::Pull) => "pull",
+        Some(Kind::Ack) => "ack",
+        Some(Kind::ModifyDeadline) => "modify_deadline",
         None => "unknown",
     }
 }
