@@ -8,7 +8,10 @@ use std::rc::Rc;
 
 use futures::future::join_all;
 use support::run;
-use tidegate_queue::cursors::{CursorError, CursorJournal, EventError, JournalConfig};
+use tidegate_queue::{
+    cursors::{CursorError, CursorJournal, EventError, JournalConfig, SubCheckpoint, SubEvent},
+    Ack,
+};
 
 #[test]
 fn commits_are_replayed_on_reopen_and_the_last_one_wins() {
@@ -116,9 +119,15 @@ fn bad_commits_are_refused_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cursors");
     run(move || async move {
-        let j = CursorJournal::open(&path, JournalConfig { groups_max: 2 })
-            .await
-            .unwrap();
+        let j = CursorJournal::open(
+            &path,
+            JournalConfig {
+                groups_max: 2,
+                ..JournalConfig::default()
+            },
+        )
+        .await
+        .unwrap();
         j.commit("a", 1, b"", 0).await.unwrap();
         j.commit("b", 1, b"", 0).await.unwrap();
         assert_eq!(
@@ -141,6 +150,110 @@ fn bad_commits_are_refused_and_change_nothing() {
         );
         assert_eq!(j.committed("a").unwrap().offset, 2);
         assert_eq!(j.groups().len(), 2);
+        j.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn subscription_events_replay_from_the_latest_checkpoint_and_survive_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cursors");
+    let checkpoint = SubCheckpoint {
+        floor: 100,
+        cursor: 110,
+        handled_above_floor: vec![(101, 104)],
+        attempts: vec![(100, 2)],
+    };
+    let expected = checkpoint.clone();
+    run(move || async move {
+        {
+            let j = CursorJournal::open(&path, JournalConfig::default())
+                .await
+                .unwrap();
+            // Events before the checkpoint are superseded by it.
+            let before = [SubEvent::Ack { first: 0, last: 99 }];
+            j.record(1, &before, Ack::Durable).await.unwrap();
+            j.record(1, &[SubEvent::Checkpoint(checkpoint)], Ack::Durable)
+                .await
+                .unwrap();
+            let after = [
+                SubEvent::Attempt {
+                    offset: 105,
+                    attempts: 1,
+                },
+                SubEvent::Ack {
+                    first: 100,
+                    last: 100,
+                },
+            ];
+            j.record(1, &after[..1], Ack::None).await.unwrap();
+            j.record(1, &after[1..], Ack::Durable).await.unwrap();
+            j.record(2, &before, Ack::Durable).await.unwrap();
+            j.delete_subscription(2).await.unwrap();
+            assert_eq!(j.subscription_ids(), vec![1]);
+            // Group commits large enough to force snapshots: the
+            // subscription's state is carried over each of them.
+            let metadata = vec![b'x'; 4000];
+            for i in 0..3000u64 {
+                j.commit("g", i, &metadata, 0).await.unwrap();
+            }
+            assert!(j.log().size_bytes() < 16 << 20);
+            j.shutdown().await.unwrap();
+        }
+        let j = CursorJournal::open(&path, JournalConfig::default())
+            .await
+            .unwrap();
+        assert_eq!(j.subscription_ids(), vec![1]);
+        let state = j.subscription(1).unwrap();
+        assert_eq!(state.checkpoint, Some(expected));
+        assert_eq!(
+            state.events,
+            vec![
+                SubEvent::Attempt {
+                    offset: 105,
+                    attempts: 1
+                },
+                SubEvent::Ack {
+                    first: 100,
+                    last: 100
+                },
+            ]
+        );
+        assert!(!j.checkpoint_due(1));
+        j.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn a_long_tail_asks_for_a_checkpoint_and_subscriptions_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cursors");
+    run(move || async move {
+        let config = JournalConfig {
+            subscriptions_max: 2,
+            ..JournalConfig::default()
+        };
+        let j = CursorJournal::open(&path, config).await.unwrap();
+        let acks: Vec<SubEvent> = (0..20_000u64)
+            .map(|o| SubEvent::Ack { first: o, last: o })
+            .collect();
+        j.record(7, &acks, Ack::Written).await.unwrap();
+        assert!(j.checkpoint_due(7));
+        let checkpoint = SubCheckpoint {
+            floor: 20_000,
+            cursor: 20_000,
+            ..SubCheckpoint::default()
+        };
+        j.record(7, &[SubEvent::Checkpoint(checkpoint)], Ack::Durable)
+            .await
+            .unwrap();
+        assert!(!j.checkpoint_due(7));
+        assert!(j.subscription(7).unwrap().events.is_empty());
+        j.record(8, &acks[..1], Ack::Durable).await.unwrap();
+        assert_eq!(
+            j.record(9, &acks[..1], Ack::Durable).await,
+            Err(CursorError::TooManySubscriptions { max: 2 })
+        );
         j.shutdown().await.unwrap();
     });
 }

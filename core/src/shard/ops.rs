@@ -248,14 +248,7 @@ impl Shard {
         journal
             .commit(group, offset, metadata, crate::router::now_ms())
             .await
-            .map_err(|e| match e {
-                CursorError::Log(e) => Failure::from(&e),
-                CursorError::Invalid(e) => Failure::new(ErrorCode::InvalidRequest, e.to_string()),
-                // Not `busy`: waiting does not make room.
-                CursorError::TooManyGroups { .. } => {
-                    Failure::new(ErrorCode::InvalidRequest, e.to_string())
-                }
-            })
+            .map_err(|e| cursor_failure(&e))
     }
 
     /// `group`'s committed offset in the partition, with its metadata.
@@ -408,5 +401,17 @@ async fn wait_for_data(log: &Log, offset: u64, wait: Duration) {
     let timer = std::pin::pin!(glommio::timer::sleep(wait));
     match select(data, timer).await {
         Either::Left(_) | Either::Right(_) => {}
+    }
+}
+
+/// The answer to a failed cursor journal operation.
+pub(crate) fn cursor_failure(e: &CursorError) -> Failure {
+    match e {
+        CursorError::Log(e) => Failure::from(e),
+        CursorError::Invalid(e) => Failure::new(ErrorCode::InvalidRequest, e.to_string()),
+        // Not `busy`: waiting does not make room.
+        CursorError::TooManyGroups { .. } | CursorError::TooManySubscriptions { .. } => {
+            Failure::new(ErrorCode::InvalidRequest, e.to_string())
+        }
     }
 }

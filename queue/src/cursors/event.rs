@@ -7,6 +7,14 @@
 //!       1 = commit: 8 offset (u64), 8 committed at, Unix ms (i64),
 //!                   then the metadata (0..=4096 bytes)
 //!       2 = delete: nothing more (the group's offset is forgotten)
+//!
+//! key   "s:" + subscription id (u64, 8 bytes)
+//! value 1 byte kind, then by kind:
+//!       3 = ack: 8 first, 8 last (an inclusive range of handled offsets)
+//!       4 = attempt: 8 offset, 4 attempts (at least 1)
+//!       5 = checkpoint: 8 floor, 8 cursor, 4 n, n x (8 first, 8 last)
+//!           handled ranges, 4 m, m x (8 offset, 4 attempts)
+//!       6 = delete: nothing more (the subscription is gone)
 //! ```
 //!
 //! Decoding checks every field, so any record gives an event or an
@@ -18,8 +26,51 @@ pub const GROUP_NAME_MAX: usize = 255;
 pub const METADATA_MAX: usize = 4096;
 
 const GROUP_PREFIX: &[u8] = b"g:";
+const SUB_PREFIX: &[u8] = b"s:";
 const KIND_COMMIT: u8 = 1;
 const KIND_DELETE: u8 = 2;
+const KIND_ACK: u8 = 3;
+const KIND_ATTEMPT: u8 = 4;
+const KIND_CHECKPOINT: u8 = 5;
+const KIND_SUB_DELETE: u8 = 6;
+
+/// The whole durable state of one (subscription, partition) window
+/// (docs/SEMANTICS.md §5): what a `Checkpoint` event holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubCheckpoint {
+    /// Every offset below it is handled.
+    pub floor: u64,
+    /// The next offset to read into the window.
+    pub cursor: u64,
+    /// Handled offsets of `[floor, cursor)` as inclusive `(first, last)`
+    /// ranges, ascending and disjoint.
+    pub handled_above_floor: Vec<(u64, u64)>,
+    /// `(offset, attempts)` of unhandled offsets delivered at least once,
+    /// ascending.
+    pub attempts: Vec<(u64, u32)>,
+}
+
+/// What happened to a subscription's window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubEvent {
+    /// Offsets `first..=last` are handled (acked, filtered out, expired,
+    /// dead-lettered).
+    Ack {
+        /// First handled offset.
+        first: u64,
+        /// Last handled offset.
+        last: u64,
+    },
+    /// `offset` has been delivered `attempts` times.
+    Attempt {
+        /// The offset.
+        offset: u64,
+        /// Deliveries so far, at least 1.
+        attempts: u32,
+    },
+    /// The whole state: later events apply on top of it.
+    Checkpoint(SubCheckpoint),
+}
 
 /// A consumer group's committed position in a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +98,18 @@ pub enum Event {
         /// The group.
         group: String,
     },
+    /// A subscription's window changed.
+    Sub {
+        /// The subscription's id.
+        id: u64,
+        /// What changed.
+        event: SubEvent,
+    },
+    /// A subscription was deleted: its state is forgotten.
+    SubDelete {
+        /// The subscription's id.
+        id: u64,
+    },
 }
 
 /// Why a journal record is not an event.
@@ -67,6 +130,11 @@ pub enum EventError {
     /// Metadata over [`METADATA_MAX`].
     #[error("metadata over {METADATA_MAX} bytes")]
     MetadataTooLong,
+    /// A subscription event whose ranges or attempts break their rules
+    /// (empty or unordered ranges, zero attempts, a cursor below the
+    /// floor).
+    #[error("invalid subscription event: {0}")]
+    BadSubscription(&'static str),
 }
 
 /// Checks a group name: 1..=255 bytes of UTF-8 (any characters).
@@ -90,11 +158,17 @@ impl Event {
                 (group_key(group), value)
             }
             Event::Delete { group } => (group_key(group), vec![KIND_DELETE]),
+            Event::Sub { id, event } => (sub_key(*id), encode_sub(event)),
+            Event::SubDelete { id } => (sub_key(*id), vec![KIND_SUB_DELETE]),
         }
     }
 
     /// The event a record's key and value hold.
     pub fn decode(key: &[u8], value: &[u8]) -> Result<Event, EventError> {
+        if let Some(id) = key.strip_prefix(SUB_PREFIX) {
+            let id = u64::from_le_bytes(id.try_into().map_err(|_| EventError::UnknownKey)?);
+            return decode_sub(id, value);
+        }
         let group = key
             .strip_prefix(GROUP_PREFIX)
             .ok_or(EventError::UnknownKey)?;
@@ -123,6 +197,156 @@ impl Event {
             other => Err(EventError::UnknownKind(other)),
         }
     }
+}
+
+fn sub_key(id: u64) -> Vec<u8> {
+    let mut key = SUB_PREFIX.to_vec();
+    key.extend_from_slice(&id.to_le_bytes());
+    key
+}
+
+fn encode_sub(event: &SubEvent) -> Vec<u8> {
+    let mut value = Vec::new();
+    match event {
+        SubEvent::Ack { first, last } => {
+            value.push(KIND_ACK);
+            value.extend_from_slice(&first.to_le_bytes());
+            value.extend_from_slice(&last.to_le_bytes());
+        }
+        SubEvent::Attempt { offset, attempts } => {
+            value.push(KIND_ATTEMPT);
+            value.extend_from_slice(&offset.to_le_bytes());
+            value.extend_from_slice(&attempts.to_le_bytes());
+        }
+        SubEvent::Checkpoint(c) => {
+            value.reserve(25 + c.handled_above_floor.len() * 16 + c.attempts.len() * 12);
+            value.push(KIND_CHECKPOINT);
+            value.extend_from_slice(&c.floor.to_le_bytes());
+            value.extend_from_slice(&c.cursor.to_le_bytes());
+            // A window holds at most u32::MAX offsets (`window_max` is far
+            // below), so the counts fit.
+            let n = u32::try_from(c.handled_above_floor.len()).unwrap_or(u32::MAX);
+            value.extend_from_slice(&n.to_le_bytes());
+            for (first, last) in &c.handled_above_floor {
+                value.extend_from_slice(&first.to_le_bytes());
+                value.extend_from_slice(&last.to_le_bytes());
+            }
+            let m = u32::try_from(c.attempts.len()).unwrap_or(u32::MAX);
+            value.extend_from_slice(&m.to_le_bytes());
+            for (offset, attempts) in &c.attempts {
+                value.extend_from_slice(&offset.to_le_bytes());
+                value.extend_from_slice(&attempts.to_le_bytes());
+            }
+        }
+    }
+    value
+}
+
+/// Reads little-endian fields off the front of a value.
+struct Fields<'a>(&'a [u8]);
+
+impl Fields<'_> {
+    fn u64(&mut self) -> Result<u64, EventError> {
+        let (head, rest) = self
+            .0
+            .split_first_chunk::<8>()
+            .ok_or(EventError::BadLength)?;
+        self.0 = rest;
+        Ok(u64::from_le_bytes(*head))
+    }
+
+    fn u32(&mut self) -> Result<u32, EventError> {
+        let (head, rest) = self
+            .0
+            .split_first_chunk::<4>()
+            .ok_or(EventError::BadLength)?;
+        self.0 = rest;
+        Ok(u32::from_le_bytes(*head))
+    }
+
+    /// A count of elements of `size` bytes each, checked against the bytes
+    /// left before anything is reserved for it.
+    fn count(&mut self, size: usize) -> Result<usize, EventError> {
+        let n = self.u32()? as usize;
+        if n.saturating_mul(size) > self.0.len() {
+            return Err(EventError::BadLength);
+        }
+        Ok(n)
+    }
+
+    fn finish(self) -> Result<(), EventError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(EventError::BadLength)
+        }
+    }
+}
+
+fn decode_sub(id: u64, value: &[u8]) -> Result<Event, EventError> {
+    let (&kind, rest) = value.split_first().ok_or(EventError::BadLength)?;
+    let mut f = Fields(rest);
+    let event = match kind {
+        KIND_ACK => {
+            let (first, last) = (f.u64()?, f.u64()?);
+            if first > last {
+                return Err(EventError::BadSubscription("empty ack range"));
+            }
+            SubEvent::Ack { first, last }
+        }
+        KIND_ATTEMPT => {
+            let (offset, attempts) = (f.u64()?, f.u32()?);
+            if attempts == 0 {
+                return Err(EventError::BadSubscription("zero attempts"));
+            }
+            SubEvent::Attempt { offset, attempts }
+        }
+        KIND_CHECKPOINT => SubEvent::Checkpoint(decode_checkpoint(&mut f)?),
+        KIND_SUB_DELETE => {
+            f.finish()?;
+            return Ok(Event::SubDelete { id });
+        }
+        other => return Err(EventError::UnknownKind(other)),
+    };
+    f.finish()?;
+    Ok(Event::Sub { id, event })
+}
+
+fn decode_checkpoint(f: &mut Fields<'_>) -> Result<SubCheckpoint, EventError> {
+    let bad = EventError::BadSubscription;
+    let floor = f.u64()?;
+    let cursor = f.u64()?;
+    if cursor < floor {
+        return Err(bad("cursor below floor"));
+    }
+    let n = f.count(16)?;
+    let mut handled_above_floor = Vec::with_capacity(n);
+    let mut next = floor;
+    for _ in 0..n {
+        let (first, last) = (f.u64()?, f.u64()?);
+        if first < next || first > last || last >= cursor {
+            return Err(bad("handled ranges out of order or outside the window"));
+        }
+        handled_above_floor.push((first, last));
+        next = last.saturating_add(1);
+    }
+    let m = f.count(12)?;
+    let mut attempts = Vec::with_capacity(m);
+    let mut next = floor;
+    for _ in 0..m {
+        let (offset, count) = (f.u64()?, f.u32()?);
+        if offset < next || offset >= cursor || count == 0 {
+            return Err(bad("attempts out of order, outside the window, or zero"));
+        }
+        attempts.push((offset, count));
+        next = offset.saturating_add(1);
+    }
+    Ok(SubCheckpoint {
+        floor,
+        cursor,
+        handled_above_floor,
+        attempts,
+    })
 }
 
 fn group_key(group: &str) -> Vec<u8> {
@@ -154,6 +378,31 @@ mod tests {
             Event::Delete {
                 group: "billing".into(),
             },
+            Event::Sub {
+                id: 7,
+                event: SubEvent::Ack { first: 3, last: 3 },
+            },
+            Event::Sub {
+                id: u64::MAX,
+                event: SubEvent::Attempt {
+                    offset: 9,
+                    attempts: u32::MAX,
+                },
+            },
+            Event::Sub {
+                id: 1,
+                event: SubEvent::Checkpoint(SubCheckpoint::default()),
+            },
+            Event::Sub {
+                id: 1,
+                event: SubEvent::Checkpoint(SubCheckpoint {
+                    floor: 10,
+                    cursor: 20,
+                    handled_above_floor: vec![(11, 12), (15, 19)],
+                    attempts: vec![(10, 1), (13, 4)],
+                }),
+            },
+            Event::SubDelete { id: 0 },
         ] {
             let (key, value) = event.encode();
             assert_eq!(Event::decode(&key, &value), Ok(event));
@@ -180,6 +429,71 @@ mod tests {
         assert_eq!(Event::decode(&long_name, &value), Err(EventError::BadGroup));
         assert_eq!(Event::decode(&key, &[9]), Err(EventError::UnknownKind(9)));
         assert_eq!(Event::decode(&key, &[2, 0]), Err(EventError::BadLength));
+    }
+
+    #[test]
+    fn subscription_events_that_break_their_rules_are_typed_errors() {
+        let key = sub_key(5);
+        let checkpoint = |c: SubCheckpoint| encode_sub(&SubEvent::Checkpoint(c));
+        let bad = [
+            encode_sub(&SubEvent::Ack { first: 2, last: 1 }),
+            encode_sub(&SubEvent::Attempt {
+                offset: 1,
+                attempts: 0,
+            }),
+            checkpoint(SubCheckpoint {
+                floor: 5,
+                cursor: 4,
+                ..SubCheckpoint::default()
+            }),
+            checkpoint(SubCheckpoint {
+                floor: 0,
+                cursor: 10,
+                handled_above_floor: vec![(3, 4), (4, 5)],
+                attempts: vec![],
+            }),
+            checkpoint(SubCheckpoint {
+                floor: 0,
+                cursor: 10,
+                handled_above_floor: vec![(3, 10)],
+                attempts: vec![],
+            }),
+            checkpoint(SubCheckpoint {
+                floor: 0,
+                cursor: 10,
+                handled_above_floor: vec![],
+                attempts: vec![(4, 1), (2, 1)],
+            }),
+        ];
+        for value in bad {
+            assert!(
+                matches!(
+                    Event::decode(&key, &value),
+                    Err(EventError::BadSubscription(_))
+                ),
+                "{value:?}"
+            );
+        }
+        // A count larger than the bytes behind it reserves nothing.
+        let mut huge = vec![KIND_CHECKPOINT];
+        huge.extend_from_slice(&[0; 16]);
+        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(Event::decode(&key, &huge), Err(EventError::BadLength));
+        let valid = encode_sub(&SubEvent::Ack { first: 1, last: 2 });
+        for len in 0..valid.len() {
+            assert_eq!(
+                Event::decode(&key, &valid[..len]),
+                Err(EventError::BadLength)
+            );
+        }
+        assert_eq!(
+            Event::decode(b"s:1234567", &valid),
+            Err(EventError::UnknownKey)
+        );
+        assert_eq!(
+            Event::decode(&key, &[KIND_SUB_DELETE, 0]),
+            Err(EventError::BadLength)
+        );
     }
 
     proptest::proptest! {

@@ -11,13 +11,21 @@
 //! It stays small: once a segment's worth of events has been appended
 //! since the last snapshot, the whole state is appended again as one
 //! snapshot and the segments before it are deleted.
+//!
+//! Subscriptions' windows live in the shard (`core`), not here: the
+//! journal keeps, per subscription, only what replay needs, namely the
+//! latest checkpoint and the events after it. The owner writes a new
+//! checkpoint when [`CursorJournal::checkpoint_due`] says so, which keeps
+//! that tail short.
 
 use std::{cell::RefCell, collections::BTreeMap, path::Path};
 
 use futures::future::join_all;
 use tidegate_proto::batch::{BatchBuilder, BatchIter, BatchView, Record};
 
-use super::event::{check_group, Committed, Event, EventError, METADATA_MAX};
+use super::event::{
+    check_group, Committed, Event, EventError, SubCheckpoint, SubEvent, METADATA_MAX,
+};
 use crate::{Ack, Log, LogConfig, LogError};
 
 /// Bytes of one journal segment.
@@ -26,6 +34,12 @@ const SEGMENT_BYTES: u64 = 4 << 20;
 const SNAPSHOT_BATCH_EVENTS: usize = 512;
 /// Bytes one replay read asks for.
 const REPLAY_READ_BYTES: usize = 1 << 20;
+/// Event bytes in one snapshot batch (a checkpoint larger than this goes
+/// alone).
+const SNAPSHOT_BATCH_BYTES: usize = 1 << 20;
+/// Event bytes after a subscription's checkpoint at which the owner is
+/// asked for a new one.
+const SUB_CHECKPOINT_AFTER_BYTES: u64 = 256 << 10;
 
 /// Bounds of one journal.
 #[derive(Debug, Clone)]
@@ -33,11 +47,17 @@ pub struct JournalConfig {
     /// Consumer groups with a committed offset in the partition; a commit
     /// of a new group beyond it is refused.
     pub groups_max: usize,
+    /// Subscriptions with state in the partition; events of a new one
+    /// beyond it are refused.
+    pub subscriptions_max: usize,
 }
 
 impl Default for JournalConfig {
     fn default() -> Self {
-        JournalConfig { groups_max: 10_000 }
+        JournalConfig {
+            groups_max: 10_000,
+            subscriptions_max: 10_000,
+        }
     }
 }
 
@@ -57,6 +77,24 @@ pub enum CursorError {
         /// The limit.
         max: usize,
     },
+    /// The partition already holds the state of `max` subscriptions.
+    #[error("the partition holds the state of {max} subscriptions, its limit")]
+    TooManySubscriptions {
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// What replay needs of one subscription: its latest checkpoint and the
+/// events after it, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubState {
+    /// The latest checkpoint; `None` before the first.
+    pub checkpoint: Option<SubCheckpoint>,
+    /// Events after it.
+    pub events: Vec<SubEvent>,
+    /// Encoded bytes of `events`.
+    events_bytes: u64,
 }
 
 /// The state: each group's committed offset, with the version of the
@@ -64,6 +102,7 @@ pub enum CursorError {
 #[derive(Debug, Default)]
 struct State {
     groups: BTreeMap<String, (Committed, u64)>,
+    subs: BTreeMap<u64, SubState>,
     version: u64,
     /// Event bytes appended since the last snapshot.
     since_snapshot: u64,
@@ -187,6 +226,79 @@ impl CursorJournal {
             .collect()
     }
 
+    /// What replay needs of subscription `id`, if it has state here.
+    pub fn subscription(&self, id: u64) -> Option<SubState> {
+        self.state.borrow().subs.get(&id).cloned()
+    }
+
+    /// The subscriptions with state here.
+    pub fn subscription_ids(&self) -> Vec<u64> {
+        self.state.borrow().subs.keys().copied().collect()
+    }
+
+    /// True when subscription `id` has enough events after its checkpoint
+    /// that its owner should record a new one.
+    pub fn checkpoint_due(&self, id: u64) -> bool {
+        self.state
+            .borrow()
+            .subs
+            .get(&id)
+            .is_some_and(|s| s.events_bytes >= SUB_CHECKPOINT_AFTER_BYTES)
+    }
+
+    /// Records `events` of subscription `id`, as one batch, answering at
+    /// `ack`'s level. The state changes in the same step that starts the
+    /// append. A failed append is not undone: the caller reports the
+    /// failure, and what replay sees after a restart is what reached the
+    /// disk (an ack that failed is delivered again then).
+    pub async fn record(&self, id: u64, events: &[SubEvent], ack: Ack) -> Result<(), CursorError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let batch = {
+            let mut state = self.state.borrow_mut();
+            if !state.subs.contains_key(&id) && state.subs.len() >= self.config.subscriptions_max {
+                return Err(CursorError::TooManySubscriptions {
+                    max: self.config.subscriptions_max,
+                });
+            }
+            let events: Vec<Event> = events
+                .iter()
+                .map(|event| Event::Sub {
+                    id,
+                    event: event.clone(),
+                })
+                .collect();
+            let batch = encode(&events)?;
+            state.since_snapshot += batch.len() as u64;
+            for event in events {
+                apply(&mut state, event);
+            }
+            batch
+        };
+        let view = BatchView::parse(&batch).map_err(LogError::InvalidBatch)?;
+        self.log.append(&view, ack).await?;
+        self.snapshot_if_due().await;
+        Ok(())
+    }
+
+    /// Forgets subscription `id`; returns once that is durable.
+    pub async fn delete_subscription(&self, id: u64) -> Result<(), CursorError> {
+        let batch = {
+            let mut state = self.state.borrow_mut();
+            if !state.subs.contains_key(&id) {
+                return Ok(());
+            }
+            let event = Event::SubDelete { id };
+            let batch = encode(std::slice::from_ref(&event))?;
+            state.since_snapshot += batch.len() as u64;
+            apply(&mut state, event);
+            batch
+        };
+        self.append(&batch).await?;
+        Ok(())
+    }
+
     /// The journal's log (its offsets and statistics).
     pub fn log(&self) -> &Log {
         &self.log
@@ -256,7 +368,7 @@ impl CursorJournal {
             }
             state.snapshotting = true;
             state.since_snapshot = 0;
-            let events: Vec<Event> = state
+            let mut events: Vec<Event> = state
                 .groups
                 .iter()
                 .map(|(group, (committed, _))| Event::Commit {
@@ -264,10 +376,15 @@ impl CursorJournal {
                     committed: committed.clone(),
                 })
                 .collect();
-            events
-                .chunks(SNAPSHOT_BATCH_EVENTS)
-                .map(encode)
-                .collect::<Result<Vec<_>, _>>()
+            for (&id, sub) in &state.subs {
+                let checkpoint = sub.checkpoint.iter().cloned().map(SubEvent::Checkpoint);
+                events.extend(
+                    checkpoint
+                        .chain(sub.events.iter().cloned())
+                        .map(|event| Event::Sub { id, event }),
+                );
+            }
+            encode_chunks(&events)
         };
         // Cleared however this ends, a dropped future included, so the
         // journal is never left unable to compact.
@@ -308,6 +425,31 @@ impl Drop for Snapshotting<'_> {
     }
 }
 
+/// `events` in batches of at most `SNAPSHOT_BATCH_EVENTS` events and about
+/// `SNAPSHOT_BATCH_BYTES` bytes.
+fn encode_chunks(events: &[Event]) -> Result<Vec<Vec<u8>>, CursorError> {
+    let mut batches = Vec::new();
+    let mut chunk: Vec<Event> = Vec::new();
+    let mut chunk_bytes = 0;
+    for event in events {
+        let (key, value) = event.encode();
+        let len = key.len() + value.len();
+        if !chunk.is_empty()
+            && (chunk.len() >= SNAPSHOT_BATCH_EVENTS || chunk_bytes + len > SNAPSHOT_BATCH_BYTES)
+        {
+            batches.push(encode(&chunk)?);
+            chunk.clear();
+            chunk_bytes = 0;
+        }
+        chunk.push(event.clone());
+        chunk_bytes += len;
+    }
+    if !chunk.is_empty() {
+        batches.push(encode(&chunk)?);
+    }
+    Ok(batches)
+}
+
 /// The batch of `events`, one record each.
 fn encode(events: &[Event]) -> Result<Vec<u8>, CursorError> {
     let mut builder = BatchBuilder::new();
@@ -335,6 +477,28 @@ fn apply(state: &mut State, event: Event) {
         }
         Event::Delete { group } => {
             state.groups.remove(&group);
+        }
+        Event::Sub { id, event } => {
+            let sub = state.subs.entry(id).or_default();
+            match event {
+                SubEvent::Checkpoint(checkpoint) => {
+                    sub.checkpoint = Some(checkpoint);
+                    sub.events.clear();
+                    sub.events_bytes = 0;
+                }
+                event => {
+                    // Key, kind and fields: what the event adds to a
+                    // snapshot.
+                    sub.events_bytes += match event {
+                        SubEvent::Ack { .. } => 27,
+                        _ => 23,
+                    };
+                    sub.events.push(event);
+                }
+            }
+        }
+        Event::SubDelete { id } => {
+            state.subs.remove(&id);
         }
     }
 }

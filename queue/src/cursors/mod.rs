@@ -6,5 +6,8 @@
 mod event;
 mod journal;
 
-pub use event::{check_group, Committed, Event, EventError, GROUP_NAME_MAX, METADATA_MAX};
-pub use journal::{CursorError, CursorJournal, JournalConfig};
+pub use event::{
+    check_group, Committed, Event, EventError, SubCheckpoint, SubEvent, GROUP_NAME_MAX,
+    METADATA_MAX,
+};
+pub use journal::{CursorError, CursorJournal, JournalConfig, SubState};

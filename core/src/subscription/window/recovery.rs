@@ -31,18 +31,9 @@ use thiserror::Error;
 use super::{Attached, Disposition, Meta, Window};
 use crate::subscription::config::{ConfigError, WindowConfig};
 
-/// The whole state of a window that survives a restart.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Checkpoint {
-    pub floor: u64,
-    pub cursor: u64,
-    /// Handled offsets of `[floor, cursor)` as inclusive `(first, last)`
-    /// ranges, ascending and disjoint.
-    pub handled_above_floor: Vec<(u64, u64)>,
-    /// `(offset, attempts)` of the unhandled offsets delivered at least
-    /// once, ascending.
-    pub attempts: Vec<(u64, u32)>,
-}
+/// The whole state of a window that survives a restart: the cursor
+/// journal's checkpoint event, so the two cannot drift apart.
+pub use tidegate_queue::cursors::SubCheckpoint as Checkpoint;
 
 /// A checkpoint no window could have written; nothing was built.
 #[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
