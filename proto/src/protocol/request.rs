@@ -411,7 +411,7 @@ impl<'a> Request<'a> {
             Self::DeleteSubscription { name } | Self::DescribeSubscription { name } => {
                 validate_subscription_name(name)
             }
-            Self::ListSubscriptions { topic } if topic.is_empty() => Ok(()),
+            Self::ListSubscriptions { topic: "" } => Ok(()),
             Self::ListSubscriptions { topic } => validate_topic_name(topic),
             Self::Pull(p) => p.validate(),
             Self::Ack(a) => a.validate(),
