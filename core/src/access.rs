@@ -361,6 +361,25 @@ impl Access {
         ))
     }
 
+    /// Checks a request whose topic only the catalog knows (a subscription
+    /// names its topic): may `allowed`'s principal do `operation` on
+    /// `topic`?
+    pub(crate) fn authorize(
+        &self,
+        peer: &Peer,
+        allowed: &Allowed,
+        operation: Operation,
+        topic: &str,
+    ) -> Result<(), Failure> {
+        let Some(principal) = allowed.principal.as_deref() else {
+            return Ok(());
+        };
+        allowed
+            .policy
+            .authorize(principal, operation, topic)
+            .map_err(|denied| self.denied(peer, principal, operation.name(), &denied.topic))
+    }
+
     fn denied(&self, peer: &Peer, principal: &str, operation: &str, topic: &str) -> Failure {
         crate::metrics::count_auth_denied(operation);
         self.log.warn(|| {

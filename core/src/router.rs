@@ -41,7 +41,19 @@ impl Router {
     /// this shard received for a partition it owns).
     pub(crate) async fn run_here(&self, op: Op) -> OpResult {
         match op {
-            Op::CreateTopic { .. } | Op::DeleteTopic { .. } => self.change_catalog(op).await,
+            Op::CreateTopic { .. }
+            | Op::DeleteTopic { .. }
+            | Op::CreateSubscription(_)
+            | Op::DeleteSubscription { .. } => self.change_catalog(op).await,
+            Op::SubOpen { .. }
+            | Op::SubTake { .. }
+            | Op::SubWait { .. }
+            | Op::SubAck { .. }
+            // Boxed: a subscription op may produce (dead letters), which
+            // comes back through `call`.
+            | Op::SubDescribe { .. } => Box::pin(crate::subscription::served::execute(self, op))
+                .await
+                .unwrap_or_else(OpResult::Failed),
             other => self.shard.execute(other).await,
         }
     }
@@ -67,6 +79,10 @@ impl Router {
                 .create_topic(&name, partitions, settings, now_ms())
                 .map(|_| ()),
             Op::DeleteTopic { name } => catalog.delete_topic(&name).map(|_| ()),
+            Op::CreateSubscription(sub) => catalog
+                .create_subscription(&sub.to_config(), now_ms())
+                .map(|_| ()),
+            Op::DeleteSubscription { name } => catalog.delete_subscription(&name).map(|_| ()),
             _ => return OpResult::Failed(Failure::new(ErrorCode::Internal, "not an admin op")),
         };
         if let Err(e) = changed {

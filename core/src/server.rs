@@ -421,6 +421,7 @@ async fn shard_main(mut start: ShardStart) -> Result<(), String> {
     }
     publisher.publish(&shard, &quic, &router.flow, false);
     quic.shutdown().await;
+    shard.subscriptions.clear();
     shard.partitions.close_all().await;
     tracing::info!(shard = id, "shard stopped");
     Ok(())

@@ -351,6 +351,7 @@ fn valid_framing_around_invalid_content_is_a_corrupt_catalog() {
         bad_archive,
         wrong_root,
         b"TGCATLG1".to_vec(),
+        b"TGCATLG2".to_vec(),
         Vec::new(),
     ];
     for content in contents {
@@ -375,9 +376,11 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = Catalog::from_bytes(&bytes);
-        let mut framed = b"TGCATLG1".to_vec();
-        framed.extend_from_slice(&bytes);
-        let _ = Catalog::from_bytes(&framed);
+        for magic in [b"TGCATLG1", b"TGCATLG2"] {
+            let mut framed = magic.to_vec();
+            framed.extend_from_slice(&bytes);
+            let _ = Catalog::from_bytes(&framed);
+        }
     }
 
     #[test]

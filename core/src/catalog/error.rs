@@ -48,6 +48,38 @@ pub enum CatalogError {
         /// The bound.
         max: usize,
     },
+    /// A subscription of that name exists.
+    #[error("subscription {name:?} already exists")]
+    SubscriptionExists {
+        /// The name.
+        name: String,
+    },
+    /// No subscription of that name.
+    #[error("unknown subscription {name:?}")]
+    UnknownSubscription {
+        /// The name.
+        name: String,
+    },
+    /// The catalog holds its maximum number of subscriptions.
+    #[error("the catalog holds its maximum of {max} subscriptions")]
+    TooManySubscriptions {
+        /// The bound.
+        max: usize,
+    },
+    /// A subscription's filter does not parse.
+    #[error("invalid filter: {reason}")]
+    InvalidFilter {
+        /// The parser's error, with its byte position.
+        reason: String,
+    },
+    /// A subscription setting breaks its rule.
+    #[error("invalid subscription setting {setting}: {reason}")]
+    InvalidSubscription {
+        /// The setting.
+        setting: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// Topic ids ran out (after 2^64 creations: a damaged `next_id`).
     #[error("topic ids are exhausted")]
     IdsExhausted,

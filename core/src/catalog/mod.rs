@@ -25,12 +25,14 @@
 mod codec;
 mod error;
 mod store;
+mod subscriptions;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use error::CatalogError;
 pub use store::CatalogStore;
+pub use subscriptions::{Start, SubscriptionMeta, SUBSCRIPTIONS_MAX};
 
 /// Longest topic name (Kafka's rule: file names of `<name>-<partition>`
 /// must stay under 255 bytes).
@@ -80,8 +82,10 @@ pub struct TopicSettings {
 #[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Catalog {
     version: u64,
+    /// The next topic or subscription id.
     next_id: u64,
     topics: BTreeMap<String, TopicMeta>,
+    subscriptions: BTreeMap<String, SubscriptionMeta>,
 }
 
 impl Default for Catalog {
@@ -90,6 +94,7 @@ impl Default for Catalog {
             version: 0,
             next_id: 1,
             topics: BTreeMap::new(),
+            subscriptions: BTreeMap::new(),
         }
     }
 }
@@ -162,13 +167,15 @@ impl Catalog {
         Ok(meta)
     }
 
-    /// Deletes a topic and returns what it was, so the caller can remove its
-    /// partition directories. On error the catalog is unchanged.
+    /// Deletes a topic, and the subscriptions of it, and returns what it
+    /// was, so the caller can remove its partition directories. On error
+    /// the catalog is unchanged.
     pub fn delete_topic(&mut self, name: &str) -> Result<TopicMeta, CatalogError> {
         let meta = self
             .topics
             .remove(name)
             .ok_or_else(|| CatalogError::UnknownTopic { name: name.into() })?;
+        self.subscriptions.retain(|_, s| s.topic != name);
         self.version += 1;
         Ok(meta)
     }
@@ -199,7 +206,7 @@ impl Catalog {
                 ));
             }
         }
-        Ok(())
+        self.check_subscriptions()
     }
 }
 

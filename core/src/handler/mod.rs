@@ -3,6 +3,7 @@
 //! response on the request's stream; nothing a client sends can panic it.
 
 mod groups;
+mod subscriptions;
 
 use bytes::Bytes;
 use tidegate_proto::{
@@ -253,17 +254,26 @@ async fn serve(
             };
             return groups::list(router, sees).await;
         }
-        Request::CreateSubscription(_)
-        | Request::DeleteSubscription { .. }
-        | Request::ListSubscriptions { .. }
-        | Request::DescribeSubscription { .. }
-        | Request::Pull(_)
-        | Request::Ack(_)
-        | Request::ModifyDeadline { .. } => {
-            return Err(Failure::new(
-                ErrorCode::UnsupportedKind,
-                "subscriptions are not served yet",
-            ))
+        Request::CreateSubscription(c) => return subscriptions::create(router, c).await,
+        Request::DeleteSubscription { name } => {
+            return subscriptions::delete(router, peer, allowed, name).await
+        }
+        Request::ListSubscriptions { topic } => {
+            let sees = |topic: &str| {
+                allowed
+                    .principal
+                    .as_deref()
+                    .is_none_or(|who| allowed.policy.sees(who, topic))
+            };
+            return subscriptions::list(router, topic, sees);
+        }
+        Request::DescribeSubscription { name } => {
+            return subscriptions::describe(router, peer, allowed, name).await
+        }
+        Request::Pull(p) => return subscriptions::pull(router, peer, allowed, p).await,
+        Request::Ack(a) => return subscriptions::ack(router, peer, allowed, a, None).await,
+        Request::ModifyDeadline { ack, deadline_ms } => {
+            return subscriptions::ack(router, peer, allowed, ack, Some(deadline_ms)).await
         }
         // Answered in `handle`, before the access check.
         Request::Authenticate { .. } => {

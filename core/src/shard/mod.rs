@@ -6,7 +6,7 @@
 //! is pushed to every shard, which opens or closes the partitions it owns,
 //! before the admin request is answered.
 
-mod ops;
+pub(crate) mod ops;
 mod partitions;
 
 use std::{cell::RefCell, num::NonZeroUsize, path::PathBuf, rc::Rc};
@@ -66,8 +66,13 @@ impl From<CatalogError> for Failure {
             CatalogError::TopicExists { .. } => ErrorCode::TopicExists,
             CatalogError::UnknownTopic { .. } => ErrorCode::UnknownTopic,
             CatalogError::InvalidName { .. } => ErrorCode::InvalidTopicName,
+            CatalogError::SubscriptionExists { .. } => ErrorCode::SubscriptionExists,
+            CatalogError::UnknownSubscription { .. } => ErrorCode::UnknownSubscription,
+            CatalogError::InvalidFilter { .. } => ErrorCode::InvalidFilter,
             CatalogError::InvalidPartitions { .. }
             | CatalogError::InvalidSetting { .. }
+            | CatalogError::InvalidSubscription { .. }
+            | CatalogError::TooManySubscriptions { .. }
             | CatalogError::TooManyTopics { .. } => ErrorCode::InvalidRequest,
             _ => ErrorCode::StorageFailed,
         };
@@ -93,6 +98,8 @@ pub(crate) struct Shard {
     /// The consumer groups this shard coordinates.
     pub(crate) groups: crate::groups::Groups,
     pub(crate) partitions: Partitions,
+    /// The subscription windows of the partitions this shard owns.
+    pub(crate) subscriptions: crate::subscription::served::Served,
     /// Set when the shard stops taking requests: long polls end at once.
     pub(crate) stopping: std::cell::Cell<bool>,
     pub(crate) stopping_event: event_listener::Event,
@@ -117,6 +124,7 @@ impl Shard {
             catalog: RefCell::new(catalog),
             admin: futures::lock::Mutex::new(()),
             partitions: Partitions::default(),
+            subscriptions: Default::default(),
             stopping: std::cell::Cell::new(false),
             stopping_event: event_listener::Event::new(),
         }
@@ -189,6 +197,7 @@ impl Shard {
             .filter(|(t, p)| self.owner(&t.name, *p) == self.id)
             .collect();
         *self.catalog.borrow_mut() = catalog.clone();
+        self.subscriptions.forget_deleted(&catalog).await;
         self.partitions
             .reconcile(&self.data_dir, &self.log_config, &wanted)
             .await

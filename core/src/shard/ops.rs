@@ -94,6 +94,45 @@ pub(crate) enum Op {
         partition: u32,
         group: String,
     },
+    /// Shard 0: add a subscription to the catalog (its id and creation
+    /// time are given there).
+    CreateSubscription(Box<crate::catalog::SubscriptionMeta>),
+    /// Shard 0: remove a subscription from the catalog.
+    DeleteSubscription {
+        name: String,
+    },
+    /// The partition's owner: open the subscription's window, which fixes
+    /// its start durably.
+    SubOpen {
+        sub: String,
+        partition: u32,
+    },
+    /// The partition's owner: lease messages.
+    SubTake {
+        sub: String,
+        partition: u32,
+        max_messages: u32,
+        max_bytes: u32,
+    },
+    /// The partition's owner: wait until something may be deliverable.
+    SubWait {
+        sub: String,
+        partition: u32,
+        wait_ms: u32,
+    },
+    /// The partition's owner: ack (`deadline_ms` `None`) or change
+    /// deadlines.
+    SubAck {
+        sub: String,
+        partition: u32,
+        ids: Vec<crate::subscription::AckId>,
+        deadline_ms: Option<u32>,
+    },
+    /// The partition's owner: the window's state.
+    SubDescribe {
+        sub: String,
+        partition: u32,
+    },
 }
 
 /// What an `Op` produced.
@@ -115,6 +154,9 @@ pub(crate) enum OpResult {
     Group(Option<crate::groups::GroupState>),
     Groups(Vec<(String, String, u32)>),
     Described(PartitionInfo),
+    Pulled(Vec<crate::subscription::served::Pulled>),
+    AckResults(Vec<ErrorCode>),
+    SubPartition(tidegate_proto::protocol::SubscriptionPartition),
     Done,
     Failed(Failure),
 }
@@ -386,9 +428,17 @@ impl Shard {
                 .fetch_offset(&topic, partition, &group)
                 .await
                 .map(OpResult::Committed),
-            Op::CreateTopic { .. } | Op::DeleteTopic { .. } => Err(Failure::new(
+            Op::CreateTopic { .. }
+            | Op::DeleteTopic { .. }
+            | Op::CreateSubscription(_)
+            | Op::DeleteSubscription { .. }
+            | Op::SubOpen { .. }
+            | Op::SubTake { .. }
+            | Op::SubWait { .. }
+            | Op::SubAck { .. }
+            | Op::SubDescribe { .. } => Err(Failure::new(
                 ErrorCode::Internal,
-                "admin operations run through the router",
+                "admin and subscription operations run through the router",
             )),
         };
         result.unwrap_or_else(OpResult::Failed)

@@ -11,6 +11,7 @@
 
 mod ack_id;
 mod config;
+pub(crate) mod served;
 mod window;
 
 pub use ack_id::{AckId, AckIdError, ACK_ID_LEN};

@@ -324,6 +324,18 @@ impl Window {
         self.unhandled.len()
     }
 
+    /// Messages deliverable now, not counting retries that came due since
+    /// the last [`Window::next`] (see [`Window::next_due`] for those).
+    pub fn ready(&self) -> usize {
+        self.ready.iter().map(BTreeSet::len).sum()
+    }
+
+    /// True when `offset` is handled: below the cursor and not waiting
+    /// for anything.
+    pub fn is_handled(&self, offset: u64) -> bool {
+        offset < self.cursor && !self.unhandled.contains_key(&offset)
+    }
+
     /// Restored offsets still waiting for [`Window::reattach`].
     pub fn awaiting_meta(&self) -> usize {
         self.awaiting_meta.len()

@@ -177,7 +177,7 @@ fn all_requests(batch: &[u8]) -> Vec<Request<'_>> {
         Request::ListGroups,
         Request::CreateSubscription(SubscriptionConfig::new("orders.audit", "orders")),
         Request::CreateSubscription(SubscriptionConfig {
-            filter: "region = 'eu' AND amount > 100",
+            filter: "region = \"eu\" AND amount > 100",
             ack_deadline_ms: MAX_ACK_DEADLINE_MS,
             max_deliveries: 5,
             dead_letter_topic: "orders.dlq",

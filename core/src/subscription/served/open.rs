@@ -1,0 +1,221 @@
+//! Opening a window: started at the subscription's start position, or
+//! restored from the journal (checkpoint, then the events after it), then
+//! given its messages' meta back by reading the log from the floor
+//! (window/recovery.rs describes the steps).
+
+use std::collections::BTreeMap;
+
+use tidegate_proto::{batch::BatchIter, protocol::ErrorCode};
+use tidegate_queue::{
+    cursors::{SubEvent, SubState},
+    Ack, Log, LogError,
+};
+
+use super::{push_handled, record, record::meta_of, PartitionSub};
+use crate::{
+    catalog::{Start, SubscriptionMeta},
+    router::now_ms,
+    shard::{Failure, Shard},
+    subscription::{Window, WindowConfig},
+};
+
+/// Bytes one read of the log asks for while reattaching.
+const REATTACH_READ_BYTES: usize = 1 << 20;
+
+/// The window settings of a subscription.
+pub(super) fn window_config(sub: &SubscriptionMeta) -> WindowConfig {
+    WindowConfig {
+        ack_deadline_ms: sub.ack_deadline_ms,
+        backoff_min_ms: sub.backoff_min_ms,
+        backoff_max_ms: sub.backoff_max_ms,
+        max_deliveries: (sub.max_deliveries > 0).then_some(sub.max_deliveries),
+        ordering: sub.ordering,
+        priority: sub.priority,
+        ..WindowConfig::default()
+    }
+}
+
+pub(super) async fn open(
+    shard: &Shard,
+    sub: &SubscriptionMeta,
+    partition: u32,
+) -> Result<PartitionSub, Failure> {
+    let topic = shard.topic(&sub.topic)?;
+    let log = shard.log(&topic, partition)?;
+    let journal = shard
+        .partitions
+        .journal(&shard.data_dir, &topic, partition, true)
+        .await?
+        .ok_or_else(|| Failure::new(ErrorCode::Internal, "cursor journal not created"))?;
+    forget_orphans(shard, &journal).await;
+    let filter = sub.compiled_filter().map_err(Failure::from)?;
+    let config = window_config(sub);
+    let invalid = |e: String| Failure::new(ErrorCode::Internal, e);
+    let mut events = Vec::new();
+    let window = match journal.subscription(sub.id) {
+        None => {
+            let start = start_offset(&log, sub).await?;
+            let window =
+                Window::new(partition, config, start).map_err(|e| invalid(e.to_string()))?;
+            events.push(SubEvent::Checkpoint(window.checkpoint()));
+            window
+        }
+        Some(state) => {
+            let mut window = restore(partition, config, &state, &log, sub).await?;
+            reattach(&mut window, &log, sub, filter.as_ref(), &mut events).await?;
+            events.push(SubEvent::Checkpoint(window.checkpoint()));
+            window
+        }
+    };
+    // The start, or the state recovery settled on, is durable before the
+    // first delivery.
+    record(&journal, sub.id, &events, Ack::Durable).await?;
+    Ok(PartitionSub {
+        sub_id: sub.id,
+        window,
+        log,
+        journal,
+        filter,
+        read_ahead: BTreeMap::new(),
+        read_ahead_bytes: 0,
+        dead_letters: BTreeMap::new(),
+        publishing: false,
+        changed: event_listener::Event::new(),
+    })
+}
+
+/// Forgets journal state of subscriptions the catalog no longer has (they
+/// were deleted while this journal was not open).
+async fn forget_orphans(shard: &Shard, journal: &tidegate_queue::cursors::CursorJournal) {
+    let live: std::collections::HashSet<u64> = shard
+        .catalog
+        .borrow()
+        .subscriptions()
+        .map(|s| s.id)
+        .collect();
+    for id in journal.subscription_ids() {
+        if !live.contains(&id) {
+            if let Err(e) = journal.delete_subscription(id).await {
+                tracing::warn!(subscription = id, error = %e, "forgetting a deleted subscription's state");
+            }
+        }
+    }
+}
+
+/// Where a new subscription starts in this partition.
+async fn start_offset(log: &Log, sub: &SubscriptionMeta) -> Result<u64, Failure> {
+    let offsets = log.offsets();
+    let clamp = |o: u64| o.clamp(offsets.earliest, offsets.latest);
+    Ok(match sub.start {
+        Start::Earliest => offsets.earliest,
+        Start::Latest => offsets.latest,
+        Start::Offset(o) => clamp(o),
+        Start::Timestamp(t) => log.offset_for_timestamp(t).await?.unwrap_or(offsets.latest),
+    })
+}
+
+/// The window as the journal left it: its checkpoint, then the events
+/// after it. A checkpoint this configuration cannot take (the window cap
+/// shrank) restarts the window at its floor, so nothing is lost; what was
+/// handled above the floor is delivered again.
+async fn restore(
+    partition: u32,
+    config: WindowConfig,
+    state: &SubState,
+    log: &Log,
+    sub: &SubscriptionMeta,
+) -> Result<Window, Failure> {
+    let invalid = |e: String| Failure::new(ErrorCode::Internal, e);
+    let mut window = match &state.checkpoint {
+        Some(c) => match Window::restore(partition, config, c) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(subscription = %sub.name, partition, error = %e, "restarting a window at its floor");
+                Window::new(partition, config, c.floor).map_err(|e| invalid(e.to_string()))?
+            }
+        },
+        None => Window::new(partition, config, start_offset(log, sub).await?)
+            .map_err(|e| invalid(e.to_string()))?,
+    };
+    for event in &state.events {
+        let replayed = match *event {
+            SubEvent::Ack { first, last } => window.apply_ack_range(first, last).map(|_| ()),
+            SubEvent::Attempt { offset, attempts } => window.apply_attempt(offset, attempts),
+            SubEvent::Checkpoint(_) => Ok(()),
+        };
+        if let Err(e) = replayed {
+            tracing::warn!(subscription = %sub.name, partition, error = %e, "skipping a journal event");
+        }
+    }
+    Ok(window)
+}
+
+/// Reads the log from the window's floor to its cursor and gives each
+/// restored offset its meta back; offsets the log no longer holds are
+/// handled. Their handled ranges go to `events`.
+async fn reattach(
+    window: &mut Window,
+    log: &Log,
+    sub: &SubscriptionMeta,
+    filter: Option<&tidegate_proto::filter::Filter>,
+    events: &mut Vec<SubEvent>,
+) -> Result<(), Failure> {
+    let now = now_ms();
+    let cursor = window.cursor();
+    let earliest = log.offsets().earliest;
+    if cursor <= earliest && window.floor() < cursor {
+        // Retention removed the whole window: start again at the earliest.
+        *window = Window::new(window.partition(), *window.config(), earliest)
+            .map_err(|e| Failure::new(ErrorCode::Internal, e.to_string()))?;
+        return Ok(());
+    }
+    let mut next = window.floor();
+    if next < earliest {
+        handle_missing(window, next, earliest - 1, events);
+        next = earliest;
+    }
+    while next < cursor {
+        let read = match log.read(next, REATTACH_READ_BYTES).await {
+            Ok(read) => read,
+            Err(LogError::OffsetOutOfRange { .. }) => break,
+            Err(e) => return Err(Failure::from(&e)),
+        };
+        if read.is_empty() {
+            break;
+        }
+        for batch in BatchIter::new(read.as_bytes()) {
+            let batch = batch.map_err(|e| Failure::new(ErrorCode::StorageFailed, e.to_string()))?;
+            for record in batch.records() {
+                let offset = record.offset();
+                if offset < next {
+                    continue;
+                }
+                if offset >= cursor {
+                    next = cursor;
+                    break;
+                }
+                if offset > next {
+                    handle_missing(window, next, offset - 1, events);
+                }
+                let meta = meta_of(&record, filter, &sub.name, now);
+                if let Ok(admitted) = window.reattach(offset, meta) {
+                    if let Some((first, last)) = admitted.handled {
+                        push_handled(events, first, last);
+                    }
+                }
+                next = offset + 1;
+            }
+        }
+        next = next.max(read.next_offset.min(cursor));
+    }
+    if next < cursor {
+        handle_missing(window, next, cursor - 1, events);
+    }
+    Ok(())
+}
+
+fn handle_missing(window: &mut Window, first: u64, last: u64, events: &mut Vec<SubEvent>) {
+    if window.apply_ack_range(first, last).is_ok() {
+        push_handled(events, first, last);
+    }
+}

@@ -1,0 +1,183 @@
+//! A message as a subscription delivers it: an owned copy of a log record,
+//! and what the window needs to know of it (its `Meta`).
+
+use std::hash::{Hash, Hasher};
+
+use tidegate_proto::{batch::RecordView, filter::Filter};
+
+use crate::subscription::{Disposition, Meta, PRIORITY_MAX};
+
+/// Header with the message's priority level, `0..=9` (SEMANTICS.md §5).
+pub(crate) const HEADER_PRIORITY: &str = "tg-priority";
+/// Header with the message's expiry, Unix ms.
+pub(crate) const HEADER_EXPIRES_AT: &str = "tg-expires-at";
+/// Header a redriven message carries: the one subscription it is for.
+pub(crate) const HEADER_REDRIVE_FOR: &str = "tg-redrive-for";
+
+/// A record copied out of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OwnedRecord {
+    pub(crate) offset: u64,
+    pub(crate) timestamp_ms: i64,
+    pub(crate) key: Option<Vec<u8>>,
+    pub(crate) value: Option<Vec<u8>>,
+    pub(crate) headers: Vec<(String, Vec<u8>)>,
+}
+
+impl OwnedRecord {
+    pub(crate) fn of(record: &RecordView<'_>) -> OwnedRecord {
+        OwnedRecord {
+            offset: record.offset(),
+            timestamp_ms: record.timestamp_ms(),
+            key: record.key().map(<[u8]>::to_vec),
+            value: record.value().map(<[u8]>::to_vec),
+            headers: record
+                .headers()
+                .map(|(n, v)| (n.to_owned(), v.to_vec()))
+                .collect(),
+        }
+    }
+
+    /// Bytes it holds (what counts against a pull's `max_bytes` and the
+    /// window's read-ahead budget).
+    pub(crate) fn len(&self) -> usize {
+        let headers: usize = self.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+        self.key.as_ref().map_or(0, Vec::len) + self.value.as_ref().map_or(0, Vec::len) + headers
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&[u8]> {
+        header_of(
+            self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())),
+            name,
+        )
+    }
+
+    /// True when the message's `tg-expires-at` has passed.
+    pub(crate) fn expired(&self, now_ms: i64) -> bool {
+        expires_at(self.header(HEADER_EXPIRES_AT)).is_some_and(|at| at <= now_ms)
+    }
+}
+
+/// The first header named `name`.
+fn header_of<'h>(
+    mut headers: impl Iterator<Item = (&'h str, &'h [u8])>,
+    name: &str,
+) -> Option<&'h [u8]> {
+    headers.find(|(n, _)| *n == name).map(|(_, v)| v)
+}
+
+/// A decimal header value; `None` when absent or not a number.
+fn decimal(value: Option<&[u8]>) -> Option<i64> {
+    std::str::from_utf8(value?).ok()?.trim().parse().ok()
+}
+
+fn expires_at(value: Option<&[u8]>) -> Option<i64> {
+    decimal(value)
+}
+
+/// How the subscription `name` with `filter` treats `record` when it reads
+/// it at `now_ms`: filtered out, expired, or to be delivered with its key
+/// hash (for ordering) and priority.
+pub(crate) fn meta_of(
+    record: &RecordView<'_>,
+    filter: Option<&Filter>,
+    name: &str,
+    now_ms: i64,
+) -> Meta {
+    let mut meta = Meta::deliver();
+    if let Some(level) = decimal(header_of(record.headers(), HEADER_PRIORITY)) {
+        meta = meta.with_priority(level.clamp(0, i64::from(PRIORITY_MAX)) as u8);
+    }
+    if let Some(key) = record.key() {
+        meta = meta.with_key(key_hash(key));
+    }
+    let redriven_for_another = header_of(record.headers(), HEADER_REDRIVE_FOR)
+        .is_some_and(|for_sub| for_sub != name.as_bytes());
+    let filtered = filter.is_some_and(|f| !f.matches_record(record));
+    let disposition = if redriven_for_another || filtered {
+        Disposition::Filtered
+    } else if expires_at(header_of(record.headers(), HEADER_EXPIRES_AT))
+        .is_some_and(|at| at <= now_ms)
+    {
+        Disposition::Expired
+    } else {
+        Disposition::Deliver
+    };
+    meta.with_disposition(disposition)
+}
+
+/// The key's hash for ordering. It lives only in memory (a restart reads
+/// the keys again), so any hash that is stable within a process will do.
+fn key_hash(key: &[u8]) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use tidegate_proto::batch::{BatchBuilder, BatchView, Record};
+
+    use super::*;
+
+    fn with_record<T>(
+        headers: &[(&str, &[u8])],
+        key: Option<&[u8]>,
+        f: impl Fn(&RecordView<'_>) -> T,
+    ) -> T {
+        let mut b = BatchBuilder::new();
+        b.push(Record {
+            timestamp_ms: 5,
+            key,
+            value: Some(b"v"),
+            headers,
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let bytes = b.finish().unwrap_or_else(|e| panic!("{e}"));
+        let view = BatchView::parse(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        let record = view.records().next().unwrap_or_else(|| panic!("a record"));
+        f(&record)
+    }
+
+    #[test]
+    fn headers_decide_priority_expiry_filtering_and_redrive() {
+        let filter = Filter::parse("region = \"eu\"").unwrap_or_else(|e| panic!("{e}"));
+        let meta = |headers: &[(&str, &[u8])]| {
+            with_record(headers, Some(b"k"), |r| {
+                meta_of(r, Some(&filter), "s", 1_000)
+            })
+        };
+        let eu: (&str, &[u8]) = ("region", b"eu");
+        assert_eq!(meta(&[eu]).disposition, Disposition::Deliver);
+        assert!(meta(&[eu]).key_hash.is_some());
+        assert_eq!(
+            meta(&[("region", b"us")]).disposition,
+            Disposition::Filtered
+        );
+        assert_eq!(meta(&[eu, ("tg-priority", b"7")]).priority, 7);
+        assert_eq!(meta(&[eu, ("tg-priority", b"99")]).priority, PRIORITY_MAX);
+        assert_eq!(meta(&[eu, ("tg-priority", b"x")]).priority, 4);
+        assert_eq!(
+            meta(&[eu, ("tg-expires-at", b"999")]).disposition,
+            Disposition::Expired
+        );
+        assert_eq!(
+            meta(&[eu, ("tg-expires-at", b"1001")]).disposition,
+            Disposition::Deliver
+        );
+        assert_eq!(
+            meta(&[eu, ("tg-redrive-for", b"s")]).disposition,
+            Disposition::Deliver
+        );
+        assert_eq!(
+            meta(&[eu, ("tg-redrive-for", b"t")]).disposition,
+            Disposition::Filtered
+        );
+        let owned = with_record(&[eu, ("tg-expires-at", b"10")], None, OwnedRecord::of);
+        assert!(owned.expired(10) && !owned.expired(9));
+        assert_eq!(
+            owned.len(),
+            1 + "region".len() + 2 + "tg-expires-at".len() + 2
+        );
+    }
+}

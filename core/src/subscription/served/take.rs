@@ -1,0 +1,309 @@
+//! Pull's work on one partition: end expired leases, read ahead from the
+//! log into the window, lease what is deliverable, and journal it.
+
+use std::time::Duration;
+
+use futures::future::select;
+use tidegate_proto::batch::BatchIter;
+use tidegate_queue::{cursors::SubEvent, Ack, LogError};
+
+use super::{
+    checkpoint_if_due, dead_letter, push_handled, record,
+    record::{meta_of, OwnedRecord},
+    Counter, Counters, Shared, READ_AHEAD_BYTES_MAX,
+};
+use crate::{
+    catalog::SubscriptionMeta,
+    router::{now_ms, Router},
+    shard::Failure,
+    subscription::{AckId, AfterLease, Disposition, Window},
+};
+
+/// Bytes one read-ahead asks of the log.
+const READ_BYTES: usize = 256 << 10;
+/// Reads one pull may do to fill the window.
+const READS_PER_TAKE: usize = 4;
+/// Bytes one redelivery reads to find its message.
+const REREAD_BYTES: usize = 64 << 10;
+
+/// A leased message.
+#[derive(Debug, Clone)]
+pub(crate) struct Pulled {
+    pub(crate) ack_id: AckId,
+    pub(crate) attempt: u32,
+    pub(crate) record: OwnedRecord,
+}
+
+/// Leases up to `max_messages` of `sub` in `partition` (about `max_bytes`;
+/// at least one when any is deliverable).
+pub(crate) async fn take(
+    router: &Router,
+    sub: &SubscriptionMeta,
+    partition: u32,
+    max_messages: u32,
+    max_bytes: u32,
+) -> Result<Vec<Pulled>, Failure> {
+    let w = router
+        .shard
+        .subscriptions
+        .get(&router.shard, sub, partition)
+        .await?;
+    expire(&w, now_ms());
+    dead_letter::publish(router, sub, &w).await;
+    let counters = &router.shard.subscriptions.counters;
+    read_ahead(&w, sub, counters).await?;
+    let pulled = deliver(&w, max_messages as usize, max_bytes as usize, counters).await?;
+    checkpoint_if_due(&w).await?;
+    Ok(pulled)
+}
+
+/// Waits, at most `wait`, until `sub` may have something to deliver in
+/// `partition`: ready messages, a retry or lease coming due, or new
+/// messages in the log.
+pub(crate) async fn wait(
+    router: &Router,
+    sub: &SubscriptionMeta,
+    partition: u32,
+    wait: Duration,
+) -> Result<(), Failure> {
+    let shard = &router.shard;
+    let w = shard.subscriptions.get(shard, sub, partition).await?;
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let now = now_ms();
+        let (log, cursor, can_read, due_in, changed) = {
+            let p = w.borrow();
+            let changed = p.changed.listen();
+            let can_lease = p.window.outstanding() < p.window.config().outstanding_max;
+            if can_lease && p.window.ready() > 0 {
+                return Ok(());
+            }
+            let due_in = p.window.next_due(now).map(|due| due.saturating_sub(now));
+            if due_in == Some(0) {
+                return Ok(());
+            }
+            let can_read = !p.window.is_full() && p.read_ahead_bytes < READ_AHEAD_BYTES_MAX;
+            if can_read && p.log.offsets().latest > p.window.cursor() {
+                return Ok(());
+            }
+            (p.log.clone(), p.window.cursor(), can_read, due_in, changed)
+        };
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || shard.stopping.get() {
+            return Ok(());
+        }
+        let sleep = due_in.map_or(left, |ms| left.min(Duration::from_millis(ms as u64)));
+        let timer = std::pin::pin!(glommio::timer::sleep(sleep));
+        let stop = std::pin::pin!(shard.stopped());
+        let woken = std::pin::pin!(select(select(timer, stop), changed));
+        if can_read {
+            let data = std::pin::pin!(log.wait_for(cursor));
+            let _ = select(data, woken).await;
+        } else {
+            let _ = woken.await;
+        }
+    }
+}
+
+/// Ends expired leases; dead letters wait for publishing.
+fn expire(w: &Shared, now: i64) {
+    let mut p = w.borrow_mut();
+    for ended in p.window.expire(now) {
+        if ended.after == AfterLease::DeadLetter {
+            p.dead_letters.insert(ended.offset, ended.attempts);
+        }
+    }
+}
+
+/// Reads from the window's cursor while the window and the read-ahead
+/// budget have room and few messages are ready.
+async fn read_ahead(
+    w: &Shared,
+    sub: &SubscriptionMeta,
+    counters: &Counters,
+) -> Result<(), Failure> {
+    for _ in 0..READS_PER_TAKE {
+        let (log, cursor) = {
+            let p = w.borrow();
+            let room = !p.window.is_full() && p.read_ahead_bytes < READ_AHEAD_BYTES_MAX;
+            if !room || p.window.ready() >= p.window.config().outstanding_max {
+                return Ok(());
+            }
+            (p.log.clone(), p.window.cursor())
+        };
+        let read = match log.read(cursor, READ_BYTES).await {
+            Ok(read) => read,
+            Err(LogError::OffsetOutOfRange { .. }) => {
+                skip_to_earliest(w, log.offsets().earliest).await?;
+                continue;
+            }
+            Err(e) => return Err(Failure::from(&e)),
+        };
+        if read.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let (journal, id, events) = {
+            let mut p = w.borrow_mut();
+            let p = &mut *p;
+            let mut events = Vec::new();
+            'batches: for batch in BatchIter::new(read.as_bytes()) {
+                let batch = batch.map_err(|e| {
+                    Failure::new(
+                        tidegate_proto::protocol::ErrorCode::StorageFailed,
+                        e.to_string(),
+                    )
+                })?;
+                for r in batch.records() {
+                    if r.offset() < p.window.cursor() {
+                        continue;
+                    }
+                    let meta = meta_of(&r, p.filter.as_ref(), &sub.name, now);
+                    let Ok(admitted) = p.window.admit(r.offset(), meta) else {
+                        break 'batches;
+                    };
+                    if let Some((first, last)) = admitted.handled {
+                        push_handled(&mut events, first, last);
+                    }
+                    match meta.disposition {
+                        Disposition::Filtered => counters.count(&Counter::Filtered, 1),
+                        Disposition::Expired => counters.count(&Counter::Expired, 1),
+                        Disposition::Deliver | Disposition::Deferred => {}
+                    }
+                    if meta.disposition == Disposition::Deliver {
+                        let owned = OwnedRecord::of(&r);
+                        p.read_ahead_bytes += owned.len();
+                        p.read_ahead.insert(owned.offset, owned);
+                    }
+                }
+            }
+            (p.journal.clone(), p.sub_id, events)
+        };
+        // Filtered and expired offsets are journaled without waiting: were
+        // they lost, replay would read and judge them again.
+        record(&journal, id, &events, Ack::None).await?;
+    }
+    Ok(())
+}
+
+/// The log dropped offsets at the window's cursor (retention): whatever
+/// the window held below `earliest` is gone, so it starts again there.
+async fn skip_to_earliest(w: &Shared, earliest: u64) -> Result<(), Failure> {
+    let (journal, id, checkpoint) = {
+        let mut p = w.borrow_mut();
+        if p.window.cursor() >= earliest {
+            return Ok(());
+        }
+        let fresh =
+            Window::new(p.window.partition(), *p.window.config(), earliest).map_err(|e| {
+                Failure::new(tidegate_proto::protocol::ErrorCode::Internal, e.to_string())
+            })?;
+        p.window = fresh;
+        p.read_ahead.clear();
+        p.read_ahead_bytes = 0;
+        p.dead_letters.clear();
+        (p.journal.clone(), p.sub_id, p.window.checkpoint())
+    };
+    record(&journal, id, &[SubEvent::Checkpoint(checkpoint)], Ack::None).await
+}
+
+/// Leases deliverable messages, with their records from the read-ahead or,
+/// for redeliveries, from the log.
+async fn deliver(
+    w: &Shared,
+    max_messages: usize,
+    max_bytes: usize,
+    counters: &Counters,
+) -> Result<Vec<Pulled>, Failure> {
+    let now = now_ms();
+    let mut pulled = Vec::new();
+    let mut misses = Vec::new();
+    let mut bytes = 0;
+    let (journal, id, attempts) = {
+        let mut p = w.borrow_mut();
+        let mut attempts = Vec::new();
+        while pulled.len() + misses.len() < max_messages && bytes < max_bytes {
+            let Some(d) = p.window.next(now) else { break };
+            attempts.push(SubEvent::Attempt {
+                offset: d.offset,
+                attempts: d.attempt,
+            });
+            match p.read_ahead.remove(&d.offset) {
+                Some(record) => {
+                    p.read_ahead_bytes -= record.len();
+                    bytes += record.len();
+                    pulled.push(Pulled {
+                        ack_id: d.ack_id,
+                        attempt: d.attempt,
+                        record,
+                    });
+                }
+                None => misses.push(d),
+            }
+        }
+        (p.journal.clone(), p.sub_id, attempts)
+    };
+    // Attempts are not waited for (SEMANTICS.md §5: a crash may lose the
+    // last group commit's attempts, never an ack).
+    record(&journal, id, &attempts, Ack::None).await?;
+    for d in misses {
+        let log = w.borrow().log.clone();
+        match find(&log, d.offset).await? {
+            Some(record) => pulled.push(Pulled {
+                ack_id: d.ack_id,
+                attempt: d.attempt,
+                record,
+            }),
+            None => handle_now(w, d.ack_id, now).await?,
+        }
+    }
+    // A message whose expiry passed while it waited is not delivered.
+    let mut delivered = Vec::with_capacity(pulled.len());
+    for p in pulled {
+        if p.record.expired(now) {
+            counters.count(&Counter::Expired, 1);
+            handle_now(w, p.ack_id, now).await?;
+        } else {
+            delivered.push(p);
+        }
+    }
+    let redelivered = delivered.iter().filter(|p| p.attempt > 1).count() as u64;
+    counters.count(&Counter::Delivered, delivered.len() as u64 - redelivered);
+    counters.count(&Counter::Redelivered, redelivered);
+    Ok(delivered)
+}
+
+/// Handles a message just leased that is not to be delivered (gone from
+/// the log, or expired).
+async fn handle_now(w: &Shared, ack_id: AckId, now: i64) -> Result<(), Failure> {
+    let (journal, id, offset) = {
+        let mut p = w.borrow_mut();
+        let Ok(acked) = p.window.ack(ack_id, now) else {
+            return Ok(());
+        };
+        (p.journal.clone(), p.sub_id, acked.offset)
+    };
+    let event = SubEvent::Ack {
+        first: offset,
+        last: offset,
+    };
+    record(&journal, id, &[event], Ack::None).await
+}
+
+/// The record at `offset`, read from the log.
+pub(super) async fn find(
+    log: &tidegate_queue::Log,
+    offset: u64,
+) -> Result<Option<OwnedRecord>, Failure> {
+    let read = match log.read(offset, REREAD_BYTES).await {
+        Ok(read) => read,
+        Err(LogError::OffsetOutOfRange { .. }) => return Ok(None),
+        Err(e) => return Err(Failure::from(&e)),
+    };
+    for batch in BatchIter::new(read.as_bytes()).flatten() {
+        if let Some(r) = batch.records().find(|r| r.offset() == offset) {
+            return Ok(Some(OwnedRecord::of(&r)));
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,466 @@
+//! Subscriptions against the real server over real QUIC
+//! (docs/SEMANTICS.md §5): fan-out with filters, leases that expire and
+//! come back, nacks, dead letters, ordering keys, and acks that survive
+//! kill -9, each on one shard and on two.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::{collections::BTreeMap, path::Path};
+
+use support::{connect, decode, runtime, start, Client, Server};
+use tidegate_proto::{
+    batch::{BatchBuilder, BatchIter, Record},
+    protocol::{
+        AckLevel, AckRequest, ErrorCode, PullRequest, Request, Response, StartPosition,
+        SubscriptionConfig, ACK_ID_BYTES,
+    },
+};
+
+/// A pulled message, owned.
+#[derive(Debug, Clone)]
+struct Message {
+    ack_id: [u8; ACK_ID_BYTES],
+    attempt: u32,
+    partition: u32,
+    offset: u64,
+    key: Option<Vec<u8>>,
+    value: Vec<u8>,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+fn header<'a>(m: &'a Message, name: &str) -> Option<&'a [u8]> {
+    m.headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_slice())
+}
+
+async fn create(
+    client: &Client,
+    config: SubscriptionConfig<'_>,
+) -> Result<(), (ErrorCode, String)> {
+    let response = client.call(&Request::CreateSubscription(config)).await;
+    match decode(&response) {
+        Response::CreateSubscription => Ok(()),
+        Response::Error(e) => Err((e.code, e.message.to_owned())),
+        other => panic!("create answered {other:?}"),
+    }
+}
+
+async fn pull(client: &Client, sub: &str, max_messages: u32, max_wait_ms: u32) -> Vec<Message> {
+    let response = client
+        .call(&Request::Pull(PullRequest {
+            subscription: sub,
+            max_messages,
+            max_bytes: 8 << 20,
+            max_wait_ms,
+        }))
+        .await;
+    match decode(&response) {
+        Response::Pull(messages) => messages
+            .into_iter()
+            .map(|m| Message {
+                ack_id: m.ack_id,
+                attempt: m.attempt,
+                partition: m.partition,
+                offset: m.offset,
+                key: m.key.map(<[u8]>::to_vec),
+                value: m.value.unwrap_or_default().to_vec(),
+                headers: m
+                    .headers
+                    .iter()
+                    .map(|(n, v)| ((*n).to_owned(), v.to_vec()))
+                    .collect(),
+            })
+            .collect(),
+        other => panic!("pull answered {other:?}"),
+    }
+}
+
+/// Pulls until `n` messages came or a pull waited `wait_ms` in vain.
+async fn pull_n(client: &Client, sub: &str, n: usize, wait_ms: u32) -> Vec<Message> {
+    let mut all = Vec::new();
+    while all.len() < n {
+        let got = pull(client, sub, 1000, wait_ms).await;
+        if got.is_empty() {
+            break;
+        }
+        all.extend(got);
+    }
+    all
+}
+
+async fn ack(
+    client: &Client,
+    sub: &str,
+    messages: &[Message],
+    deadline_ms: Option<u32>,
+) -> Vec<ErrorCode> {
+    let request = AckRequest {
+        subscription: sub,
+        ack_ids: messages.iter().map(|m| m.ack_id).collect(),
+    };
+    let request = match deadline_ms {
+        None => Request::Ack(request),
+        Some(deadline_ms) => Request::ModifyDeadline {
+            ack: request,
+            deadline_ms,
+        },
+    };
+    match decode(&client.call(&request).await) {
+        Response::Ack(codes) | Response::ModifyDeadline(codes) => codes,
+        other => panic!("ack answered {other:?}"),
+    }
+}
+
+/// Produces one message per `(partition, key, value, headers)`, durably.
+async fn produce(
+    client: &Client,
+    topic: &str,
+    messages: &[(u32, Option<&str>, String, Vec<(&str, &str)>)],
+) {
+    for (partition, key, value, headers) in messages {
+        let headers: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+        let mut b = BatchBuilder::new();
+        b.push(Record {
+            timestamp_ms: 1_700_000_000_000,
+            key: key.map(str::as_bytes),
+            value: Some(value.as_bytes()),
+            headers: &headers,
+        })
+        .unwrap();
+        let results = client
+            .produce(topic, *partition, AckLevel::Durable, &b.finish().unwrap())
+            .await;
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+    }
+}
+
+fn values(messages: &[Message]) -> Vec<String> {
+    let mut v: Vec<String> = messages
+        .iter()
+        .map(|m| String::from_utf8(m.value.clone()).unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+fn on_shards(test: impl Fn(&Path, &str)) {
+    for cores in ["0", "0,1"] {
+        let dir = tempfile::tempdir().unwrap();
+        test(dir.path(), cores);
+    }
+}
+
+#[test]
+fn every_subscription_gets_what_its_filter_passes_and_acks_survive_kill_9() {
+    on_shards(|data, cores| {
+        let server = start(data, cores);
+        let messages: Vec<(u32, Option<&str>, String, Vec<(&str, &str)>)> = (0..90)
+            .map(|i| {
+                let region = ["eu", "us", "apac"][i % 3];
+                (
+                    i as u32 % 3,
+                    None,
+                    format!("m{i:02}"),
+                    vec![("region", region)],
+                )
+            })
+            .collect();
+        let eu: Vec<String> = (0..90)
+            .filter(|i| i % 3 == 0)
+            .map(|i| format!("m{i:02}"))
+            .collect();
+        let not_us: Vec<String> = (0..90)
+            .filter(|i| i % 3 != 1)
+            .map(|i| format!("m{i:02}"))
+            .collect();
+        runtime().block_on(async {
+            let client = connect(&server).await;
+            client.create_topic("orders", 3).await;
+            create(
+                &client,
+                SubscriptionConfig {
+                    filter: "region = \"eu\"",
+                    ..SubscriptionConfig::new("eu", "orders")
+                },
+            )
+            .await
+            .unwrap();
+            create(
+                &client,
+                SubscriptionConfig {
+                    filter: "NOT region = \"us\"",
+                    ..SubscriptionConfig::new("not-us", "orders")
+                },
+            )
+            .await
+            .unwrap();
+            create(&client, SubscriptionConfig::new("all", "orders"))
+                .await
+                .unwrap();
+            produce(&client, "orders", &messages).await;
+
+            let got = pull_n(&client, "eu", eu.len(), 2000).await;
+            assert_eq!(values(&got), eu);
+            assert!(got
+                .iter()
+                .all(|m| m.attempt == 1 && header(m, "region") == Some(b"eu")));
+            assert!(ack(&client, "eu", &got, None)
+                .await
+                .iter()
+                .all(|c| c.is_ok()));
+            let got = pull_n(&client, "not-us", not_us.len(), 2000).await;
+            assert_eq!(values(&got), not_us);
+            assert!(ack(&client, "not-us", &got, None)
+                .await
+                .iter()
+                .all(|c| c.is_ok()));
+            // `all` acks only the first half of what it gets.
+            let got = pull_n(&client, "all", 90, 2000).await;
+            assert_eq!(got.len(), 90);
+            let (acked, _) = got.split_at(45);
+            assert!(ack(&client, "all", acked, None)
+                .await
+                .iter()
+                .all(|c| c.is_ok()));
+            // An ack sent again changes nothing and is no error.
+            assert!(ack(&client, "all", &acked[..1], None)
+                .await
+                .iter()
+                .all(|c| c.is_ok()));
+            // Nothing more for the filtered ones.
+            assert!(pull(&client, "eu", 100, 300).await.is_empty());
+        });
+        server.kill();
+
+        let server = start(data, cores);
+        runtime().block_on(async {
+            let client = connect(&server).await;
+            assert!(pull(&client, "eu", 100, 300).await.is_empty());
+            assert!(pull(&client, "not-us", 100, 300).await.is_empty());
+            // The unacked half comes back, and only it.
+            let again = pull_n(&client, "all", 45, 2000).await;
+            assert_eq!(again.len(), 45, "{:?}", values(&again));
+            let mut all_values: Vec<String> = (0..90).map(|i| format!("m{i:02}")).collect();
+            all_values.sort();
+            assert!(values(&again).iter().all(|v| all_values.contains(v)));
+            assert!(ack(&client, "all", &again, None)
+                .await
+                .iter()
+                .all(|c| c.is_ok()));
+            assert!(pull(&client, "all", 100, 300).await.is_empty());
+        });
+        server.stop();
+    });
+}
+
+#[test]
+fn expired_leases_come_back_and_nacked_messages_go_to_the_dead_letter_topic() {
+    on_shards(|data, cores| {
+        let server = start(data, cores);
+        runtime().block_on(async {
+            let client = connect(&server).await;
+            client.create_topic("jobs", 2).await;
+            client.create_topic("jobs.dlq", 1).await;
+            create(
+                &client,
+                SubscriptionConfig {
+                    ack_deadline_ms: 1000,
+                    max_deliveries: 2,
+                    dead_letter_topic: "jobs.dlq",
+                    backoff_min_ms: 0,
+                    backoff_max_ms: 0,
+                    ..SubscriptionConfig::new("workers", "jobs")
+                },
+            )
+            .await
+            .unwrap();
+            produce(
+                &client,
+                "jobs",
+                &[(1, Some("k"), "job-1".into(), vec![("trace", "t1")])],
+            )
+            .await;
+
+            let first = pull(&client, "workers", 10, 2000).await;
+            assert_eq!(first.len(), 1);
+            assert_eq!(first[0].attempt, 1);
+            // Not acked: the lease runs out and the message comes back.
+            let second = pull(&client, "workers", 10, 5000).await;
+            assert_eq!(second.len(), 1);
+            assert_eq!((second[0].attempt, second[0].offset), (2, first[0].offset));
+            assert_eq!(
+                ack(&client, "workers", &first, None).await,
+                vec![ErrorCode::LeaseExpired]
+            );
+            // Its second nack reaches max_deliveries: dead-lettered.
+            assert_eq!(
+                ack(&client, "workers", &second, Some(0)).await,
+                vec![ErrorCode::Ok]
+            );
+            assert!(pull(&client, "workers", 10, 500).await.is_empty());
+            let (_, bytes) = client.fetch("jobs.dlq", 0, 0, 5000).await;
+            let batch = BatchIter::new(&bytes).next().unwrap().unwrap();
+            let record = batch.records().next().unwrap();
+            assert_eq!(record.value(), Some(&b"job-1"[..]));
+            assert_eq!(record.key(), Some(&b"k"[..]));
+            let headers: BTreeMap<&str, &[u8]> = record.headers().collect();
+            assert_eq!(headers["trace"], b"t1");
+            assert_eq!(headers["tg-dlq-topic"], b"jobs");
+            assert_eq!(headers["tg-dlq-partition"], b"1");
+            assert_eq!(
+                headers["tg-dlq-offset"],
+                first[0].offset.to_string().as_bytes()
+            );
+            assert_eq!(headers["tg-dlq-subscription"], b"workers");
+            assert_eq!(headers["tg-dlq-attempts"], b"2");
+        });
+        server.kill();
+        // Dead-lettered is handled: not delivered again after a restart.
+        let server = start(data, cores);
+        runtime().block_on(async {
+            let client = connect(&server).await;
+            assert!(pull(&client, "workers", 10, 500).await.is_empty());
+        });
+        server.stop();
+    });
+}
+
+#[test]
+fn ordering_keys_deliver_one_message_per_key_at_a_time_in_order() {
+    on_shards(|data, cores| {
+        let server = start(data, cores);
+        runtime().block_on(async {
+            let client = connect(&server).await;
+            client.create_topic("events", 1).await;
+            create(
+                &client,
+                SubscriptionConfig {
+                    ordering: true,
+                    ..SubscriptionConfig::new("ordered", "events")
+                },
+            )
+            .await
+            .unwrap();
+            let keys = ["a", "b", "c"];
+            let messages: Vec<_> = (0..30)
+                .map(|i| {
+                    (
+                        0,
+                        Some(keys[i % 3]),
+                        format!("{}-{:02}", keys[i % 3], i / 3),
+                        vec![],
+                    )
+                })
+                .collect();
+            produce(&client, "events", &messages).await;
+            let mut seen: BTreeMap<Vec<u8>, Vec<String>> = BTreeMap::new();
+            for _ in 0..10 {
+                let got = pull(&client, "ordered", 100, 2000).await;
+                // One outstanding message per key.
+                assert_eq!(got.len(), 3, "{got:?}");
+                for m in &got {
+                    seen.entry(m.key.clone().unwrap())
+                        .or_default()
+                        .push(String::from_utf8(m.value.clone()).unwrap());
+                }
+                assert!(ack(&client, "ordered", &got, None)
+                    .await
+                    .iter()
+                    .all(|c| c.is_ok()));
+            }
+            for key in keys {
+                let expected: Vec<String> = (0..10).map(|i| format!("{key}-{i:02}")).collect();
+                assert_eq!(seen[key.as_bytes()], expected);
+            }
+        });
+        server.stop();
+    });
+}
+
+#[test]
+fn subscriptions_are_listed_described_refused_when_bad_and_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server: Server = start(dir.path(), "0,1");
+    runtime().block_on(async {
+        let client = connect(&server).await;
+        client.create_topic("t", 2).await;
+        let bad = create(
+            &client,
+            SubscriptionConfig {
+                filter: "region = ",
+                ..SubscriptionConfig::new("bad", "t")
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(bad.0, ErrorCode::InvalidFilter);
+        assert!(bad.1.contains("byte 9"), "{}", bad.1);
+        let unknown = create(&client, SubscriptionConfig::new("s", "nope"))
+            .await
+            .unwrap_err();
+        assert_eq!(unknown.0, ErrorCode::UnknownTopic);
+        produce(&client, "t", &[(0, None, "before".into(), vec![])]).await;
+        create(
+            &client,
+            SubscriptionConfig {
+                start: StartPosition::Earliest,
+                ..SubscriptionConfig::new("s", "t")
+            },
+        )
+        .await
+        .unwrap();
+        let exists = create(&client, SubscriptionConfig::new("s", "t"))
+            .await
+            .unwrap_err();
+        assert_eq!(exists.0, ErrorCode::SubscriptionExists);
+        match decode(&client.call(&Request::ListSubscriptions { topic: "" }).await) {
+            Response::ListSubscriptions(subs) => {
+                assert_eq!(subs.len(), 1);
+                assert_eq!((subs[0].name, subs[0].topic), ("s", "t"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let got = pull(&client, "s", 10, 1000).await;
+        assert_eq!(values(&got), vec!["before".to_owned()]);
+        match decode(
+            &client
+                .call(&Request::DescribeSubscription { name: "s" })
+                .await,
+        ) {
+            Response::DescribeSubscription(d) => {
+                assert_eq!(d.config.start, StartPosition::Earliest);
+                let p0 = d.partitions.iter().find(|p| p.partition == 0).unwrap();
+                assert_eq!(
+                    (p0.floor, p0.cursor, p0.latest, p0.outstanding),
+                    (0, 1, 1, 1)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match decode(
+            &client
+                .call(&Request::DeleteSubscription { name: "s" })
+                .await,
+        ) {
+            Response::DeleteSubscription => {}
+            other => panic!("{other:?}"),
+        }
+        match decode(
+            &client
+                .call(&Request::DescribeSubscription { name: "s" })
+                .await,
+        ) {
+            Response::Error(e) => assert_eq!(e.code, ErrorCode::UnknownSubscription),
+            other => panic!("{other:?}"),
+        }
+        // A new subscription of the same name starts afresh.
+        create(&client, SubscriptionConfig::new("s", "t"))
+            .await
+            .unwrap();
+        assert!(pull(&client, "s", 10, 300).await.is_empty());
+    });
+    server.stop();
+}
