@@ -67,8 +67,8 @@ async fn main() -> Result<(), Box<dyn StdError>> {
             println!("acked {acked}");
         }
     }
-    // Dropping the subscriber nacks what it had pulled but not handed out.
-    drop(subscriber);
+    // Gives back what it had pulled but not handed out.
+    subscriber.close().await?;
     client.close().await;
     println!("acked {acked} messages");
     Ok(())

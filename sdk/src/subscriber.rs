@@ -106,9 +106,10 @@ impl Default for SubscriberConfig {
 /// within `max_lease_extension`, or a lost connection for longer than a
 /// lease) is delivered again, to this subscriber or another.
 ///
-/// Dropping the subscriber nacks the messages still in its buffer (in the
-/// background); messages the application still holds keep their leases
-/// extended until they are settled or dropped.
+/// [`close`](Subscriber::close) (or dropping the subscriber, in the
+/// background) nacks the messages still in its buffer; messages the
+/// application still holds keep their leases extended until they are
+/// settled or dropped.
 ///
 /// # Example
 ///
@@ -245,6 +246,33 @@ impl Subscriber {
             self.leases.wake.notify_one();
             self.buffer.extend(pulled.messages);
         }
+    }
+
+    /// Stops: nacks the messages pulled but not handed out (they are
+    /// delivered again after the backoff) and waits for the answer.
+    /// Messages the application still holds keep their leases extended
+    /// until they are settled or dropped. Dropping the subscriber does the
+    /// same in the background, which a [`Client::close`] right after can
+    /// cut short (those leases then run out instead).
+    ///
+    /// # Errors
+    ///
+    /// The nack's; the subscriber is gone either way.
+    pub async fn close(mut self) -> Result<()> {
+        if let Some(pull) = self.pull.take() {
+            pull.abort();
+        }
+        let ids: Vec<AckId> = self.buffer.drain(..).map(|m| m.ack_id).collect();
+        {
+            let mut leases = self.leases.lock();
+            for id in &ids {
+                leases.settled(*id);
+            }
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.client.nack(&self.subscription, &ids).await.map(drop)
     }
 }
 
