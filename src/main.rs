@@ -1,5 +1,5 @@
 //! The `tidegate` binary: `serve`, the client commands (`topic`, `produce`,
-//! `consume`, `group`), `tune` and `auth`.
+//! `consume`, `group`, `sub`), `tune` and `auth`.
 
 mod cli;
 mod serve;
@@ -46,6 +46,15 @@ enum Command {
     ///   tidegate group reset-offsets billing --topic orders --to earliest --dry-run
     #[command(verbatim_doc_comment)]
     Group(cli::group::GroupArgs),
+    /// Subscriptions, queue style: create, list, describe and delete them;
+    /// pull messages and ack or nack them.
+    ///
+    /// Examples:
+    ///   tidegate sub create orders billing --filter "region = 'eu'" --from earliest
+    ///   tidegate sub pull billing --max 10
+    ///   tidegate sub describe billing            # backlog per partition
+    #[command(verbatim_doc_comment)]
+    Sub(cli::sub::SubArgs),
     /// Check the host for tidegate (CPU, IRQs, UDP buffers, disks, limits,
     /// io_uring) and apply the safe fixes.
     ///
@@ -74,6 +83,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => cli::produce::run(args).map(|()| ExitCode::SUCCESS),
         Command::Consume(args) => cli::consume::run(args).map(|()| ExitCode::SUCCESS),
         Command::Group(args) => cli::group::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Sub(args) => cli::sub::run(args).map(|()| ExitCode::SUCCESS),
         Command::Tune(args) => cli::tune::run(args),
         Command::Auth(args) => cli::auth::run(args),
     };

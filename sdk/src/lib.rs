@@ -21,6 +21,17 @@
 //!   [`delete_topic`](Client::delete_topic),
 //!   [`list_topics`](Client::list_topics),
 //!   [`describe_topic`](Client::describe_topic);
+//! - [`Subscriber`]: receives a subscription's messages queue style
+//!   (leases, [`ack`](LeasedMessage::ack) / [`nack`](LeasedMessage::nack)
+//!   / [`extend`](LeasedMessage::extend), leases extended while a
+//!   message is held); the calls under it:
+//!   [`create_subscription`](Client::create_subscription),
+//!   [`delete_subscription`](Client::delete_subscription),
+//!   [`list_subscriptions`](Client::list_subscriptions),
+//!   [`describe_subscription`](Client::describe_subscription),
+//!   [`pull`](Client::pull), [`ack`](Client::ack),
+//!   [`modify_deadline`](Client::modify_deadline) and
+//!   [`nack`](Client::nack);
 //! - produce one ready-made batch: [`produce_batch`](Client::produce_batch);
 //! - read: [`fetch`](Client::fetch), whose [`Fetched::messages`] reads
 //!   messages in place without copying them, and
@@ -40,7 +51,7 @@
 //! [`tidegate_proto::batch::BatchBuilder`].
 //!
 //! Runnable examples are in `sdk/examples/`: `produce`, `consume`,
-//! `admin` and `authenticated` (`cargo run -p tidegate-client --example produce -- orders 100`
+//! `group`, `subscriber`, `admin` and `authenticated` (`cargo run -p tidegate-client --example produce -- orders 100`
 //! against a `tidegate serve`; each file says how to run it).
 //!
 //! # Example
@@ -82,6 +93,8 @@ mod data;
 mod error;
 mod group;
 mod producer;
+mod subscriber;
+mod subscription;
 mod tls;
 
 pub use admin::{PartitionInfo, TopicDescription, TopicInfo};
@@ -94,8 +107,14 @@ pub use data::{
 pub use error::{BoxError, Error, Result};
 pub use group::{GroupConfig, GroupConsumer, GroupInfo, GroupListing, Membership};
 pub use producer::{Delivered, Producer, ProducerConfig, ProducerRecord, Receipt};
+pub use subscriber::{LeasedMessage, Subscriber, SubscriberConfig};
+pub use subscription::{
+    AckId, ReceivedMessage, Subscription, SubscriptionDescription, PULL_MAX_BYTES,
+};
 pub use tidegate_proto::batch::Headers;
-pub use tidegate_proto::protocol::{ErrorCode, OffsetSpec};
+pub use tidegate_proto::protocol::{
+    ErrorCode, OffsetSpec, StartPosition, SubscriptionConfig, SubscriptionPartition,
+};
 pub use tls::{Tls, DEFAULT_SERVER_NAME};
 
 /// The certificate and key types of [`Tls::client_cert_der`], re-exported

@@ -305,28 +305,64 @@ impl Printer<'_> {
             Format::Json => {
                 let mut object = Map::new();
                 object.insert("topic".into(), self.topic.into());
-                object.insert("partition".into(), message.partition().into());
-                object.insert("offset".into(), message.offset().into());
-                object.insert("timestamp_ms".into(), message.timestamp_ms().into());
-                put_bytes(&mut object, "key", message.key());
-                let headers: Vec<Value> = message
-                    .headers()
-                    .map(|(name, value)| {
-                        let mut h = Map::new();
-                        h.insert("name".into(), name.into());
-                        put_bytes(&mut h, "value", Some(value));
-                        Value::Object(h)
-                    })
-                    .collect();
-                object.insert("headers".into(), headers.into());
-                put_bytes(&mut object, "value", message.value());
-                serde_json::to_writer(&mut self.out, &Value::Object(object))
-                    .map_err(std::io::Error::from)?;
-                self.out.write_all(b"\n")?;
+                let record = Record {
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    timestamp_ms: message.timestamp_ms(),
+                    key: message.key(),
+                    value: message.value(),
+                };
+                record.put_json(&mut object, message.headers());
+                write_json_line(&mut self.out, object)?;
             }
         }
         Ok(())
     }
+}
+
+/// A message's fields as `consume --format json` prints them, whatever
+/// the message was read from (`sub pull` prints the same).
+pub(super) struct Record<'a> {
+    pub(super) partition: u32,
+    pub(super) offset: u64,
+    pub(super) timestamp_ms: i64,
+    pub(super) key: Option<&'a [u8]>,
+    pub(super) value: Option<&'a [u8]>,
+}
+
+impl<'a> Record<'a> {
+    /// Adds `partition`, `offset`, `timestamp_ms`, `key`, `headers` and
+    /// `value` to `object` (bytes as by [`put_bytes`]).
+    pub(super) fn put_json(
+        &self,
+        object: &mut Map<String, Value>,
+        headers: impl Iterator<Item = (&'a str, &'a [u8])>,
+    ) {
+        object.insert("partition".into(), self.partition.into());
+        object.insert("offset".into(), self.offset.into());
+        object.insert("timestamp_ms".into(), self.timestamp_ms.into());
+        put_bytes(object, "key", self.key);
+        let headers: Vec<Value> = headers
+            .map(|(name, value)| {
+                let mut h = Map::new();
+                h.insert("name".into(), name.into());
+                put_bytes(&mut h, "value", Some(value));
+                Value::Object(h)
+            })
+            .collect();
+        object.insert("headers".into(), headers.into());
+        put_bytes(object, "value", self.value);
+    }
+}
+
+/// `object` as one line of JSON.
+pub(super) fn write_json_line(
+    out: &mut impl Write,
+    object: Map<String, Value>,
+) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, &Value::Object(object)).map_err(std::io::Error::from)?;
+    out.write_all(b"\n")?;
+    Ok(())
 }
 
 /// `name`: the bytes as a UTF-8 string (lossy), or null; plus `name_b64`

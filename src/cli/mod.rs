@@ -1,4 +1,4 @@
-//! The client commands, `tidegate topic|produce|consume|group`, on the SDK
+//! The client commands, `tidegate topic|produce|consume|group|sub`, on the SDK
 //! (`tidegate-client`). Each runs on its own tokio current-thread runtime.
 //!
 //! kcat / nats CLI habits: data on stdout, progress and summaries on
@@ -9,6 +9,7 @@ pub(crate) mod auth;
 pub(crate) mod consume;
 pub(crate) mod group;
 pub(crate) mod produce;
+pub(crate) mod sub;
 pub(crate) mod topic;
 pub(crate) mod tune;
 
