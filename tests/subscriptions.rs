@@ -8,7 +8,7 @@ mod support;
 
 use std::{collections::BTreeMap, path::Path};
 
-use support::{connect, decode, runtime, start, Client, Server};
+use support::{admin_addr, connect, decode, metrics_until, runtime, start, Client, Server};
 use tidegate_proto::{
     batch::{BatchBuilder, BatchIter, Record},
     protocol::{
@@ -16,6 +16,9 @@ use tidegate_proto::{
         SubscriptionConfig, ACK_ID_BYTES,
     },
 };
+
+/// A message to produce: partition, key, value, headers.
+type Outgoing<'a> = (u32, Option<&'a str>, String, Vec<(&'a str, &'a str)>);
 
 /// A pulled message, owned.
 #[derive(Debug, Clone)]
@@ -115,11 +118,7 @@ async fn ack(
 }
 
 /// Produces one message per `(partition, key, value, headers)`, durably.
-async fn produce(
-    client: &Client,
-    topic: &str,
-    messages: &[(u32, Option<&str>, String, Vec<(&str, &str)>)],
-) {
+async fn produce(client: &Client, topic: &str, messages: &[Outgoing<'_>]) {
     for (partition, key, value, headers) in messages {
         let headers: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
         let mut b = BatchBuilder::new();
@@ -135,6 +134,14 @@ async fn produce(
             .await;
         assert!(results.iter().all(Result::is_ok), "{results:?}");
     }
+}
+
+/// The sum of the series of `name` whose line also holds `with`.
+fn sum(page: &str, name: &str, with: &str) -> u64 {
+    page.lines()
+        .filter(|l| l.starts_with(name) && l.contains(with))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }
 
 fn values(messages: &[Message]) -> Vec<String> {
@@ -157,7 +164,7 @@ fn on_shards(test: impl Fn(&Path, &str)) {
 fn every_subscription_gets_what_its_filter_passes_and_acks_survive_kill_9() {
     on_shards(|data, cores| {
         let server = start(data, cores);
-        let messages: Vec<(u32, Option<&str>, String, Vec<(&str, &str)>)> = (0..90)
+        let messages: Vec<Outgoing<'_>> = (0..90)
             .map(|i| {
                 let region = ["eu", "us", "apac"][i % 3];
                 (
@@ -286,7 +293,7 @@ fn expired_leases_come_back_and_nacked_messages_go_to_the_dead_letter_topic() {
 
             let first = pull(&client, "workers", 10, 2000).await;
             assert_eq!(first.len(), 1);
-            assert_eq!(first[0].attempt, 1);
+            assert_eq!((first[0].attempt, first[0].partition), (1, 1));
             // Not acked: the lease runs out and the message comes back.
             let second = pull(&client, "workers", 10, 5000).await;
             assert_eq!(second.len(), 1);
@@ -317,6 +324,25 @@ fn expired_leases_come_back_and_nacked_messages_go_to_the_dead_letter_topic() {
             assert_eq!(headers["tg-dlq-subscription"], b"workers");
             assert_eq!(headers["tg-dlq-attempts"], b"2");
         });
+        let page = metrics_until(admin_addr(&server), "a dead letter counted", |page| {
+            sum(
+                page,
+                "tidegate_subscription_messages_total{shard",
+                "dead_lettered",
+            ) == 1
+        });
+        assert_eq!(
+            sum(
+                &page,
+                "tidegate_subscription_messages_total{shard",
+                "redelivered"
+            ),
+            1
+        );
+        assert_eq!(
+            sum(&page, "tidegate_subscription_backlog_messages{", "workers"),
+            0
+        );
         server.kill();
         // Dead-lettered is handled: not delivered again after a restart.
         let server = start(data, cores);

@@ -32,7 +32,8 @@ pub use publish::PUBLISH_INTERVAL;
 pub use render::{render, CONTENT_TYPE};
 pub use snapshot::{
     code_index, code_label, kind_index, kind_label, FdatasyncHistogram, PartitionSnapshot,
-    QuicSnapshot, RequestSnapshot, ShardSnapshot, CODES, FDATASYNC_LATENCY_BUCKETS_US, KINDS,
+    QuicSnapshot, RequestSnapshot, ShardSnapshot, WindowSnapshot, CODES,
+    FDATASYNC_LATENCY_BUCKETS_US, KINDS, SUBSCRIPTION_OUTCOMES,
 };
 
 /// One snapshot slot per shard: written by that shard, read by the admin

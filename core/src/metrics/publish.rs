@@ -39,6 +39,8 @@ impl Publisher {
             flow: flow.stats(),
             admitted_by_principal: quic.admitted_by_principal(),
             partitions: partitions(shard),
+            subscription_messages: shard.subscriptions.counters.snapshot(),
+            subscription_windows: shard.subscriptions.snapshot(&shard.catalog.borrow()),
         });
     }
 

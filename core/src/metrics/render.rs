@@ -20,7 +20,8 @@ use prometheus_client::{
 use super::{
     histogram::{HistogramSnapshot, LATENCY_BUCKETS_US},
     snapshot::{code_label, kind_label, CODES, FDATASYNC_LATENCY_BUCKETS_US, KINDS},
-    PartitionSnapshot, ShardSnapshot, DENIED_OPERATIONS, FAILURE_REASONS,
+    PartitionSnapshot, ShardSnapshot, WindowSnapshot, DENIED_OPERATIONS, FAILURE_REASONS,
+    SUBSCRIPTION_OUTCOMES,
 };
 
 /// The `Content-Type` of what [`render`] writes.
@@ -51,13 +52,16 @@ impl Collector for Scrape {
         self.request_families(&mut encoder)?;
         self.quic_families(&mut encoder)?;
         self.flow_families(&mut encoder)?;
-        self.partition_families(&mut encoder)
+        self.partition_families(&mut encoder)?;
+        self.subscription_families(&mut encoder)
     }
 }
 
 type Labels = Vec<(&'static str, String)>;
 /// A partition metric: name, help, and how to read it from a snapshot.
 type PartitionFamily = (&'static str, &'static str, fn(&PartitionSnapshot) -> u64);
+/// A subscription window metric, likewise.
+type WindowFamily = (&'static str, &'static str, fn(&WindowSnapshot) -> u64);
 
 fn shard(s: &ShardSnapshot) -> Labels {
     vec![("shard", s.shard.to_string())]
@@ -129,6 +133,47 @@ fn gauges<N: EncodeGaugeValue>(
 }
 
 impl Scrape {
+    fn subscription_families(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+        let outcomes = self.shards.iter().flat_map(|s| {
+            SUBSCRIPTION_OUTCOMES
+                .iter()
+                .zip(s.subscription_messages)
+                .map(move |(outcome, v)| (with(shard(s), "outcome", *outcome), v))
+        });
+        let help = "Messages the shard's subscription windows handled, by outcome (filtered and \
+                    expired ones are never delivered; redelivered counts deliveries after the first).";
+        counters(e, "tidegate_subscription_messages", help, outcomes)?;
+        let windows = || {
+            self.shards.iter().flat_map(|s| {
+                s.subscription_windows.iter().map(move |w| {
+                    let labels = with(shard(s), "subscription", w.subscription.clone());
+                    (with(labels, "partition", w.partition.to_string()), w)
+                })
+            })
+        };
+        let families: [WindowFamily; 3] = [
+            (
+                "tidegate_subscription_backlog_messages",
+                "Messages of the partition the subscription has not handled yet (unread, or read and not acked).",
+                |w| w.backlog,
+            ),
+            (
+                "tidegate_subscription_outstanding_messages",
+                "Messages leased to subscribers now.",
+                |w| w.outstanding,
+            ),
+            (
+                "tidegate_subscription_window_full",
+                "1 while the window is full: an unacked message holds its floor, and no new message of the partition enters.",
+                |w| u64::from(w.full),
+            ),
+        ];
+        for (name, help, value) in families {
+            gauges(e, name, help, windows().map(|(l, w)| (l, value(w))))?;
+        }
+        Ok(())
+    }
+
     fn per_shard<N>(&self, value: impl Fn(&ShardSnapshot) -> N) -> Vec<(Labels, N)> {
         self.shards.iter().map(|s| (shard(s), value(s))).collect()
     }

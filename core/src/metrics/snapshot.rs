@@ -96,6 +96,34 @@ pub struct ShardSnapshot {
     pub admitted_by_principal: Vec<(std::sync::Arc<str>, u64)>,
     /// The partitions this shard owns, ordered by topic and partition.
     pub partitions: Vec<PartitionSnapshot>,
+    /// Messages the shard's subscription windows handled, by outcome
+    /// ([`SUBSCRIPTION_OUTCOMES`]).
+    pub subscription_messages: [u64; SUBSCRIPTION_OUTCOMES.len()],
+    /// The shard's open subscription windows.
+    pub subscription_windows: Vec<WindowSnapshot>,
+}
+
+/// The `outcome` labels of `tidegate_subscription_messages_total`.
+pub const SUBSCRIPTION_OUTCOMES: [&str; 6] = [
+    "delivered",
+    "redelivered",
+    "acked",
+    "filtered",
+    "expired",
+    "dead_lettered",
+];
+
+/// One (subscription, partition) window.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WindowSnapshot {
+    pub subscription: String,
+    pub partition: u32,
+    /// Messages not handled yet: unread ones and the window's unhandled.
+    pub backlog: u64,
+    /// Leases out.
+    pub outstanding: u64,
+    /// 1 when the window is full (its floor is held by an unacked message).
+    pub full: bool,
 }
 
 /// Request counters of one shard, by kind slot ([`kind_index`]) and code

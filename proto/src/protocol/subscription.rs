@@ -345,7 +345,7 @@ pub(crate) fn write_subscription_list(out: &mut Vec<u8>, subs: &[SubscriptionCon
 pub(crate) fn read_subscription_list<'a>(
     r: &mut Reader<'a>,
 ) -> Result<Vec<SubscriptionConfig<'a>>, ProtocolError> {
-    let n = r.count("subscriptions", MAX_LISTED_SUBSCRIPTIONS, 31)?;
+    let n = r.count("subscriptions", MAX_LISTED_SUBSCRIPTIONS, 28)?;
     (0..n).map(|_| SubscriptionConfig::read(r)).collect()
 }
 
@@ -481,7 +481,7 @@ pub(crate) fn write_pulled(out: &mut Vec<u8>, messages: &[PulledMessage<'_>]) {
 }
 
 pub(crate) fn read_pulled<'a>(r: &mut Reader<'a>) -> Result<Vec<PulledMessage<'a>>, ProtocolError> {
-    let n = r.count("messages", MAX_PULL_MESSAGES, 48)?;
+    let n = r.count("messages", MAX_PULL_MESSAGES, 44)?;
     (0..n).map(|_| PulledMessage::read(r)).collect()
 }
 

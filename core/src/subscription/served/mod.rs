@@ -95,8 +95,9 @@ impl Counters {
         cell.set(cell.get().saturating_add(n));
     }
 
-    pub(crate) fn get(&self, counter: Counter) -> u64 {
-        self.0[counter as usize].get()
+    /// Every total, in [`Counter`] order (the metrics' outcome order).
+    pub(crate) fn snapshot(&self) -> [u64; 6] {
+        std::array::from_fn(|i| self.0[i].get())
     }
 }
 
@@ -159,6 +160,33 @@ impl Served {
                 tracing::warn!(subscription = id, error = %e, "forgetting a deleted subscription's state");
             }
         }
+    }
+
+    /// Each open window's figures, for metrics, by subscription name.
+    pub(crate) fn snapshot(&self, catalog: &Catalog) -> Vec<crate::metrics::WindowSnapshot> {
+        let names: HashMap<u64, &str> = catalog
+            .subscriptions()
+            .map(|s| (s.id, s.name.as_str()))
+            .collect();
+        let mut out: Vec<crate::metrics::WindowSnapshot> = self
+            .windows
+            .borrow()
+            .iter()
+            .filter_map(|(&(id, partition), w)| {
+                let w = w.try_borrow().ok()?;
+                let window = &w.window;
+                let latest = w.log.offsets().latest;
+                Some(crate::metrics::WindowSnapshot {
+                    subscription: (*names.get(&id)?).to_owned(),
+                    partition,
+                    backlog: latest.saturating_sub(window.cursor()) + window.unhandled() as u64,
+                    outstanding: window.outstanding() as u64,
+                    full: window.is_full(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.subscription, a.partition).cmp(&(&b.subscription, b.partition)));
+        out
     }
 
     /// Drops every window (shutdown; the journals close with the

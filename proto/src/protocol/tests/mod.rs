@@ -335,6 +335,21 @@ fn all_responses(batch: &[u8]) -> Vec<Response<'_>> {
         Response::DeleteSubscription,
         Response::ListSubscriptions(vec![]),
         Response::ListSubscriptions(vec![SubscriptionConfig::new("s", "orders")]),
+        // The shortest encodings: one-byte names, no key, value or headers.
+        Response::ListSubscriptions(vec![
+            SubscriptionConfig::new("s", "t"),
+            SubscriptionConfig::new("u", "v"),
+        ]),
+        Response::Pull(vec![PulledMessage {
+            ack_id: [1; ACK_ID_BYTES],
+            attempt: 1,
+            partition: 0,
+            offset: 0,
+            timestamp_ms: 0,
+            key: None,
+            value: None,
+            headers: vec![],
+        }]),
         Response::DescribeSubscription(SubscriptionDescription {
             config: SubscriptionConfig::new("s", "orders"),
             partitions: vec![SubscriptionPartition {
