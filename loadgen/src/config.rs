@@ -57,6 +57,17 @@ pub enum Command {
     },
 }
 
+/// How consumers read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Each consumer fetches its share of the partitions (offsets).
+    Stream,
+    /// Every consumer pulls from one subscription and acks each message
+    /// (leases, durable acks; docs/SEMANTICS.md §5).
+    Subscription,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AckArg {
@@ -123,9 +134,14 @@ pub struct RunArgs {
     pub partitions: u32,
     #[arg(long, default_value_t = 1)]
     pub producers: u32,
-    /// Consumers split the partitions between them; 0 measures produce only.
+    /// Consumers split the partitions between them (stream mode) or share
+    /// one subscription (subscription mode); 0 measures produce only.
     #[arg(long, default_value_t = 1)]
     pub consumers: u32,
+    /// How consumers read: fetching offsets, or pulling and acking from a
+    /// subscription (created for the run, removed after it).
+    #[arg(long, value_enum, default_value = "stream")]
+    pub mode: Mode,
     /// QUIC connections the producers share (default: one each). Each
     /// consumer has its own.
     #[arg(long)]

@@ -20,6 +20,7 @@ mod run;
 mod schedule;
 mod server;
 mod stats;
+mod subscriber;
 mod throttle;
 mod timeline;
 mod verify;

@@ -12,7 +12,7 @@ use tidegate_client::{Client, Credentials, Error, ErrorCode, Tls};
 use tokio::sync::watch;
 
 use crate::clock::Clock;
-use crate::config::RunArgs;
+use crate::config::{Mode, RunArgs};
 use crate::consumer;
 use crate::producer::{Outcome, Producer};
 use crate::report::{
@@ -21,6 +21,7 @@ use crate::report::{
 use crate::schedule::Schedule;
 use crate::server::{self, Spawned};
 use crate::stats::Shared;
+use crate::subscriber;
 use crate::verify::{self, SeqSet};
 
 /// Counters at one moment, for rates over a window.
@@ -163,6 +164,30 @@ async fn ensure_topic(client: &Client, args: &RunArgs) -> anyhow::Result<()> {
     }
 }
 
+/// A fresh subscription of `topic` for the run, starting at its end.
+async fn create_subscription(client: &Client, topic: &str) -> anyhow::Result<String> {
+    let name = subscriber::subscription_name(topic);
+    // One left by an interrupted run would start where that run stopped.
+    match client.delete_subscription(&name).await {
+        Ok(())
+        | Err(Error::Server {
+            code: ErrorCode::UnknownSubscription,
+            ..
+        }) => {}
+        Err(e) => return Err(e).context("cannot remove an old loadgen subscription"),
+    }
+    let config = tidegate_client::SubscriptionConfig {
+        // Leases far longer than a pull-check-ack round: none runs out.
+        ack_deadline_ms: 60_000,
+        ..tidegate_client::SubscriptionConfig::new(&name, topic)
+    };
+    client
+        .create_subscription(&config)
+        .await
+        .with_context(|| format!("cannot create subscription {name:?}"))?;
+    Ok(name)
+}
+
 async fn measure(
     args: &RunArgs,
     about: About,
@@ -193,23 +218,44 @@ async fn measure(
     }
 
     // Consumers first, positioned at the end, so they see every message.
-    let consumer_count = args.consumers.min(args.partitions);
+    let subscription = match args.mode {
+        Mode::Subscription if args.consumers > 0 => {
+            Some(create_subscription(&producer_clients[0], &topic).await?)
+        }
+        _ => None,
+    };
+    let consumer_count = match args.mode {
+        Mode::Stream => args.consumers.min(args.partitions),
+        Mode::Subscription => args.consumers,
+    };
     let mut consumers = Vec::new();
+    let mut subscribers = Vec::new();
     for c in 0..consumer_count {
         let partitions = (0..args.partitions)
             .filter(|p| p % consumer_count == c)
             .collect();
         let client = connect(addr, &tls, args.credentials()).await?;
-        consumers.push(consumer::open(client, &topic, partitions, args.fetch_bytes).await?);
+        match args.mode {
+            Mode::Stream => {
+                consumers.push(consumer::open(client, &topic, partitions, args.fetch_bytes).await?)
+            }
+            Mode::Subscription => subscribers.push(client),
+        }
     }
 
     let clock = Clock::start(args.warmup, args.duration);
     let shared = Arc::new(Shared::new(args.producers, clock.end_ns()));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let consumer_tasks: Vec<_> = consumers
+    let mut consumer_tasks: Vec<_> = consumers
         .into_iter()
         .map(|c| tokio::spawn(consumer::run(c, clock, shared.clone(), stop_rx.clone())))
         .collect();
+    if let Some(name) = &subscription {
+        consumer_tasks.extend(subscribers.into_iter().map(|client| {
+            let run = subscriber::run(client, name.clone(), clock, shared.clone(), stop_rx.clone());
+            tokio::spawn(run)
+        }));
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut producer_threads = Vec::new();
@@ -302,6 +348,11 @@ async fn measure(
         tallies.push(task.await.context("consumer task")??);
     }
     let verdict = verify::verdict(&acked, &tallies);
+    if let Some(name) = &subscription {
+        if let Err(e) = producer_clients[0].delete_subscription(name).await {
+            eprintln!("loadgen: could not delete subscription {name:?}: {e}");
+        }
+    }
     for client in &producer_clients {
         client.close().await;
     }

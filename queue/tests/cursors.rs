@@ -178,7 +178,8 @@ fn subscription_events_replay_from_the_latest_checkpoint_and_survive_snapshots()
                 .unwrap();
             let after = [
                 SubEvent::Attempt {
-                    offset: 105,
+                    first: 105,
+                    last: 106,
                     attempts: 1,
                 },
                 SubEvent::Ack {
@@ -210,7 +211,8 @@ fn subscription_events_replay_from_the_latest_checkpoint_and_survive_snapshots()
             state.events,
             vec![
                 SubEvent::Attempt {
-                    offset: 105,
+                    first: 105,
+                    last: 106,
                     attempts: 1
                 },
                 SubEvent::Ack {

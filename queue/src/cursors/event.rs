@@ -11,7 +11,8 @@
 //! key   "s:" + subscription id (u64, 8 bytes)
 //! value 1 byte kind, then by kind:
 //!       3 = ack: 8 first, 8 last (an inclusive range of handled offsets)
-//!       4 = attempt: 8 offset, 4 attempts (at least 1)
+//!       4 = attempts: 8 first, 8 last, 4 attempts (at least 1): each
+//!           offset of the inclusive range was delivered that often
 //!       5 = checkpoint: 8 floor, 8 cursor, 4 n, n x (8 first, 8 last)
 //!           handled ranges, 4 m, m x (8 offset, 4 attempts)
 //!       6 = delete: nothing more (the subscription is gone)
@@ -61,10 +62,13 @@ pub enum SubEvent {
         /// Last handled offset.
         last: u64,
     },
-    /// `offset` has been delivered `attempts` times.
+    /// Offsets `first..=last` have each been delivered `attempts` times
+    /// (a pull's first deliveries are one such range).
     Attempt {
-        /// The offset.
-        offset: u64,
+        /// First offset.
+        first: u64,
+        /// Last offset.
+        last: u64,
         /// Deliveries so far, at least 1.
         attempts: u32,
     },
@@ -213,9 +217,14 @@ fn encode_sub(event: &SubEvent) -> Vec<u8> {
             value.extend_from_slice(&first.to_le_bytes());
             value.extend_from_slice(&last.to_le_bytes());
         }
-        SubEvent::Attempt { offset, attempts } => {
+        SubEvent::Attempt {
+            first,
+            last,
+            attempts,
+        } => {
             value.push(KIND_ATTEMPT);
-            value.extend_from_slice(&offset.to_le_bytes());
+            value.extend_from_slice(&first.to_le_bytes());
+            value.extend_from_slice(&last.to_le_bytes());
             value.extend_from_slice(&attempts.to_le_bytes());
         }
         SubEvent::Checkpoint(c) => {
@@ -295,11 +304,18 @@ fn decode_sub(id: u64, value: &[u8]) -> Result<Event, EventError> {
             SubEvent::Ack { first, last }
         }
         KIND_ATTEMPT => {
-            let (offset, attempts) = (f.u64()?, f.u32()?);
+            let (first, last, attempts) = (f.u64()?, f.u64()?, f.u32()?);
             if attempts == 0 {
                 return Err(EventError::BadSubscription("zero attempts"));
             }
-            SubEvent::Attempt { offset, attempts }
+            if first > last {
+                return Err(EventError::BadSubscription("empty attempt range"));
+            }
+            SubEvent::Attempt {
+                first,
+                last,
+                attempts,
+            }
         }
         KIND_CHECKPOINT => SubEvent::Checkpoint(decode_checkpoint(&mut f)?),
         KIND_SUB_DELETE => {
@@ -385,7 +401,8 @@ mod tests {
             Event::Sub {
                 id: u64::MAX,
                 event: SubEvent::Attempt {
-                    offset: 9,
+                    first: 9,
+                    last: 12,
                     attempts: u32::MAX,
                 },
             },
@@ -438,8 +455,14 @@ mod tests {
         let bad = [
             encode_sub(&SubEvent::Ack { first: 2, last: 1 }),
             encode_sub(&SubEvent::Attempt {
-                offset: 1,
+                first: 1,
+                last: 1,
                 attempts: 0,
+            }),
+            encode_sub(&SubEvent::Attempt {
+                first: 2,
+                last: 1,
+                attempts: 1,
             }),
             checkpoint(SubCheckpoint {
                 floor: 5,

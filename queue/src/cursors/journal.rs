@@ -491,7 +491,7 @@ fn apply(state: &mut State, event: Event) {
                     // snapshot.
                     sub.events_bytes += match event {
                         SubEvent::Ack { .. } => 27,
-                        _ => 23,
+                        _ => 31,
                     };
                     sub.events.push(event);
                 }

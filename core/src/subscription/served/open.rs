@@ -140,7 +140,11 @@ async fn restore(
     for event in &state.events {
         let replayed = match *event {
             SubEvent::Ack { first, last } => window.apply_ack_range(first, last).map(|_| ()),
-            SubEvent::Attempt { offset, attempts } => window.apply_attempt(offset, attempts),
+            SubEvent::Attempt {
+                first,
+                last,
+                attempts,
+            } => apply_attempts(&mut window, first, last, attempts),
             SubEvent::Checkpoint(_) => Ok(()),
         };
         if let Err(e) = replayed {
@@ -148,6 +152,25 @@ async fn restore(
         }
     }
     Ok(window)
+}
+
+/// Replays an attempt range; one wider than the window is not one this
+/// server wrote.
+fn apply_attempts(
+    window: &mut Window,
+    first: u64,
+    last: u64,
+    attempts: u32,
+) -> Result<(), crate::subscription::ReplayError> {
+    let window_max = window.config().window_max;
+    if last - first >= window_max {
+        return Err(crate::subscription::ReplayError::BeyondWindow {
+            offset: last,
+            floor: window.floor(),
+            window_max,
+        });
+    }
+    (first..=last).try_for_each(|offset| window.apply_attempt(offset, attempts))
 }
 
 /// Reads the log from the window's floor to its cursor and gives each

@@ -224,10 +224,7 @@ async fn deliver(
         let mut attempts = Vec::new();
         while pulled.len() + misses.len() < max_messages && bytes < max_bytes {
             let Some(d) = p.window.next(now) else { break };
-            attempts.push(SubEvent::Attempt {
-                offset: d.offset,
-                attempts: d.attempt,
-            });
+            push_attempt(&mut attempts, d.offset, d.attempt);
             match p.read_ahead.remove(&d.offset) {
                 Some(record) => {
                     p.read_ahead_bytes -= record.len();
@@ -271,6 +268,23 @@ async fn deliver(
     counters.count(&Counter::Delivered, delivered.len() as u64 - redelivered);
     counters.count(&Counter::Redelivered, redelivered);
     Ok(delivered)
+}
+
+/// Appends a delivery to `events`, merged into the last attempt range
+/// when it follows it with the same count (first deliveries come in
+/// offset order, so a pull's are mostly one range).
+fn push_attempt(events: &mut Vec<SubEvent>, offset: u64, count: u32) {
+    if let Some(SubEvent::Attempt { last, attempts, .. }) = events.last_mut() {
+        if *attempts == count && last.checked_add(1) == Some(offset) {
+            *last = offset;
+            return;
+        }
+    }
+    events.push(SubEvent::Attempt {
+        first: offset,
+        last: offset,
+        attempts: count,
+    });
 }
 
 /// Handles a message just leased that is not to be delivered (gone from
