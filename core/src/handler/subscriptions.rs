@@ -209,7 +209,7 @@ pub(super) async fn pull(
                 .record
                 .headers
                 .iter()
-                .map(|(n, v)| (n.as_str(), v.as_slice()))
+                .map(|(n, v)| (n.as_str(), v.as_ref()))
                 .collect(),
         })
         .collect();

@@ -617,7 +617,9 @@ impl Window {
             return;
         };
         entry.meta = Some(meta);
-        self.awaiting_meta.remove(&offset);
+        if !self.awaiting_meta.is_empty() {
+            self.awaiting_meta.remove(&offset);
+        }
         match self.ordered_key(meta) {
             Some(key) => self.key_insert(key, offset),
             None => self.sync_ready(offset),

@@ -125,7 +125,7 @@ fn dead_letter_batch(
     let mut headers: Vec<(&str, &[u8])> = message
         .headers
         .iter()
-        .map(|(n, v)| (n.as_str(), v.as_slice()))
+        .map(|(n, v)| (n.as_str(), v.as_ref()))
         .collect();
     headers.extend([
         ("tg-dlq-topic", sub.topic.as_bytes()),

@@ -3,6 +3,8 @@
 
 use std::hash::{Hash, Hasher};
 
+use bytes::Bytes;
+
 use tidegate_proto::{batch::RecordView, filter::Filter};
 
 use crate::subscription::{Disposition, Meta, PRIORITY_MAX};
@@ -14,40 +16,54 @@ pub(crate) const HEADER_EXPIRES_AT: &str = "tg-expires-at";
 /// Header a redriven message carries: the one subscription it is for.
 pub(crate) const HEADER_REDRIVE_FOR: &str = "tg-redrive-for";
 
-/// A record copied out of the log.
+/// A record out of the log: its bytes are slices of one copy of the read
+/// that held it (`chunk`), so a read of thousands of records is copied
+/// once, not allocated record by record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct OwnedRecord {
     pub(crate) offset: u64,
     pub(crate) timestamp_ms: i64,
-    pub(crate) key: Option<Vec<u8>>,
-    pub(crate) value: Option<Vec<u8>>,
-    pub(crate) headers: Vec<(String, Vec<u8>)>,
+    pub(crate) key: Option<Bytes>,
+    pub(crate) value: Option<Bytes>,
+    pub(crate) headers: Vec<(String, Bytes)>,
 }
 
 impl OwnedRecord {
-    pub(crate) fn of(record: &RecordView<'_>) -> OwnedRecord {
+    /// `record`, whose bytes lie inside `chunk`.
+    pub(crate) fn of(record: &RecordView<'_>, chunk: &Bytes) -> OwnedRecord {
+        let slice = |b: &[u8]| slice_of(chunk, b);
         OwnedRecord {
             offset: record.offset(),
             timestamp_ms: record.timestamp_ms(),
-            key: record.key().map(<[u8]>::to_vec),
-            value: record.value().map(<[u8]>::to_vec),
+            key: record.key().map(slice),
+            value: record.value().map(slice),
             headers: record
                 .headers()
-                .map(|(n, v)| (n.to_owned(), v.to_vec()))
+                .map(|(n, v)| (n.to_owned(), slice(v)))
                 .collect(),
         }
+    }
+
+    /// Copies its bytes out of the read they slice, which can then go.
+    pub(crate) fn detach(&mut self) {
+        let copy = |b: &mut Bytes| *b = Bytes::copy_from_slice(b);
+        self.key.iter_mut().for_each(copy);
+        self.value.iter_mut().for_each(copy);
+        self.headers.iter_mut().for_each(|(_, v)| copy(v));
     }
 
     /// Bytes it holds (what counts against a pull's `max_bytes` and the
     /// window's read-ahead budget).
     pub(crate) fn len(&self) -> usize {
         let headers: usize = self.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
-        self.key.as_ref().map_or(0, Vec::len) + self.value.as_ref().map_or(0, Vec::len) + headers
+        self.key.as_ref().map_or(0, Bytes::len)
+            + self.value.as_ref().map_or(0, Bytes::len)
+            + headers
     }
 
     pub(crate) fn header(&self, name: &str) -> Option<&[u8]> {
         header_of(
-            self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())),
+            self.headers.iter().map(|(n, v)| (n.as_str(), v.as_ref())),
             name,
         )
     }
@@ -56,6 +72,17 @@ impl OwnedRecord {
     pub(crate) fn expired(&self, now_ms: i64) -> bool {
         expires_at(self.header(HEADER_EXPIRES_AT)).is_some_and(|at| at <= now_ms)
     }
+}
+
+/// `part` as a slice of `chunk` when it lies inside it (no copy), else
+/// copied.
+fn slice_of(chunk: &Bytes, part: &[u8]) -> Bytes {
+    let inside = chunk.as_ptr_range();
+    let range = part.as_ptr_range();
+    if part.is_empty() || inside.start > range.start || range.end > inside.end {
+        return Bytes::copy_from_slice(part);
+    }
+    chunk.slice_ref(part)
 }
 
 /// The first header named `name`.
@@ -173,7 +200,9 @@ mod tests {
             meta(&[eu, ("tg-redrive-for", b"t")]).disposition,
             Disposition::Filtered
         );
-        let owned = with_record(&[eu, ("tg-expires-at", b"10")], None, OwnedRecord::of);
+        let owned = with_record(&[eu, ("tg-expires-at", b"10")], None, |r| {
+            OwnedRecord::of(r, &Bytes::new())
+        });
         assert!(owned.expired(10) && !owned.expired(9));
         assert_eq!(
             owned.len(),

@@ -23,6 +23,9 @@ use crate::{
 const READ_BYTES: usize = 256 << 10;
 /// Reads one pull may do to fill the window.
 const READS_PER_TAKE: usize = 4;
+/// Ready messages beyond which a pull reads no further ahead: a few
+/// pulls' worth (smaller windows make every window operation cheaper).
+const READY_AHEAD: usize = 4096;
 /// Bytes one redelivery reads to find its message.
 const REREAD_BYTES: usize = 64 << 10;
 
@@ -126,7 +129,7 @@ async fn read_ahead(
         let (log, cursor) = {
             let p = w.borrow();
             let room = !p.window.is_full() && p.read_ahead_bytes < READ_AHEAD_BYTES_MAX;
-            if !room || p.window.ready() >= p.window.config().outstanding_max {
+            if !room || p.window.ready() >= READY_AHEAD {
                 return Ok(());
             }
             (p.log.clone(), p.window.cursor())
@@ -143,11 +146,15 @@ async fn read_ahead(
             return Ok(());
         }
         let now = now_ms();
+        // One copy of the read, which the read-ahead records slice.
+        let chunk = bytes::Bytes::copy_from_slice(read.as_bytes());
+        drop(read);
         let (journal, id, events) = {
             let mut p = w.borrow_mut();
             let p = &mut *p;
             let mut events = Vec::new();
-            'batches: for batch in BatchIter::new(read.as_bytes()) {
+            let mut admitted_records = Vec::new();
+            'batches: for batch in BatchIter::new(&chunk) {
                 let batch = batch.map_err(|e| {
                     Failure::new(
                         tidegate_proto::protocol::ErrorCode::StorageFailed,
@@ -171,11 +178,21 @@ async fn read_ahead(
                         Disposition::Deliver | Disposition::Deferred => {}
                     }
                     if meta.disposition == Disposition::Deliver {
-                        let owned = OwnedRecord::of(&r);
-                        p.read_ahead_bytes += owned.len();
-                        p.read_ahead.insert(owned.offset, owned);
+                        admitted_records.push(OwnedRecord::of(&r, &chunk));
                     }
                 }
+            }
+            // The records keep the whole chunk alive: when they are a
+            // small part of it (a selective filter), they are copied out,
+            // so the memory held stays within twice what is counted.
+            let bytes: usize = admitted_records.iter().map(OwnedRecord::len).sum();
+            let sparse = bytes * 2 < chunk.len();
+            for mut owned in admitted_records {
+                if sparse {
+                    owned.detach();
+                }
+                p.read_ahead_bytes += owned.len();
+                p.read_ahead.insert(owned.offset, owned);
             }
             (p.journal.clone(), p.sub_id, events)
         };
@@ -316,7 +333,7 @@ pub(super) async fn find(
     };
     for batch in BatchIter::new(read.as_bytes()).flatten() {
         if let Some(r) = batch.records().find(|r| r.offset() == offset) {
-            return Ok(Some(OwnedRecord::of(&r)));
+            return Ok(Some(OwnedRecord::of(&r, &bytes::Bytes::new())));
         }
     }
     Ok(None)
