@@ -50,7 +50,7 @@ enum Command {
     /// pull messages and ack or nack them.
     ///
     /// Examples:
-    ///   tidegate sub create orders billing --filter "region = 'eu'" --from earliest
+    ///   tidegate sub create orders billing --filter 'region = "eu"' --from earliest
     ///   tidegate sub pull billing --max 10
     ///   tidegate sub describe billing            # backlog per partition
     #[command(verbatim_doc_comment)]

@@ -11,6 +11,7 @@ use anyhow::{anyhow, Context};
 use clap::{Args, ValueEnum};
 use serde_json::json;
 use tidegate_client::{Ack, Client, Producer, ProducerConfig, ProducerRecord, Receipt};
+use tidegate_core::config::Duration as HumanDuration;
 use tokio::sync::mpsc;
 
 use super::{block_on, topic_error, ConnectArgs, Format};
@@ -27,6 +28,13 @@ use super::{block_on, topic_error, ConnectArgs, Format};
 ///   tidegate produce orders --key customer-7 --ack written < events.txt
 ///   tidegate produce orders --partition 3 --file events.txt --format json
 ///   tidegate produce orders --header content-type=application/json --header schema-version=2
+///   tidegate produce jobs --delay 10m --ttl 1h --priority 7 < jobs.txt
+///   echo paid | tidegate produce orders --message-id order-7-paid
+///
+/// --delay, --ttl, --priority and --message-id set the headers
+/// subscriptions act on (docs/SEMANTICS.md §5, §6): tg-deliver-after and
+/// tg-expires-at (Unix ms, from the time each line is sent), tg-priority
+/// and tg-msg-id.
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct ProduceArgs {
@@ -43,6 +51,25 @@ pub(crate) struct ProduceArgs {
     /// repeat, order is kept). Subscription filters match on headers.
     #[arg(long = "header", short = 'H', value_name = "NAME=VALUE", value_parser = parse_header)]
     headers: Vec<(String, String)>,
+    /// Deliver each message to subscriptions no sooner than this after it
+    /// is sent, at most 7d (header `tg-deliver-after`, Unix ms).
+    #[arg(long, value_name = "DURATION", value_parser = parse_delay)]
+    delay: Option<HumanDuration>,
+    /// Each message expires this long after it is sent: subscriptions
+    /// that have not delivered it by then never do (header
+    /// `tg-expires-at`, Unix ms). Above 0s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+    ttl: Option<HumanDuration>,
+    /// Priority level, 0 (lowest) to 9, for subscriptions created with
+    /// --priority; without it a message counts as 4 (header
+    /// `tg-priority`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=PRIORITY_MAX))]
+    priority: Option<u8>,
+    /// A message id, for deduplication on topics with a dedup window
+    /// (header `tg-msg-id`). Every message of this run gets the same one,
+    /// so it is meant for a single message.
+    #[arg(long, value_name = "ID", value_parser = parse_message_id)]
+    message_id: Option<String>,
     /// How far each batch must get before the server acknowledges it.
     #[arg(long, value_enum, default_value_t = AckArg::Durable)]
     ack: AckArg,
@@ -85,10 +112,100 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// Header names the flags above set (docs/SEMANTICS.md §5, §6).
+const HEADER_DELIVER_AFTER: &str = "tg-deliver-after";
+const HEADER_EXPIRES_AT: &str = "tg-expires-at";
+const HEADER_PRIORITY: &str = "tg-priority";
+const HEADER_MESSAGE_ID: &str = "tg-msg-id";
+/// Highest `tg-priority` level.
+const PRIORITY_MAX: i64 = 9;
+/// Longest delay the server honours.
+const DELAY_MAX: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+fn parse_delay(s: &str) -> Result<HumanDuration, String> {
+    let delay: HumanDuration = s.parse().map_err(|e| format!("{e}"))?;
+    if delay.get() > DELAY_MAX {
+        return Err(format!("'{s}': a delay is at most 7d (the server's limit)"));
+    }
+    Ok(delay)
+}
+
+fn parse_ttl(s: &str) -> Result<HumanDuration, String> {
+    let ttl: HumanDuration = s.parse().map_err(|e| format!("{e}"))?;
+    if ttl.get().is_zero() {
+        return Err(format!(
+            "'{s}': a message would expire as it is sent; give more than 0s"
+        ));
+    }
+    Ok(ttl)
+}
+
+fn parse_message_id(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("a message id must not be empty".to_owned());
+    }
+    Ok(s.to_owned())
+}
+
+impl ProduceArgs {
+    /// Refuses a flag's header also given with `--header`: which one a
+    /// subscription reads would be a surprise.
+    fn check_headers(&self) -> Result<(), String> {
+        let flags = [
+            (HEADER_DELIVER_AFTER, "--delay", self.delay.is_some()),
+            (HEADER_EXPIRES_AT, "--ttl", self.ttl.is_some()),
+            (HEADER_PRIORITY, "--priority", self.priority.is_some()),
+            (HEADER_MESSAGE_ID, "--message-id", self.message_id.is_some()),
+        ];
+        for (header, flag, set) in flags {
+            if set && self.headers.iter().any(|(name, _)| name == header) {
+                return Err(format!(
+                    "both {flag} and --header {header}=...: give one of them\n"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The flags' headers for a message sent at `now_ms` (Unix ms).
+    fn flag_headers(&self, now_ms: i64) -> Vec<(&'static str, String)> {
+        let at = |d: HumanDuration| {
+            let ms = i64::try_from(d.as_millis_u64()).unwrap_or(i64::MAX);
+            now_ms.saturating_add(ms).to_string()
+        };
+        let mut headers = Vec::new();
+        if let Some(delay) = self.delay {
+            headers.push((HEADER_DELIVER_AFTER, at(delay)));
+        }
+        if let Some(ttl) = self.ttl {
+            headers.push((HEADER_EXPIRES_AT, at(ttl)));
+        }
+        if let Some(priority) = self.priority {
+            headers.push((HEADER_PRIORITY, priority.to_string()));
+        }
+        if let Some(id) = &self.message_id {
+            headers.push((HEADER_MESSAGE_ID, id.clone()));
+        }
+        headers
+    }
+}
+
+/// Now, in ms since the Unix epoch.
+fn unix_now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// Lines queued between the reading thread and the producer.
 const LINE_QUEUE: usize = 4096;
 
 pub(crate) fn run(args: ProduceArgs) -> anyhow::Result<()> {
+    if let Err(conflict) = args.check_headers() {
+        // A usage error, as clap's own: exit code 2.
+        clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, conflict).exit();
+    }
     let input: Box<dyn Read + Send> = match &args.file {
         Some(path) => Box::new(
             std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
@@ -224,6 +341,9 @@ async fn produce(
         for (name, value) in &args.headers {
             record = record.with_header(name.clone(), value.clone().into_bytes());
         }
+        for (name, value) in args.flag_headers(unix_now_ms()) {
+            record = record.with_header(name, value.into_bytes());
+        }
         match producer.send(topic, record).await {
             Ok(receipt) => {
                 let _ = receipt_tx.send(receipt);
@@ -346,5 +466,58 @@ mod tests {
         let line = throttle_line(&summary).unwrap_or_default();
         assert!(line.contains("3 time(s)"), "{line}");
         assert!(line.contains("1020 ms"), "{line}");
+    }
+
+    fn parse(flags: &[&str]) -> Result<ProduceArgs, clap::error::ErrorKind> {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            produce: ProduceArgs,
+        }
+        let mut argv = vec!["produce", "orders"];
+        argv.extend_from_slice(flags);
+        <Cli as clap::Parser>::try_parse_from(argv)
+            .map(|c| c.produce)
+            .map_err(|e| e.kind())
+    }
+
+    #[test]
+    fn delivery_flags_become_headers_relative_to_the_send_time() {
+        let Ok(args) = parse(&[
+            "--delay",
+            "1m",
+            "--ttl",
+            "1h",
+            "--priority",
+            "9",
+            "--message-id",
+            "m-1",
+        ]) else {
+            panic!("the flags parse")
+        };
+        assert_eq!(args.check_headers(), Ok(()));
+        assert_eq!(
+            args.flag_headers(1_000),
+            vec![
+                (HEADER_DELIVER_AFTER, "61000".to_owned()),
+                (HEADER_EXPIRES_AT, "3601000".to_owned()),
+                (HEADER_PRIORITY, "9".to_owned()),
+                (HEADER_MESSAGE_ID, "m-1".to_owned()),
+            ]
+        );
+        assert_eq!(parse(&[]).map(|a| a.flag_headers(1_000)), Ok(vec![]));
+    }
+
+    #[test]
+    fn delivery_flags_out_of_range_are_usage_errors() {
+        use clap::error::ErrorKind::ValueValidation;
+        assert!(parse(&["--priority", "0"]).is_ok());
+        assert_eq!(parse(&["--priority", "10"]).err(), Some(ValueValidation));
+        assert!(parse(&["--delay", "7d"]).is_ok());
+        assert_eq!(parse(&["--delay", "7d 1s"]).err(), Some(ValueValidation));
+        assert_eq!(parse(&["--ttl", "0s"]).err(), Some(ValueValidation));
+        assert_eq!(parse(&["--message-id", ""]).err(), Some(ValueValidation));
+        let twice = parse(&["--priority", "1", "-H", "tg-priority=2"]);
+        assert!(twice.is_ok_and(|a| a.check_headers().is_err()));
     }
 }

@@ -88,7 +88,7 @@ enum SubCommand {
 ///
 /// Examples:
 ///   tidegate sub create orders billing
-///   tidegate sub create orders billing-eu --filter "region = 'eu'" --from earliest
+///   tidegate sub create orders billing-eu --filter 'region = "eu"' --from earliest
 ///   tidegate sub create orders billing --ack-deadline 2m --max-deliveries 5 --dead-letter orders.dlq
 ///   tidegate sub create orders billing --ordering --backoff 500ms..30s
 #[derive(Args, Debug)]
@@ -99,7 +99,7 @@ struct CreateArgs {
     /// The subscription's name (the topic naming rule).
     name: String,
     /// Deliver only messages whose headers match this expression
-    /// (docs/FILTERS.md), e.g. "region = 'eu' AND tier IN ('gold')".
+    /// (docs/FILTERS.md), e.g. `region = "eu" AND tier IN ("gold")`.
     #[arg(long, value_name = "EXPR")]
     filter: Option<String>,
     /// The lease of a delivery, 1s to 12h.
