@@ -302,7 +302,7 @@ impl Client {
     ///
     /// # async fn run(client: tidegate_client::Client) -> Result<(), tidegate_client::Error> {
     /// let config = SubscriptionConfig {
-    ///     filter: "region = 'eu'",
+    ///     filter: "region = \"eu\"",
     ///     ack_deadline_ms: 60_000,
     ///     start: StartPosition::Earliest,
     ///     ..SubscriptionConfig::new("billing", "orders")
@@ -620,7 +620,7 @@ mod tests {
     #[test]
     fn a_listed_definition_gives_back_the_config_it_came_from() {
         let config = SubscriptionConfig {
-            filter: "region = 'eu'",
+            filter: "region = \"eu\"",
             max_deliveries: 5,
             dead_letter_topic: "orders.dlq",
             ordering: true,
@@ -628,7 +628,7 @@ mod tests {
             ..SubscriptionConfig::new("billing", "orders")
         };
         let owned = Subscription::from_config(&config);
-        assert_eq!(owned.filter.as_deref(), Some("region = 'eu'"));
+        assert_eq!(owned.filter.as_deref(), Some("region = \"eu\""));
         assert_eq!(owned.ack_deadline, Duration::from_secs(30));
         assert_eq!(owned.as_config(), config);
         let plain = Subscription::from_config(&SubscriptionConfig::new("b", "orders"));
