@@ -204,6 +204,14 @@ fn example(shard: usize) -> ShardSnapshot {
             fdatasync_latency: fdatasync_example(),
             ..PartitionSnapshot::default()
         }],
+        subscription_messages: [10, 2, 9, 5, 1, 1],
+        subscription_windows: vec![WindowSnapshot {
+            subscription: "billing".into(),
+            partition: 2,
+            backlog: 17,
+            outstanding: 3,
+            full: true,
+        }],
     }
 }
 
@@ -271,6 +279,24 @@ fn rendered_values_are_the_snapshot_values() {
         assert_eq!(
             value(&samples, "tidegate_partition_fdatasyncs_total", &p),
             3.0
+        );
+        let sub = [
+            ("shard", shard),
+            ("subscription", "billing"),
+            ("partition", "2"),
+        ];
+        let sub_gauges = [
+            ("tidegate_subscription_backlog_messages", 17.0),
+            ("tidegate_subscription_outstanding_messages", 3.0),
+            ("tidegate_subscription_window_full", 1.0),
+        ];
+        for (name, expected) in sub_gauges {
+            assert_eq!(value(&samples, name, &sub), expected, "{name}");
+        }
+        let acked = [("shard", shard), ("outcome", "acked")];
+        assert_eq!(
+            value(&samples, "tidegate_subscription_messages_total", &acked),
+            9.0
         );
         let produce = [("shard", shard), ("kind", "produce")];
         assert_eq!(value(&samples, "tidegate_requests_total", &produce), 7.0);
