@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use support::{fill_topic, runtime, sdk_client, start, Server};
+use support::{admin_addr, fill_topic, metrics_until, runtime, sdk_client, start, Server};
 use tidegate_client::{
     Client, ErrorCode, GroupConfig, GroupConsumer, Producer, ProducerConfig, ProducerRecord, Start,
 };
@@ -166,6 +166,29 @@ fn group_survives_members_coming_and_going_and_a_crash(cores: &str) {
     });
     server.kill();
     let server = start(&data, cores);
+    // Before any member or request touches the group, its lag per
+    // partition is in the metrics: high watermark minus commit.
+    let lags = |page: &str| -> BTreeMap<String, u64> {
+        page.lines()
+            .filter(|l| {
+                l.starts_with("tidegate_group_lag_messages{") && l.contains("group=\"billing\"")
+            })
+            .map(|l| {
+                let (labels, value) = l.rsplit_once(' ').unwrap();
+                let partition = labels.split("partition=\"").nth(1).unwrap();
+                let partition = partition.split('"').next().unwrap().to_owned();
+                (partition, value.parse().unwrap())
+            })
+            .collect()
+    };
+    let expected: BTreeMap<String, u64> = committed
+        .iter()
+        .filter_map(|(p, o)| Some((p.to_string(), u64::from(PER_PARTITION) - (*o)?)))
+        .collect();
+    assert!(!expected.is_empty());
+    metrics_until(admin_addr(&server), "the group's lag", |page| {
+        lags(page) == expected
+    });
     rt.block_on(async {
         let client = sdk_client(&server).await;
         assert_eq!(

@@ -73,11 +73,17 @@ fn partitions(shard: &Shard) -> Vec<PartitionSnapshot> {
         .all()
         .into_iter()
         .filter_map(|((topic_id, partition), log)| {
+            let journal = shard.partitions.open_journal(topic_id, partition);
             // A log whose topic left the catalog is being closed.
             let topic = names.get(&topic_id)?.clone();
             let offsets = log.offsets();
             let stats = log.stats();
             let (producers, producers_evicted) = log.producers();
+            let group_lag = journal.map_or_else(Vec::new, |j| {
+                let lag =
+                    |(group, offset): (String, u64)| (group, offsets.latest.saturating_sub(offset));
+                j.group_offsets().into_iter().map(lag).collect()
+            });
             Some(PartitionSnapshot {
                 topic,
                 partition,
@@ -103,6 +109,7 @@ fn partitions(shard: &Shard) -> Vec<PartitionSnapshot> {
                 producers: producers as u64,
                 producers_evicted_total: producers_evicted,
                 duplicate_batches_total: stats.duplicates,
+                group_lag,
             })
         })
         .collect();

@@ -564,7 +564,21 @@ impl Scrape {
              the mean fdatasync latency.",
             self.per_partition(|p| p.fdatasync_seconds_total),
         )?;
-        self.fdatasync_latency(e)
+        self.fdatasync_latency(e)?;
+        let lags = self.shards.iter().flat_map(|s| {
+            s.partitions.iter().flat_map(move |p| {
+                p.group_lag
+                    .iter()
+                    .map(move |(group, lag)| (with(partition(s, p), "group", group.clone()), *lag))
+            })
+        });
+        gauges(
+            e,
+            "tidegate_group_lag_messages",
+            "Messages of the partition past the consumer group's committed offset \
+             (high watermark minus committed offset).",
+            lags,
+        )
     }
 
     fn fdatasync_latency(&self, e: &mut DescriptorEncoder) -> fmt::Result {

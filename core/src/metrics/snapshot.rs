@@ -273,6 +273,9 @@ pub struct PartitionSnapshot {
     pub producers_evicted_total: u64,
     /// Batches answered as duplicates of an earlier one (not written).
     pub duplicate_batches_total: u64,
+    /// Consumer groups with a committed offset here: (group, high
+    /// watermark minus committed offset).
+    pub group_lag: Vec<(String, u64)>,
 }
 
 impl PartitionSnapshot {

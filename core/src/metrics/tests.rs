@@ -202,6 +202,7 @@ fn example(shard: usize) -> ShardSnapshot {
             bytes_written_total: 4096,
             fdatasyncs_total: 3,
             fdatasync_latency: fdatasync_example(),
+            group_lag: vec![("billing".into(), 5)],
             ..PartitionSnapshot::default()
         }],
         subscription_messages: [10, 2, 9, 5, 1, 1],
@@ -293,6 +294,13 @@ fn rendered_values_are_the_snapshot_values() {
         for (name, expected) in sub_gauges {
             assert_eq!(value(&samples, name, &sub), expected, "{name}");
         }
+        let lag = [
+            ("shard", shard),
+            ("topic", "events"),
+            ("partition", "2"),
+            ("group", "billing"),
+        ];
+        assert_eq!(value(&samples, "tidegate_group_lag_messages", &lag), 5.0);
         let acked = [("shard", shard), ("outcome", "acked")];
         assert_eq!(
             value(&samples, "tidegate_subscription_messages_total", &acked),

@@ -76,6 +76,11 @@ impl Partitions {
         Ok(Some(journal))
     }
 
+    /// The cursor journal of a partition, if it is open.
+    pub(crate) fn open_journal(&self, topic_id: u64, partition: u32) -> Option<Rc<CursorJournal>> {
+        self.journals.borrow().get(&(topic_id, partition)).cloned()
+    }
+
     pub(crate) fn all(&self) -> Vec<((u64, u32), Rc<Log>)> {
         self.logs
             .borrow()
@@ -137,6 +142,10 @@ impl Partitions {
             self.logs
                 .borrow_mut()
                 .insert((topic.id, *partition), Rc::new(log));
+            // A journal on disk opens with its log, so that its groups'
+            // lag is in the metrics from the start, not only once a member
+            // comes back.
+            self.journal(data_dir, topic, *partition, false).await?;
         }
         Ok(())
     }

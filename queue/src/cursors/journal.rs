@@ -216,6 +216,17 @@ impl CursorJournal {
             .map(|(c, _)| c.clone())
     }
 
+    /// Every group with a committed offset, and the offset (no metadata:
+    /// what a metrics scrape needs, without copying it).
+    pub fn group_offsets(&self) -> Vec<(String, u64)> {
+        self.state
+            .borrow()
+            .groups
+            .iter()
+            .map(|(g, (c, _))| (g.clone(), c.offset))
+            .collect()
+    }
+
     /// Every group with a committed offset.
     pub fn groups(&self) -> Vec<(String, Committed)> {
         self.state
