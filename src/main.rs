@@ -47,12 +47,13 @@ enum Command {
     #[command(verbatim_doc_comment)]
     Group(cli::group::GroupArgs),
     /// Subscriptions, queue style: create, list, describe and delete them;
-    /// pull messages and ack or nack them.
+    /// pull messages and ack or nack them; redrive their dead letters.
     ///
     /// Examples:
     ///   tidegate sub create orders billing --filter 'region = "eu"' --from earliest
     ///   tidegate sub pull billing --max 10
     ///   tidegate sub describe billing            # backlog per partition
+    ///   tidegate sub redrive billing             # dead letters back to the topic
     #[command(verbatim_doc_comment)]
     Sub(cli::sub::SubArgs),
     /// Check the host for tidegate (CPU, IRQs, UDP buffers, disks, limits,

@@ -469,3 +469,111 @@ fn produce_and_sub_usage_errors_exit_2() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("at most 7d"));
 }
+
+/// `sub describe NAME`'s backlog.
+fn backlog(server: &Server, name: &str) -> u64 {
+    let d = json(&ok(&run(
+        server,
+        &["sub", "describe", name, "--format", "json"],
+    )));
+    d["backlog"].as_u64().unwrap()
+}
+
+/// `sub redrive NAME --format json`: (moved, skipped).
+fn redrive(server: &Server, name: &str, extra: &[&str]) -> (u64, u64) {
+    let mut args = vec!["sub", "redrive", name, "--format", "json"];
+    args.extend_from_slice(extra);
+    let summary = json(&ok(&run(server, &args)));
+    assert_eq!(summary["subscription"], name, "{summary}");
+    (
+        summary["moved"].as_u64().unwrap(),
+        summary["skipped"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn sub_redrive_moves_only_its_dead_letters_back_once_across_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = start(&data, "0,1");
+    create_topics(&server, &[("jobs", 2), ("jobs.dlq", 1), ("logs", 1)]);
+    for (name, extra) in [
+        (
+            "work",
+            &["--max-deliveries", "2", "--dead-letter", "jobs.dlq"][..],
+        ),
+        ("audit", &[][..]),
+    ] {
+        let mut args = vec!["sub", "create", "jobs", name, "--from", "earliest"];
+        args.extend_from_slice(&["--backoff", "0s..0s"]);
+        args.extend_from_slice(extra);
+        ok(&run(&server, &args));
+    }
+    // Another subscription's dead letters share the dead-letter topic.
+    ok(&run(
+        &server,
+        &[
+            "sub",
+            "create",
+            "logs",
+            "other",
+            "--from",
+            "earliest",
+            "--backoff",
+            "0s..0s",
+            "--max-deliveries",
+            "1",
+            "--dead-letter",
+            "jobs.dlq",
+        ],
+    ));
+    let jobs = ["j1", "j2", "j3", "j4", "j5", "j6"];
+    produce(&server, "jobs", &["-H", "region=eu"], &jobs);
+    produce(&server, "logs", &[], &["l1"]);
+
+    // Nacked at attempts 1 and 2: dead-lettered, handled on the source.
+    let first = pull_n(&server, "work", 6, &["--nack"]);
+    let second = pull_n(&server, "work", 6, &["--nack"]);
+    assert!(second.iter().all(|m| m["attempt"] == 2), "{second:?}");
+    pull_n(&server, "other", 1, &["--nack"]);
+    while backlog(&server, "work") + backlog(&server, "other") > 0 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(values(&pull_n(&server, "audit", 6, &[])), jobs);
+
+    // Two at a time, then the rest; the other subscription's is passed over.
+    assert_eq!(redrive(&server, "work", &["--max", "2"]).0, 2);
+    let (moved, skipped) = redrive(&server, "work", &[]);
+    assert_eq!((moved, skipped), (4, 1));
+    let again = pull_n(&server, "work", 6, &["--no-ack"]);
+    assert_eq!(values(&again), jobs);
+    for m in &again {
+        assert_eq!(m["attempt"], 1, "a fresh attempt count: {m}");
+        let h = headers(m);
+        assert_eq!(h["tg-redrive-for"], "work", "{m}");
+        assert_eq!(h["region"], "eu", "{m}");
+        assert!(!h.keys().any(|k| k.starts_with("tg-dlq-")), "{m}");
+        let original = first.iter().find(|f| f["value"] == m["value"]).unwrap();
+        assert_eq!(
+            m["partition"], original["partition"],
+            "back where it came from"
+        );
+        assert!(m["offset"].as_u64() > original["offset"].as_u64());
+    }
+    // The topic's other subscription passes over the redriven copies.
+    assert_eq!(
+        ok(&run(&server, &["sub", "pull", "audit", "--wait", "500ms"])),
+        ""
+    );
+    assert_eq!(backlog(&server, "audit"), 0);
+    server.kill();
+
+    // Progress survived the crash: nothing is redriven twice.
+    let server = start(&data, "0,1");
+    assert_eq!(redrive(&server, "work", &[]), (0, 0));
+    assert_eq!(values(&pull_n(&server, "work", 6, &[])), jobs);
+    assert_eq!(redrive(&server, "other", &[]), (1, 6));
+    let failed = fails(&run(&server, &["sub", "redrive", "audit"]));
+    assert!(failed.contains("no dead-letter topic"), "{failed}");
+    server.stop();
+}

@@ -31,7 +31,8 @@
 //!   [`describe_subscription`](Client::describe_subscription),
 //!   [`pull`](Client::pull), [`ack`](Client::ack),
 //!   [`modify_deadline`](Client::modify_deadline) and
-//!   [`nack`](Client::nack);
+//!   [`nack`](Client::nack); [`redrive`](Client::redrive) moves a
+//!   subscription's dead letters back to its topic;
 //! - produce one ready-made batch: [`produce_batch`](Client::produce_batch);
 //! - read: [`fetch`](Client::fetch), whose [`Fetched::messages`] reads
 //!   messages in place without copying them, and
@@ -93,6 +94,7 @@ mod data;
 mod error;
 mod group;
 mod producer;
+mod redrive;
 mod subscriber;
 mod subscription;
 mod tls;
@@ -107,6 +109,7 @@ pub use data::{
 pub use error::{BoxError, Error, Result};
 pub use group::{GroupConfig, GroupConsumer, GroupInfo, GroupListing, Membership};
 pub use producer::{Delivered, Producer, ProducerConfig, ProducerRecord, Receipt};
+pub use redrive::{Redriven, HEADER_DLQ_PREFIX, HEADER_REDRIVE_FOR, REDRIVE_GROUP_PREFIX};
 pub use subscriber::{LeasedMessage, Subscriber, SubscriberConfig};
 pub use subscription::{
     AckId, ReceivedMessage, Subscription, SubscriptionDescription, PULL_MAX_BYTES,
