@@ -10,6 +10,7 @@
 mod ack;
 mod dead_letter;
 mod open;
+mod read_ahead;
 mod record;
 mod take;
 
@@ -32,7 +33,6 @@ use crate::{
     catalog::{Catalog, SubscriptionMeta},
     shard::{ops::cursor_failure, Failure, Op, OpResult, Shard},
 };
-use record::OwnedRecord;
 
 /// Bytes of messages read ahead into a window and not delivered yet.
 const READ_AHEAD_BYTES_MAX: usize = 4 << 20;
@@ -44,10 +44,9 @@ pub(crate) struct PartitionSub {
     log: Rc<Log>,
     journal: Rc<CursorJournal>,
     filter: Option<tidegate_proto::filter::Filter>,
-    /// Admitted messages not delivered yet, by offset (bounded by
+    /// Admitted messages not delivered yet (bounded by
     /// `READ_AHEAD_BYTES_MAX`); a redelivery reads the log again.
-    read_ahead: BTreeMap<u64, OwnedRecord>,
-    read_ahead_bytes: usize,
+    read_ahead: read_ahead::ReadAhead,
     /// Reported dead letters not published yet: offset → attempts.
     dead_letters: BTreeMap<u64, u32>,
     /// A task is publishing dead letters.

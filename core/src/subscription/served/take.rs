@@ -85,7 +85,7 @@ pub(crate) async fn wait(
             if due_in == Some(0) {
                 return Ok(());
             }
-            let can_read = !p.window.is_full() && p.read_ahead_bytes < READ_AHEAD_BYTES_MAX;
+            let can_read = !p.window.is_full() && p.read_ahead.bytes() < READ_AHEAD_BYTES_MAX;
             if can_read && p.log.offsets().latest > p.window.cursor() {
                 return Ok(());
             }
@@ -128,7 +128,7 @@ async fn read_ahead(
     for _ in 0..READS_PER_TAKE {
         let (log, cursor) = {
             let p = w.borrow();
-            let room = !p.window.is_full() && p.read_ahead_bytes < READ_AHEAD_BYTES_MAX;
+            let room = !p.window.is_full() && p.read_ahead.bytes() < READ_AHEAD_BYTES_MAX;
             if !room || p.window.ready() >= READY_AHEAD {
                 return Ok(());
             }
@@ -191,8 +191,9 @@ async fn read_ahead(
                 if sparse {
                     owned.detach();
                 }
-                p.read_ahead_bytes += owned.len();
-                p.read_ahead.insert(owned.offset, owned);
+                // Admitted in order, so always past the last one held.
+                let pushed = p.read_ahead.push(owned);
+                debug_assert!(pushed, "read-ahead offsets grow");
             }
             (p.journal.clone(), p.sub_id, events)
         };
@@ -217,7 +218,6 @@ async fn skip_to_earliest(w: &Shared, earliest: u64) -> Result<(), Failure> {
             })?;
         p.window = fresh;
         p.read_ahead.clear();
-        p.read_ahead_bytes = 0;
         p.dead_letters.clear();
         (p.journal.clone(), p.sub_id, p.window.checkpoint())
     };
@@ -242,9 +242,8 @@ async fn deliver(
         while pulled.len() + misses.len() < max_messages && bytes < max_bytes {
             let Some(d) = p.window.next(now) else { break };
             push_attempt(&mut attempts, d.offset, d.attempt);
-            match p.read_ahead.remove(&d.offset) {
+            match p.read_ahead.take(d.offset) {
                 Some(record) => {
-                    p.read_ahead_bytes -= record.len();
                     bytes += record.len();
                     pulled.push(Pulled {
                         ack_id: d.ack_id,
