@@ -406,6 +406,101 @@ fn ordering_keys_deliver_one_message_per_key_at_a_time_in_order() {
     });
 }
 
+/// One round of two subscribers pulling at once: neither sees a key the
+/// other holds, and each key has at most one message out.
+async fn parallel_round(a: &Client, b: &Client, sub: &str) -> (Vec<Message>, Vec<Message>) {
+    let (got_a, got_b) = tokio::join!(pull(a, sub, 3, 2000), pull(b, sub, 3, 2000));
+    let mut keys: Vec<&[u8]> = got_a
+        .iter()
+        .chain(&got_b)
+        .map(|m| m.key.as_deref().unwrap())
+        .collect();
+    let all = keys.len();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), all, "a key out twice: {got_a:?} {got_b:?}");
+    (got_a, got_b)
+}
+
+#[test]
+fn ordering_keys_hold_across_parallel_subscribers_and_kill_9() {
+    const KEYS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+    on_shards(|data, cores| {
+        let server = start(data, cores);
+        let mut acked: BTreeMap<Vec<u8>, Vec<String>> = BTreeMap::new();
+        let mut record = |messages: &[Message]| {
+            for m in messages {
+                let value = String::from_utf8(m.value.clone()).unwrap();
+                acked.entry(m.key.clone().unwrap()).or_default().push(value);
+            }
+        };
+        let leased = runtime().block_on(async {
+            let (a, b) = (connect(&server).await, connect(&server).await);
+            a.create_topic("events", 1).await;
+            let config = SubscriptionConfig {
+                ordering: true,
+                ..SubscriptionConfig::new("ordered", "events")
+            };
+            create(&a, config).await.unwrap();
+            let messages: Vec<_> = (0..60)
+                .map(|i| {
+                    (
+                        0,
+                        Some(KEYS[i % 6]),
+                        format!("{}-{:02}", KEYS[i % 6], i / 6),
+                        vec![],
+                    )
+                })
+                .collect();
+            produce(&a, "events", &messages).await;
+            for _ in 0..4 {
+                let (got_a, got_b) = parallel_round(&a, &b, "ordered").await;
+                assert_eq!(got_a.len() + got_b.len(), 6, "{got_a:?} {got_b:?}");
+                for (client, got) in [(&a, &got_a), (&b, &got_b)] {
+                    let codes = ack(client, "ordered", got, None).await;
+                    assert!(codes.iter().all(|c| c.is_ok()), "{codes:?}");
+                    record(got);
+                }
+            }
+            // Leased to both when the server dies.
+            let (got_a, got_b) = parallel_round(&a, &b, "ordered").await;
+            let mut leased: Vec<u64> = got_a.iter().chain(&got_b).map(|m| m.offset).collect();
+            leased.sort_unstable();
+            leased
+        });
+        server.kill();
+
+        let server = start(data, cores);
+        runtime().block_on(async {
+            let (a, b) = (connect(&server).await, connect(&server).await);
+            // The leases died with the server: the same messages come
+            // first, one per key, and nothing acked comes again.
+            let (got_a, got_b) = parallel_round(&a, &b, "ordered").await;
+            let mut again: Vec<u64> = got_a.iter().chain(&got_b).map(|m| m.offset).collect();
+            again.sort_unstable();
+            assert_eq!(again, leased);
+            let mut round = (got_a, got_b);
+            loop {
+                let (got_a, got_b) = &round;
+                if got_a.is_empty() && got_b.is_empty() {
+                    break;
+                }
+                for (client, got) in [(&a, got_a), (&b, got_b)] {
+                    let codes = ack(client, "ordered", got, None).await;
+                    assert!(codes.iter().all(|c| c.is_ok()), "{codes:?}");
+                    record(got);
+                }
+                round = parallel_round(&a, &b, "ordered").await;
+            }
+        });
+        for key in KEYS {
+            let expected: Vec<String> = (0..10).map(|i| format!("{key}-{i:02}")).collect();
+            assert_eq!(acked[key.as_bytes()], expected, "key {key}");
+        }
+        server.stop();
+    });
+}
+
 #[test]
 fn subscriptions_are_listed_described_refused_when_bad_and_deleted() {
     let dir = tempfile::tempdir().unwrap();
