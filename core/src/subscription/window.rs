@@ -3,35 +3,56 @@
 //!
 //! Every offset below `floor` is handled: acked, filtered out, expired,
 //! dead-lettered or deferred to the delayed set. `cursor` is the next
-//! offset the reader may admit. In between, the window keeps one entry per
-//! *unhandled* offset; every other offset of the range is handled. So the
-//! handled set above the floor is the complement of the entries (what
-//! [`Checkpoint`](recovery::Checkpoint) stores as ranges) and the two can
-//! never disagree, and the floor is simply the first entry.
+//! offset the reader may admit. In between, the window keeps one slot per
+//! offset from the floor up to the last unhandled one, in a ring indexed by
+//! `offset - floor`; a slot is either handled or holds the offset's state.
+//! So the handled set above the floor is the complement of the unhandled
+//! slots (what [`Checkpoint`](recovery::Checkpoint) stores as ranges) and
+//! the two can never disagree, and the floor is simply the ring's front,
+//! which is always unhandled (handled slots are popped off it).
+//!
+//! # Cost
+//!
+//! The server leases and acks every message, so the per-message work is
+//! what counts: admitting, leasing and acking a message are O(1) amortised
+//! in the common case (first deliveries, acked in about lease order). The
+//! indexes (`index.rs`) are deques there, ordered sets only for what
+//! arrives out of order: retries that came due, keys unblocked by an ack,
+//! re-read offsets, leases whose deadline was changed.
 //!
 //! # Memory bound
 //!
-//! Entries only exist inside `[floor, cursor)`, and `cursor - floor` never
+//! Slots only exist inside `[floor, cursor)`, and `cursor - floor` never
 //! exceeds `window_max` (admission and replay refuse to widen it further),
-//! so there are at most `window_max` entries. Every index (deliverable
-//! offsets, leases, retries, per-key queues, offsets awaiting meta) holds
-//! only offsets that have an entry, at most once each. So the state is
-//! O(`window_max`) whatever the interleaving of operations: about 100 bytes
-//! per unhandled offset at worst, ≈ 6.5 MiB for a full default window of
-//! keyed, prioritized messages. SEMANTICS.md's ≈ 0.5 MiB counts leases
-//! only; ordering and priority also need each waiting message's key and
-//! level, which is what the per-entry cost pays for.
+//! so the ring holds at most `window_max` slots of 24 bytes (1.5 MiB for a
+//! full default window), and never reserves more. Every other index holds
+//! offsets that have an unhandled slot, each live at most once, plus stale
+//! entries that are bounded too: the ready queues hold at most one entry
+//! per offset of `[floor, cursor)`, the lease queue fewer than
+//! `2 × leases + 64` (it is compacted past that), and the deques give
+//! memory back once three quarters empty. So the state is O(`window_max`)
+//! whatever the interleaving of operations: 24 bytes per offset plus about
+//! 20–50 per unhandled one for its ready, lease or retry entry, and for an
+//! ordered message 8–32 more, or up to about 140 when its key has no other
+//! message in the window (the key's map entry and its own small queue).
+//! That is ≈ 2–5 MiB for a full default window of keyless messages and
+//! ≈ 13 MiB at worst for one of keyed messages with distinct keys.
+//! SEMANTICS.md's ≈ 0.5 MiB counts leases only; ordering and priority also
+//! need each waiting message's key and level, which is what the slot
+//! carries.
 
+mod index;
 #[cfg(test)]
 mod model_tests;
 pub(crate) mod recovery;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use thiserror::Error;
 
+use self::index::{shrink_sparse, Leases, ReadyQueue, Slot, Slots, KEY_SHRINK_ABOVE};
 use super::ack_id::AckId;
 use super::config::{ConfigError, WindowConfig, DEADLINE_MAX_MS};
 
@@ -227,16 +248,6 @@ impl From<Meta> for Attached {
     }
 }
 
-/// An unhandled offset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Entry {
-    state: State,
-    /// Deliveries so far.
-    attempts: u32,
-    /// `None` after a restore, until the caller re-reads the message.
-    meta: Option<Attached>,
-}
-
 /// A live lease, as an ack id named it.
 #[derive(Clone, Copy, Debug)]
 struct Lease {
@@ -253,21 +264,25 @@ pub struct Window {
     config: WindowConfig,
     /// The next offset to admit.
     cursor: u64,
-    /// Every unhandled offset of `[floor, cursor)`; the rest of the range
-    /// is handled.
-    unhandled: BTreeMap<u64, Entry>,
-    /// Offsets deliverable now, by priority level: `Ready`, meta known, and
-    /// with ordering, first of their key.
-    ready: [BTreeSet<u64>; PRIORITY_LEVELS],
-    /// `(deadline_ms, offset)` of every lease.
-    leases: BTreeSet<(i64, u64)>,
-    /// `(due_ms, offset)` of every message waiting for its backoff.
+    /// Every offset from the floor on, up to the last unhandled one; the
+    /// rest of `[floor, cursor)` is handled.
+    slots: Slots,
+    /// Offsets deliverable now: `Ready`, meta known, and with ordering,
+    /// first of their key. One queue per priority level with priority on,
+    /// all in the first queue without.
+    ready: [ReadyQueue; PRIORITY_LEVELS],
+    /// Offsets in `ready`, for `ready()` per pull.
+    ready_len: usize,
+    leases: Leases,
+    /// `(due_ms, offset)` of every message waiting for its backoff: rare,
+    /// so an ordered set is plenty.
     retries: BTreeSet<(i64, u64)>,
-    /// With ordering: the unhandled offsets of each key. Only the first can
-    /// be delivered, so a key has at most one lease and keeps its order.
-    keys: HashMap<u64, BTreeSet<u64>>,
+    /// With ordering: the unhandled offsets of each key, ascending. Only
+    /// the first can be delivered, so a key has at most one lease and keeps
+    /// its order, and it leaves from the front.
+    keys: HashMap<u64, VecDeque<u64>>,
     /// Restored offsets whose meta is not known yet (see `reattach`).
-    awaiting_meta: BTreeSet<u64>,
+    awaiting_meta: usize,
     /// Deliveries so far, for the one-in-eight rule.
     deliveries: u64,
 }
@@ -284,12 +299,13 @@ impl Window {
             partition,
             config,
             cursor,
-            unhandled: BTreeMap::new(),
+            slots: Slots::new(cursor, config.window_max),
             ready: Default::default(),
-            leases: BTreeSet::new(),
+            ready_len: 0,
+            leases: Leases::default(),
             retries: BTreeSet::new(),
             keys: HashMap::new(),
-            awaiting_meta: BTreeSet::new(),
+            awaiting_meta: 0,
             deliveries: 0,
         }
     }
@@ -304,9 +320,7 @@ impl Window {
 
     /// Every offset below is handled.
     pub fn floor(&self) -> u64 {
-        self.unhandled
-            .first_key_value()
-            .map_or(self.cursor, |(&offset, _)| offset)
+        self.slots.first().unwrap_or(self.cursor)
     }
 
     /// The next offset to admit.
@@ -321,24 +335,24 @@ impl Window {
 
     /// Offsets in the window not handled yet.
     pub fn unhandled(&self) -> usize {
-        self.unhandled.len()
+        self.slots.unhandled()
     }
 
     /// Messages deliverable now, not counting retries that came due since
     /// the last [`Window::next`] (see [`Window::next_due`] for those).
     pub fn ready(&self) -> usize {
-        self.ready.iter().map(BTreeSet::len).sum()
+        self.ready_len
     }
 
     /// True when `offset` is handled: below the cursor and not waiting
     /// for anything.
     pub fn is_handled(&self, offset: u64) -> bool {
-        offset < self.cursor && !self.unhandled.contains_key(&offset)
+        offset < self.cursor && self.slots.get(offset).is_none()
     }
 
     /// Restored offsets still waiting for [`Window::reattach`].
     pub fn awaiting_meta(&self) -> usize {
-        self.awaiting_meta.len()
+        self.awaiting_meta
     }
 
     /// The cursor cannot move: the floor is held `window_max` behind it.
@@ -387,7 +401,7 @@ impl Window {
     /// restored offsets await their meta, as their keys are unknown.
     pub fn next(&mut self, now_ms: i64) -> Option<Delivery> {
         self.promote_due(now_ms);
-        if !self.awaiting_meta.is_empty() || self.leases.len() >= self.config.outstanding_max {
+        if self.awaiting_meta > 0 || self.leases.len() >= self.config.outstanding_max {
             return None;
         }
         let offset = self.pick()?;
@@ -424,10 +438,8 @@ impl Window {
             return Ok(DeadlineChange::Ended(self.end_lease(lease, now_ms)));
         }
         let deadline_ms = now_ms.saturating_add(i64::from(extend_ms.min(DEADLINE_MAX_MS)));
-        self.leases.remove(&(lease.deadline_ms, lease.offset));
-        self.leases.insert((deadline_ms, lease.offset));
-        if let Some(entry) = self.unhandled.get_mut(&lease.offset) {
-            entry.state = State::Leased { deadline_ms };
+        if deadline_ms != lease.deadline_ms {
+            self.reschedule(lease.offset, deadline_ms);
         }
         Ok(DeadlineChange::Extended { deadline_ms })
     }
@@ -435,15 +447,10 @@ impl Window {
     /// Ends every lease whose deadline is at or before `now_ms`, as a nack.
     /// At most `outstanding_max` results.
     pub fn expire(&mut self, now_ms: i64) -> Vec<LeaseEnded> {
-        let mut ended = Vec::new();
-        while let Some(&(deadline_ms, offset)) = self.leases.first() {
-            if deadline_ms > now_ms {
-                break;
-            }
-            let attempts = self
-                .unhandled
-                .get(&offset)
-                .map_or(0, |entry| entry.attempts);
+        let due = self.leases.due(&self.slots, now_ms);
+        let mut ended = Vec::with_capacity(due.len());
+        for (deadline_ms, offset) in due {
+            let attempts = self.slots.get(offset).map_or(0, |slot| slot.attempts);
             let lease = Lease {
                 offset,
                 deadline_ms,
@@ -457,8 +464,8 @@ impl Window {
     /// The caller published a reported dead letter to the dead-letter
     /// topic: the offset is handled.
     pub fn dead_lettered(&mut self, offset: u64) -> Result<Acked, NotDeadLetter> {
-        match self.unhandled.get(&offset) {
-            Some(entry) if entry.state == State::DeadLetter => {
+        match self.slots.get(offset).and_then(Slot::state) {
+            Some(State::DeadLetter) => {
                 self.mark_handled(offset);
                 Ok(Acked {
                     offset,
@@ -472,7 +479,7 @@ impl Window {
     /// When `expire` or `next` next has work: the earliest lease deadline
     /// or retry due time, and `now_ms` if that has passed already.
     pub fn next_due(&self, now_ms: i64) -> Option<i64> {
-        let lease = self.leases.first().map(|&(deadline_ms, _)| deadline_ms);
+        let lease = self.leases.first_deadline();
         let retry = self.retries.first().map(|&(due_ms, _)| due_ms);
         lease
             .into_iter()
@@ -481,28 +488,45 @@ impl Window {
             .map(|due| due.max(now_ms))
     }
 
-    fn pick(&self) -> Option<u64> {
-        let oldest = self.ready.iter().filter_map(|level| level.first()).min();
-        let oldest_turn = self.deliveries % OLDEST_EVERY == OLDEST_EVERY - 1;
-        if !self.config.priority || oldest_turn {
-            return oldest.copied();
+    /// The ready queue of a level.
+    fn queue_of(&self, level: u8) -> usize {
+        if self.config.priority {
+            usize::from(level)
+        } else {
+            0
         }
-        self.ready
-            .iter()
-            .rev()
-            .find_map(|level| level.first())
-            .copied()
+    }
+
+    fn pick(&mut self) -> Option<u64> {
+        let slots = &self.slots;
+        if !self.config.priority {
+            return self.ready[0].first(slots);
+        }
+        if self.deliveries % OLDEST_EVERY == OLDEST_EVERY - 1 {
+            return self.ready.iter_mut().filter_map(|q| q.first(slots)).min();
+        }
+        let top = self.ready.iter_mut().rev().find(|q| q.len() > 0)?;
+        top.first(slots)
     }
 
     fn lease(&mut self, offset: u64, now_ms: i64) -> Option<Delivery> {
         let deadline_ms = now_ms.saturating_add(i64::from(self.config.ack_deadline_ms));
-        let entry = self.unhandled.get_mut(&offset)?;
-        entry.attempts = entry.attempts.saturating_add(1);
-        entry.state = State::Leased { deadline_ms };
-        let attempt = entry.attempts;
-        let level = entry.meta.map_or(PRIORITY_DEFAULT, |meta| meta.level);
-        self.ready[usize::from(level)].remove(&offset);
-        self.leases.insert((deadline_ms, offset));
+        let slot = self.slots.get_mut(offset)?;
+        slot.attempts = slot.attempts.saturating_add(1);
+        slot.set_state(State::Leased { deadline_ms });
+        let attempt = slot.attempts;
+        if slot.in_ready() {
+            slot.set_in_ready(false);
+            let level = slot.meta().map_or(PRIORITY_DEFAULT, |meta| meta.level);
+            self.ready[self.queue_of(level)].remove(offset);
+            self.ready_len -= 1;
+        }
+        if self
+            .leases
+            .insert(&self.slots, deadline_ms, offset, attempt)
+        {
+            self.set_lease_moved(offset);
+        }
         self.deliveries = self.deliveries.wrapping_add(1);
         let partition = self.partition;
         Some(Delivery {
@@ -517,6 +541,32 @@ impl Window {
         })
     }
 
+    /// A live lease gets a new deadline, or (replay) a new attempt count:
+    /// either way its queue entry no longer matches, so it is indexed in
+    /// the ordered set.
+    fn reschedule(&mut self, offset: u64, deadline_ms: i64) {
+        let Some(slot) = self.slots.get_mut(offset) else {
+            return;
+        };
+        let Some(State::Leased {
+            deadline_ms: was_deadline_ms,
+        }) = slot.state()
+        else {
+            return;
+        };
+        let was = (was_deadline_ms, slot.lease_moved());
+        slot.set_state(State::Leased { deadline_ms });
+        slot.set_lease_moved(true);
+        self.leases
+            .reschedule(&self.slots, was, deadline_ms, offset);
+    }
+
+    fn set_lease_moved(&mut self, offset: u64) {
+        if let Some(slot) = self.slots.get_mut(offset) {
+            slot.set_lease_moved(true);
+        }
+    }
+
     /// Retries whose backoff is over become ready.
     fn promote_due(&mut self, now_ms: i64) {
         while let Some(&(due_ms, offset)) = self.retries.first() {
@@ -524,8 +574,8 @@ impl Window {
                 break;
             }
             self.retries.pop_first();
-            if let Some(entry) = self.unhandled.get_mut(&offset) {
-                entry.state = State::Ready;
+            if let Some(slot) = self.slots.get_mut(offset) {
+                slot.set_state(State::Ready);
             }
             self.sync_ready(offset);
         }
@@ -541,21 +591,18 @@ impl Window {
             });
         }
         let offset = ack_id.offset;
-        let entry = self
-            .unhandled
-            .get(&offset)
-            .ok_or(AckError::Unknown { offset })?;
-        if ack_id.attempt == 0 || ack_id.attempt > entry.attempts {
+        let slot = self.slots.get(offset).ok_or(AckError::Unknown { offset })?;
+        if ack_id.attempt == 0 || ack_id.attempt > slot.attempts {
             return Err(AckError::Unknown { offset });
         }
-        match entry.state {
-            State::Leased { deadline_ms }
-                if ack_id.attempt == entry.attempts && now_ms < deadline_ms =>
+        match slot.state() {
+            Some(State::Leased { deadline_ms })
+                if ack_id.attempt == slot.attempts && now_ms < deadline_ms =>
             {
                 Ok(Lease {
                     offset,
                     deadline_ms,
-                    attempts: entry.attempts,
+                    attempts: slot.attempts,
                 })
             }
             _ => Err(AckError::LeaseExpired { offset }),
@@ -563,7 +610,6 @@ impl Window {
     }
 
     fn end_lease(&mut self, lease: Lease, now_ms: i64) -> LeaseEnded {
-        self.leases.remove(&(lease.deadline_ms, lease.offset));
         let dead = self
             .config
             .max_deliveries
@@ -575,9 +621,13 @@ impl Window {
             self.retries.insert((due_ms, lease.offset));
             (State::Retry { due_ms }, AfterLease::RetryAt { due_ms })
         };
-        if let Some(entry) = self.unhandled.get_mut(&lease.offset) {
-            entry.state = state;
+        let mut moved = false;
+        if let Some(slot) = self.slots.get_mut(lease.offset) {
+            moved = slot.lease_moved();
+            slot.set_state(state);
         }
+        self.leases
+            .remove(&self.slots, lease.deadline_ms, lease.offset, moved);
         LeaseEnded {
             offset: lease.offset,
             attempts: lease.attempts,
@@ -595,58 +645,77 @@ impl Window {
         i64::from(u32::try_from(doubled).map_or(max, |doubled| doubled.min(max)))
     }
 
-    /// Adds an unhandled offset in `[floor, cursor)`, ready; without meta
-    /// it waits for `reattach`.
+    /// Adds an unhandled offset at or past the end of `slots` and below
+    /// the cursor, ready; without meta it waits for `reattach`.
     fn insert_entry(&mut self, offset: u64, attempts: u32, meta: Option<Attached>) {
-        let entry = Entry {
-            state: State::Ready,
-            attempts,
-            meta: None,
-        };
-        self.unhandled.insert(offset, entry);
+        let pushed = self.slots.push(offset, Slot::ready(attempts, meta));
+        // Callers append above every slot and within window_max of the
+        // floor (admission and replay check it first), so a refusal is a
+        // bug here: better a crash, which recovery replays, than an offset
+        // silently counted as handled.
+        assert!(pushed, "offset {offset} does not fit the window's slots");
         match meta {
-            Some(meta) => self.attach(offset, meta),
-            None => {
-                self.awaiting_meta.insert(offset);
-            }
+            Some(meta) => self.place(offset, meta),
+            None => self.awaiting_meta += 1,
         }
     }
 
+    /// Gives a restored offset its meta.
     fn attach(&mut self, offset: u64, meta: Attached) {
-        let Some(entry) = self.unhandled.get_mut(&offset) else {
+        let Some(slot) = self.slots.get_mut(offset) else {
             return;
         };
-        entry.meta = Some(meta);
-        if !self.awaiting_meta.is_empty() {
-            self.awaiting_meta.remove(&offset);
+        if slot.meta().is_some() {
+            return;
         }
+        slot.set_meta(meta);
+        self.awaiting_meta -= 1;
+        self.place(offset, meta);
+    }
+
+    /// Indexes an offset whose meta just became known.
+    fn place(&mut self, offset: u64, meta: Attached) {
         match self.ordered_key(meta) {
             Some(key) => self.key_insert(key, offset),
-            None => self.sync_ready(offset),
+            None => self.set_ready(offset, true),
         }
     }
 
     /// Forgets an unhandled offset, whatever its state: it is handled.
     fn mark_handled(&mut self, offset: u64) {
-        let Some(entry) = self.unhandled.remove(&offset) else {
+        let Some(slot) = self.slots.take(offset) else {
             return;
         };
-        match entry.state {
-            State::Leased { deadline_ms } => {
-                self.leases.remove(&(deadline_ms, offset));
+        match slot.state() {
+            Some(State::Leased { deadline_ms }) => {
+                let moved = slot.lease_moved();
+                self.leases.remove(&self.slots, deadline_ms, offset, moved);
             }
-            State::Retry { due_ms } => {
+            Some(State::Retry { due_ms }) => {
                 self.retries.remove(&(due_ms, offset));
             }
-            State::Ready | State::DeadLetter => {}
+            _ => {}
         }
-        let Some(meta) = entry.meta else {
-            self.awaiting_meta.remove(&offset);
-            return;
+        match slot.meta() {
+            None => self.awaiting_meta -= 1,
+            Some(meta) => {
+                if slot.in_ready() {
+                    self.ready[self.queue_of(meta.level)].remove(offset);
+                    self.ready_len -= 1;
+                }
+                if let Some(key) = self.ordered_key(meta) {
+                    self.key_remove(key, offset);
+                }
+            }
+        }
+        let floor = self.floor();
+        let queues = if self.config.priority {
+            PRIORITY_LEVELS
+        } else {
+            1
         };
-        self.ready[usize::from(meta.level)].remove(&offset);
-        if let Some(key) = self.ordered_key(meta) {
-            self.key_remove(key, offset);
+        for queue in &mut self.ready[..queues] {
+            queue.drop_below(floor);
         }
     }
 
@@ -657,13 +726,21 @@ impl Window {
 
     fn key_insert(&mut self, key: u64, offset: u64) {
         let offsets = self.keys.entry(key).or_default();
-        let old_first = offsets.first().copied();
-        offsets.insert(offset);
-        self.sync_ready(offset);
-        // Re-read offsets may come back out of order: an earlier one holds
-        // back the key's former first.
+        let old_first = offsets.front().copied();
+        match offsets.back() {
+            // Re-read offsets may come back out of order.
+            Some(&back) if back >= offset => {
+                if let Err(index) = offsets.binary_search(&offset) {
+                    offsets.insert(index, offset);
+                }
+            }
+            _ => offsets.push_back(offset),
+        }
+        let is_first = offsets.front() == Some(&offset);
+        self.set_ready(offset, is_first);
+        // An earlier offset holds back the key's former first.
         if let Some(old_first) = old_first.filter(|&old_first| old_first > offset) {
-            self.sync_ready(old_first);
+            self.set_ready(old_first, false);
         }
     }
 
@@ -671,9 +748,16 @@ impl Window {
         let Some(offsets) = self.keys.get_mut(&key) else {
             return;
         };
-        offsets.remove(&offset);
-        match offsets.first().copied() {
-            Some(first) => self.sync_ready(first),
+        // Only a key's first is leased, so an ack takes the front; replay
+        // may handle any.
+        if offsets.front() == Some(&offset) {
+            offsets.pop_front();
+        } else if let Ok(index) = offsets.binary_search(&offset) {
+            offsets.remove(index);
+        }
+        shrink_sparse(offsets, KEY_SHRINK_ABOVE);
+        match offsets.front().copied() {
+            Some(first) => self.set_ready(first, true),
             None => {
                 self.keys.remove(&key);
             }
@@ -682,25 +766,42 @@ impl Window {
 
     /// Puts an offset in `ready` if it is deliverable now, takes it out if not.
     fn sync_ready(&mut self, offset: u64) {
-        let Some(entry) = self.unhandled.get(&offset) else {
+        let meta = self.slots.get(offset).and_then(Slot::meta);
+        let first_of_key = meta.is_some_and(|meta| self.first_of_key(offset, meta));
+        self.set_ready(offset, first_of_key);
+    }
+
+    /// `sync_ready` when the caller knows whether the offset is the first
+    /// of its key (always, without ordering): it saves a key lookup per
+    /// message.
+    fn set_ready(&mut self, offset: u64, first_of_key: bool) {
+        let Some(slot) = self.slots.get(offset) else {
             return;
         };
-        let Some(meta) = entry.meta else {
+        let Some(meta) = slot.meta() else {
             return;
         };
-        let deliverable = entry.state == State::Ready && self.first_of_key(offset, meta);
-        let level = &mut self.ready[usize::from(meta.level)];
+        let deliverable = slot.state() == Some(State::Ready) && first_of_key;
+        if deliverable == slot.in_ready() {
+            return;
+        }
+        let queue = self.queue_of(meta.level);
+        if let Some(slot) = self.slots.get_mut(offset) {
+            slot.set_in_ready(deliverable);
+        }
         if deliverable {
-            level.insert(offset);
+            self.ready[queue].insert(offset);
+            self.ready_len += 1;
         } else {
-            level.remove(&offset);
+            self.ready[queue].remove(offset);
+            self.ready_len -= 1;
         }
     }
 
     fn first_of_key(&self, offset: u64, meta: Attached) -> bool {
         match self.ordered_key(meta) {
             Some(key) => {
-                let first = self.keys.get(&key).and_then(|offsets| offsets.first());
+                let first = self.keys.get(&key).and_then(|offsets| offsets.front());
                 first == Some(&offset)
             }
             None => true,
@@ -717,52 +818,60 @@ impl Window {
         assert!(floor <= self.cursor);
         assert!(self.cursor - floor <= self.config.window_max);
         let window_max = usize::try_from(self.config.window_max).unwrap_or(usize::MAX);
-        assert!(self.unhandled.len() <= window_max, "memory bound");
+        assert!(self.slots.ring_len() <= window_max, "memory bound");
+        assert!(self.slots.end() <= self.cursor);
+        assert!(self.slots.first().is_none_or(|first| first == floor));
         assert!(self.leases.len() <= self.config.outstanding_max);
-        for (&offset, entry) in &self.unhandled {
+        let entries: Vec<(u64, Slot)> = self.slots.iter().map(|(o, s)| (o, *s)).collect();
+        assert_eq!(entries.len(), self.slots.unhandled());
+        for &(offset, slot) in &entries {
             assert!((floor..self.cursor).contains(&offset));
-            self.assert_entry_indexed(offset, entry);
+            assert!(!self.is_handled(offset));
+            self.assert_entry_indexed(offset, &slot);
         }
-        let count = |wanted: fn(&State) -> bool| {
-            self.unhandled.values().filter(|e| wanted(&e.state)).count()
-        };
-        assert_eq!(
-            self.leases.len(),
-            count(|s| matches!(s, State::Leased { .. }))
-        );
-        assert_eq!(
-            self.retries.len(),
-            count(|s| matches!(s, State::Retry { .. }))
-        );
-        let awaiting = self.unhandled.values().filter(|e| e.meta.is_none()).count();
-        assert_eq!(self.awaiting_meta.len(), awaiting);
-        let ready: usize = self.ready.iter().map(BTreeSet::len).sum();
-        let deliverable = self
-            .unhandled
-            .iter()
-            .filter(|(&offset, e)| {
-                e.state == State::Ready && e.meta.is_some_and(|m| self.first_of_key(offset, m))
-            })
-            .count();
-        assert_eq!(ready, deliverable);
+        let count = |wanted: fn(&Slot) -> bool| entries.iter().filter(|(_, s)| wanted(s)).count();
+        let leased = count(|s| matches!(s.state(), Some(State::Leased { .. })));
+        assert_eq!(self.leases.len(), leased);
+        self.leases.assert_invariants(&self.slots);
+        let retrying = count(|s| matches!(s.state(), Some(State::Retry { .. })));
+        assert_eq!(self.retries.len(), retrying);
+        assert_eq!(self.awaiting_meta, count(|s| s.meta().is_none()));
+        self.assert_ready(&entries);
         self.assert_keys();
     }
 
-    fn assert_entry_indexed(&self, offset: u64, entry: &Entry) {
-        match entry.state {
-            State::Leased { deadline_ms } => assert!(self.leases.contains(&(deadline_ms, offset))),
-            State::Retry { due_ms } => assert!(self.retries.contains(&(due_ms, offset))),
-            State::Ready | State::DeadLetter => {}
+    fn assert_entry_indexed(&self, offset: u64, slot: &Slot) {
+        match slot.state() {
+            Some(State::Leased { .. }) => assert!(self.leases.contains(&self.slots, offset)),
+            Some(State::Retry { due_ms }) => assert!(self.retries.contains(&(due_ms, offset))),
+            _ => assert!(!slot.lease_moved()),
         }
-        let Some(meta) = entry.meta else {
-            assert!(self.awaiting_meta.contains(&offset));
+        let Some(meta) = slot.meta() else {
+            assert!(!slot.in_ready());
             return;
         };
-        let in_ready = self.ready[usize::from(meta.level)].contains(&offset);
-        let deliverable = entry.state == State::Ready && self.first_of_key(offset, meta);
-        assert_eq!(in_ready, deliverable, "offset {offset}");
+        let deliverable = slot.state() == Some(State::Ready) && self.first_of_key(offset, meta);
+        assert_eq!(slot.in_ready(), deliverable, "offset {offset}");
+        let queue = &self.ready[self.queue_of(meta.level)];
+        if deliverable {
+            assert!(queue.contains(offset), "offset {offset} not queued");
+        }
         if let Some(key) = self.ordered_key(meta) {
             assert!(self.keys.get(&key).is_some_and(|o| o.contains(&offset)));
+        }
+    }
+
+    fn assert_ready(&self, entries: &[(u64, Slot)]) {
+        let ready = entries.iter().filter(|(_, s)| s.in_ready()).count();
+        assert_eq!(self.ready_len, ready);
+        let lens: usize = self.ready.iter().map(ReadyQueue::len).sum();
+        assert_eq!(lens, ready);
+        for (index, queue) in self.ready.iter().enumerate() {
+            let in_queue = entries.iter().filter(|(_, s)| {
+                s.in_ready() && s.meta().is_some_and(|m| self.queue_of(m.level) == index)
+            });
+            assert_eq!(queue.len(), in_queue.count());
+            queue.assert_invariants(&self.slots, self.floor(), self.cursor);
         }
     }
 
@@ -773,11 +882,15 @@ impl Window {
         let mut leased_keys = BTreeSet::new();
         for (key, offsets) in &self.keys {
             assert!(!offsets.is_empty());
-            for offset in offsets {
-                let entry = self.unhandled.get(offset);
-                let meta = entry.and_then(|e| e.meta);
+            assert!(offsets
+                .iter()
+                .zip(offsets.iter().skip(1))
+                .all(|(a, b)| a < b));
+            for &offset in offsets {
+                let slot = self.slots.get(offset);
+                let meta = slot.and_then(Slot::meta);
                 assert_eq!(meta.and_then(|m| m.key_hash), Some(*key));
-                if entry.is_some_and(|e| matches!(e.state, State::Leased { .. })) {
+                if slot.is_some_and(|s| matches!(s.state(), Some(State::Leased { .. }))) {
                     assert!(leased_keys.insert(*key), "two leases of one key");
                 }
             }

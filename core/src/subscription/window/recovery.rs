@@ -28,7 +28,7 @@ use std::ops::Range;
 
 use thiserror::Error;
 
-use super::{Attached, Disposition, Meta, Window};
+use super::{Attached, Disposition, Meta, State, Window};
 use crate::subscription::config::{ConfigError, WindowConfig};
 
 /// The whole state of a window that survives a restart: the cursor
@@ -86,7 +86,7 @@ impl Window {
         let floor = self.floor();
         let mut handled_above_floor = Vec::new();
         let mut handled_from = floor;
-        for &offset in self.unhandled.keys() {
+        for (offset, _) in self.slots.iter() {
             if handled_from < offset {
                 handled_above_floor.push((handled_from, offset - 1));
             }
@@ -97,10 +97,10 @@ impl Window {
             handled_above_floor.push((handled_from, self.cursor - 1));
         }
         let attempts = self
-            .unhandled
+            .slots
             .iter()
-            .filter(|(_, entry)| entry.attempts > 0)
-            .map(|(&offset, entry)| (offset, entry.attempts))
+            .filter(|(_, slot)| slot.attempts > 0)
+            .map(|(offset, slot)| (offset, slot.attempts))
             .collect();
         Checkpoint {
             floor,
@@ -131,7 +131,8 @@ impl Window {
                 window_max,
             });
         }
-        let mut window = Window::empty(partition, config, cursor);
+        // Offsets are appended from the floor, then the cursor is set.
+        let mut window = Window::empty(partition, config, floor);
         let mut unhandled_from = floor;
         for &(first, last) in &checkpoint.handled_above_floor {
             if first < unhandled_from || first > last || last >= cursor {
@@ -141,9 +142,10 @@ impl Window {
             unhandled_from = last + 1;
         }
         window.insert_awaiting(unhandled_from..cursor);
+        window.cursor = cursor;
         for &(offset, attempts) in &checkpoint.attempts {
-            match window.unhandled.get_mut(&offset) {
-                Some(entry) if entry.attempts == 0 && attempts > 0 => entry.attempts = attempts,
+            match window.slots.get_mut(offset) {
+                Some(slot) if slot.attempts == 0 && attempts > 0 => slot.attempts = attempts,
                 _ => return Err(RestoreError::BadAttempts { offset }),
             }
         }
@@ -160,7 +162,8 @@ impl Window {
             return Err(NotInWindow { offset, cursor });
         }
         let mut handled = None;
-        if self.awaiting_meta.contains(&offset) {
+        let awaiting = self.slots.get(offset).is_some_and(|s| s.meta().is_none());
+        if awaiting {
             if meta.disposition == Disposition::Deliver {
                 self.attach(offset, Attached::from(meta));
             } else {
@@ -185,8 +188,8 @@ impl Window {
         if last >= self.cursor {
             let awaiting = self.cursor..first.max(self.cursor);
             // Entries from `first` on are handled by this range.
-            let floor_after = match self.unhandled.range(..first).next() {
-                Some((&offset, _)) => offset,
+            let floor_after = match self.slots.first().filter(|&floor| floor < first) {
+                Some(offset) => offset,
                 None if !awaiting.is_empty() => awaiting.start,
                 None => last,
             };
@@ -194,12 +197,7 @@ impl Window {
             self.insert_awaiting(awaiting);
             self.cursor = last + 1;
         }
-        let offsets: Vec<u64> = self
-            .unhandled
-            .range(first..=last)
-            .map(|(&o, _)| o)
-            .collect();
-        for offset in offsets {
+        for offset in self.slots.unhandled_in(first, last) {
             self.mark_handled(offset);
         }
         Ok(self.floor())
@@ -214,9 +212,7 @@ impl Window {
             self.insert_awaiting(self.cursor..offset + 1);
             self.cursor = offset + 1;
         }
-        if let Some(entry) = self.unhandled.get_mut(&offset) {
-            entry.attempts = entry.attempts.max(attempts);
-        }
+        self.raise_attempts(offset, attempts);
         Ok(())
     }
 
@@ -235,6 +231,20 @@ impl Window {
             });
         }
         Ok(())
+    }
+
+    fn raise_attempts(&mut self, offset: u64, attempts: u32) {
+        let Some(slot) = self.slots.get_mut(offset) else {
+            return;
+        };
+        if attempts <= slot.attempts {
+            return;
+        }
+        slot.attempts = attempts;
+        // A live lease's queue entry names the old attempt.
+        if let Some(State::Leased { deadline_ms }) = slot.state() {
+            self.reschedule(offset, deadline_ms);
+        }
     }
 
     fn insert_awaiting(&mut self, offsets: Range<u64>) {

@@ -849,3 +849,68 @@ fn state_stays_within_window_max() {
     }
     assert!(w.cursor() > 1_000, "the window kept moving");
 }
+
+/// Leases leave their queue from the front only; one that is never acked
+/// must not keep every later, acked lease's entry alive behind it.
+#[test]
+fn lease_queue_stays_bounded_behind_a_long_lease() {
+    let config = WindowConfig {
+        window_max: 4_096,
+        ..config()
+    };
+    let mut w = admitted(config, 1);
+    let long = w.next(0).unwrap();
+    for offset in 1..3_000 {
+        w.admit(offset, Meta::deliver()).unwrap();
+        let d = w.next(0).unwrap();
+        w.ack(d.ack_id, 0).unwrap();
+        w.assert_invariants();
+    }
+    assert_eq!((w.outstanding(), w.floor()), (1, 0));
+    assert_eq!(w.next_due(0), Some(1_000));
+    let ended = w.expire(1_000);
+    assert_eq!(
+        ended.iter().map(|e| e.offset).collect::<Vec<_>>(),
+        [long.offset]
+    );
+    w.assert_invariants();
+}
+
+#[test]
+fn expire_follows_deadlines_when_the_clock_goes_back() {
+    let mut w = admitted(config(), 3);
+    let later = w.next(500).unwrap();
+    let earlier = w.next(0).unwrap();
+    let latest = w.next(900).unwrap();
+    w.assert_invariants();
+    assert_eq!(w.next_due(0), Some(earlier.deadline_ms));
+    let offsets = |ended: Vec<LeaseEnded>| ended.iter().map(|e| e.offset).collect::<Vec<_>>();
+    assert_eq!(offsets(w.expire(1_000)), [earlier.offset]);
+    assert_eq!(offsets(w.expire(2_000)), [later.offset, latest.offset]);
+    w.assert_invariants();
+}
+
+/// Replay does not meet live leases, but if it did, a raised attempt
+/// count must not lose the lease's deadline.
+#[test]
+fn apply_attempt_on_a_live_lease_keeps_it_expiring() {
+    let mut w = admitted(config(), 2);
+    let d = w.next(0).unwrap();
+    w.apply_attempt(d.offset, 3).unwrap();
+    w.assert_invariants();
+    assert_eq!(
+        w.ack(d.ack_id, 10),
+        Err(AckError::LeaseExpired { offset: 0 })
+    );
+    let ended = w.expire(d.deadline_ms);
+    let retry = AfterLease::RetryAt { due_ms: 1_400 };
+    assert_eq!(
+        ended,
+        [LeaseEnded {
+            offset: 0,
+            attempts: 3,
+            after: retry
+        }]
+    );
+    w.assert_invariants();
+}
