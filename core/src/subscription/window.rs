@@ -617,7 +617,7 @@ impl Window {
         let (state, after) = if dead {
             (State::DeadLetter, AfterLease::DeadLetter)
         } else {
-            let due_ms = now_ms.saturating_add(self.backoff_ms(lease.attempts));
+            let due_ms = now_ms.saturating_add(self.config.backoff_ms(lease.attempts));
             self.retries.insert((due_ms, lease.offset));
             (State::Retry { due_ms }, AfterLease::RetryAt { due_ms })
         };
@@ -633,16 +633,6 @@ impl Window {
             attempts: lease.attempts,
             after,
         }
-    }
-
-    /// `min(backoff_max, backoff_min × 2^(attempts-1))`.
-    fn backoff_ms(&self, attempts: u32) -> i64 {
-        // Below 2^32 shifted by at most 32: fits in a u64, and from 32
-        // doublings on any non-zero minimum is above the u32 maximum.
-        let doublings = attempts.saturating_sub(1).min(32);
-        let doubled = u64::from(self.config.backoff_min_ms) << doublings;
-        let max = self.config.backoff_max_ms;
-        i64::from(u32::try_from(doubled).map_or(max, |doubled| doubled.min(max)))
     }
 
     /// Adds an unhandled offset at or past the end of `slots` and below
