@@ -501,6 +501,99 @@ fn ordering_keys_hold_across_parallel_subscribers_and_kill_9() {
     });
 }
 
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[test]
+fn delayed_messages_wait_for_their_time_without_holding_others_and_survive_kill_9() {
+    on_shards(|data, cores| {
+        let server = start(data, cores);
+        let (soon_at, much_later_at) = runtime().block_on(async {
+            let client = connect(&server).await;
+            client.create_topic("later", 1).await;
+            let config = SubscriptionConfig {
+                ack_deadline_ms: 5_000,
+                backoff_min_ms: 100,
+                backoff_max_ms: 100,
+                ..SubscriptionConfig::new("s", "later")
+            };
+            create(&client, config).await.unwrap();
+            let now = unix_ms();
+            let (soon_at, much_later_at) = (now + 1_500, now + 600_000);
+            let (soon, much_later) = (soon_at.to_string(), much_later_at.to_string());
+            produce(
+                &client,
+                "later",
+                &[
+                    (0, None, "soon".into(), vec![("tg-deliver-after", &soon)]),
+                    (0, None, "now".into(), vec![]),
+                    (
+                        0,
+                        None,
+                        "much-later".into(),
+                        vec![("tg-deliver-after", &much_later)],
+                    ),
+                ],
+            )
+            .await;
+            // Not held back by the delayed message before it.
+            let first = pull(&client, "s", 10, 1_000).await;
+            assert_eq!(values(&first), ["now"]);
+            assert!(ack(&client, "s", &first, None).await[0].is_ok());
+            // The long poll wakes when the delay is over, not before.
+            let soon = pull(&client, "s", 10, 5_000).await;
+            assert_eq!(values(&soon), ["soon"]);
+            assert!(unix_ms() >= soon_at, "delivered before its time");
+            assert_eq!(soon[0].attempt, 1);
+            // Nacked: again after the backoff, as a second attempt.
+            assert!(ack(&client, "s", &soon, Some(0)).await[0].is_ok());
+            let again = pull(&client, "s", 10, 2_000).await;
+            assert_eq!(values(&again), ["soon"]);
+            assert_eq!(again[0].attempt, 2);
+            // Both are in the delayed set, "soon" leased.
+            let sub = "subscription=\"s\"";
+            metrics_until(admin_addr(&server), "two delayed, one leased", |page| {
+                sum(page, "tidegate_subscription_delayed_messages{", sub) == 2
+                    && sum(page, "tidegate_subscription_outstanding_messages{", sub) == 1
+            });
+            (soon_at, much_later_at)
+        });
+        // Killed with "soon" leased and "much-later" waiting.
+        server.kill();
+        let server = start(data, cores);
+        runtime().block_on(async {
+            let client = connect(&server).await;
+            let soon = pull(&client, "s", 10, 2_000).await;
+            assert_eq!(values(&soon), ["soon"], "the lease died with the server");
+            assert!(soon[0].attempt >= 2);
+            assert!(ack(&client, "s", &soon, None).await[0].is_ok());
+            // "now" was acked and "much-later" is not due.
+            assert!(pull(&client, "s", 10, 1_000).await.is_empty());
+            metrics_until(admin_addr(&server), "one delayed", |page| {
+                sum(
+                    page,
+                    "tidegate_subscription_delayed_messages{",
+                    "subscription=\"s\"",
+                ) == 1
+            });
+            assert!(unix_ms() < much_later_at);
+            let _ = soon_at;
+        });
+        server.kill();
+        // Acked before the second crash: never again.
+        let server = start(data, cores);
+        runtime().block_on(async {
+            let client = connect(&server).await;
+            assert!(pull(&client, "s", 10, 500).await.is_empty());
+        });
+        server.stop();
+    });
+}
+
 #[test]
 fn subscriptions_are_listed_described_refused_when_bad_and_deleted() {
     let dir = tempfile::tempdir().unwrap();

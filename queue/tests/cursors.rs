@@ -163,6 +163,7 @@ fn subscription_events_replay_from_the_latest_checkpoint_and_survive_snapshots()
         cursor: 110,
         handled_above_floor: vec![(101, 104)],
         attempts: vec![(100, 2)],
+        delayed: vec![(95, 1_700_000_000_000, 1)],
     };
     let expected = checkpoint.clone();
     run(move || async move {

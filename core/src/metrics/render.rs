@@ -151,7 +151,7 @@ impl Scrape {
                 })
             })
         };
-        let families: [WindowFamily; 3] = [
+        let families: [WindowFamily; 4] = [
             (
                 "tidegate_subscription_backlog_messages",
                 "Messages of the partition the subscription has not handled yet (unread, or read and not acked).",
@@ -166,6 +166,11 @@ impl Scrape {
                 "tidegate_subscription_window_full",
                 "1 while the window is full: an unacked message holds its floor, and no new message of the partition enters.",
                 |w| u64::from(w.full),
+            ),
+            (
+                "tidegate_subscription_delayed_messages",
+                "Messages read before their tg-deliver-after and not acked yet (waiting, or leased once due).",
+                |w| w.delayed,
             ),
         ];
         for (name, help, value) in families {

@@ -124,6 +124,8 @@ pub struct WindowSnapshot {
     pub outstanding: u64,
     /// 1 when the window is full (its floor is held by an unacked message).
     pub full: bool,
+    /// Messages in the delayed set (read before their time, not acked).
+    pub delayed: u64,
 }
 
 /// Request counters of one shard, by kind slot ([`kind_index`]) and code

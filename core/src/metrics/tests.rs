@@ -212,6 +212,7 @@ fn example(shard: usize) -> ShardSnapshot {
             backlog: 17,
             outstanding: 3,
             full: true,
+            delayed: 6,
         }],
     }
 }
@@ -290,6 +291,7 @@ fn rendered_values_are_the_snapshot_values() {
             ("tidegate_subscription_backlog_messages", 17.0),
             ("tidegate_subscription_outstanding_messages", 3.0),
             ("tidegate_subscription_window_full", 1.0),
+            ("tidegate_subscription_delayed_messages", 6.0),
         ];
         for (name, expected) in sub_gauges {
             assert_eq!(value(&samples, name, &sub), expected, "{name}");

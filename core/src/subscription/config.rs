@@ -26,6 +26,9 @@ pub struct WindowConfig {
     pub ordering: bool,
     /// Higher priority levels are delivered first.
     pub priority: bool,
+    /// Most messages in the delayed set (read before their
+    /// `tg-deliver-after`, not acked yet).
+    pub delayed_max: usize,
 }
 
 impl Default for WindowConfig {
@@ -39,6 +42,7 @@ impl Default for WindowConfig {
             max_deliveries: None,
             ordering: false,
             priority: false,
+            delayed_max: 100_000,
         }
     }
 }
@@ -56,6 +60,8 @@ pub enum ConfigError {
     Backoff { min: u32, max: u32 },
     #[error("max_deliveries must be at least 1")]
     MaxDeliveriesZero,
+    #[error("delayed_max must be at least 1")]
+    DelayedMaxZero,
 }
 
 impl WindowConfig {
@@ -78,6 +84,20 @@ impl WindowConfig {
         if self.max_deliveries == Some(0) {
             return Err(ConfigError::MaxDeliveriesZero);
         }
+        if self.delayed_max == 0 {
+            return Err(ConfigError::DelayedMaxZero);
+        }
         Ok(())
+    }
+
+    /// The backoff after `attempts` failed deliveries:
+    /// `min(backoff_max, backoff_min × 2^(attempts-1))`.
+    pub fn backoff_ms(&self, attempts: u32) -> i64 {
+        // Below 2^32 shifted by at most 32: fits in a u64, and from 32
+        // doublings on any non-zero minimum is above the u32 maximum.
+        let doublings = attempts.saturating_sub(1).min(32);
+        let doubled = u64::from(self.backoff_min_ms) << doublings;
+        let max = self.backoff_max_ms;
+        i64::from(u32::try_from(doubled).map_or(max, |doubled| doubled.min(max)))
     }
 }

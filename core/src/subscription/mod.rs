@@ -11,11 +11,13 @@
 
 mod ack_id;
 mod config;
+mod delayed;
 pub(crate) mod served;
 mod window;
 
 pub use ack_id::{AckId, AckIdError, ACK_ID_LEN};
 pub use config::{ConfigError, WindowConfig, DEADLINE_MAX_MS};
+pub use delayed::{DelayedEntry, DelayedFull, DelayedSet};
 pub use window::recovery::{Checkpoint, NotInWindow, ReplayError, RestoreError};
 pub use window::{
     AckError, Acked, AdmitError, Admitted, AfterLease, DeadlineChange, Delivery, Disposition,

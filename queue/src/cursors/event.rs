@@ -14,8 +14,13 @@
 //!       4 = attempts: 8 first, 8 last, 4 attempts (at least 1): each
 //!           offset of the inclusive range was delivered that often
 //!       5 = checkpoint: 8 floor, 8 cursor, 4 n, n x (8 first, 8 last)
-//!           handled ranges, 4 m, m x (8 offset, 4 attempts)
+//!           handled ranges, 4 m, m x (8 offset, 4 attempts), then
+//!           optionally 4 k, k x (8 offset, 8 visible at, Unix ms (i64),
+//!           4 attempts) delayed messages (absent before delayed
+//!           delivery: none)
 //!       6 = delete: nothing more (the subscription is gone)
+//!       7 = defer: 8 offset, 8 visible at, Unix ms (i64), 4 attempts:
+//!           the offset waits in the delayed set until then
 //! ```
 //!
 //! Decoding checks every field, so any record gives an event or an
@@ -34,6 +39,7 @@ const KIND_ACK: u8 = 3;
 const KIND_ATTEMPT: u8 = 4;
 const KIND_CHECKPOINT: u8 = 5;
 const KIND_SUB_DELETE: u8 = 6;
+const KIND_DEFER: u8 = 7;
 
 /// The whole durable state of one (subscription, partition) window
 /// (docs/SEMANTICS.md §5): what a `Checkpoint` event holds.
@@ -49,6 +55,9 @@ pub struct SubCheckpoint {
     /// `(offset, attempts)` of unhandled offsets delivered at least once,
     /// ascending.
     pub attempts: Vec<(u64, u32)>,
+    /// `(offset, visible at (Unix ms), attempts)` of the delayed set,
+    /// ascending by offset. Handled as far as the window is concerned.
+    pub delayed: Vec<(u64, i64, u32)>,
 }
 
 /// What happened to a subscription's window.
@@ -74,6 +83,16 @@ pub enum SubEvent {
     },
     /// The whole state: later events apply on top of it.
     Checkpoint(SubCheckpoint),
+    /// `offset` waits in the delayed set until `visible_at_ms`, after
+    /// `attempts` deliveries; for the window it is handled.
+    Defer {
+        /// The offset.
+        offset: u64,
+        /// When it becomes deliverable, Unix ms.
+        visible_at_ms: i64,
+        /// Deliveries so far.
+        attempts: u32,
+    },
 }
 
 /// A consumer group's committed position in a partition.
@@ -246,6 +265,24 @@ fn encode_sub(event: &SubEvent) -> Vec<u8> {
                 value.extend_from_slice(&offset.to_le_bytes());
                 value.extend_from_slice(&attempts.to_le_bytes());
             }
+            // Bounded by `delayed_max`, far below u32::MAX.
+            let k = u32::try_from(c.delayed.len()).unwrap_or(u32::MAX);
+            value.extend_from_slice(&k.to_le_bytes());
+            for (offset, visible_at_ms, attempts) in &c.delayed {
+                value.extend_from_slice(&offset.to_le_bytes());
+                value.extend_from_slice(&visible_at_ms.to_le_bytes());
+                value.extend_from_slice(&attempts.to_le_bytes());
+            }
+        }
+        SubEvent::Defer {
+            offset,
+            visible_at_ms,
+            attempts,
+        } => {
+            value.push(KIND_DEFER);
+            value.extend_from_slice(&offset.to_le_bytes());
+            value.extend_from_slice(&visible_at_ms.to_le_bytes());
+            value.extend_from_slice(&attempts.to_le_bytes());
         }
     }
     value
@@ -318,6 +355,11 @@ fn decode_sub(id: u64, value: &[u8]) -> Result<Event, EventError> {
             }
         }
         KIND_CHECKPOINT => SubEvent::Checkpoint(decode_checkpoint(&mut f)?),
+        KIND_DEFER => SubEvent::Defer {
+            offset: f.u64()?,
+            visible_at_ms: f.u64()? as i64,
+            attempts: f.u32()?,
+        },
         KIND_SUB_DELETE => {
             f.finish()?;
             return Ok(Event::SubDelete { id });
@@ -362,7 +404,28 @@ fn decode_checkpoint(f: &mut Fields<'_>) -> Result<SubCheckpoint, EventError> {
         cursor,
         handled_above_floor,
         attempts,
+        delayed: decode_delayed(f)?,
     })
+}
+
+/// The checkpoint's delayed set; none when the checkpoint ends before it
+/// (written before delayed delivery).
+fn decode_delayed(f: &mut Fields<'_>) -> Result<Vec<(u64, i64, u32)>, EventError> {
+    if f.0.is_empty() {
+        return Ok(Vec::new());
+    }
+    let k = f.count(20)?;
+    let mut delayed = Vec::with_capacity(k);
+    let mut next = 0;
+    for _ in 0..k {
+        let (offset, visible_at_ms, attempts) = (f.u64()?, f.u64()? as i64, f.u32()?);
+        if offset < next {
+            return Err(EventError::BadSubscription("delayed offsets out of order"));
+        }
+        delayed.push((offset, visible_at_ms, attempts));
+        next = offset.saturating_add(1);
+    }
+    Ok(delayed)
 }
 
 fn group_key(group: &str) -> Vec<u8> {
@@ -417,13 +480,52 @@ mod tests {
                     cursor: 20,
                     handled_above_floor: vec![(11, 12), (15, 19)],
                     attempts: vec![(10, 1), (13, 4)],
+                    delayed: vec![(2, -5, 0), (16, i64::MAX, 3)],
                 }),
+            },
+            Event::Sub {
+                id: 3,
+                event: SubEvent::Defer {
+                    offset: 77,
+                    visible_at_ms: 1_700_000_000_000,
+                    attempts: 2,
+                },
             },
             Event::SubDelete { id: 0 },
         ] {
             let (key, value) = event.encode();
             assert_eq!(Event::decode(&key, &value), Ok(event));
         }
+    }
+
+    #[test]
+    fn a_checkpoint_written_before_delayed_delivery_has_no_delayed_set() {
+        let c = SubCheckpoint {
+            floor: 1,
+            cursor: 9,
+            attempts: vec![(3, 2)],
+            delayed: vec![(20, 5, 1)],
+            ..SubCheckpoint::default()
+        };
+        let value = encode_sub(&SubEvent::Checkpoint(c.clone()));
+        // The old layout ends where the delayed count starts.
+        let old = &value[..value.len() - 4 - 20];
+        let decoded = Event::decode(&sub_key(4), old);
+        let without = SubCheckpoint {
+            delayed: vec![],
+            ..c
+        };
+        let expected = Event::Sub {
+            id: 4,
+            event: SubEvent::Checkpoint(without),
+        };
+        assert_eq!(decoded, Ok(expected));
+        // A count with fewer entries than it says is cut short.
+        let short = &value[..value.len() - 1];
+        assert_eq!(
+            Event::decode(&sub_key(4), short),
+            Err(EventError::BadLength)
+        );
     }
 
     #[test]
@@ -473,19 +575,25 @@ mod tests {
                 floor: 0,
                 cursor: 10,
                 handled_above_floor: vec![(3, 4), (4, 5)],
-                attempts: vec![],
+                ..SubCheckpoint::default()
             }),
             checkpoint(SubCheckpoint {
                 floor: 0,
                 cursor: 10,
                 handled_above_floor: vec![(3, 10)],
-                attempts: vec![],
+                ..SubCheckpoint::default()
             }),
             checkpoint(SubCheckpoint {
                 floor: 0,
                 cursor: 10,
-                handled_above_floor: vec![],
                 attempts: vec![(4, 1), (2, 1)],
+                ..SubCheckpoint::default()
+            }),
+            checkpoint(SubCheckpoint {
+                floor: 0,
+                cursor: 10,
+                delayed: vec![(40, 0, 0), (12, 0, 0)],
+                ..SubCheckpoint::default()
             }),
         ];
         for value in bad {

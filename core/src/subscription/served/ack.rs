@@ -34,10 +34,10 @@ pub(crate) async fn ack(
         let mut results = Vec::with_capacity(ids.len());
         for &ack_id in ids {
             let outcome = match deadline_ms {
-                None => p.window.ack(ack_id, now).map(|acked| {
-                    offsets.push(acked.offset);
+                None => p.ack_delivery(ack_id, now).map(|offset| {
+                    offsets.push(offset);
                 }),
-                Some(ms) => p.window.modify_deadline(ack_id, ms, now).map(|change| {
+                Some(ms) => p.modify_delivery(ack_id, ms, now).map(|change| {
                     if let DeadlineChange::Ended(LeaseEnded {
                         offset,
                         attempts,
@@ -53,7 +53,11 @@ pub(crate) async fn ack(
                 // Acking a message that is handled already changes nothing
                 // and is no error (a client may send an ack again after a
                 // lost answer).
-                Err(AckError::Unknown { offset }) if p.window.is_handled(offset) => ErrorCode::Ok,
+                Err(AckError::Unknown { offset })
+                    if p.window.is_handled(offset) && !p.delayed.contains(offset) =>
+                {
+                    ErrorCode::Ok
+                }
                 Err(AckError::LeaseExpired { .. } | AckError::Unknown { .. }) => {
                     ErrorCode::LeaseExpired
                 }

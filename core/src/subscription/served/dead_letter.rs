@@ -95,7 +95,12 @@ async fn publish_one(
     let (journal, id) = {
         let mut p = w.borrow_mut();
         p.dead_letters.remove(&offset);
-        if p.window.dead_lettered(offset).is_err() {
+        let marked = if p.delayed.contains(offset) {
+            p.delayed.dead_lettered(offset).is_ok()
+        } else {
+            p.window.dead_lettered(offset).is_ok()
+        };
+        if !marked {
             // The window moved on (restarted after retention): nothing to
             // mark.
             return Ok(());

@@ -28,7 +28,7 @@ use tidegate_queue::{
 pub(crate) use ack::ack;
 pub(crate) use take::{take, wait, Pulled};
 
-use super::Window;
+use super::{AckError, AckId, DeadlineChange, DelayedSet, Window};
 use crate::{
     catalog::{Catalog, SubscriptionMeta},
     shard::{ops::cursor_failure, Failure, Op, OpResult, Shard},
@@ -41,6 +41,8 @@ const READ_AHEAD_BYTES_MAX: usize = 4 << 20;
 pub(crate) struct PartitionSub {
     sub_id: u64,
     window: Window,
+    /// Messages read before their `tg-deliver-after`, until acked.
+    delayed: DelayedSet,
     log: Rc<Log>,
     journal: Rc<CursorJournal>,
     filter: Option<tidegate_proto::filter::Filter>,
@@ -68,6 +70,38 @@ impl PartitionSub {
             clamp(w.outstanding()),
             clamp(w.unhandled()),
         )
+    }
+}
+
+impl PartitionSub {
+    /// Acks a delivery of the delayed set or of the window, whichever
+    /// holds its offset; the acked offset.
+    fn ack_delivery(&mut self, ack_id: AckId, now: i64) -> Result<u64, AckError> {
+        if self.delayed.contains(ack_id.offset) {
+            return self.delayed.ack(ack_id, now);
+        }
+        self.window.ack(ack_id, now).map(|acked| acked.offset)
+    }
+
+    /// Changes a delivery's deadline, in the delayed set or the window.
+    fn modify_delivery(
+        &mut self,
+        ack_id: AckId,
+        extend_ms: u32,
+        now: i64,
+    ) -> Result<DeadlineChange, AckError> {
+        if self.delayed.contains(ack_id.offset) {
+            return self.delayed.modify_deadline(ack_id, extend_ms, now);
+        }
+        self.window.modify_deadline(ack_id, extend_ms, now)
+    }
+
+    /// The window's checkpoint with the delayed set in it.
+    fn checkpoint(&self) -> super::Checkpoint {
+        super::Checkpoint {
+            delayed: self.delayed.entries(),
+            ..self.window.checkpoint()
+        }
     }
 }
 
@@ -179,8 +213,9 @@ impl Served {
                     subscription: (*names.get(&id)?).to_owned(),
                     partition,
                     backlog: latest.saturating_sub(window.cursor()) + window.unhandled() as u64,
-                    outstanding: window.outstanding() as u64,
+                    outstanding: (window.outstanding() + w.delayed.outstanding()) as u64,
                     full: window.is_full(),
+                    delayed: w.delayed.len() as u64,
                 })
             })
             .collect();
@@ -301,7 +336,7 @@ async fn checkpoint_if_due(w: &Shared) -> Result<(), Failure> {
         if !p.journal.checkpoint_due(p.sub_id) {
             return Ok(());
         }
-        (p.journal.clone(), p.sub_id, p.window.checkpoint())
+        (p.journal.clone(), p.sub_id, p.checkpoint())
     };
     record(&journal, id, &[SubEvent::Checkpoint(checkpoint)], Ack::None).await
 }

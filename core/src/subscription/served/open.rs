@@ -16,7 +16,7 @@ use crate::{
     catalog::{Start, SubscriptionMeta},
     router::now_ms,
     shard::{Failure, Shard},
-    subscription::{Window, WindowConfig},
+    subscription::{Checkpoint, DelayedSet, Disposition, Window, WindowConfig},
 };
 
 /// Bytes one read of the log asks for while reattaching.
@@ -52,27 +52,30 @@ pub(super) async fn open(
     let config = window_config(sub);
     let invalid = |e: String| Failure::new(ErrorCode::Internal, e);
     let mut events = Vec::new();
-    let window = match journal.subscription(sub.id) {
+    let (window, delayed) = match journal.subscription(sub.id) {
         None => {
             let start = start_offset(&log, sub).await?;
             let window =
                 Window::new(partition, config, start).map_err(|e| invalid(e.to_string()))?;
-            events.push(SubEvent::Checkpoint(window.checkpoint()));
-            window
+            (window, DelayedSet::new(partition, config))
         }
         Some(state) => {
-            let mut window = restore(partition, config, &state, &log, sub).await?;
+            let (mut window, delayed) = restore(partition, config, &state, &log, sub).await?;
             reattach(&mut window, &log, sub, filter.as_ref(), &mut events).await?;
-            events.push(SubEvent::Checkpoint(window.checkpoint()));
-            window
+            (window, delayed)
         }
     };
+    events.push(SubEvent::Checkpoint(Checkpoint {
+        delayed: delayed.entries(),
+        ..window.checkpoint()
+    }));
     // The start, or the state recovery settled on, is durable before the
     // first delivery.
     record(&journal, sub.id, &events, Ack::Durable).await?;
     Ok(PartitionSub {
         sub_id: sub.id,
         window,
+        delayed,
         log,
         journal,
         filter,
@@ -113,17 +116,18 @@ async fn start_offset(log: &Log, sub: &SubscriptionMeta) -> Result<u64, Failure>
     })
 }
 
-/// The window as the journal left it: its checkpoint, then the events
-/// after it. A checkpoint this configuration cannot take (the window cap
-/// shrank) restarts the window at its floor, so nothing is lost; what was
-/// handled above the floor is delivered again.
+/// The window and the delayed set as the journal left them: the
+/// checkpoint, then the events after it. A checkpoint this configuration
+/// cannot take (the window cap shrank) restarts the window at its floor,
+/// so nothing is lost; what was handled above the floor is delivered
+/// again.
 async fn restore(
     partition: u32,
     config: WindowConfig,
     state: &SubState,
     log: &Log,
     sub: &SubscriptionMeta,
-) -> Result<Window, Failure> {
+) -> Result<(Window, DelayedSet), Failure> {
     let invalid = |e: String| Failure::new(ErrorCode::Internal, e);
     let mut window = match &state.checkpoint {
         Some(c) => match Window::restore(partition, config, c) {
@@ -136,21 +140,55 @@ async fn restore(
         None => Window::new(partition, config, start_offset(log, sub).await?)
             .map_err(|e| invalid(e.to_string()))?,
     };
+    let mut delayed = DelayedSet::new(partition, config);
+    for &(offset, visible_at_ms, attempts) in state.checkpoint.iter().flat_map(|c| &c.delayed) {
+        delayed.replay_defer(offset, visible_at_ms, attempts);
+    }
     for event in &state.events {
-        let replayed = match *event {
-            SubEvent::Ack { first, last } => window.apply_ack_range(first, last).map(|_| ()),
-            SubEvent::Attempt {
-                first,
-                last,
-                attempts,
-            } => apply_attempts(&mut window, first, last, attempts),
-            SubEvent::Checkpoint(_) => Ok(()),
-        };
-        if let Err(e) = replayed {
+        if let Err(e) = replay(&mut window, &mut delayed, event) {
             tracing::warn!(subscription = %sub.name, partition, error = %e, "skipping a journal event");
         }
     }
-    Ok(window)
+    Ok((window, delayed))
+}
+
+/// Applies one journal event. An event about an offset of the delayed set
+/// goes to the set; a `Defer` also marks its offset handled in the window,
+/// as reading it did.
+fn replay(
+    window: &mut Window,
+    delayed: &mut DelayedSet,
+    event: &SubEvent,
+) -> Result<(), crate::subscription::ReplayError> {
+    match *event {
+        SubEvent::Ack { first, last } => {
+            // Idempotent in the window: a delayed offset is handled there.
+            delayed.apply_ack_range(first, last);
+            window.apply_ack_range(first, last).map(|_| ())
+        }
+        SubEvent::Attempt {
+            first,
+            last,
+            attempts,
+        } if first == last && delayed.contains(first) => {
+            delayed.apply_attempt(first, attempts);
+            Ok(())
+        }
+        SubEvent::Attempt {
+            first,
+            last,
+            attempts,
+        } => apply_attempts(window, first, last, attempts),
+        SubEvent::Defer {
+            offset,
+            visible_at_ms,
+            attempts,
+        } => {
+            delayed.replay_defer(offset, visible_at_ms, attempts);
+            window.apply_ack_range(offset, offset).map(|_| ())
+        }
+        SubEvent::Checkpoint(_) => Ok(()),
+    }
 }
 
 /// Replays an attempt range; one wider than the window is not one this
@@ -219,7 +257,14 @@ async fn reattach(
                 if offset > next {
                     handle_missing(window, next, offset - 1, events);
                 }
-                let meta = meta_of(&record, filter, &sub.name, now);
+                // It was admitted to be delivered: a delay that seems to
+                // lie ahead now (the clock went back) does not take it out.
+                let meta = match meta_of(&record, filter, &sub.name, now) {
+                    m if m.disposition == Disposition::Deferred => {
+                        m.with_disposition(Disposition::Deliver)
+                    }
+                    m => m,
+                };
                 if let Ok(admitted) = window.reattach(offset, meta) {
                     if let Some((first, last)) = admitted.handled {
                         push_handled(events, first, last);

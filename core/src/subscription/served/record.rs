@@ -13,6 +13,11 @@ use crate::subscription::{Disposition, Meta, PRIORITY_MAX};
 pub(crate) const HEADER_PRIORITY: &str = "tg-priority";
 /// Header with the message's expiry, Unix ms.
 pub(crate) const HEADER_EXPIRES_AT: &str = "tg-expires-at";
+/// Header with the time a message becomes deliverable, Unix ms.
+pub(crate) const HEADER_DELIVER_AFTER: &str = "tg-deliver-after";
+/// The longest delay honoured: a later `tg-deliver-after` counts as this
+/// far ahead of when the message was read.
+pub(crate) const DELAY_MAX_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// Header a redriven message carries: the one subscription it is for.
 pub(crate) const HEADER_REDRIVE_FOR: &str = "tg-redrive-for";
 
@@ -102,6 +107,13 @@ fn expires_at(value: Option<&[u8]>) -> Option<i64> {
     decimal(value)
 }
 
+/// When `record` becomes deliverable, if that is after `now_ms` (at most
+/// [`DELAY_MAX_MS`] after it).
+pub(crate) fn deliver_after(record: &RecordView<'_>, now_ms: i64) -> Option<i64> {
+    let at = decimal(header_of(record.headers(), HEADER_DELIVER_AFTER))?;
+    (at > now_ms).then(|| at.min(now_ms.saturating_add(DELAY_MAX_MS)))
+}
+
 /// How the subscription `name` with `filter` treats `record` when it reads
 /// it at `now_ms`: filtered out, expired, or to be delivered with its key
 /// hash (for ordering) and priority.
@@ -127,6 +139,8 @@ pub(crate) fn meta_of(
         .is_some_and(|at| at <= now_ms)
     {
         Disposition::Expired
+    } else if deliver_after(record, now_ms).is_some() {
+        Disposition::Deferred
     } else {
         Disposition::Deliver
     };
@@ -196,6 +210,20 @@ mod tests {
             meta(&[eu, ("tg-redrive-for", b"s")]).disposition,
             Disposition::Deliver
         );
+        assert_eq!(
+            meta(&[eu, ("tg-deliver-after", b"1001")]).disposition,
+            Disposition::Deferred
+        );
+        assert_eq!(
+            meta(&[eu, ("tg-deliver-after", b"1000")]).disposition,
+            Disposition::Deliver,
+            "due now"
+        );
+        let later = format!("{}", i64::MAX);
+        let far = with_record(&[("tg-deliver-after", later.as_bytes())], None, |r| {
+            deliver_after(r, 1_000)
+        });
+        assert_eq!(far, Some(1_000 + DELAY_MAX_MS), "at most 7 days");
         assert_eq!(
             meta(&[eu, ("tg-redrive-for", b"t")]).disposition,
             Disposition::Filtered

@@ -9,7 +9,7 @@ use tidegate_queue::{cursors::SubEvent, Ack, LogError};
 
 use super::{
     checkpoint_if_due, dead_letter, push_handled, record,
-    record::{meta_of, OwnedRecord},
+    record::{deliver_after, meta_of, OwnedRecord},
     Counter, Counters, Shared, READ_AHEAD_BYTES_MAX,
 };
 use crate::{
@@ -28,6 +28,9 @@ const READS_PER_TAKE: usize = 4;
 const READY_AHEAD: usize = 4096;
 /// Bytes one redelivery reads to find its message.
 const REREAD_BYTES: usize = 64 << 10;
+/// What a due delayed message counts against a pull's `max_bytes` before
+/// it is read.
+const DELAYED_NOMINAL_BYTES: usize = 1 << 10;
 
 /// A leased message.
 #[derive(Debug, Clone)]
@@ -78,10 +81,15 @@ pub(crate) async fn wait(
             let p = w.borrow();
             let changed = p.changed.listen();
             let can_lease = p.window.outstanding() < p.window.config().outstanding_max;
-            if can_lease && p.window.ready() > 0 {
+            if (can_lease && p.window.ready() > 0) || p.delayed.has_due(now) {
                 return Ok(());
             }
-            let due_in = p.window.next_due(now).map(|due| due.saturating_sub(now));
+            let due = [p.window.next_due(now), p.delayed.next_due(now)];
+            let due_in = due
+                .into_iter()
+                .flatten()
+                .min()
+                .map(|due| due.saturating_sub(now));
             if due_in == Some(0) {
                 return Ok(());
             }
@@ -108,10 +116,13 @@ pub(crate) async fn wait(
     }
 }
 
-/// Ends expired leases; dead letters wait for publishing.
+/// Ends expired leases, the window's and the delayed set's; dead letters
+/// wait for publishing.
 fn expire(w: &Shared, now: i64) {
     let mut p = w.borrow_mut();
-    for ended in p.window.expire(now) {
+    let mut ended = p.window.expire(now);
+    ended.extend(p.delayed.expire(now));
+    for ended in ended {
         if ended.after == AfterLease::DeadLetter {
             p.dead_letters.insert(ended.offset, ended.attempts);
         }
@@ -166,11 +177,30 @@ async fn read_ahead(
                         continue;
                     }
                     let meta = meta_of(&r, p.filter.as_ref(), &sub.name, now);
+                    let deferred = meta.disposition == Disposition::Deferred;
+                    // A full delayed set holds the window at the next
+                    // delayed message, as a full window does.
+                    if deferred && p.delayed.is_full() {
+                        break 'batches;
+                    }
                     let Ok(admitted) = p.window.admit(r.offset(), meta) else {
                         break 'batches;
                     };
-                    if let Some((first, last)) = admitted.handled {
-                        push_handled(&mut events, first, last);
+                    let defer_at = deferred.then(|| deliver_after(&r, now)).flatten();
+                    match (admitted.handled, defer_at) {
+                        (Some((first, last)), Some(visible_at_ms)) => {
+                            if first < last {
+                                push_handled(&mut events, first, last - 1);
+                            }
+                            let _ = p.delayed.defer(last, visible_at_ms, 0);
+                            events.push(SubEvent::Defer {
+                                offset: last,
+                                visible_at_ms,
+                                attempts: 0,
+                            });
+                        }
+                        (Some((first, last)), None) => push_handled(&mut events, first, last),
+                        (None, _) => {}
                     }
                     match meta.disposition {
                         Disposition::Filtered => counters.count(&Counter::Filtered, 1),
@@ -218,8 +248,10 @@ async fn skip_to_earliest(w: &Shared, earliest: u64) -> Result<(), Failure> {
             })?;
         p.window = fresh;
         p.read_ahead.clear();
-        p.dead_letters.clear();
-        (p.journal.clone(), p.sub_id, p.window.checkpoint())
+        let p = &mut *p;
+        let delayed = &p.delayed;
+        p.dead_letters.retain(|offset, _| delayed.contains(*offset));
+        (p.journal.clone(), p.sub_id, p.checkpoint())
     };
     record(&journal, id, &[SubEvent::Checkpoint(checkpoint)], Ack::None).await
 }
@@ -239,6 +271,18 @@ async fn deliver(
     let (journal, id, attempts) = {
         let mut p = w.borrow_mut();
         let mut attempts = Vec::new();
+        // Delayed messages that came due first: they are read from the log
+        // again, so they count a nominal size against `max_bytes`.
+        while misses.len() < max_messages && bytes < max_bytes {
+            let Some(d) = p.delayed.next(now) else { break };
+            attempts.push(SubEvent::Attempt {
+                first: d.offset,
+                last: d.offset,
+                attempts: d.attempt,
+            });
+            bytes += DELAYED_NOMINAL_BYTES;
+            misses.push(d);
+        }
         while pulled.len() + misses.len() < max_messages && bytes < max_bytes {
             let Some(d) = p.window.next(now) else { break };
             push_attempt(&mut attempts, d.offset, d.attempt);
@@ -308,10 +352,10 @@ fn push_attempt(events: &mut Vec<SubEvent>, offset: u64, count: u32) {
 async fn handle_now(w: &Shared, ack_id: AckId, now: i64) -> Result<(), Failure> {
     let (journal, id, offset) = {
         let mut p = w.borrow_mut();
-        let Ok(acked) = p.window.ack(ack_id, now) else {
+        let Ok(offset) = p.ack_delivery(ack_id, now) else {
             return Ok(());
         };
-        (p.journal.clone(), p.sub_id, acked.offset)
+        (p.journal.clone(), p.sub_id, offset)
     };
     let event = SubEvent::Ack {
         first: offset,

@@ -522,6 +522,7 @@ fn config_strategy() -> impl Strategy<Value = WindowConfig> {
                         max_deliveries,
                         ordering,
                         priority,
+                        ..WindowConfig::default()
                     },
                 )
             },
@@ -599,7 +600,8 @@ proptest! {
             cursor: floor + width,
             handled_above_floor: ranges_from(floor, &ranges),
             attempts: attempts.iter().map(|&(offset, n)| (floor + offset, n)).collect(),
-        };
+                    delayed: vec![],
+};
         let Ok(mut w) = Window::restore(PARTITION, config, &checkpoint) else { return Ok(()) };
         w.assert_invariants();
         for (call, offset, small, now_ms) in calls {

@@ -107,6 +107,8 @@ impl Window {
             cursor: self.cursor,
             handled_above_floor,
             attempts,
+            // The delayed set is the driver's; it fills this in.
+            delayed: Vec::new(),
         }
     }
 

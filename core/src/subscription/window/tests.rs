@@ -584,6 +584,7 @@ fn checkpoint_and_restore_keep_acks_and_attempts_and_drop_leases() {
         cursor: 5,
         handled_above_floor: vec![(1, 1)],
         attempts: vec![(0, 1)],
+        delayed: vec![],
     };
     assert_eq!(checkpoint, expected);
 
@@ -655,6 +656,7 @@ fn restore_rejects_impossible_checkpoints() {
         cursor: 20,
         handled_above_floor: vec![(11, 12), (15, 15)],
         attempts: vec![(10, 2), (13, 1)],
+        delayed: vec![],
     };
     assert!(Window::restore(PARTITION, config(), &valid).is_ok());
     let bad = |edit: fn(&mut Checkpoint)| {
