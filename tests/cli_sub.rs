@@ -163,6 +163,9 @@ fn sub_create_list_describe_and_delete_show_what_was_set() {
             "3",
             "--dead-letter",
             "orders.dlq",
+            "--dead-letter-expired",
+            "--delay",
+            "90s",
         ],
     ));
 
@@ -224,6 +227,10 @@ fn sub_create_list_describe_and_delete_show_what_was_set() {
     assert_eq!(listed[1]["dead_letter_topic"], "orders.dlq");
     assert_eq!(listed[1]["start"], "latest");
     assert_eq!(listed[1]["filter"], Value::Null);
+    assert_eq!(listed[1]["delivery_delay_ms"], 90_000);
+    assert_eq!(listed[1]["dead_letter_expired"], true);
+    assert_eq!(listed[0]["delivery_delay_ms"], 0);
+    assert_eq!(listed[0]["dead_letter_expired"], false);
 
     // `workers` started at the latest offset: nothing to do; `eu` from
     // the earliest, with one message not read yet.
@@ -235,7 +242,9 @@ fn sub_create_list_describe_and_delete_show_what_was_set() {
     assert!(
         text.contains("ack deadline 1m")
             && text.contains("from latest")
-            && text.contains("dead letters to orders.dlq after 3 deliveries"),
+            && text.contains("dead letters to orders.dlq after 3 deliveries")
+            && text.contains("expired ones too")
+            && text.contains("delivery delay 1m 30s"),
         "{text}"
     );
     let text = ok(&run(&server, &["sub", "describe", "eu"]));
@@ -452,6 +461,7 @@ fn produce_and_sub_usage_errors_exit_2() {
         &["produce", "t", "--priority", "1", "-H", "tg-priority=2"][..],
         &["sub", "create", "t", "s", "--dead-letter", "dlq"][..],
         &["sub", "create", "t", "s", "--backoff", "5s..1s"][..],
+        &["sub", "create", "t", "s", "--dead-letter-expired"][..],
         &["sub", "pull", "s", "--ack", "--no-ack"][..],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_tidegate"))

@@ -119,11 +119,16 @@ async fn ack(
 
 /// Produces one message per `(partition, key, value, headers)`, durably.
 async fn produce(client: &Client, topic: &str, messages: &[Outgoing<'_>]) {
+    produce_at(client, topic, 1_700_000_000_000, messages).await;
+}
+
+/// [`produce`] with this publish time.
+async fn produce_at(client: &Client, topic: &str, timestamp_ms: i64, messages: &[Outgoing<'_>]) {
     for (partition, key, value, headers) in messages {
         let headers: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
         let mut b = BatchBuilder::new();
         b.push(Record {
-            timestamp_ms: 1_700_000_000_000,
+            timestamp_ms,
             key: key.map(str::as_bytes),
             value: Some(value.as_bytes()),
             headers: &headers,
@@ -589,6 +594,130 @@ fn delayed_messages_wait_for_their_time_without_holding_others_and_survive_kill_
         runtime().block_on(async {
             let client = connect(&server).await;
             assert!(pull(&client, "s", 10, 500).await.is_empty());
+        });
+        server.stop();
+    });
+}
+
+#[test]
+fn a_delivery_delay_holds_each_message_until_its_time_and_no_longer() {
+    on_shards(|data, cores| {
+        let server = start(data, cores);
+        runtime().block_on(async {
+            let client = connect(&server).await;
+            client.create_topic("jobs", 1).await;
+            let delayed = SubscriptionConfig {
+                delivery_delay_ms: 1_500,
+                start: StartPosition::Earliest,
+                ..SubscriptionConfig::new("delayed", "jobs")
+            };
+            let plain = SubscriptionConfig {
+                start: StartPosition::Earliest,
+                ..SubscriptionConfig::new("plain", "jobs")
+            };
+            create(&client, delayed).await.unwrap();
+            create(&client, plain).await.unwrap();
+            // Published long ago: due at once.
+            produce(&client, "jobs", &[(0, None, "old".into(), vec![])]).await;
+            let published = unix_ms();
+            produce_at(
+                &client,
+                "jobs",
+                published,
+                &[(0, None, "new".into(), vec![])],
+            )
+            .await;
+            assert_eq!(values(&pull(&client, "delayed", 10, 500).await), ["old"]);
+            assert_eq!(
+                values(&pull_n(&client, "plain", 2, 500).await),
+                ["new", "old"]
+            );
+            let due = pull(&client, "delayed", 10, 5_000).await;
+            assert_eq!(values(&due), ["new"]);
+            assert!(unix_ms() >= published + 1_500, "delivered before its delay");
+        });
+        server.stop();
+    });
+}
+
+/// The messages of `topic`'s partition 0 as (value, headers).
+async fn read_with_headers(client: &Client, topic: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let (_, bytes) = client.fetch(topic, 0, 0, 0).await;
+    let mut out = Vec::new();
+    for batch in BatchIter::new(&bytes) {
+        for r in batch.unwrap().records() {
+            let headers = r
+                .headers()
+                .map(|(n, v)| (n.to_owned(), String::from_utf8_lossy(v).into_owned()))
+                .collect();
+            out.push((
+                String::from_utf8_lossy(r.value().unwrap()).into_owned(),
+                headers,
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn expired_messages_go_to_the_dead_letter_topic_when_the_subscription_asks() {
+    on_shards(|data, cores| {
+        let server = start(data, cores);
+        runtime().block_on(async {
+            let client = connect(&server).await;
+            client.create_topic("jobs", 1).await;
+            client.create_topic("jobs.dlq", 1).await;
+            for (name, dead_letter_expired) in [("keeps", true), ("drops", false)] {
+                let config = SubscriptionConfig {
+                    max_deliveries: 5,
+                    dead_letter_topic: "jobs.dlq",
+                    dead_letter_expired,
+                    start: StartPosition::Earliest,
+                    ..SubscriptionConfig::new(name, "jobs")
+                };
+                create(&client, config).await.unwrap();
+            }
+            let past = (unix_ms() - 1).to_string();
+            let later = (unix_ms() + 600_000).to_string();
+            produce(
+                &client,
+                "jobs",
+                &[
+                    (0, None, "stale".into(), vec![("tg-expires-at", &past)]),
+                    (0, None, "fresh".into(), vec![("tg-expires-at", &later)]),
+                ],
+            )
+            .await;
+            for name in ["keeps", "drops"] {
+                let got = pull(&client, name, 10, 1_000).await;
+                assert_eq!(values(&got), ["fresh"], "{name}");
+                assert!(ack(&client, name, &got, None).await[0].is_ok());
+            }
+            // Only the subscription that asked dead-letters it, durably
+            // before it counts as handled.
+            let admin = admin_addr(&server);
+            metrics_until(admin, "the expired one dead-lettered", |page| {
+                sum(
+                    page,
+                    "tidegate_subscription_messages_total{",
+                    "outcome=\"dead_lettered\"",
+                ) == 1
+            });
+            let dlq = read_with_headers(&client, "jobs.dlq").await;
+            assert_eq!(dlq.len(), 1, "{dlq:?}");
+            let (value, headers) = &dlq[0];
+            assert_eq!(value, "stale");
+            let header = |n: &str| {
+                headers
+                    .iter()
+                    .find(|(h, _)| h == n)
+                    .map(|(_, v)| v.as_str())
+            };
+            assert_eq!(header("tg-dlq-subscription"), Some("keeps"));
+            assert_eq!(header("tg-dlq-offset"), Some("0"));
+            for name in ["keeps", "drops"] {
+                assert!(pull(&client, name, 10, 300).await.is_empty(), "{name}");
+            }
         });
         server.stop();
     });

@@ -113,6 +113,12 @@ pub struct Subscription {
     pub backoff_min: Duration,
     /// Cap of the backoff.
     pub backoff_max: Duration,
+    /// Every message becomes deliverable this long after its publish time
+    /// (zero for none).
+    pub delivery_delay: Duration,
+    /// Expired messages go to the dead-letter topic instead of being
+    /// dropped.
+    pub dead_letter_expired: bool,
     /// Where it started.
     pub start: StartPosition,
 }
@@ -131,6 +137,8 @@ impl Subscription {
             priority: c.priority,
             backoff_min: Duration::from_millis(c.backoff_min_ms.into()),
             backoff_max: Duration::from_millis(c.backoff_max_ms.into()),
+            delivery_delay: Duration::from_millis(c.delivery_delay_ms.into()),
+            dead_letter_expired: c.dead_letter_expired,
             start: c.start,
         }
     }
@@ -160,6 +168,8 @@ impl Subscription {
             priority: self.priority,
             backoff_min_ms: duration_ms(self.backoff_min),
             backoff_max_ms: duration_ms(self.backoff_max),
+            delivery_delay_ms: duration_ms(self.delivery_delay),
+            dead_letter_expired: self.dead_letter_expired,
             start: self.start,
         }
     }

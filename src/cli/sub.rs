@@ -118,6 +118,7 @@ enum SubCommand {
 ///   tidegate sub create orders billing-eu --filter 'region = "eu"' --from earliest
 ///   tidegate sub create orders billing --ack-deadline 2m --max-deliveries 5 --dead-letter orders.dlq
 ///   tidegate sub create orders billing --ordering --backoff 500ms..30s
+///   tidegate sub create orders reminders --delay 15m
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 struct CreateArgs {
@@ -138,6 +139,14 @@ struct CreateArgs {
     /// The dead-letter topic (not the subscription's own).
     #[arg(long, value_name = "TOPIC", requires = "max_deliveries")]
     dead_letter: Option<String>,
+    /// Send messages found expired (past their --ttl) to --dead-letter
+    /// too, instead of dropping them.
+    #[arg(long, requires = "dead_letter")]
+    dead_letter_expired: bool,
+    /// Deliver every message this long after it was published (at most
+    /// 7d; a later tg-deliver-after still counts).
+    #[arg(long, value_name = "DURATION")]
+    delay: Option<HumanDuration>,
     /// Deliver the messages of a key in order, one at a time.
     #[arg(long)]
     ordering: bool,
@@ -310,6 +319,8 @@ async fn create(client: &Client, args: &CreateArgs) -> anyhow::Result<()> {
         priority: args.priority,
         backoff_min_ms: ms(args.backoff.min),
         backoff_max_ms: ms(args.backoff.max),
+        delivery_delay_ms: args.delay.map_or(0, |d| ms(d.get())),
+        dead_letter_expired: args.dead_letter_expired,
         start: start_position(args.from),
     };
     match client.create_subscription(&config).await {
@@ -400,6 +411,8 @@ fn subscription_json(s: &Subscription) -> Value {
         "priority": s.priority,
         "backoff_min_ms": s.backoff_min.as_millis() as u64,
         "backoff_max_ms": s.backoff_max.as_millis() as u64,
+        "delivery_delay_ms": s.delivery_delay.as_millis() as u64,
+        "dead_letter_expired": s.dead_letter_expired,
         "start": start_json(s.start),
     })
 }
@@ -522,6 +535,12 @@ fn print_describe_text(out: &mut impl Write, d: &SubscriptionDescription) -> any
             "dead letters to {topic} after {} deliveries",
             s.max_deliveries
         ));
+    }
+    if s.dead_letter_expired {
+        settings.push("expired ones too".to_owned());
+    }
+    if !s.delivery_delay.is_zero() {
+        settings.push(format!("delivery delay {}", human(s.delivery_delay)));
     }
     if s.ordering {
         settings.push("ordering by key".to_owned());

@@ -42,6 +42,9 @@ pub struct SubscriptionMeta {
     pub priority: bool,
     pub backoff_min_ms: u32,
     pub backoff_max_ms: u32,
+    /// 0 for none.
+    pub delivery_delay_ms: u32,
+    pub dead_letter_expired: bool,
     pub start: Start,
     pub created_ms: i64,
 }
@@ -61,6 +64,8 @@ impl SubscriptionMeta {
             priority: config.priority,
             backoff_min_ms: config.backoff_min_ms,
             backoff_max_ms: config.backoff_max_ms,
+            delivery_delay_ms: config.delivery_delay_ms,
+            dead_letter_expired: config.dead_letter_expired,
             start: match config.start {
                 StartPosition::Earliest => Start::Earliest,
                 StartPosition::Latest => Start::Latest,
@@ -84,6 +89,8 @@ impl SubscriptionMeta {
             priority: self.priority,
             backoff_min_ms: self.backoff_min_ms,
             backoff_max_ms: self.backoff_max_ms,
+            delivery_delay_ms: self.delivery_delay_ms,
+            dead_letter_expired: self.dead_letter_expired,
             start: match self.start {
                 Start::Earliest => StartPosition::Earliest,
                 Start::Latest => StartPosition::Latest,

@@ -179,7 +179,13 @@ impl DelayedSet {
     /// `max_deliveries` reported as a dead letter.
     pub fn nack(&mut self, ack_id: AckId, now_ms: i64) -> Result<LeaseEnded, AckError> {
         let (offset, item) = self.live_lease(ack_id, now_ms)?;
-        Ok(self.end_lease(offset, item, now_ms))
+        Ok(self.end_lease(offset, item, now_ms, false))
+    }
+
+    /// Ends a live lease as a dead letter whatever its attempts.
+    pub fn dead_letter(&mut self, ack_id: AckId, now_ms: i64) -> Result<LeaseEnded, AckError> {
+        let (offset, item) = self.live_lease(ack_id, now_ms)?;
+        Ok(self.end_lease(offset, item, now_ms, true))
     }
 
     /// Sets a live lease's deadline to `now_ms + extend_ms` (at most
@@ -192,7 +198,9 @@ impl DelayedSet {
     ) -> Result<DeadlineChange, AckError> {
         let (offset, item) = self.live_lease(ack_id, now_ms)?;
         if extend_ms == 0 {
-            return Ok(DeadlineChange::Ended(self.end_lease(offset, item, now_ms)));
+            return Ok(DeadlineChange::Ended(
+                self.end_lease(offset, item, now_ms, false),
+            ));
         }
         let deadline_ms = now_ms.saturating_add(i64::from(extend_ms.min(DEADLINE_MAX_MS)));
         self.unindex(offset, item);
@@ -211,7 +219,7 @@ impl DelayedSet {
                 break;
             }
             match self.items.get(&offset).copied() {
-                Some(item) => ended.push(self.end_lease(offset, item, now_ms)),
+                Some(item) => ended.push(self.end_lease(offset, item, now_ms, false)),
                 None => {
                     self.leases.pop_first();
                 }
@@ -317,12 +325,13 @@ impl DelayedSet {
         }
     }
 
-    fn end_lease(&mut self, offset: u64, item: Item, now_ms: i64) -> LeaseEnded {
+    fn end_lease(&mut self, offset: u64, item: Item, now_ms: i64, dead: bool) -> LeaseEnded {
         self.unindex(offset, item);
-        let dead = self
-            .config
-            .max_deliveries
-            .is_some_and(|max| item.attempts >= max);
+        let dead = dead
+            || self
+                .config
+                .max_deliveries
+                .is_some_and(|max| item.attempts >= max);
         let (state, visible_at_ms, after) = if dead {
             (
                 State::DeadLetter,

@@ -422,7 +422,15 @@ impl Window {
     /// at `max_deliveries` it is reported as a dead letter.
     pub fn nack(&mut self, ack_id: AckId, now_ms: i64) -> Result<LeaseEnded, AckError> {
         let lease = self.live_lease(ack_id, now_ms)?;
-        Ok(self.end_lease(lease, now_ms))
+        Ok(self.end_lease(lease, now_ms, false))
+    }
+
+    /// Ends a live lease as a dead letter whatever its attempts (the
+    /// driver found the message expired, and the subscription
+    /// dead-letters those).
+    pub fn dead_letter(&mut self, ack_id: AckId, now_ms: i64) -> Result<LeaseEnded, AckError> {
+        let lease = self.live_lease(ack_id, now_ms)?;
+        Ok(self.end_lease(lease, now_ms, true))
     }
 
     /// Sets a live lease's deadline to `now_ms + extend_ms`, at most
@@ -435,7 +443,7 @@ impl Window {
     ) -> Result<DeadlineChange, AckError> {
         let lease = self.live_lease(ack_id, now_ms)?;
         if extend_ms == 0 {
-            return Ok(DeadlineChange::Ended(self.end_lease(lease, now_ms)));
+            return Ok(DeadlineChange::Ended(self.end_lease(lease, now_ms, false)));
         }
         let deadline_ms = now_ms.saturating_add(i64::from(extend_ms.min(DEADLINE_MAX_MS)));
         if deadline_ms != lease.deadline_ms {
@@ -456,7 +464,7 @@ impl Window {
                 deadline_ms,
                 attempts,
             };
-            ended.push(self.end_lease(lease, now_ms));
+            ended.push(self.end_lease(lease, now_ms, false));
         }
         ended
     }
@@ -609,11 +617,12 @@ impl Window {
         }
     }
 
-    fn end_lease(&mut self, lease: Lease, now_ms: i64) -> LeaseEnded {
-        let dead = self
-            .config
-            .max_deliveries
-            .is_some_and(|max| lease.attempts >= max);
+    fn end_lease(&mut self, lease: Lease, now_ms: i64, dead: bool) -> LeaseEnded {
+        let dead = dead
+            || self
+                .config
+                .max_deliveries
+                .is_some_and(|max| lease.attempts >= max);
         let (state, after) = if dead {
             (State::DeadLetter, AfterLease::DeadLetter)
         } else {

@@ -106,8 +106,8 @@ pub use response::{
 pub use subscription::{
     pulled_message_len, validate_subscription_name, AckRequest, PullRequest, PulledMessage,
     StartPosition, SubscriptionConfig, SubscriptionDescription, SubscriptionPartition,
-    ACK_ID_BYTES, MAX_ACK_DEADLINE_MS, MAX_ACK_IDS, MAX_DELIVERIES_LIMIT, MAX_LISTED_SUBSCRIPTIONS,
-    MAX_PULL_MESSAGES, MAX_PULL_WAIT_MS, MIN_ACK_DEADLINE_MS,
+    ACK_ID_BYTES, MAX_ACK_DEADLINE_MS, MAX_ACK_IDS, MAX_DELIVERIES_LIMIT, MAX_DELIVERY_DELAY_MS,
+    MAX_LISTED_SUBSCRIPTIONS, MAX_PULL_MESSAGES, MAX_PULL_WAIT_MS, MIN_ACK_DEADLINE_MS,
 };
 
 /// Checks what `Request::decode` and `Response::decode` need of a header

@@ -23,6 +23,9 @@ pub const MAX_PULL_WAIT_MS: u32 = 60_000;
 pub const MAX_ACK_IDS: u32 = 10_000;
 /// Most deliveries a subscription may set before dead-lettering.
 pub const MAX_DELIVERIES_LIMIT: u32 = 1_000;
+/// Longest delivery delay a subscription may set (7 days), as for a
+/// message's own `tg-deliver-after`.
+pub const MAX_DELIVERY_DELAY_MS: u32 = 7 * 24 * 60 * 60 * 1000;
 /// Most subscriptions a ListSubscriptions answer carries.
 pub const MAX_LISTED_SUBSCRIPTIONS: u32 = 65_536;
 
@@ -66,6 +69,13 @@ pub struct SubscriptionConfig<'a> {
     pub backoff_min_ms: u32,
     /// Cap of the backoff, at most `MAX_ACK_DEADLINE_MS`.
     pub backoff_max_ms: u32,
+    /// Every message becomes deliverable this long after its publish time
+    /// (its timestamp), or at its `tg-deliver-after` when that is later;
+    /// `0..=MAX_DELIVERY_DELAY_MS`, 0 for none.
+    pub delivery_delay_ms: u32,
+    /// A message found expired (past its `tg-expires-at`) goes to the
+    /// dead-letter topic instead of being dropped; needs one.
+    pub dead_letter_expired: bool,
     /// Where it starts.
     pub start: StartPosition,
 }
@@ -163,6 +173,8 @@ impl<'a> SubscriptionConfig<'a> {
             priority: false,
             backoff_min_ms: 1_000,
             backoff_max_ms: 60_000,
+            delivery_delay_ms: 0,
+            dead_letter_expired: false,
             start: StartPosition::Latest,
         }
     }
@@ -176,10 +188,13 @@ impl<'a> SubscriptionConfig<'a> {
         put_bytes16(out, self.dead_letter_topic.as_bytes());
         put_u8(
             out,
-            u8::from(self.ordering) | (u8::from(self.priority) << 1),
+            u8::from(self.ordering)
+                | (u8::from(self.priority) << 1)
+                | (u8::from(self.dead_letter_expired) << 2),
         );
         put_u32(out, self.backoff_min_ms);
         put_u32(out, self.backoff_max_ms);
+        put_u32(out, self.delivery_delay_ms);
         match self.start {
             StartPosition::Earliest => put_u8(out, 0),
             StartPosition::Latest => put_u8(out, 1),
@@ -202,7 +217,7 @@ impl<'a> SubscriptionConfig<'a> {
         let max_deliveries = r.u32("max_deliveries")?;
         let dead_letter_topic = r.str16("dead letter topic", super::MAX_TOPIC_NAME_BYTES)?;
         let flags = r.u8("flags")?;
-        if flags > 3 {
+        if flags > 7 {
             return Err(ProtocolError::InvalidTag {
                 field: "flags",
                 tag: flags,
@@ -210,6 +225,7 @@ impl<'a> SubscriptionConfig<'a> {
         }
         let backoff_min_ms = r.u32("backoff_min_ms")?;
         let backoff_max_ms = r.u32("backoff_max_ms")?;
+        let delivery_delay_ms = r.u32("delivery_delay_ms")?;
         let start = match r.u8("start")? {
             0 => StartPosition::Earliest,
             1 => StartPosition::Latest,
@@ -233,6 +249,8 @@ impl<'a> SubscriptionConfig<'a> {
             priority: flags & 2 != 0,
             backoff_min_ms,
             backoff_max_ms,
+            delivery_delay_ms,
+            dead_letter_expired: flags & 4 != 0,
             start,
         };
         config.validate()?;
@@ -277,6 +295,18 @@ impl<'a> SubscriptionConfig<'a> {
                 reason: "max_deliveries and a dead letter topic go together",
             });
         }
+        if self.dead_letter_expired && self.dead_letter_topic.is_empty() {
+            return Err(ProtocolError::InvalidValue {
+                field: "dead_letter_expired",
+                reason: "needs a dead letter topic",
+            });
+        }
+        check_range(
+            "delivery_delay_ms",
+            self.delivery_delay_ms.into(),
+            0,
+            MAX_DELIVERY_DELAY_MS.into(),
+        )?;
         check_range(
             "backoff_max_ms",
             self.backoff_max_ms.into(),

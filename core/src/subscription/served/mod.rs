@@ -43,6 +43,9 @@ pub(crate) struct PartitionSub {
     window: Window,
     /// Messages read before their `tg-deliver-after`, until acked.
     delayed: DelayedSet,
+    /// With a subscription delivery delay: when the message at the cursor
+    /// comes due (reading stopped there).
+    gated_until: Option<i64>,
     log: Rc<Log>,
     journal: Rc<CursorJournal>,
     filter: Option<tidegate_proto::filter::Filter>,
@@ -81,6 +84,18 @@ impl PartitionSub {
             return self.delayed.ack(ack_id, now);
         }
         self.window.ack(ack_id, now).map(|acked| acked.offset)
+    }
+
+    /// Ends a delivery as a dead letter (found expired), in the delayed
+    /// set or the window; it waits in `dead_letters` for publishing.
+    fn dead_letter_delivery(&mut self, ack_id: AckId, now: i64) -> Result<(), AckError> {
+        let ended = if self.delayed.contains(ack_id.offset) {
+            self.delayed.dead_letter(ack_id, now)?
+        } else {
+            self.window.dead_letter(ack_id, now)?
+        };
+        self.dead_letters.insert(ended.offset, ended.attempts);
+        Ok(())
     }
 
     /// Changes a delivery's deadline, in the delayed set or the window.

@@ -76,6 +76,7 @@ pub(super) async fn open(
         sub_id: sub.id,
         window,
         delayed,
+        gated_until: None,
         log,
         journal,
         filter,
@@ -259,7 +260,7 @@ async fn reattach(
                 }
                 // It was admitted to be delivered: a delay that seems to
                 // lie ahead now (the clock went back) does not take it out.
-                let meta = match meta_of(&record, filter, &sub.name, now) {
+                let meta = match meta_of(&record, filter, sub, now) {
                     m if m.disposition == Disposition::Deferred => {
                         m.with_disposition(Disposition::Deliver)
                     }

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use tidegate_proto::{batch::RecordView, filter::Filter};
 
+use crate::catalog::SubscriptionMeta;
 use crate::subscription::{Disposition, Meta, PRIORITY_MAX};
 
 /// Header with the message's priority level, `0..=9` (SEMANTICS.md §5).
@@ -114,15 +115,18 @@ pub(crate) fn deliver_after(record: &RecordView<'_>, now_ms: i64) -> Option<i64>
     (at > now_ms).then(|| at.min(now_ms.saturating_add(DELAY_MAX_MS)))
 }
 
-/// How the subscription `name` with `filter` treats `record` when it reads
-/// it at `now_ms`: filtered out, expired, or to be delivered with its key
-/// hash (for ordering) and priority.
+/// How subscription `sub` with `filter` treats `record` when it reads it
+/// at `now_ms`: filtered out, expired, deferred, or to be delivered with
+/// its key hash (for ordering) and priority. A subscription that
+/// dead-letters expired messages takes an expired one in to be delivered:
+/// the delivery finds it expired and dead-letters it.
 pub(crate) fn meta_of(
     record: &RecordView<'_>,
     filter: Option<&Filter>,
-    name: &str,
+    sub: &SubscriptionMeta,
     now_ms: i64,
 ) -> Meta {
+    let name = sub.name.as_str();
     let mut meta = Meta::deliver();
     if let Some(level) = decimal(header_of(record.headers(), HEADER_PRIORITY)) {
         meta = meta.with_priority(level.clamp(0, i64::from(PRIORITY_MAX)) as u8);
@@ -135,8 +139,8 @@ pub(crate) fn meta_of(
     let filtered = filter.is_some_and(|f| !f.matches_record(record));
     let disposition = if redriven_for_another || filtered {
         Disposition::Filtered
-    } else if expires_at(header_of(record.headers(), HEADER_EXPIRES_AT))
-        .is_some_and(|at| at <= now_ms)
+    } else if !sub.dead_letter_expired
+        && expires_at(header_of(record.headers(), HEADER_EXPIRES_AT)).is_some_and(|at| at <= now_ms)
     {
         Disposition::Expired
     } else if deliver_after(record, now_ms).is_some() {
@@ -183,9 +187,11 @@ mod tests {
     #[test]
     fn headers_decide_priority_expiry_filtering_and_redrive() {
         let filter = Filter::parse("region = \"eu\"").unwrap_or_else(|e| panic!("{e}"));
+        let config = tidegate_proto::protocol::SubscriptionConfig::new("s", "t");
+        let sub = SubscriptionMeta::new(&config, 1, 0);
         let meta = |headers: &[(&str, &[u8])]| {
             with_record(headers, Some(b"k"), |r| {
-                meta_of(r, Some(&filter), "s", 1_000)
+                meta_of(r, Some(&filter), &sub, 1_000)
             })
         };
         let eu: (&str, &[u8]) = ("region", b"eu");
@@ -205,6 +211,18 @@ mod tests {
         assert_eq!(
             meta(&[eu, ("tg-expires-at", b"1001")]).disposition,
             Disposition::Deliver
+        );
+        let dead_letters = SubscriptionMeta {
+            dead_letter_expired: true,
+            ..sub.clone()
+        };
+        let expired = with_record(&[eu, ("tg-expires-at", b"999")], None, |r| {
+            meta_of(r, Some(&filter), &dead_letters, 1_000)
+        });
+        assert_eq!(
+            expired.disposition,
+            Disposition::Deliver,
+            "to be dead-lettered"
         );
         assert_eq!(
             meta(&[eu, ("tg-redrive-for", b"s")]).disposition,

@@ -58,7 +58,9 @@ pub(crate) async fn take(
     dead_letter::publish(router, sub, &w).await;
     let counters = &router.shard.subscriptions.counters;
     read_ahead(&w, sub, counters).await?;
-    let pulled = deliver(&w, max_messages as usize, max_bytes as usize, counters).await?;
+    let pulled = deliver(&w, sub, max_messages as usize, max_bytes as usize, counters).await?;
+    // Expired ones found by this delivery may be waiting to be dead-lettered.
+    dead_letter::publish(router, sub, &w).await;
     checkpoint_if_due(&w).await?;
     Ok(pulled)
 }
@@ -93,7 +95,16 @@ pub(crate) async fn wait(
             if due_in == Some(0) {
                 return Ok(());
             }
-            let can_read = !p.window.is_full() && p.read_ahead.bytes() < READ_AHEAD_BYTES_MAX;
+            // With a delivery delay, the message at the cursor may be
+            // there and not due: then the wait is for its time.
+            let gate = p.gated_until.filter(|&at| at > now);
+            let due_in = match gate {
+                Some(at) => Some(due_in.map_or(at - now, |d| d.min(at - now))),
+                None => due_in,
+            };
+            let can_read = !p.window.is_full()
+                && p.read_ahead.bytes() < READ_AHEAD_BYTES_MAX
+                && gate.is_none();
             if can_read && p.log.offsets().latest > p.window.cursor() {
                 return Ok(());
             }
@@ -160,11 +171,12 @@ async fn read_ahead(
         // One copy of the read, which the read-ahead records slice.
         let chunk = bytes::Bytes::copy_from_slice(read.as_bytes());
         drop(read);
-        let (journal, id, events) = {
+        let (journal, id, events, gated) = {
             let mut p = w.borrow_mut();
             let p = &mut *p;
             let mut events = Vec::new();
             let mut admitted_records = Vec::new();
+            p.gated_until = None;
             'batches: for batch in BatchIter::new(&chunk) {
                 let batch = batch.map_err(|e| {
                     Failure::new(
@@ -176,7 +188,11 @@ async fn read_ahead(
                     if r.offset() < p.window.cursor() {
                         continue;
                     }
-                    let meta = meta_of(&r, p.filter.as_ref(), &sub.name, now);
+                    if let Some(due) = delivery_due(sub, r.timestamp_ms()).filter(|&d| d > now) {
+                        p.gated_until = Some(due);
+                        break 'batches;
+                    }
+                    let meta = meta_of(&r, p.filter.as_ref(), sub, now);
                     let deferred = meta.disposition == Disposition::Deferred;
                     // A full delayed set holds the window at the next
                     // delayed message, as a full window does.
@@ -225,13 +241,23 @@ async fn read_ahead(
                 let pushed = p.read_ahead.push(owned);
                 debug_assert!(pushed, "read-ahead offsets grow");
             }
-            (p.journal.clone(), p.sub_id, events)
+            (p.journal.clone(), p.sub_id, events, p.gated_until.is_some())
         };
         // Filtered and expired offsets are journaled without waiting: were
         // they lost, replay would read and judge them again.
         record(&journal, id, &events, Ack::None).await?;
+        if gated {
+            return Ok(());
+        }
     }
     Ok(())
+}
+
+/// When a message published at `timestamp_ms` is due for a subscription
+/// with a delivery delay; `None` without one.
+fn delivery_due(sub: &SubscriptionMeta, timestamp_ms: i64) -> Option<i64> {
+    (sub.delivery_delay_ms > 0)
+        .then(|| timestamp_ms.saturating_add(i64::from(sub.delivery_delay_ms)))
 }
 
 /// The log dropped offsets at the window's cursor (retention): whatever
@@ -260,10 +286,12 @@ async fn skip_to_earliest(w: &Shared, earliest: u64) -> Result<(), Failure> {
 /// for redeliveries, from the log.
 async fn deliver(
     w: &Shared,
+    sub: &SubscriptionMeta,
     max_messages: usize,
     max_bytes: usize,
     counters: &Counters,
 ) -> Result<Vec<Pulled>, Failure> {
+    let dead_letter_expired = sub.dead_letter_expired;
     let now = now_ms();
     let mut pulled = Vec::new();
     let mut misses = Vec::new();
@@ -314,14 +342,19 @@ async fn deliver(
             None => handle_now(w, d.ack_id, now).await?,
         }
     }
-    // A message whose expiry passed while it waited is not delivered.
+    // A message whose expiry passed while it waited is not delivered: it
+    // is handled, or dead-lettered if the subscription asks for that.
     let mut delivered = Vec::with_capacity(pulled.len());
     for p in pulled {
-        if p.record.expired(now) {
-            counters.count(&Counter::Expired, 1);
-            handle_now(w, p.ack_id, now).await?;
-        } else {
+        if !p.record.expired(now) {
             delivered.push(p);
+            continue;
+        }
+        counters.count(&Counter::Expired, 1);
+        if dead_letter_expired {
+            let _ = w.borrow_mut().dead_letter_delivery(p.ack_id, now);
+        } else {
+            handle_now(w, p.ack_id, now).await?;
         }
     }
     let redelivered = delivered.iter().filter(|p| p.attempt > 1).count() as u64;

@@ -621,3 +621,48 @@ fn group_requests_that_break_a_rule_are_refused() {
     body.extend_from_slice(&4096u32.to_le_bytes());
     assert!(decode_request(&frame(Kind::GroupHeartbeat.request_code(), &body)).is_err());
 }
+
+#[test]
+fn subscription_configs_that_break_a_rule_are_refused() {
+    let base = SubscriptionConfig::new("s", "t");
+    let with_dlq = SubscriptionConfig {
+        max_deliveries: 3,
+        dead_letter_topic: "t.dlq",
+        ..base
+    };
+    for bad in [
+        SubscriptionConfig {
+            dead_letter_expired: true,
+            ..base
+        },
+        SubscriptionConfig {
+            delivery_delay_ms: MAX_DELIVERY_DELAY_MS + 1,
+            ..base
+        },
+        SubscriptionConfig {
+            dead_letter_topic: "t",
+            ..with_dlq
+        },
+        SubscriptionConfig {
+            max_deliveries: 0,
+            ..with_dlq
+        },
+        SubscriptionConfig {
+            backoff_min_ms: 2,
+            backoff_max_ms: 1,
+            ..base
+        },
+    ] {
+        let request = Request::CreateSubscription(bad);
+        assert!(request.validate().is_err(), "{bad:?}");
+        let mut wire = Vec::new();
+        request.encode(&mut wire);
+        assert!(decode_request(&wire).is_err(), "{bad:?}");
+    }
+    let good = SubscriptionConfig {
+        dead_letter_expired: true,
+        delivery_delay_ms: MAX_DELIVERY_DELAY_MS,
+        ..with_dlq
+    };
+    assert_eq!(Request::CreateSubscription(good).validate(), Ok(()));
+}

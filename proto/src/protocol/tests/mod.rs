@@ -185,6 +185,8 @@ fn all_requests(batch: &[u8]) -> Vec<Request<'_>> {
             priority: true,
             backoff_min_ms: 0,
             backoff_max_ms: 0,
+            delivery_delay_ms: MAX_DELIVERY_DELAY_MS,
+            dead_letter_expired: true,
             start: StartPosition::Timestamp(-1),
             ..SubscriptionConfig::new("s", "orders")
         }),
