@@ -9,9 +9,11 @@ use super::{peek_header, BatchError, BatchHeader, CRC_START, HEADER_LEN, MAX_BAT
 
 /// One complete, validated batch, borrowing its bytes (zero-copy).
 ///
-/// The only way to get one is [`BatchView::parse`] or
-/// [`BatchView::parse_prefix`], which check the header, the CRC and every
-/// record once; after that, reading records cannot fail.
+/// [`BatchView::parse`] and [`BatchView::parse_prefix`] (and
+/// [`BatchIter::new`]) check the header, the CRC and every record once;
+/// after that, reading records cannot fail. [`BatchIter::stored`] checks
+/// the header and CRC of bytes whose records were checked before they were
+/// stored.
 ///
 /// # Example
 ///
@@ -62,19 +64,26 @@ impl<'a> BatchView<'a> {
     /// As [`BatchView::parse`], except that a buffer shorter than the
     /// header's `length` gives [`BatchError::Truncated`].
     pub fn parse_prefix(bytes: &'a [u8]) -> Result<(Self, &'a [u8]), BatchError> {
-        let header = peek_header(bytes)?;
-        let length = header.length as usize;
-        let (batch, rest) = bytes
-            .split_at_checked(length)
-            .ok_or(BatchError::Truncated {
-                needed: length,
-                available: bytes.len(),
-            })?;
+        let (header, batch, rest) = split_prefix(bytes)?;
         Ok((Self::validate(batch, header)?, rest))
+    }
+
+    /// [`BatchView::parse_prefix`] for bytes validated before they were
+    /// stored: the header and CRC only (see [`BatchIter::stored`]).
+    fn parse_prefix_stored(bytes: &'a [u8]) -> Result<(Self, &'a [u8]), BatchError> {
+        let (header, batch, rest) = split_prefix(bytes)?;
+        Ok((Self::check_crc(batch, header)?, rest))
     }
 
     /// `bytes` is exactly `header.length` long and `header` came from it.
     fn validate(bytes: &'a [u8], header: BatchHeader) -> Result<Self, BatchError> {
+        let view = Self::check_crc(bytes, header)?;
+        validate_records(&header, bytes.get(HEADER_LEN..).unwrap_or_default())?;
+        Ok(view)
+    }
+
+    /// The header and CRC checks of `validate`, without the records.
+    fn check_crc(bytes: &'a [u8], header: BatchHeader) -> Result<Self, BatchError> {
         let computed = crc_of(bytes)?;
         if computed != header.crc {
             return Err(BatchError::CrcMismatch {
@@ -82,7 +91,6 @@ impl<'a> BatchView<'a> {
                 computed,
             });
         }
-        validate_records(&header, bytes.get(HEADER_LEN..).unwrap_or_default())?;
         Ok(Self { bytes, header })
     }
 
@@ -109,6 +117,19 @@ impl<'a> BatchView<'a> {
             self.bytes.get(HEADER_LEN..).unwrap_or_default(),
         )
     }
+}
+
+/// The first batch's header, its bytes, and the bytes after it.
+fn split_prefix(bytes: &[u8]) -> Result<(BatchHeader, &[u8], &[u8]), BatchError> {
+    let header = peek_header(bytes)?;
+    let length = header.length as usize;
+    let (batch, rest) = bytes
+        .split_at_checked(length)
+        .ok_or(BatchError::Truncated {
+            needed: length,
+            available: bytes.len(),
+        })?;
+    Ok((header, batch, rest))
 }
 
 /// Iterates a concatenation of batches (a fetch response, a chunk of the
@@ -141,6 +162,8 @@ impl<'a> BatchView<'a> {
 pub struct BatchIter<'a> {
     rest: &'a [u8],
     failed: bool,
+    /// Records were validated before these bytes were stored.
+    stored: bool,
 }
 
 impl<'a> BatchIter<'a> {
@@ -149,6 +172,36 @@ impl<'a> BatchIter<'a> {
         Self {
             rest: bytes,
             failed: false,
+            stored: false,
+        }
+    }
+
+    /// Iterates batches that were validated in full before they were
+    /// stored, such as a partition log's reads: each header and CRC is
+    /// checked (so any change since is caught), the records are not
+    /// walked again. The views' records are then what was validated; were
+    /// a batch ever stored without that, its records would end early at
+    /// the first malformed one, never panic.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tidegate_proto::batch::{BatchBuilder, BatchIter, Record};
+    ///
+    /// let mut b = BatchBuilder::new();
+    /// b.push(Record { timestamp_ms: 1, key: None, value: Some(b"x"), headers: &[] })?;
+    /// let mut stored = b.finish()?;
+    /// assert_eq!(BatchIter::stored(&stored).count(), 1);
+    /// let last = stored.len() - 1;
+    /// stored[last] ^= 1; // the disk changed a bit
+    /// assert!(BatchIter::stored(&stored).next().unwrap().is_err());
+    /// # Ok::<(), tidegate_proto::batch::BatchError>(())
+    /// ```
+    pub fn stored(bytes: &'a [u8]) -> Self {
+        Self {
+            rest: bytes,
+            failed: false,
+            stored: true,
         }
     }
 }
@@ -160,7 +213,12 @@ impl<'a> Iterator for BatchIter<'a> {
         if self.failed || self.rest.is_empty() {
             return None;
         }
-        match BatchView::parse_prefix(self.rest) {
+        let parsed = if self.stored {
+            BatchView::parse_prefix_stored(self.rest)
+        } else {
+            BatchView::parse_prefix(self.rest)
+        };
+        match parsed {
             Ok((batch, rest)) => {
                 self.rest = rest;
                 Some(Ok(batch))

@@ -244,7 +244,7 @@ async fn reattach(
         if read.is_empty() {
             break;
         }
-        for batch in BatchIter::new(read.as_bytes()) {
+        for batch in BatchIter::stored(read.as_bytes()) {
             let batch = batch.map_err(|e| Failure::new(ErrorCode::StorageFailed, e.to_string()))?;
             for record in batch.records() {
                 let offset = record.offset();

@@ -18,6 +18,10 @@ fn truncated_batch_is_an_error_at_every_length() {
             results.iter().all(Result::is_err),
             "iter accepted {n} bytes"
         );
+        assert!(
+            BatchIter::stored(torn).all(|r| r.is_err()),
+            "stored iter accepted {n} bytes"
+        );
         assert_eq!(
             peek_header(torn).is_ok(),
             n >= HEADER_LEN,
@@ -49,6 +53,10 @@ fn flipped_byte_is_detected_by_crc() {
             assert!(
                 BatchIter::new(&bad).all(|r| r.is_err()),
                 "iter: flip {mask:#x} at {pos}"
+            );
+            assert!(
+                BatchIter::stored(&bad).all(|r| r.is_err()),
+                "stored iter: flip {mask:#x} at {pos}"
             );
         }
     }
