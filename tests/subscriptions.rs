@@ -635,6 +635,14 @@ fn a_delivery_delay_holds_each_message_until_its_time_and_no_longer() {
             let due = pull(&client, "delayed", 10, 5_000).await;
             assert_eq!(values(&due), ["new"]);
             assert!(unix_ms() >= published + 1_500, "delivered before its delay");
+            // A timestamp a day ahead holds it the delay from when it was
+            // read, not a day.
+            let sent = unix_ms();
+            let ahead = sent + 86_400_000;
+            produce_at(&client, "jobs", ahead, &[(0, None, "ahead".into(), vec![])]).await;
+            let due = pull_n(&client, "delayed", 1, 5_000).await;
+            assert_eq!(values(&due), ["ahead"]);
+            assert!(unix_ms() >= sent + 1_500, "delivered before its delay");
         });
         server.stop();
     });

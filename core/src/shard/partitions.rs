@@ -144,8 +144,12 @@ impl Partitions {
                 .insert((topic.id, *partition), Rc::new(log));
             // A journal on disk opens with its log, so that its groups'
             // lag is in the metrics from the start, not only once a member
-            // comes back.
-            self.journal(data_dir, topic, *partition, false).await?;
+            // comes back. One that fails to open is this partition's
+            // groups' and subscriptions' problem (their requests report
+            // it), not the shard's.
+            if let Err(f) = self.journal(data_dir, topic, *partition, false).await {
+                tracing::error!(topic = %topic.name, partition, error = %f.message, "opening a cursor journal");
+            }
         }
         Ok(())
     }

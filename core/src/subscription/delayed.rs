@@ -240,9 +240,16 @@ impl DelayedSet {
     }
 
     /// When `next` or `expire` next has work: the earliest visibility or
-    /// lease deadline, and `now_ms` if that has passed already.
+    /// lease deadline, and `now_ms` if that has passed already. While
+    /// `outstanding_max` leases are out, only a lease deadline: a message
+    /// that is due cannot be leased until one ends.
     pub fn next_due(&self, now_ms: i64) -> Option<i64> {
-        let visible = self.waiting.first().map(|&(at, _)| at);
+        let can_lease = self.leases.len() < self.config.outstanding_max;
+        let visible = self
+            .waiting
+            .first()
+            .map(|&(at, _)| at)
+            .filter(|_| can_lease);
         let lease = self.leases.first().map(|&(at, _)| at);
         visible
             .into_iter()

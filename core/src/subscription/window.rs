@@ -36,10 +36,8 @@
 //! ordered message 8–32 more, or up to about 140 when its key has no other
 //! message in the window (the key's map entry and its own small queue).
 //! That is ≈ 2–5 MiB for a full default window of keyless messages and
-//! ≈ 13 MiB at worst for one of keyed messages with distinct keys.
-//! SEMANTICS.md's ≈ 0.5 MiB counts leases only; ordering and priority also
-//! need each waiting message's key and level, which is what the slot
-//! carries.
+//! ≈ 13 MiB at worst for one of keyed messages with distinct keys
+//! (SEMANTICS.md §5 quotes these figures).
 
 mod index;
 #[cfg(test)]

@@ -125,6 +125,8 @@ fn the_set_and_its_leases_are_bounded() {
     assert!(d.next(100).is_some() && d.next(100).is_some());
     assert_eq!(d.next(100), None, "outstanding_max leases are out");
     assert!(!d.has_due(100));
+    // Nothing to do before a lease ends, though a message is due.
+    assert_eq!(d.next_due(100), Some(1_100), "the first lease deadline");
     d.assert_invariants();
 }
 

@@ -43,9 +43,12 @@ pub(crate) struct PartitionSub {
     window: Window,
     /// Messages read before their `tg-deliver-after`, until acked.
     delayed: DelayedSet,
-    /// With a subscription delivery delay: when the message at the cursor
-    /// comes due (reading stopped there).
-    gated_until: Option<i64>,
+    /// With a subscription delivery delay: the message at the cursor and
+    /// when it comes due (reading stopped there).
+    gate: Option<Gate>,
+    /// Reading stopped at a delayed message because the delayed set was
+    /// full; it goes on once the set has room.
+    held_by_delayed: bool,
     log: Rc<Log>,
     journal: Rc<CursorJournal>,
     filter: Option<tidegate_proto::filter::Filter>,
@@ -76,7 +79,31 @@ impl PartitionSub {
     }
 }
 
+/// Where a subscription's delivery delay stopped the reader: `offset` is
+/// due at `due_ms`. Remembered so that a message is judged once, by the
+/// earlier of its timestamp and the time it was first read (a timestamp in
+/// the future cannot hold it longer than the delay).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Gate {
+    offset: u64,
+    due_ms: i64,
+}
+
 impl PartitionSub {
+    /// The reader may take more of the log now: the window, the read-ahead
+    /// budget and the delayed set have room, and no delay holds it.
+    fn can_read(&self, now: i64) -> bool {
+        !self.window.is_full()
+            && self.read_ahead.bytes() < READ_AHEAD_BYTES_MAX
+            && !(self.held_by_delayed && self.delayed.is_full())
+            && self.gate_due(now).is_none()
+    }
+
+    /// When the delivery delay lets the reader go on, if it holds it now.
+    fn gate_due(&self, now: i64) -> Option<i64> {
+        self.gate.map(|g| g.due_ms).filter(|&due| due > now)
+    }
+
     /// Acks a delivery of the delayed set or of the window, whichever
     /// holds its offset; the acked offset.
     fn ack_delivery(&mut self, ack_id: AckId, now: i64) -> Result<u64, AckError> {
@@ -111,12 +138,16 @@ impl PartitionSub {
         self.window.modify_deadline(ack_id, extend_ms, now)
     }
 
-    /// The window's checkpoint with the delayed set in it.
     fn checkpoint(&self) -> super::Checkpoint {
-        super::Checkpoint {
-            delayed: self.delayed.entries(),
-            ..self.window.checkpoint()
-        }
+        checkpoint_of(&self.window, &self.delayed)
+    }
+}
+
+/// The window's checkpoint with the delayed set in it.
+fn checkpoint_of(window: &Window, delayed: &DelayedSet) -> super::Checkpoint {
+    super::Checkpoint {
+        delayed: delayed.entries(),
+        ..window.checkpoint()
     }
 }
 

@@ -11,12 +11,12 @@ use tidegate_queue::{
     Ack, Log, LogError,
 };
 
-use super::{push_handled, record, record::meta_of, PartitionSub};
+use super::{checkpoint_of, push_handled, record, record::meta_of, PartitionSub};
 use crate::{
     catalog::{Start, SubscriptionMeta},
     router::now_ms,
     shard::{Failure, Shard},
-    subscription::{Checkpoint, DelayedSet, Disposition, Window, WindowConfig},
+    subscription::{DelayedSet, Disposition, Window, WindowConfig},
 };
 
 /// Bytes one read of the log asks for while reattaching.
@@ -61,14 +61,12 @@ pub(super) async fn open(
         }
         Some(state) => {
             let (mut window, delayed) = restore(partition, config, &state, &log, sub).await?;
-            reattach(&mut window, &log, sub, filter.as_ref(), &mut events).await?;
+            let filter = filter.as_ref();
+            reattach(&mut window, &delayed, &log, sub, filter, &mut events).await?;
             (window, delayed)
         }
     };
-    events.push(SubEvent::Checkpoint(Checkpoint {
-        delayed: delayed.entries(),
-        ..window.checkpoint()
-    }));
+    events.push(SubEvent::Checkpoint(checkpoint_of(&window, &delayed)));
     // The start, or the state recovery settled on, is durable before the
     // first delivery.
     record(&journal, sub.id, &events, Ack::Durable).await?;
@@ -76,7 +74,8 @@ pub(super) async fn open(
         sub_id: sub.id,
         window,
         delayed,
-        gated_until: None,
+        gate: None,
+        held_by_delayed: false,
         log,
         journal,
         filter,
@@ -171,15 +170,7 @@ fn replay(
             first,
             last,
             attempts,
-        } if first == last && delayed.contains(first) => {
-            delayed.apply_attempt(first, attempts);
-            Ok(())
-        }
-        SubEvent::Attempt {
-            first,
-            last,
-            attempts,
-        } => apply_attempts(window, first, last, attempts),
+        } => apply_attempts(window, delayed, first, last, attempts),
         SubEvent::Defer {
             offset,
             visible_at_ms,
@@ -192,10 +183,12 @@ fn replay(
     }
 }
 
-/// Replays an attempt range; one wider than the window is not one this
-/// server wrote.
+/// Replays an attempt range, each offset to the delayed set when it holds
+/// it (a pull's ranges may run from a delayed message into the window's);
+/// one wider than the window is not one this server wrote.
 fn apply_attempts(
     window: &mut Window,
+    delayed: &mut DelayedSet,
     first: u64,
     last: u64,
     attempts: u32,
@@ -208,7 +201,13 @@ fn apply_attempts(
             window_max,
         });
     }
-    (first..=last).try_for_each(|offset| window.apply_attempt(offset, attempts))
+    (first..=last).try_for_each(|offset| {
+        if delayed.contains(offset) {
+            delayed.apply_attempt(offset, attempts);
+            return Ok(());
+        }
+        window.apply_attempt(offset, attempts)
+    })
 }
 
 /// Reads the log from the window's floor to its cursor and gives each
@@ -216,6 +215,7 @@ fn apply_attempts(
 /// handled. Their handled ranges go to `events`.
 async fn reattach(
     window: &mut Window,
+    delayed: &DelayedSet,
     log: &Log,
     sub: &SubscriptionMeta,
     filter: Option<&tidegate_proto::filter::Filter>,
@@ -257,6 +257,13 @@ async fn reattach(
                 }
                 if offset > next {
                     handle_missing(window, next, offset - 1, events);
+                }
+                if delayed.contains(offset) {
+                    // The delayed set has it (the window restarted at an
+                    // older floor): the window is done with it.
+                    let _ = window.apply_ack_range(offset, offset);
+                    next = offset + 1;
+                    continue;
                 }
                 // It was admitted to be delivered: a delay that seems to
                 // lie ahead now (the clock went back) does not take it out.

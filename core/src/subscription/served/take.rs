@@ -4,19 +4,19 @@
 use std::time::Duration;
 
 use futures::future::select;
-use tidegate_proto::batch::BatchIter;
+use tidegate_proto::batch::{BatchIter, RecordView};
 use tidegate_queue::{cursors::SubEvent, Ack, LogError};
 
 use super::{
     checkpoint_if_due, dead_letter, push_handled, record,
     record::{deliver_after, meta_of, OwnedRecord},
-    Counter, Counters, Shared, READ_AHEAD_BYTES_MAX,
+    Counter, Counters, Gate, PartitionSub, Shared,
 };
 use crate::{
     catalog::SubscriptionMeta,
     router::{now_ms, Router},
     shard::Failure,
-    subscription::{AckId, AfterLease, Disposition, Window},
+    subscription::{AckId, AfterLease, Disposition, Meta, Window},
 };
 
 /// Bytes one read-ahead asks of the log.
@@ -97,14 +97,11 @@ pub(crate) async fn wait(
             }
             // With a delivery delay, the message at the cursor may be
             // there and not due: then the wait is for its time.
-            let gate = p.gated_until.filter(|&at| at > now);
-            let due_in = match gate {
+            let due_in = match p.gate_due(now) {
                 Some(at) => Some(due_in.map_or(at - now, |d| d.min(at - now))),
                 None => due_in,
             };
-            let can_read = !p.window.is_full()
-                && p.read_ahead.bytes() < READ_AHEAD_BYTES_MAX
-                && gate.is_none();
+            let can_read = p.can_read(now);
             if can_read && p.log.offsets().latest > p.window.cursor() {
                 return Ok(());
             }
@@ -150,8 +147,7 @@ async fn read_ahead(
     for _ in 0..READS_PER_TAKE {
         let (log, cursor) = {
             let p = w.borrow();
-            let room = !p.window.is_full() && p.read_ahead.bytes() < READ_AHEAD_BYTES_MAX;
-            if !room || p.window.ready() >= READY_AHEAD {
+            if !p.can_read(now_ms()) || p.window.ready() >= READY_AHEAD {
                 return Ok(());
             }
             (p.log.clone(), p.window.cursor())
@@ -176,7 +172,7 @@ async fn read_ahead(
             let p = &mut *p;
             let mut events = Vec::new();
             let mut admitted_records = Vec::new();
-            p.gated_until = None;
+            p.held_by_delayed = false;
             // Read back from the log, whose records were validated before
             // they were stored: the CRC check is what is left to do.
             'batches: for batch in BatchIter::stored(&chunk) {
@@ -190,8 +186,23 @@ async fn read_ahead(
                     if r.offset() < p.window.cursor() {
                         continue;
                     }
-                    if let Some(due) = delivery_due(sub, r.timestamp_ms()).filter(|&d| d > now) {
-                        p.gated_until = Some(due);
+                    if let Some(gate) = gate(p, sub, &r, now) {
+                        p.gate = Some(gate);
+                        break 'batches;
+                    }
+                    if p.delayed.contains(r.offset()) {
+                        // Held by the delayed set already (a window that
+                        // restarted at an older floor): the window is done
+                        // with it, and nothing is journaled for it.
+                        if let Ok(admitted) = p.window.admit(
+                            r.offset(),
+                            Meta::deliver().with_disposition(Disposition::Deferred),
+                        ) {
+                            if let Some((first, last)) = admitted.handled.filter(|&(f, l)| f < l) {
+                                push_handled(&mut events, first, last - 1);
+                            }
+                            continue;
+                        }
                         break 'batches;
                     }
                     let meta = meta_of(&r, p.filter.as_ref(), sub, now);
@@ -199,6 +210,7 @@ async fn read_ahead(
                     // A full delayed set holds the window at the next
                     // delayed message, as a full window does.
                     if deferred && p.delayed.is_full() {
+                        p.held_by_delayed = true;
                         break 'batches;
                     }
                     let Ok(admitted) = p.window.admit(r.offset(), meta) else {
@@ -243,7 +255,8 @@ async fn read_ahead(
                 let pushed = p.read_ahead.push(owned);
                 debug_assert!(pushed, "read-ahead offsets grow");
             }
-            (p.journal.clone(), p.sub_id, events, p.gated_until.is_some())
+            let stopped = p.gate_due(now).is_some() || p.held_by_delayed;
+            (p.journal.clone(), p.sub_id, events, stopped)
         };
         // Filtered and expired offsets are journaled without waiting: were
         // they lost, replay would read and judge them again.
@@ -255,11 +268,27 @@ async fn read_ahead(
     Ok(())
 }
 
-/// When a message published at `timestamp_ms` is due for a subscription
-/// with a delivery delay; `None` without one.
-fn delivery_due(sub: &SubscriptionMeta, timestamp_ms: i64) -> Option<i64> {
-    (sub.delivery_delay_ms > 0)
-        .then(|| timestamp_ms.saturating_add(i64::from(sub.delivery_delay_ms)))
+/// The gate a subscription's delivery delay puts before `record`, read at
+/// `now`, if it is not due yet: due the delay after the earlier of its
+/// timestamp and the first time the reader came to it.
+fn gate(
+    p: &PartitionSub,
+    sub: &SubscriptionMeta,
+    record: &RecordView<'_>,
+    now: i64,
+) -> Option<Gate> {
+    if sub.delivery_delay_ms == 0 {
+        return None;
+    }
+    let offset = record.offset();
+    let due_ms = match p.gate {
+        Some(g) if g.offset == offset => g.due_ms,
+        _ => record
+            .timestamp_ms()
+            .min(now)
+            .saturating_add(i64::from(sub.delivery_delay_ms)),
+    };
+    (due_ms > now).then_some(Gate { offset, due_ms })
 }
 
 /// The log dropped offsets at the window's cursor (retention): whatever
