@@ -449,8 +449,9 @@ const GOLDEN_HEX_V1: &[&str] = &[
     "28feffff01000000",
 ];
 
-#[test]
-fn the_catalog_encoding_is_stable() {
+/// The golden files' catalog: topic "a" with settings, as version 1 has
+/// it; version 2 adds a dead-letter topic and a subscription.
+fn golden_catalog(with_subscription: bool) -> Catalog {
     let mut c = Catalog::default();
     let settings = TopicSettings {
         retention_ms: Some(60_000),
@@ -458,19 +459,34 @@ fn the_catalog_encoding_is_stable() {
         segment_bytes: Some(1 << 20),
     };
     c.create_topic("a", 2, settings, 1).unwrap();
-    c.create_topic("dlq", 1, TopicSettings::default(), 1)
-        .unwrap();
-    // A subscription too: its layout is part of the format.
-    let sub = tidegate_proto::protocol::SubscriptionConfig {
-        filter: "k = \"v\"",
-        max_deliveries: 2,
-        dead_letter_topic: "dlq",
-        dead_letter_expired: true,
-        delivery_delay_ms: 7,
-        ordering: true,
-        ..tidegate_proto::protocol::SubscriptionConfig::new("s", "a")
-    };
-    c.create_subscription(&sub, 1).unwrap();
+    if with_subscription {
+        c.create_topic("dlq", 1, TopicSettings::default(), 1)
+            .unwrap();
+        // Its layout is part of the format.
+        let sub = tidegate_proto::protocol::SubscriptionConfig {
+            filter: "k = \"v\"",
+            max_deliveries: 2,
+            dead_letter_topic: "dlq",
+            dead_letter_expired: true,
+            delivery_delay_ms: 7,
+            ordering: true,
+            ..tidegate_proto::protocol::SubscriptionConfig::new("s", "a")
+        };
+        c.create_subscription(&sub, 1).unwrap();
+    }
+    c
+}
+
+fn unhex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_catalog_encoding_is_stable() {
+    let c = golden_catalog(true);
     let hex: String = c
         .to_bytes()
         .unwrap()
@@ -478,26 +494,12 @@ fn the_catalog_encoding_is_stable() {
         .map(|b| format!("{b:02x}"))
         .collect();
     assert_eq!(hex, GOLDEN_HEX.concat());
-    let golden: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&GOLDEN_HEX.concat()[i..i + 2], 16).unwrap())
-        .collect();
+    let golden = unhex(&GOLDEN_HEX.concat());
     assert_eq!(Catalog::from_bytes(&golden).unwrap(), c);
 }
 
 #[test]
 fn a_version_1_catalog_file_still_loads() {
-    let mut c = Catalog::default();
-    let settings = TopicSettings {
-        retention_ms: Some(60_000),
-        retention_bytes: None,
-        segment_bytes: Some(1 << 20),
-    };
-    c.create_topic("a", 2, settings, 1).unwrap();
-    let hex = GOLDEN_HEX_V1.concat();
-    let v1: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect();
-    assert_eq!(Catalog::from_bytes(&v1).unwrap(), c);
+    let v1 = unhex(&GOLDEN_HEX_V1.concat());
+    assert_eq!(Catalog::from_bytes(&v1).unwrap(), golden_catalog(false));
 }
