@@ -15,7 +15,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::json;
 use support::*;
 use tidegate_proto::protocol::{
-    AckLevel, ErrorCode, FetchRequest, ProduceRequest, ProduceTarget, Request, Response,
+    AckLevel, AckRequest, CommitOffsetsRequest, ErrorCode, FetchRequest, GroupHeartbeatRequest,
+    OffsetCommit, ProduceRequest, ProduceTarget, PullRequest, Request, Response,
+    SubscriptionConfig,
 };
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -367,6 +369,154 @@ fn acls_deny_with_typed_errors_keep_the_connection_and_follow_a_reload() -> Resu
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    Ok(())
+}
+
+#[test]
+fn subscriptions_and_groups_are_authorized_by_their_topics() -> Result {
+    let dir = tempfile::tempdir()?;
+    let config = format!(
+        r#"
+        [auth]
+        mode = "token"
+        [[auth.tokens]]
+        principal = "worker"
+        hash = "{worker}"
+        [[auth.tokens]]
+        principal = "lead"
+        hash = "{lead}"
+        [[auth.tokens]]
+        principal = "operator"
+        hash = "{operator}"
+        [[auth.acl]]
+        principals = ["worker"]
+        topics = ["orders.*"]
+        operations = ["consume"]
+        [[auth.acl]]
+        principals = ["lead"]
+        topics = ["orders.*"]
+        operations = ["admin", "consume"]
+        [[auth.acl]]
+        principals = ["operator"]
+        topics = ["*"]
+        operations = ["all"]
+        "#,
+        worker = tidegate_auth::hash_token("worker-secret"),
+        lead = tidegate_auth::hash_token("lead-secret"),
+        operator = tidegate_auth::hash_token("operator-secret"),
+    );
+    let config = write(dir.path(), "tidegate.toml", &config)?;
+    let server = start_config(&dir.path().join("data"), "0-1", &config);
+    let sub = |name: &'static str, topic: &'static str, dlq: &'static str| {
+        Request::CreateSubscription(SubscriptionConfig {
+            max_deliveries: if dlq.is_empty() { 0 } else { 3 },
+            dead_letter_topic: dlq,
+            ..SubscriptionConfig::new(name, topic)
+        })
+    };
+    let pull = |name: &'static str| {
+        Request::Pull(PullRequest {
+            subscription: name,
+            max_messages: 1,
+            max_bytes: 1 << 20,
+            max_wait_ms: 0,
+        })
+    };
+    let heartbeat = |topic: &'static str| {
+        Request::GroupHeartbeat(GroupHeartbeatRequest {
+            group: "g",
+            topic,
+            member_id: "",
+            owned: vec![],
+            session_timeout_ms: 10_000,
+            leave: false,
+        })
+    };
+    let commit = |topic: &'static str| {
+        Request::CommitOffsets(CommitOffsetsRequest {
+            group: "g2",
+            member_id: "",
+            topic,
+            offsets: vec![OffsetCommit {
+                partition: 0,
+                offset: 0,
+                metadata: b"",
+            }],
+        })
+    };
+    runtime().block_on(async {
+        let operator = connect(&server).await;
+        assert_eq!(authenticate(&operator, "operator-secret").await.0, OK);
+        for topic in ["orders.eu", "orders.dlq", "payments"] {
+            assert_eq!(create(&operator, topic).await.0, OK);
+        }
+        assert_eq!(
+            code_of(&operator.call(&sub("pay", "payments", "")).await).0,
+            OK
+        );
+        let lead = connect(&server).await;
+        assert_eq!(authenticate(&lead, "lead-secret").await.0, OK);
+        // An admin of the topic makes its subscriptions, but may only send
+        // dead letters where it may produce: the server writes them.
+        let to_payments = code_of(&lead.call(&sub("eu", "orders.eu", "payments")).await);
+        assert_eq!(
+            to_payments,
+            (ErrorCode::NotAuthorized, "produce on topic payments".into())
+        );
+        let to_own = code_of(&lead.call(&sub("eu", "orders.eu", "orders.dlq")).await);
+        assert_eq!(
+            to_own,
+            (
+                ErrorCode::NotAuthorized,
+                "produce on topic orders.dlq".into()
+            )
+        );
+        assert_eq!(code_of(&lead.call(&sub("eu", "orders.eu", "")).await).0, OK);
+
+        let worker = connect(&server).await;
+        assert_eq!(authenticate(&worker, "worker-secret").await.0, OK);
+        let ack = Request::Ack(AckRequest {
+            subscription: "pay",
+            ack_ids: vec![[1; 16]],
+        });
+        let denied = [
+            (sub("w", "orders.eu", ""), "admin on topic orders.eu"),
+            (pull("pay"), "consume on topic payments"),
+            (ack, "consume on topic payments"),
+            (
+                Request::DeleteSubscription { name: "eu" },
+                "admin on topic orders.eu",
+            ),
+            (
+                Request::DescribeSubscription { name: "pay" },
+                "consume on topic payments",
+            ),
+            (heartbeat("payments"), "consume on topic payments"),
+            (commit("payments"), "consume on topic payments"),
+        ];
+        for (request, want) in denied {
+            let got = code_of(&worker.call(&request).await);
+            assert_eq!(
+                got,
+                (ErrorCode::NotAuthorized, want.to_owned()),
+                "{request:?}"
+            );
+        }
+        // What its topics allow goes through on the same connection, and
+        // it lists only the subscriptions of topics it sees.
+        assert_eq!(code_of(&worker.call(&pull("eu")).await).0, OK);
+        assert_eq!(code_of(&worker.call(&heartbeat("orders.eu")).await).0, OK);
+        assert_eq!(code_of(&worker.call(&commit("orders.eu")).await).0, OK);
+        match decode(&worker.call(&Request::ListSubscriptions { topic: "" }).await) {
+            Response::ListSubscriptions(subs) => {
+                let names: Vec<&str> = subs.iter().map(|s| s.name).collect();
+                assert_eq!(names, ["eu"]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    server.stop();
     Ok(())
 }
 

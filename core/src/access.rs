@@ -275,6 +275,17 @@ impl Access {
                 return Err(self.denied(peer, &principal, operation.name(), &denied.topic));
             }
         }
+        // The server writes a subscription's dead letters on its behalf:
+        // whoever makes one must be allowed to produce to where they go.
+        if let Request::CreateSubscription(c) = request {
+            if !c.dead_letter_topic.is_empty() {
+                let dlq = c.dead_letter_topic;
+                if let Err(denied) = policy.authorize(&principal, Operation::Produce, dlq) {
+                    let name = Operation::Produce.name();
+                    return Err(self.denied(peer, &principal, name, &denied.topic));
+                }
+            }
+        }
         Ok(Allowed {
             principal: Some(principal),
             policy,
