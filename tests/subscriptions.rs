@@ -732,6 +732,48 @@ fn expired_messages_go_to_the_dead_letter_topic_when_the_subscription_asks() {
 }
 
 #[test]
+fn redeliveries_count_their_size_against_a_pulls_max_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), "0");
+    runtime().block_on(async {
+        let client = connect(&server).await;
+        client.create_topic("big", 1).await;
+        let config = SubscriptionConfig {
+            backoff_min_ms: 0,
+            backoff_max_ms: 0,
+            ..SubscriptionConfig::new("s", "big")
+        };
+        create(&client, config).await.unwrap();
+        let value = |i: usize| format!("{i}{}", "x".repeat(100_000));
+        let messages: Vec<Outgoing<'_>> = (0..5).map(|i| (0, None, value(i), vec![])).collect();
+        produce(&client, "big", &messages).await;
+        let first = pull_n(&client, "s", 5, 2_000).await;
+        assert_eq!(first.len(), 5);
+        let nacked = ack(&client, "s", &first, Some(0)).await;
+        assert!(nacked.iter().all(|c| c.is_ok()), "{nacked:?}");
+        // Read from the log again, they still count: 100 kB then 200 kB
+        // passes 150 kB.
+        let request = Request::Pull(PullRequest {
+            subscription: "s",
+            max_messages: 100,
+            max_bytes: 150_000,
+            max_wait_ms: 2_000,
+        });
+        let again = match decode(&client.call(&request).await) {
+            Response::Pull(messages) => messages.len(),
+            other => panic!("pull answered {other:?}"),
+        };
+        assert_eq!(again, 2);
+        assert_eq!(
+            pull_n(&client, "s", 3, 1_000).await.len(),
+            3,
+            "the rest next time"
+        );
+    });
+    server.stop();
+}
+
+#[test]
 fn subscriptions_are_listed_described_refused_when_bad_and_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let server: Server = start(dir.path(), "0,1");

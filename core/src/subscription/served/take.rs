@@ -16,7 +16,7 @@ use crate::{
     catalog::SubscriptionMeta,
     router::{now_ms, Router},
     shard::Failure,
-    subscription::{AckId, AfterLease, Disposition, Meta, Window},
+    subscription::{AckId, AfterLease, Delivery, Disposition, Meta, Window},
 };
 
 /// Bytes one read-ahead asks of the log.
@@ -28,9 +28,6 @@ const READS_PER_TAKE: usize = 4;
 const READY_AHEAD: usize = 4096;
 /// Bytes one redelivery reads to find its message.
 const REREAD_BYTES: usize = 64 << 10;
-/// What a due delayed message counts against a pull's `max_bytes` before
-/// it is read.
-const DELAYED_NOMINAL_BYTES: usize = 1 << 10;
 
 /// A leased message.
 #[derive(Debug, Clone)]
@@ -314,7 +311,10 @@ async fn skip_to_earliest(w: &Shared, earliest: u64) -> Result<(), Failure> {
 }
 
 /// Leases deliverable messages, with their records from the read-ahead or,
-/// for redeliveries, from the log.
+/// for redeliveries and due delayed messages, read from the log again,
+/// until `max_messages` or `max_bytes` (at least one message) is reached:
+/// a message is leased only once the ones before it are read, so their
+/// real size counts.
 async fn deliver(
     w: &Shared,
     sub: &SubscriptionMeta,
@@ -325,54 +325,43 @@ async fn deliver(
     let dead_letter_expired = sub.dead_letter_expired;
     let now = now_ms();
     let mut pulled = Vec::new();
-    let mut misses = Vec::new();
     let mut bytes = 0;
-    let (journal, id, attempts) = {
-        let mut p = w.borrow_mut();
-        let mut attempts = Vec::new();
-        // Delayed messages that came due first: they are read from the log
-        // again, so they count a nominal size against `max_bytes`.
-        while misses.len() < max_messages && bytes < max_bytes {
-            let Some(d) = p.delayed.next(now) else { break };
-            attempts.push(SubEvent::Attempt {
-                first: d.offset,
-                last: d.offset,
-                attempts: d.attempt,
-            });
-            bytes += DELAYED_NOMINAL_BYTES;
-            misses.push(d);
-        }
-        while pulled.len() + misses.len() < max_messages && bytes < max_bytes {
-            let Some(d) = p.window.next(now) else { break };
-            push_attempt(&mut attempts, d.offset, d.attempt);
-            match p.read_ahead.take(d.offset) {
-                Some(record) => {
-                    bytes += record.len();
-                    pulled.push(Pulled {
-                        ack_id: d.ack_id,
-                        attempt: d.attempt,
-                        record,
-                    });
-                }
-                None => misses.push(d),
-            }
-        }
-        (p.journal.clone(), p.sub_id, attempts)
+    let mut attempts = Vec::new();
+    let mut rereader = Rereader::default();
+    let (journal, id) = {
+        let p = w.borrow();
+        (p.journal.clone(), p.sub_id)
     };
-    // Attempts are not waited for (SEMANTICS.md §5: a crash may lose the
-    // last group commit's attempts, never an ack).
-    record(&journal, id, &attempts, Ack::None).await?;
-    for d in misses {
+    while pulled.len() < max_messages && bytes < max_bytes {
+        let miss = {
+            let mut p = w.borrow_mut();
+            lease_until_miss(
+                &mut p,
+                &mut pulled,
+                &mut bytes,
+                &mut attempts,
+                now,
+                max_messages,
+                max_bytes,
+            )
+        };
+        let Some(d) = miss else { break };
         let log = w.borrow().log.clone();
-        match find(&log, d.offset).await? {
-            Some(record) => pulled.push(Pulled {
-                ack_id: d.ack_id,
-                attempt: d.attempt,
-                record,
-            }),
+        match rereader.find(&log, d.offset).await? {
+            Some(record) => {
+                bytes += record.len();
+                pulled.push(Pulled {
+                    ack_id: d.ack_id,
+                    attempt: d.attempt,
+                    record,
+                });
+            }
             None => handle_now(w, d.ack_id, now).await?,
         }
     }
+    // Attempts are not waited for (SEMANTICS.md §5: a crash may lose the
+    // last group commit's attempts, never an ack).
+    record(&journal, id, &attempts, Ack::None).await?;
     // A message whose expiry passed while it waited is not delivered: it
     // is handled, or dead-lettered if the subscription asks for that.
     let mut delivered = Vec::with_capacity(pulled.len());
@@ -392,6 +381,79 @@ async fn deliver(
     counters.count(&Counter::Delivered, delivered.len() as u64 - redelivered);
     counters.count(&Counter::Redelivered, redelivered);
     Ok(delivered)
+}
+
+/// Leases deliverable messages while their records are in the read-ahead
+/// (due delayed messages first); returns the first one that must be read
+/// from the log, leased, for the caller to read.
+fn lease_until_miss(
+    p: &mut PartitionSub,
+    pulled: &mut Vec<Pulled>,
+    bytes: &mut usize,
+    attempts: &mut Vec<SubEvent>,
+    now: i64,
+    max_messages: usize,
+    max_bytes: usize,
+) -> Option<Delivery> {
+    if let Some(d) = p.delayed.next(now) {
+        // Its own event: a range must not run from a delayed offset into
+        // the window's.
+        attempts.push(SubEvent::Attempt {
+            first: d.offset,
+            last: d.offset,
+            attempts: d.attempt,
+        });
+        return Some(d);
+    }
+    while pulled.len() < max_messages && *bytes < max_bytes {
+        let d = p.window.next(now)?;
+        push_attempt(attempts, d.offset, d.attempt);
+        let Some(record) = p.read_ahead.take(d.offset) else {
+            return Some(d);
+        };
+        *bytes += record.len();
+        pulled.push(Pulled {
+            ack_id: d.ack_id,
+            attempt: d.attempt,
+            record,
+        });
+    }
+    None
+}
+
+/// Reads messages from the log again, keeping the last read: redeliveries
+/// of neighbouring offsets (a nacked pull) come from one read.
+#[derive(Default)]
+struct Rereader {
+    /// The last read, and the offsets `[first, next)` it holds.
+    chunk: bytes::Bytes,
+    first: u64,
+    next: u64,
+}
+
+impl Rereader {
+    /// The record at `offset`; `None` when the log no longer has it.
+    async fn find(
+        &mut self,
+        log: &tidegate_queue::Log,
+        offset: u64,
+    ) -> Result<Option<OwnedRecord>, Failure> {
+        if !(self.first..self.next).contains(&offset) {
+            let read = match log.read(offset, REREAD_BYTES).await {
+                Ok(read) => read,
+                Err(LogError::OffsetOutOfRange { .. }) => return Ok(None),
+                Err(e) => return Err(Failure::from(&e)),
+            };
+            self.chunk = bytes::Bytes::copy_from_slice(read.as_bytes());
+            (self.first, self.next) = (read.first_offset, read.next_offset);
+        }
+        for batch in BatchIter::stored(&self.chunk).flatten() {
+            if let Some(r) = batch.records().find(|r| r.offset() == offset) {
+                return Ok(Some(OwnedRecord::of(&r, &self.chunk)));
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// Appends a delivery to `events`, merged into the last attempt range
@@ -433,15 +495,5 @@ pub(super) async fn find(
     log: &tidegate_queue::Log,
     offset: u64,
 ) -> Result<Option<OwnedRecord>, Failure> {
-    let read = match log.read(offset, REREAD_BYTES).await {
-        Ok(read) => read,
-        Err(LogError::OffsetOutOfRange { .. }) => return Ok(None),
-        Err(e) => return Err(Failure::from(&e)),
-    };
-    for batch in BatchIter::stored(read.as_bytes()).flatten() {
-        if let Some(r) = batch.records().find(|r| r.offset() == offset) {
-            return Ok(Some(OwnedRecord::of(&r, &bytes::Bytes::new())));
-        }
-    }
-    Ok(None)
+    Rereader::default().find(log, offset).await
 }
