@@ -97,6 +97,34 @@ fn topics_produce_consume_and_errors() {
         text.contains("EARLIEST") && text.contains("DURABLE"),
         "{text}"
     );
+    // A topic's own settings reach the server: good ones are taken, and
+    // the server names the one it refuses.
+    let settings = [
+        "--retention",
+        "7d",
+        "--retention-bytes",
+        "1GiB",
+        "--segment-bytes",
+        "8MiB",
+        "--message-ttl",
+        "1h",
+    ];
+    let mut create = vec!["topic", "create", "tuned", "-p", "1"];
+    create.extend_from_slice(&settings);
+    ok(&run(&server, &create, b""));
+    for (flag, value, named) in [
+        ("--segment-bytes", "1KiB", "segment_bytes"),
+        ("--message-ttl", "0s", "message_ttl_ms"),
+    ] {
+        let refused = run(
+            &server,
+            &["topic", "create", "bad", "-p", "1", flag, value],
+            b"",
+        );
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(named), "{stderr}");
+    }
 
     // produce 1,000 lines without keys: spread over both partitions
     let lines: Vec<String> = (0..1000).map(|i| format!("line {i}")).collect();

@@ -774,6 +774,69 @@ fn redeliveries_count_their_size_against_a_pulls_max_bytes() {
 }
 
 #[test]
+fn a_topic_message_ttl_expires_old_messages_for_every_subscription() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), "0,1");
+    runtime().block_on(async {
+        let client = connect(&server).await;
+        let created = client.create_topic_with_ttl("jobs", 2, Some(60_000)).await;
+        assert!(
+            matches!(decode(&created), Response::CreateTopic),
+            "{:?}",
+            decode(&created)
+        );
+        client.create_topic("jobs.dlq", 1).await;
+        for (name, dead_letter_expired) in [("keeps", true), ("drops", false)] {
+            let config = SubscriptionConfig {
+                max_deliveries: 5,
+                dead_letter_topic: "jobs.dlq",
+                dead_letter_expired,
+                start: StartPosition::Earliest,
+                ..SubscriptionConfig::new(name, "jobs")
+            };
+            create(&client, config).await.unwrap();
+        }
+        // Published long ago (the helper's fixed 2023 timestamp): past the
+        // topic's one minute.
+        produce(
+            &client,
+            "jobs",
+            &[
+                (0, None, "stale".into(), vec![]),
+                (1, None, "stale".into(), vec![]),
+            ],
+        )
+        .await;
+        let now = unix_ms();
+        produce_at(&client, "jobs", now, &[(0, None, "fresh".into(), vec![])]).await;
+        for name in ["keeps", "drops"] {
+            let got = pull_n(&client, name, 1, 1_000).await;
+            assert_eq!(values(&got), ["fresh"], "{name}");
+            assert!(ack(&client, name, &got, None).await[0].is_ok());
+            assert!(pull(&client, name, 10, 300).await.is_empty(), "{name}");
+        }
+        let admin = admin_addr(&server);
+        metrics_until(admin, "both stale ones dead-lettered", |page| {
+            sum(
+                page,
+                "tidegate_subscription_messages_total{",
+                "outcome=\"dead_lettered\"",
+            ) == 2
+        });
+        let dlq = read_with_headers(&client, "jobs.dlq").await;
+        assert_eq!(dlq.len(), 2, "{dlq:?}");
+        assert!(dlq.iter().all(|(v, _)| v == "stale"), "{dlq:?}");
+        // A TTL of zero is refused.
+        let zero = client.create_topic_with_ttl("never", 1, Some(0)).await;
+        match decode(&zero) {
+            Response::Error(e) => assert!(e.message.contains("message_ttl_ms"), "{}", e.message),
+            other => panic!("a zero TTL was taken: {other:?}"),
+        }
+    });
+    server.stop();
+}
+
+#[test]
 fn subscriptions_are_listed_described_refused_when_bad_and_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let server: Server = start(dir.path(), "0,1");

@@ -1,5 +1,7 @@
 //! Admin calls: create, delete, list and describe topics.
 
+use std::time::Duration;
+
 use tidegate_proto::protocol::{CreateTopicRequest, Request, Response};
 
 pub use tidegate_proto::protocol::PartitionInfo;
@@ -27,6 +29,23 @@ pub struct TopicDescription {
     pub partitions: Vec<PartitionInfo>,
 }
 
+/// A topic's own settings for
+/// [`create_topic_with`](Client::create_topic_with); `None` takes the
+/// server's (`storage.*` in docs/CONFIG.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct TopicSettings {
+    /// Keep messages at least this long (whole segments are deleted once
+    /// their newest message is older).
+    pub retention: Option<Duration>,
+    /// Keep at most about this many bytes per partition.
+    pub retention_bytes: Option<u64>,
+    /// Roll segment files at this size (1 MiB to 4 GiB).
+    pub segment_bytes: Option<u64>,
+    /// Subscriptions do not deliver a message older than this (by its
+    /// timestamp): it expires, as with a `tg-expires-at` header.
+    pub message_ttl: Option<Duration>,
+}
+
 impl Client {
     /// Creates a topic with `partitions` partitions and the server's default
     /// retention and segment settings.
@@ -47,12 +66,49 @@ impl Client {
     /// # }
     /// ```
     pub async fn create_topic(&self, name: &str, partitions: u32) -> Result<()> {
+        self.create_topic_with(name, partitions, &TopicSettings::default())
+            .await
+    }
+
+    /// Creates a topic with its own settings; those left `None` take the
+    /// server's.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn run(client: tidegate_client::Client) -> Result<(), tidegate_client::Error> {
+    /// use std::time::Duration;
+    /// use tidegate_client::TopicSettings;
+    ///
+    /// let settings = TopicSettings {
+    ///     retention: Some(Duration::from_secs(7 * 24 * 3600)),
+    ///     message_ttl: Some(Duration::from_secs(3600)),
+    ///     ..TopicSettings::default()
+    /// };
+    /// client.create_topic_with("jobs", 4, &settings).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Server`] with [`ErrorCode::InvalidRequest`] for a setting
+    /// the server refuses (a zero, a segment size out of range), and the
+    /// errors of [`create_topic`](Client::create_topic).
+    pub async fn create_topic_with(
+        &self,
+        name: &str,
+        partitions: u32,
+        settings: &TopicSettings,
+    ) -> Result<()> {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let request = Request::CreateTopic(CreateTopicRequest {
             name,
             partitions,
-            retention_ms: None,
-            retention_bytes: None,
-            segment_bytes: None,
+            retention_ms: settings.retention.map(ms),
+            retention_bytes: settings.retention_bytes,
+            segment_bytes: settings.segment_bytes,
+            message_ttl_ms: settings.message_ttl.map(ms),
         });
         let frame = self.call(&request).await?;
         match decode_response(&frame)? {

@@ -99,7 +99,7 @@ mod subscriber;
 mod subscription;
 mod tls;
 
-pub use admin::{PartitionInfo, TopicDescription, TopicInfo};
+pub use admin::{PartitionInfo, TopicDescription, TopicInfo, TopicSettings};
 pub use auth::Credentials;
 pub use client::{Client, CONNECT_TIMEOUT, MAX_RESPONSE_BYTES, SOCKET_BUFFER_BYTES};
 pub use consumer::{ConsumedMessage, Consumer, ConsumerConfig, Start, PREFETCH_MAX};

@@ -5,6 +5,9 @@ use std::io::Write;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+use tidegate_client::TopicSettings;
+use tidegate_core::config::{Duration as HumanDuration, Size};
+
 use super::{block_on, topic_error, ConnectArgs, Format};
 
 #[derive(Args, Debug)]
@@ -17,10 +20,13 @@ pub(crate) struct TopicArgs {
 
 #[derive(Subcommand, Debug)]
 enum TopicCommand {
-    /// Create a topic.
+    /// Create a topic. Settings not given take the server's (storage.* in
+    /// docs/CONFIG.md).
     ///
     /// Examples:
     ///   tidegate topic create orders --partitions 8
+    ///   tidegate topic create orders --partitions 8 --retention 7d --retention-bytes 50GiB
+    ///   tidegate topic create jobs --partitions 4 --message-ttl 1h
     ///   tidegate topic create orders --partitions 8 --server 10.0.0.7:7441 --ca ca.pem
     #[command(verbatim_doc_comment)]
     Create {
@@ -29,6 +35,20 @@ enum TopicCommand {
         /// How many partitions it has.
         #[arg(long, short, value_name = "N")]
         partitions: u32,
+        /// Keep messages at least this long (whole segments go once their
+        /// newest message is older).
+        #[arg(long, value_name = "DURATION")]
+        retention: Option<HumanDuration>,
+        /// Keep at most about this much per partition.
+        #[arg(long, value_name = "SIZE")]
+        retention_bytes: Option<Size>,
+        /// Roll segment files at this size (1MiB to 4GiB).
+        #[arg(long, value_name = "SIZE")]
+        segment_bytes: Option<Size>,
+        /// Subscriptions do not deliver a message older than this (by its
+        /// timestamp), as if its tg-expires-at had passed.
+        #[arg(long, value_name = "DURATION")]
+        message_ttl: Option<HumanDuration>,
     },
     /// Delete a topic and all its data.
     ///
@@ -78,9 +98,22 @@ pub(crate) fn run(args: TopicArgs) -> anyhow::Result<()> {
 async fn command(client: &tidegate_client::Client, command: TopicCommand) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match command {
-        TopicCommand::Create { name, partitions } => {
+        TopicCommand::Create {
+            name,
+            partitions,
+            retention,
+            retention_bytes,
+            segment_bytes,
+            message_ttl,
+        } => {
+            let settings = TopicSettings {
+                retention: retention.map(HumanDuration::get),
+                retention_bytes: retention_bytes.map(Size::bytes),
+                segment_bytes: segment_bytes.map(Size::bytes),
+                message_ttl: message_ttl.map(HumanDuration::get),
+            };
             client
-                .create_topic(&name, partitions)
+                .create_topic_with(&name, partitions, &settings)
                 .await
                 .map_err(|e| topic_error("create topic", &name, e))?;
             eprintln!("created topic '{name}' with {partitions} partitions");

@@ -314,12 +314,22 @@ impl Client {
     }
 
     pub async fn create_topic(&self, name: &str, partitions: u32) -> Vec<u8> {
+        self.create_topic_with_ttl(name, partitions, None).await
+    }
+
+    pub async fn create_topic_with_ttl(
+        &self,
+        name: &str,
+        partitions: u32,
+        message_ttl_ms: Option<u64>,
+    ) -> Vec<u8> {
         self.call(&Request::CreateTopic(CreateTopicRequest {
             name,
             partitions,
             retention_ms: None,
             retention_bytes: None,
             segment_bytes: None,
+            message_ttl_ms,
         }))
         .await
     }

@@ -29,7 +29,34 @@ const MAGIC_V1: [u8; 8] = *b"TGCATLG1";
 struct CatalogV1 {
     version: u64,
     next_id: u64,
-    topics: BTreeMap<String, TopicMeta>,
+    topics: BTreeMap<String, TopicMetaV1>,
+}
+
+/// A topic as format version 1 stored it: no message TTL.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+struct TopicMetaV1 {
+    id: u64,
+    name: String,
+    partitions: u32,
+    retention_ms: Option<u64>,
+    retention_bytes: Option<u64>,
+    segment_bytes: Option<u64>,
+    created_ms: i64,
+}
+
+impl From<TopicMetaV1> for TopicMeta {
+    fn from(t: TopicMetaV1) -> TopicMeta {
+        TopicMeta {
+            id: t.id,
+            name: t.name,
+            partitions: t.partitions,
+            retention_ms: t.retention_ms,
+            retention_bytes: t.retention_bytes,
+            segment_bytes: t.segment_bytes,
+            message_ttl_ms: None,
+            created_ms: t.created_ms,
+        }
+    }
 }
 
 impl Catalog {
@@ -69,7 +96,7 @@ impl Catalog {
             Catalog {
                 version: old.version,
                 next_id: old.next_id,
-                topics: old.topics,
+                topics: old.topics.into_iter().map(|(n, t)| (n, t.into())).collect(),
                 subscriptions: BTreeMap::new(),
             }
         } else {
@@ -91,10 +118,22 @@ mod tests {
         current
             .create_topic("orders", 3, TopicSettings::default(), 5)
             .unwrap_or_else(|e| panic!("{e}"));
+        let topics = current.topics.values().map(|t| {
+            let old = TopicMetaV1 {
+                id: t.id,
+                name: t.name.clone(),
+                partitions: t.partitions,
+                retention_ms: t.retention_ms,
+                retention_bytes: t.retention_bytes,
+                segment_bytes: t.segment_bytes,
+                created_ms: t.created_ms,
+            };
+            (t.name.clone(), old)
+        });
         let old = CatalogV1 {
             version: current.version,
             next_id: current.next_id,
-            topics: current.topics.clone(),
+            topics: topics.collect(),
         };
         let archive = rkyv::to_bytes::<rancor::Error>(&old).unwrap_or_else(|e| panic!("{e}"));
         let mut bytes = MAGIC_V1.to_vec();

@@ -62,6 +62,9 @@ pub struct TopicMeta {
     pub retention_bytes: Option<u64>,
     /// Segment size; `None` takes the server's.
     pub segment_bytes: Option<u64>,
+    /// Subscriptions do not deliver a message older than this (by its
+    /// timestamp); `None` for no limit.
+    pub message_ttl_ms: Option<u64>,
     /// When the topic was created, Unix milliseconds.
     pub created_ms: i64,
 }
@@ -76,6 +79,8 @@ pub struct TopicSettings {
     /// Segment size, bytes; at least [`TOPIC_SEGMENT_BYTES_MIN`] and at most
     /// `u32::MAX`.
     pub segment_bytes: Option<u64>,
+    /// Default message TTL, milliseconds, above 0.
+    pub message_ttl_ms: Option<u64>,
 }
 
 /// Every topic, by name, with the counters that make changes traceable.
@@ -159,6 +164,7 @@ impl Catalog {
             retention_ms: settings.retention_ms,
             retention_bytes: settings.retention_bytes,
             segment_bytes: settings.segment_bytes,
+            message_ttl_ms: settings.message_ttl_ms,
             created_ms: now_ms,
         };
         self.next_id = next_id;
@@ -264,6 +270,9 @@ fn validate_settings(settings: &TopicSettings) -> Result<(), CatalogError> {
     }
     if settings.retention_bytes == Some(0) {
         return invalid("retention_bytes", "must be above 0".into());
+    }
+    if settings.message_ttl_ms == Some(0) {
+        return invalid("message_ttl_ms", "must be above 0".into());
     }
     Ok(())
 }

@@ -94,6 +94,7 @@ async fn serve(
                     retention_ms: c.retention_ms,
                     retention_bytes: c.retention_bytes,
                     segment_bytes: c.segment_bytes,
+                    message_ttl_ms: c.message_ttl_ms,
                 },
             };
             expect_done(router.call(CATALOG_SHARD, op).await)?;

@@ -79,6 +79,10 @@ pub struct CreateTopicRequest<'a> {
     pub retention_bytes: Option<u64>,
     /// Roll segment files at this size.
     pub segment_bytes: Option<u64>,
+    /// Subscriptions do not deliver a message older than this, by its
+    /// timestamp. Optional at the end of the body: a request without it
+    /// (from an older client) has none.
+    pub message_ttl_ms: Option<u64>,
 }
 
 /// Produce: one or more batches appended, in order, to one partition.
@@ -435,6 +439,7 @@ impl<'a> CreateTopicRequest<'a> {
         put_opt_u64(out, self.retention_ms);
         put_opt_u64(out, self.retention_bytes);
         put_opt_u64(out, self.segment_bytes);
+        put_opt_u64(out, self.message_ttl_ms);
     }
 
     fn read(r: &mut Reader<'a>) -> Result<Self, ProtocolError> {
@@ -447,6 +452,10 @@ impl<'a> CreateTopicRequest<'a> {
             retention_ms: r.opt_u64("retention_ms")?,
             retention_bytes: r.opt_u64("retention_bytes")?,
             segment_bytes: r.opt_u64("segment_bytes")?,
+            message_ttl_ms: match r.remaining() {
+                0 => None,
+                _ => r.opt_u64("message_ttl_ms")?,
+            },
         })
     }
 

@@ -52,6 +52,8 @@ pub(crate) struct PartitionSub {
     log: Rc<Log>,
     journal: Rc<CursorJournal>,
     filter: Option<tidegate_proto::filter::Filter>,
+    /// The topic's message TTL.
+    ttl_ms: Option<u64>,
     /// Admitted messages not delivered yet (bounded by
     /// `READ_AHEAD_BYTES_MAX`); a redelivery reads the log again.
     read_ahead: read_ahead::ReadAhead,

@@ -62,7 +62,8 @@ pub(super) async fn open(
         Some(state) => {
             let (mut window, delayed) = restore(partition, config, &state, &log, sub).await?;
             let filter = filter.as_ref();
-            reattach(&mut window, &delayed, &log, sub, filter, &mut events).await?;
+            let ttl = topic.message_ttl_ms;
+            reattach(&mut window, &delayed, &log, sub, (filter, ttl), &mut events).await?;
             (window, delayed)
         }
     };
@@ -74,6 +75,7 @@ pub(super) async fn open(
         sub_id: sub.id,
         window,
         delayed,
+        ttl_ms: topic.message_ttl_ms,
         gate: None,
         held_by_delayed: false,
         log,
@@ -218,7 +220,7 @@ async fn reattach(
     delayed: &DelayedSet,
     log: &Log,
     sub: &SubscriptionMeta,
-    filter: Option<&tidegate_proto::filter::Filter>,
+    (filter, ttl_ms): (Option<&tidegate_proto::filter::Filter>, Option<u64>),
     events: &mut Vec<SubEvent>,
 ) -> Result<(), Failure> {
     let now = now_ms();
@@ -267,7 +269,7 @@ async fn reattach(
                 }
                 // It was admitted to be delivered: a delay that seems to
                 // lie ahead now (the clock went back) does not take it out.
-                let meta = match meta_of(&record, filter, sub, now) {
+                let meta = match meta_of(&record, filter, sub, ttl_ms, now) {
                     m if m.disposition == Disposition::Deferred => {
                         m.with_disposition(Disposition::Deliver)
                     }

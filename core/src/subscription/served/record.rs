@@ -74,9 +74,11 @@ impl OwnedRecord {
         )
     }
 
-    /// True when the message's `tg-expires-at` has passed.
-    pub(crate) fn expired(&self, now_ms: i64) -> bool {
-        expires_at(self.header(HEADER_EXPIRES_AT)).is_some_and(|at| at <= now_ms)
+    /// True when the message's `tg-expires-at`, or its timestamp plus the
+    /// topic's `ttl_ms`, has passed.
+    pub(crate) fn expired(&self, now_ms: i64, ttl_ms: Option<u64>) -> bool {
+        let header = self.header(HEADER_EXPIRES_AT);
+        expiry(header, self.timestamp_ms, ttl_ms).is_some_and(|at| at <= now_ms)
     }
 }
 
@@ -104,8 +106,12 @@ fn decimal(value: Option<&[u8]>) -> Option<i64> {
     std::str::from_utf8(value?).ok()?.trim().parse().ok()
 }
 
-fn expires_at(value: Option<&[u8]>) -> Option<i64> {
-    decimal(value)
+/// When a message expires: the earlier of its `tg-expires-at` header and
+/// its timestamp plus the topic's TTL.
+fn expiry(header: Option<&[u8]>, timestamp_ms: i64, ttl_ms: Option<u64>) -> Option<i64> {
+    let by_ttl =
+        ttl_ms.map(|ttl| timestamp_ms.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)));
+    decimal(header).into_iter().chain(by_ttl).min()
 }
 
 /// When `record` becomes deliverable, if that is after `now_ms` (at most
@@ -115,8 +121,9 @@ pub(crate) fn deliver_after(record: &RecordView<'_>, now_ms: i64) -> Option<i64>
     (at > now_ms).then(|| at.min(now_ms.saturating_add(DELAY_MAX_MS)))
 }
 
-/// How subscription `sub` with `filter` treats `record` when it reads it
-/// at `now_ms`: filtered out, expired, deferred, or to be delivered with
+/// How subscription `sub` with `filter`, of a topic whose messages live
+/// `ttl_ms`, treats `record` when it reads it at `now_ms`: filtered out,
+/// expired, deferred, or to be delivered with
 /// its key hash (for ordering) and priority. A subscription that
 /// dead-letters expired messages takes an expired one in to be delivered:
 /// the delivery finds it expired and dead-letters it.
@@ -124,6 +131,7 @@ pub(crate) fn meta_of(
     record: &RecordView<'_>,
     filter: Option<&Filter>,
     sub: &SubscriptionMeta,
+    ttl_ms: Option<u64>,
     now_ms: i64,
 ) -> Meta {
     let name = sub.name.as_str();
@@ -140,7 +148,12 @@ pub(crate) fn meta_of(
     let disposition = if redriven_for_another || filtered {
         Disposition::Filtered
     } else if !sub.dead_letter_expired
-        && expires_at(header_of(record.headers(), HEADER_EXPIRES_AT)).is_some_and(|at| at <= now_ms)
+        && expiry(
+            header_of(record.headers(), HEADER_EXPIRES_AT),
+            record.timestamp_ms(),
+            ttl_ms,
+        )
+        .is_some_and(|at| at <= now_ms)
     {
         Disposition::Expired
     } else if deliver_after(record, now_ms).is_some() {
@@ -191,7 +204,7 @@ mod tests {
         let sub = SubscriptionMeta::new(&config, 1, 0);
         let meta = |headers: &[(&str, &[u8])]| {
             with_record(headers, Some(b"k"), |r| {
-                meta_of(r, Some(&filter), &sub, 1_000)
+                meta_of(r, Some(&filter), &sub, None, 1_000)
             })
         };
         let eu: (&str, &[u8]) = ("region", b"eu");
@@ -217,7 +230,7 @@ mod tests {
             ..sub.clone()
         };
         let expired = with_record(&[eu, ("tg-expires-at", b"999")], None, |r| {
-            meta_of(r, Some(&filter), &dead_letters, 1_000)
+            meta_of(r, Some(&filter), &dead_letters, None, 1_000)
         });
         assert_eq!(
             expired.disposition,
@@ -249,7 +262,10 @@ mod tests {
         let owned = with_record(&[eu, ("tg-expires-at", b"10")], None, |r| {
             OwnedRecord::of(r, &Bytes::new())
         });
-        assert!(owned.expired(10) && !owned.expired(9));
+        assert!(owned.expired(10, None) && !owned.expired(9, None));
+        // The topic's TTL counts from the timestamp (5): the earlier wins.
+        assert!(owned.expired(8, Some(3)) && !owned.expired(7, Some(3)));
+        assert!(owned.expired(10, Some(100)) && !owned.expired(9, Some(100)));
         assert_eq!(
             owned.len(),
             1 + "region".len() + 2 + "tg-expires-at".len() + 2

@@ -202,7 +202,7 @@ async fn read_ahead(
                         }
                         break 'batches;
                     }
-                    let meta = meta_of(&r, p.filter.as_ref(), sub, now);
+                    let meta = meta_of(&r, p.filter.as_ref(), sub, p.ttl_ms, now);
                     let deferred = meta.disposition == Disposition::Deferred;
                     // A full delayed set holds the window at the next
                     // delayed message, as a full window does.
@@ -323,6 +323,7 @@ async fn deliver(
     counters: &Counters,
 ) -> Result<Vec<Pulled>, Failure> {
     let dead_letter_expired = sub.dead_letter_expired;
+    let ttl_ms = w.borrow().ttl_ms;
     let now = now_ms();
     let mut pulled = Vec::new();
     let mut bytes = 0;
@@ -366,7 +367,7 @@ async fn deliver(
     // is handled, or dead-lettered if the subscription asks for that.
     let mut delivered = Vec::with_capacity(pulled.len());
     for p in pulled {
-        if !p.record.expired(now) {
+        if !p.record.expired(now, ttl_ms) {
             delivered.push(p);
             continue;
         }

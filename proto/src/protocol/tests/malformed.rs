@@ -35,6 +35,20 @@ fn truncated_requests_fail_at_every_length() {
         for cut in 0..body.len() {
             let short = with_body(&wire, body.get(..cut).unwrap_or_default());
             let err = decode_request(&short);
+            // CreateTopic's TTL is optional at the end of the body: cut
+            // before it, the body is an older client's whole request.
+            if let (Request::CreateTopic(c), Ok(Request::CreateTopic(old))) = (&request, &err) {
+                let ttl_len = if c.message_ttl_ms.is_some() { 9 } else { 1 };
+                assert_eq!(cut, body.len() - ttl_len, "{request:?} cut at {cut}");
+                assert_eq!(
+                    *old,
+                    CreateTopicRequest {
+                        message_ttl_ms: None,
+                        ..*c
+                    }
+                );
+                continue;
+            }
             assert!(
                 matches!(err, Err(ProtocolError::Truncated { .. })),
                 "{request:?} cut at {cut}: {err:?}"
@@ -236,6 +250,7 @@ fn bad_topic_names_are_rejected_by_validate_and_decode() {
             retention_ms: None,
             retention_bytes: None,
             segment_bytes: None,
+            message_ttl_ms: None,
         });
         let err = request.validate();
         assert!(
@@ -275,6 +290,7 @@ fn numbers_out_of_range_are_invalid_requests() {
             retention_ms: None,
             retention_bytes: None,
             segment_bytes: None,
+            message_ttl_ms: None,
         })
     };
     let fetch = |partition, max_bytes, max_wait_ms| {
@@ -380,6 +396,7 @@ fn unknown_tags_are_rejected() {
         retention_ms: None,
         retention_bytes: None,
         segment_bytes: None,
+        message_ttl_ms: None,
     }));
     // Body: name (2 + 1) | partitions (4) | retention_ms presence ...
     assert_eq!(
@@ -665,4 +682,29 @@ fn subscription_configs_that_break_a_rule_are_refused() {
         ..with_dlq
     };
     assert_eq!(Request::CreateSubscription(good).validate(), Ok(()));
+}
+
+#[test]
+fn a_create_topic_from_an_older_client_has_no_message_ttl() {
+    let request = Request::CreateTopic(CreateTopicRequest {
+        name: "t",
+        partitions: 2,
+        retention_ms: Some(5),
+        retention_bytes: None,
+        segment_bytes: None,
+        message_ttl_ms: None,
+    });
+    let wire = encode_request(&request);
+    // The older body ends before the TTL's presence byte: drop it and fix
+    // the frame's length.
+    let mut old = wire[..wire.len() - 1].to_vec();
+    let (header, _) = must(split_frame(&wire));
+    let body_len = header.body_len - 1;
+    old[4..8].copy_from_slice(&body_len.to_le_bytes());
+    assert_eq!(decode_request(&old), Ok(request));
+    // A presence byte that is neither 0 nor 1 is still refused.
+    let mut bad = wire.clone();
+    let last = bad.len() - 1;
+    bad[last] = 7;
+    assert!(decode_request(&bad).is_err());
 }

@@ -78,6 +78,7 @@ fn all_requests(batch: &[u8]) -> Vec<Request<'_>> {
             retention_ms: Some(86_400_000),
             retention_bytes: None,
             segment_bytes: Some(1 << 30),
+            message_ttl_ms: Some(60_000),
         }),
         Request::DeleteTopic { name: "old.topic" },
         Request::ListTopics,

@@ -45,15 +45,17 @@ fn create() -> impl Strategy<Value = Request<'static>> {
         any::<Option<u64>>(),
         any::<Option<u64>>(),
         any::<Option<u64>>(),
+        any::<Option<u64>>(),
     )
         .prop_map(
-            |(name, partitions, retention_ms, retention_bytes, segment_bytes)| {
+            |(name, partitions, retention_ms, retention_bytes, segment_bytes, message_ttl_ms)| {
                 Request::CreateTopic(CreateTopicRequest {
                     name,
                     partitions,
                     retention_ms,
                     retention_bytes,
                     segment_bytes,
+                    message_ttl_ms,
                 })
             },
         )
@@ -285,6 +287,7 @@ proptest! {
                 retention_ms: None,
                 retention_bytes: Some(1),
                 segment_bytes: None,
+                message_ttl_ms: None,
             }),
             Request::Produce(ProduceRequest {
                 topic: name,
