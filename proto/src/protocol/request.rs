@@ -80,8 +80,8 @@ pub struct CreateTopicRequest<'a> {
     /// Roll segment files at this size.
     pub segment_bytes: Option<u64>,
     /// Subscriptions do not deliver a message older than this, by its
-    /// timestamp. Optional at the end of the body: a request without it
-    /// (from an older client) has none.
+    /// timestamp. At the end of the body, present only when set: a request
+    /// without it (from an older client too) has none.
     pub message_ttl_ms: Option<u64>,
 }
 
@@ -439,7 +439,11 @@ impl<'a> CreateTopicRequest<'a> {
         put_opt_u64(out, self.retention_ms);
         put_opt_u64(out, self.retention_bytes);
         put_opt_u64(out, self.segment_bytes);
-        put_opt_u64(out, self.message_ttl_ms);
+        // Present only when set, so a body without it (an older client's)
+        // is the same request, and each request has one encoding.
+        if let Some(ttl) = self.message_ttl_ms {
+            put_u64(out, ttl);
+        }
     }
 
     fn read(r: &mut Reader<'a>) -> Result<Self, ProtocolError> {
@@ -454,7 +458,7 @@ impl<'a> CreateTopicRequest<'a> {
             segment_bytes: r.opt_u64("segment_bytes")?,
             message_ttl_ms: match r.remaining() {
                 0 => None,
-                _ => r.opt_u64("message_ttl_ms")?,
+                _ => Some(r.u64("message_ttl_ms")?),
             },
         })
     }

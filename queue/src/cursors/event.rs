@@ -15,9 +15,8 @@
 //!           offset of the inclusive range was delivered that often
 //!       5 = checkpoint: 8 floor, 8 cursor, 4 n, n x (8 first, 8 last)
 //!           handled ranges, 4 m, m x (8 offset, 4 attempts), then
-//!           optionally 4 k, k x (8 offset, 8 visible at, Unix ms (i64),
-//!           4 attempts) delayed messages (absent before delayed
-//!           delivery: none)
+//!           when the delayed set is not empty 4 k (at least 1), k x
+//!           (8 offset, 8 visible at, Unix ms (i64), 4 attempts)
 //!       6 = delete: nothing more (the subscription is gone)
 //!       7 = defer: 8 offset, 8 visible at, Unix ms (i64), 4 attempts:
 //!           the offset waits in the delayed set until then
@@ -265,9 +264,13 @@ fn encode_sub(event: &SubEvent) -> Vec<u8> {
                 value.extend_from_slice(&offset.to_le_bytes());
                 value.extend_from_slice(&attempts.to_le_bytes());
             }
-            // Bounded by `delayed_max`, far below u32::MAX.
-            let k = u32::try_from(c.delayed.len()).unwrap_or(u32::MAX);
-            value.extend_from_slice(&k.to_le_bytes());
+            // Written only when there is one, so a checkpoint has one
+            // encoding whether or not it comes from before delayed
+            // delivery. Bounded by `delayed_max`, far below u32::MAX.
+            if !c.delayed.is_empty() {
+                let k = u32::try_from(c.delayed.len()).unwrap_or(u32::MAX);
+                value.extend_from_slice(&k.to_le_bytes());
+            }
             for (offset, visible_at_ms, attempts) in &c.delayed {
                 value.extend_from_slice(&offset.to_le_bytes());
                 value.extend_from_slice(&visible_at_ms.to_le_bytes());
@@ -415,6 +418,12 @@ fn decode_delayed(f: &mut Fields<'_>) -> Result<Vec<(u64, i64, u32)>, EventError
         return Ok(Vec::new());
     }
     let k = f.count(20)?;
+    if k == 0 {
+        // An empty set is written as nothing at all.
+        return Err(EventError::BadSubscription(
+            "an empty delayed set written out",
+        ));
+    }
     let mut delayed = Vec::with_capacity(k);
     let mut next = 0;
     for _ in 0..k {
@@ -519,7 +528,17 @@ mod tests {
             id: 4,
             event: SubEvent::Checkpoint(without),
         };
-        assert_eq!(decoded, Ok(expected));
+        assert_eq!(decoded, Ok(expected.clone()));
+        // One encoding: an empty set is written as the old layout, and an
+        // empty set written out is refused.
+        let (_, again) = expected.encode();
+        assert_eq!(again, old);
+        let mut explicit = old.to_vec();
+        explicit.extend_from_slice(&0u32.to_le_bytes());
+        assert!(matches!(
+            Event::decode(&sub_key(4), &explicit),
+            Err(EventError::BadSubscription(_))
+        ));
         // A count with fewer entries than it says is cut short.
         let short = &value[..value.len() - 1];
         assert_eq!(

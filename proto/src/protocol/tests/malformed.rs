@@ -38,8 +38,7 @@ fn truncated_requests_fail_at_every_length() {
             // CreateTopic's TTL is optional at the end of the body: cut
             // before it, the body is an older client's whole request.
             if let (Request::CreateTopic(c), Ok(Request::CreateTopic(old))) = (&request, &err) {
-                let ttl_len = if c.message_ttl_ms.is_some() { 9 } else { 1 };
-                assert_eq!(cut, body.len() - ttl_len, "{request:?} cut at {cut}");
+                assert_eq!(cut, body.len() - 8, "{request:?} cut at {cut}");
                 assert_eq!(
                     *old,
                     CreateTopicRequest {
@@ -686,25 +685,32 @@ fn subscription_configs_that_break_a_rule_are_refused() {
 
 #[test]
 fn a_create_topic_from_an_older_client_has_no_message_ttl() {
-    let request = Request::CreateTopic(CreateTopicRequest {
+    let with_ttl = CreateTopicRequest {
         name: "t",
         partitions: 2,
         retention_ms: Some(5),
         retention_bytes: None,
         segment_bytes: None,
+        message_ttl_ms: Some(60_000),
+    };
+    let wire = encode_request(&Request::CreateTopic(with_ttl));
+    let body = body_of(&wire);
+    // The older body ends where the TTL would start.
+    let old = with_body(&wire, &body[..body.len() - 8]);
+    let without = CreateTopicRequest {
         message_ttl_ms: None,
-    });
-    let wire = encode_request(&request);
-    // The older body ends before the TTL's presence byte: drop it and fix
-    // the frame's length.
-    let mut old = wire[..wire.len() - 1].to_vec();
-    let (header, _) = must(split_frame(&wire));
-    let body_len = header.body_len - 1;
-    old[4..8].copy_from_slice(&body_len.to_le_bytes());
-    assert_eq!(decode_request(&old), Ok(request));
-    // A presence byte that is neither 0 nor 1 is still refused.
-    let mut bad = wire.clone();
-    let last = bad.len() - 1;
-    bad[last] = 7;
-    assert!(decode_request(&bad).is_err());
+        ..with_ttl
+    };
+    assert_eq!(decode_request(&old), Ok(Request::CreateTopic(without)));
+    assert_eq!(
+        old,
+        encode_request(&Request::CreateTopic(without)),
+        "one encoding"
+    );
+    // A TTL cut short is a truncated request.
+    let short = with_body(&wire, &body[..body.len() - 3]);
+    assert!(matches!(
+        decode_request(&short),
+        Err(ProtocolError::Truncated { .. })
+    ));
 }
