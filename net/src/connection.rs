@@ -340,6 +340,7 @@ impl ConnState {
         budget.take(bytes, &self.peer);
         rx.reserved = Some(bytes);
         rx.admitted_at = Some(Instant::now());
+        rx.buf.reserve_exact(bytes.saturating_sub(rx.buf.len()));
         self.read(id, budget, requests);
         true
     }
@@ -388,6 +389,10 @@ impl ConnState {
                         }
                         rx.reserved = Some(need);
                         rx.admitted_at = Some(Instant::now());
+                        // The budget holds `need` bytes for it already: take
+                        // them at once rather than grow (and copy) the
+                        // buffer chunk by chunk.
+                        rx.buf.reserve_exact(need.saturating_sub(rx.buf.len()));
                     }
                 }
                 Ok(None) => {
