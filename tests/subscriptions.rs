@@ -8,7 +8,9 @@ mod support;
 
 use std::{collections::BTreeMap, path::Path};
 
-use support::{admin_addr, connect, decode, metrics_until, runtime, start, Client, Server};
+use support::{
+    admin_addr, connect, decode, metrics_until, runtime, start, start_env, Client, Server,
+};
 use tidegate_proto::{
     batch::{BatchBuilder, BatchIter, Record},
     protocol::{
@@ -832,6 +834,48 @@ fn a_topic_message_ttl_expires_old_messages_for_every_subscription() {
             Response::Error(e) => assert!(e.message.contains("message_ttl_ms"), "{}", e.message),
             other => panic!("a zero TTL was taken: {other:?}"),
         }
+    });
+    server.stop();
+}
+
+#[test]
+fn the_configured_window_bounds_hold_a_partition_behind_an_unacked_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("TIDEGATE_SUBSCRIPTIONS__WINDOW_MAX", "4"),
+        ("TIDEGATE_SUBSCRIPTIONS__OUTSTANDING_MAX", "4"),
+    ];
+    let server = start_env(dir.path(), "0", &env);
+    runtime().block_on(async {
+        let client = connect(&server).await;
+        client.create_topic("t", 1).await;
+        let config = SubscriptionConfig {
+            start: StartPosition::Earliest,
+            ..SubscriptionConfig::new("s", "t")
+        };
+        create(&client, config).await.unwrap();
+        let messages: Vec<Outgoing<'_>> = (0..10)
+            .map(|i| (0, None, format!("m{i}"), vec![]))
+            .collect();
+        produce(&client, "t", &messages).await;
+        let first = pull(&client, "s", 100, 1_000).await;
+        assert_eq!(values(&first), ["m0", "m1", "m2", "m3"], "outstanding_max");
+        // m0 stays leased: the window [0, 4) is full, nothing more enters.
+        assert!(ack(&client, "s", &first[1..], None)
+            .await
+            .iter()
+            .all(|c| c.is_ok()));
+        assert!(pull(&client, "s", 100, 500).await.is_empty(), "window_max");
+        metrics_until(admin_addr(&server), "the window full", |page| {
+            sum(
+                page,
+                "tidegate_subscription_window_full{",
+                "subscription=\"s\"",
+            ) == 1
+        });
+        assert!(ack(&client, "s", &first[..1], None).await[0].is_ok());
+        let next = pull(&client, "s", 100, 1_000).await;
+        assert_eq!(values(&next), ["m4", "m5", "m6", "m7"]);
     });
     server.stop();
 }

@@ -184,6 +184,21 @@ fn a_full_file_sets_every_key() {
 }
 
 #[test]
+fn subscription_bounds_come_from_the_file_into_every_window() {
+    let c =
+        load_text("[subscriptions]\nwindow_max = 1024\noutstanding_max = 10\ndelayed_max = 50\n")
+            .unwrap();
+    let w = c.window_defaults();
+    assert_eq!(
+        (w.window_max, w.outstanding_max, w.delayed_max),
+        (1024, 10, 50)
+    );
+    w.validate().unwrap();
+    let d = ServeConfig::default().window_defaults();
+    assert_eq!(d, tidegate_core::subscription::WindowConfig::default());
+}
+
+#[test]
 fn the_file_beats_the_default() {
     let c = load_text("[storage]\nsegment_bytes = \"512MiB\"\n").unwrap();
     assert_eq!(c.storage.segment_bytes, Size::mib(512));
@@ -423,6 +438,21 @@ fn cross_field_checks_name_the_key_to_change() {
             "[shard]\nio_memory = \"4KiB\"\n",
             "shard.io_memory",
             "minimum",
+        ),
+        (
+            "[subscriptions]\nwindow_max = 100000\n",
+            "subscriptions.window_max",
+            "1..=65536",
+        ),
+        (
+            "[subscriptions]\nwindow_max = 100\noutstanding_max = 200\n",
+            "subscriptions.outstanding_max",
+            "window_max",
+        ),
+        (
+            "[subscriptions]\ndelayed_max = 0\n",
+            "subscriptions.delayed_max",
+            "1..=100000",
         ),
         ("cores = \"4 cores\"\n", "cores", "CPU list"),
         ("log_format = \"xml\"\n", "log_format", "unknown variant"),

@@ -60,6 +60,9 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("producers.max_per_partition", KeyKind::Integer),
     ("producers.expiry", KeyKind::Text),
     ("producers.reorder_wait", KeyKind::Text),
+    ("subscriptions.window_max", KeyKind::Integer),
+    ("subscriptions.outstanding_max", KeyKind::Integer),
+    ("subscriptions.delayed_max", KeyKind::Integer),
     ("auth.mode", KeyKind::Text),
     ("auth.allow_anonymous_remote", KeyKind::Bool),
     ("auth.client_ca", KeyKind::Text),
@@ -82,6 +85,7 @@ const SECTIONS: &[&str] = &[
     "limits",
     "flow",
     "producers",
+    "subscriptions",
     "auth",
 ];
 

@@ -80,6 +80,9 @@ pub struct ServeConfig {
     pub flow: FlowConfig,
     /// Idempotent producers (`docs/SEMANTICS.md` §2).
     pub producers: ProducersConfig,
+    /// The bounds of each subscription's state per partition
+    /// (`docs/SEMANTICS.md` §5).
+    pub subscriptions: SubscriptionsConfig,
     /// Authentication and access rules (`docs/SECURITY.md`).
     pub auth: AuthConfig,
 }
@@ -99,6 +102,7 @@ impl Default for ServeConfig {
             limits: LimitsConfig::default(),
             flow: FlowConfig::default(),
             producers: ProducersConfig::default(),
+            subscriptions: SubscriptionsConfig::default(),
             auth: AuthConfig::default(),
         }
     }
@@ -122,6 +126,19 @@ impl ServeConfig {
             producer_expiry_ms: self.producers.expiry.as_millis_u64(),
             reorder_wait: self.producers.reorder_wait.get(),
             ..LogConfig::default()
+        }
+    }
+
+    /// The bounds of every subscription window; a subscription's own
+    /// settings fill in the rest.
+    pub fn window_defaults(&self) -> crate::subscription::WindowConfig {
+        let s = &self.subscriptions;
+        let usize_of = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+        crate::subscription::WindowConfig {
+            window_max: u64::from(s.window_max),
+            outstanding_max: usize_of(s.outstanding_max),
+            delayed_max: usize_of(s.delayed_max),
+            ..crate::subscription::WindowConfig::default()
         }
     }
 
@@ -436,6 +453,34 @@ impl Default for ProducersConfig {
             max_per_partition: 10_000,
             expiry: Duration::secs(24 * 3600),
             reorder_wait: Duration::secs(1),
+        }
+    }
+}
+
+/// `[subscriptions]`: how much state one subscription keeps per partition
+/// (`docs/SEMANTICS.md` §5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SubscriptionsConfig {
+    /// Widest span of offsets between a window's floor and its cursor;
+    /// an unacked message this far behind stops the partition's reading.
+    /// Default 65536.
+    pub window_max: u32,
+    /// Messages leased at once (and as many again from the delayed set).
+    /// Default 10000.
+    pub outstanding_max: u32,
+    /// Messages read before their `tg-deliver-after` and not acked yet.
+    /// Default 100000.
+    pub delayed_max: u32,
+}
+
+impl Default for SubscriptionsConfig {
+    fn default() -> Self {
+        let d = crate::subscription::WindowConfig::default();
+        SubscriptionsConfig {
+            window_max: u32::try_from(d.window_max).unwrap_or(u32::MAX),
+            outstanding_max: u32::try_from(d.outstanding_max).unwrap_or(u32::MAX),
+            delayed_max: u32::try_from(d.delayed_max).unwrap_or(u32::MAX),
         }
     }
 }

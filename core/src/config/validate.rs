@@ -29,6 +29,7 @@ pub(crate) fn check(c: &ServeConfig) -> Result<(), Failure> {
     check_limits(c)?;
     check_flow(c)?;
     check_producers(c)?;
+    check_subscriptions(c)?;
     c.log_config()
         .validate()
         .map_err(|e| ("storage".to_owned(), e.to_string()))
@@ -228,6 +229,26 @@ fn check_producers(c: &ServeConfig) -> Result<(), Failure> {
     }
     if p.reorder_wait.get() > std::time::Duration::from_secs(60) {
         return fail("producers.reorder_wait", "must be at most 60s");
+    }
+    Ok(())
+}
+
+fn check_subscriptions(c: &ServeConfig) -> Result<(), Failure> {
+    let s = &c.subscriptions;
+    // A checkpoint of a full window and a full delayed set (at worst 16
+    // bytes per two offsets, 12 per lease, 20 per delayed message: about
+    // 3 MB at these maxima) must fit one journal record of 4 MiB.
+    if !(1..=65_536).contains(&s.window_max) {
+        return fail("subscriptions.window_max", "must be in 1..=65536");
+    }
+    if !(1..=s.window_max).contains(&s.outstanding_max) {
+        return fail(
+            "subscriptions.outstanding_max",
+            "must be in 1..=subscriptions.window_max: leases are of messages in the window",
+        );
+    }
+    if !(1..=100_000).contains(&s.delayed_max) {
+        return fail("subscriptions.delayed_max", "must be in 1..=100000");
     }
     Ok(())
 }

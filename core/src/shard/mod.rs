@@ -86,6 +86,8 @@ pub(crate) struct Shard {
     pub(crate) shards: NonZeroUsize,
     pub(crate) data_dir: PathBuf,
     pub(crate) log_config: LogConfig,
+    /// The bounds of subscription windows (`[subscriptions]`).
+    pub(crate) window_defaults: crate::subscription::WindowConfig,
     /// This shard's copy of the catalog (shard 0's is the source).
     pub(crate) catalog: RefCell<Rc<Catalog>>,
     /// Where shard 0 stores the catalog.
@@ -111,6 +113,7 @@ impl Shard {
         shards: NonZeroUsize,
         data_dir: PathBuf,
         log_config: LogConfig,
+        window_defaults: crate::subscription::WindowConfig,
         catalog: Rc<Catalog>,
     ) -> Shard {
         Shard {
@@ -121,6 +124,7 @@ impl Shard {
             groups: crate::groups::Groups::new(id, crate::router::now_ms()),
             data_dir,
             log_config,
+            window_defaults,
             catalog: RefCell::new(catalog),
             admin: futures::lock::Mutex::new(()),
             partitions: Partitions::default(),

@@ -22,8 +22,9 @@ use crate::{
 /// Bytes one read of the log asks for while reattaching.
 const REATTACH_READ_BYTES: usize = 1 << 20;
 
-/// The window settings of a subscription.
-pub(super) fn window_config(sub: &SubscriptionMeta) -> WindowConfig {
+/// The window settings of a subscription within the server's bounds
+/// (`[subscriptions]`).
+pub(super) fn window_config(sub: &SubscriptionMeta, bounds: &WindowConfig) -> WindowConfig {
     WindowConfig {
         ack_deadline_ms: sub.ack_deadline_ms,
         backoff_min_ms: sub.backoff_min_ms,
@@ -31,7 +32,7 @@ pub(super) fn window_config(sub: &SubscriptionMeta) -> WindowConfig {
         max_deliveries: (sub.max_deliveries > 0).then_some(sub.max_deliveries),
         ordering: sub.ordering,
         priority: sub.priority,
-        ..WindowConfig::default()
+        ..*bounds
     }
 }
 
@@ -49,7 +50,7 @@ pub(super) async fn open(
         .ok_or_else(|| Failure::new(ErrorCode::Internal, "cursor journal not created"))?;
     forget_orphans(shard, &journal).await;
     let filter = sub.compiled_filter().map_err(Failure::from)?;
-    let config = window_config(sub);
+    let config = window_config(sub, &shard.window_defaults);
     let invalid = |e: String| Failure::new(ErrorCode::Internal, e);
     let mut events = Vec::new();
     let (window, delayed) = match journal.subscription(sub.id) {
