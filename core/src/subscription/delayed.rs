@@ -22,7 +22,8 @@ use std::collections::{BTreeSet, HashMap};
 use thiserror::Error;
 
 use super::ack_id::AckId;
-use super::config::{WindowConfig, DEADLINE_MAX_MS};
+use super::config::WindowConfig;
+use super::lease;
 use super::window::{AckError, AfterLease, DeadlineChange, Delivery, LeaseEnded, NotDeadLetter};
 
 /// The set holds `delayed_max` messages; nothing changed.
@@ -149,7 +150,7 @@ impl DelayedSet {
             return None;
         }
         self.waiting.pop_first();
-        let deadline_ms = now_ms.saturating_add(i64::from(self.config.ack_deadline_ms));
+        let deadline_ms = self.config.lease_deadline_ms(now_ms);
         let item = self.items.get_mut(&offset)?;
         item.attempts = item.attempts.saturating_add(1);
         item.state = State::Leased { deadline_ms };
@@ -202,7 +203,7 @@ impl DelayedSet {
                 self.end_lease(offset, item, now_ms, false),
             ));
         }
-        let deadline_ms = now_ms.saturating_add(i64::from(extend_ms.min(DEADLINE_MAX_MS)));
+        let deadline_ms = lease::extended_deadline_ms(now_ms, extend_ms);
         self.unindex(offset, item);
         self.leases.insert((deadline_ms, offset));
         if let Some(item) = self.items.get_mut(&offset) {
@@ -308,37 +309,23 @@ impl DelayedSet {
     }
 
     fn live_lease(&self, ack_id: AckId, now_ms: i64) -> Result<(u64, Item), AckError> {
-        if ack_id.partition != self.partition {
-            return Err(AckError::WrongPartition {
-                expected: self.partition,
-                got: ack_id.partition,
-            });
-        }
+        lease::check_partition(ack_id, self.partition)?;
         let offset = ack_id.offset;
         let item = *self
             .items
             .get(&offset)
             .ok_or(AckError::Unknown { offset })?;
-        if ack_id.attempt == 0 || ack_id.attempt > item.attempts {
-            return Err(AckError::Unknown { offset });
-        }
-        match item.state {
-            State::Leased { deadline_ms }
-                if ack_id.attempt == item.attempts && now_ms < deadline_ms =>
-            {
-                Ok((offset, item))
-            }
-            _ => Err(AckError::LeaseExpired { offset }),
-        }
+        let leased_until = match item.state {
+            State::Leased { deadline_ms } => Some(deadline_ms),
+            _ => None,
+        };
+        lease::live_deadline(ack_id, item.attempts, leased_until, now_ms)?;
+        Ok((offset, item))
     }
 
     fn end_lease(&mut self, offset: u64, item: Item, now_ms: i64, dead: bool) -> LeaseEnded {
         self.unindex(offset, item);
-        let dead = dead
-            || self
-                .config
-                .max_deliveries
-                .is_some_and(|max| item.attempts >= max);
+        let dead = dead || self.config.dead_after(item.attempts);
         let (state, visible_at_ms, after) = if dead {
             (
                 State::DeadLetter,

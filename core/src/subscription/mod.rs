@@ -12,6 +12,7 @@
 mod ack_id;
 mod config;
 mod delayed;
+mod lease;
 pub(crate) mod served;
 mod window;
 

@@ -52,7 +52,8 @@ use thiserror::Error;
 
 use self::index::{shrink_sparse, Leases, ReadyQueue, Slot, Slots, KEY_SHRINK_ABOVE};
 use super::ack_id::AckId;
-use super::config::{ConfigError, WindowConfig, DEADLINE_MAX_MS};
+use super::config::{ConfigError, WindowConfig};
+use super::lease;
 
 /// Highest priority level; levels are `0..=PRIORITY_MAX`.
 pub const PRIORITY_MAX: u8 = 9;
@@ -443,7 +444,7 @@ impl Window {
         if extend_ms == 0 {
             return Ok(DeadlineChange::Ended(self.end_lease(lease, now_ms, false)));
         }
-        let deadline_ms = now_ms.saturating_add(i64::from(extend_ms.min(DEADLINE_MAX_MS)));
+        let deadline_ms = lease::extended_deadline_ms(now_ms, extend_ms);
         if deadline_ms != lease.deadline_ms {
             self.reschedule(lease.offset, deadline_ms);
         }
@@ -516,7 +517,7 @@ impl Window {
     }
 
     fn lease(&mut self, offset: u64, now_ms: i64) -> Option<Delivery> {
-        let deadline_ms = now_ms.saturating_add(i64::from(self.config.ack_deadline_ms));
+        let deadline_ms = self.config.lease_deadline_ms(now_ms);
         let slot = self.slots.get_mut(offset)?;
         slot.attempts = slot.attempts.saturating_add(1);
         slot.set_state(State::Leased { deadline_ms });
@@ -590,37 +591,23 @@ impl Window {
     /// The lease an ack id names, if it is live: the attempt is the latest
     /// and the deadline has not passed.
     fn live_lease(&self, ack_id: AckId, now_ms: i64) -> Result<Lease, AckError> {
-        if ack_id.partition != self.partition {
-            return Err(AckError::WrongPartition {
-                expected: self.partition,
-                got: ack_id.partition,
-            });
-        }
+        lease::check_partition(ack_id, self.partition)?;
         let offset = ack_id.offset;
         let slot = self.slots.get(offset).ok_or(AckError::Unknown { offset })?;
-        if ack_id.attempt == 0 || ack_id.attempt > slot.attempts {
-            return Err(AckError::Unknown { offset });
-        }
-        match slot.state() {
-            Some(State::Leased { deadline_ms })
-                if ack_id.attempt == slot.attempts && now_ms < deadline_ms =>
-            {
-                Ok(Lease {
-                    offset,
-                    deadline_ms,
-                    attempts: slot.attempts,
-                })
-            }
-            _ => Err(AckError::LeaseExpired { offset }),
-        }
+        let leased_until = match slot.state() {
+            Some(State::Leased { deadline_ms }) => Some(deadline_ms),
+            _ => None,
+        };
+        let deadline_ms = lease::live_deadline(ack_id, slot.attempts, leased_until, now_ms)?;
+        Ok(Lease {
+            offset,
+            deadline_ms,
+            attempts: slot.attempts,
+        })
     }
 
     fn end_lease(&mut self, lease: Lease, now_ms: i64, dead: bool) -> LeaseEnded {
-        let dead = dead
-            || self
-                .config
-                .max_deliveries
-                .is_some_and(|max| lease.attempts >= max);
+        let dead = dead || self.config.dead_after(lease.attempts);
         let (state, after) = if dead {
             (State::DeadLetter, AfterLease::DeadLetter)
         } else {

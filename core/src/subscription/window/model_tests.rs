@@ -10,6 +10,7 @@ use proptest::prelude::*;
 
 use super::recovery::Checkpoint;
 use super::*;
+use crate::subscription::DEADLINE_MAX_MS;
 
 const PARTITION: u32 = 1;
 

@@ -5,6 +5,7 @@
 use super::recovery::{Checkpoint, NotInWindow, ReplayError, RestoreError};
 use super::*;
 use crate::subscription::ack_id::{AckIdError, ACK_ID_LEN};
+use crate::subscription::DEADLINE_MAX_MS;
 
 const PARTITION: u32 = 3;
 
