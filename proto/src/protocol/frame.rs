@@ -67,11 +67,17 @@ pub enum Kind {
     Ack = 0x14,
     /// Extend, shorten or end (nack) leases.
     ModifyDeadline = 0x15,
+    /// Open a push stream of a subscription's leased messages: answered
+    /// with one frame per pushed batch, within the stream's credits,
+    /// until either side ends the stream.
+    StreamingPull = 0x16,
+    /// Grant a push stream of the same connection more credits.
+    PushCredit = 0x17,
 }
 
 impl Kind {
     /// Every kind, in wire order.
-    pub const ALL: [Kind; 21] = [
+    pub const ALL: [Kind; 23] = [
         Kind::CreateTopic,
         Kind::DeleteTopic,
         Kind::ListTopics,
@@ -93,6 +99,8 @@ impl Kind {
         Kind::Pull,
         Kind::Ack,
         Kind::ModifyDeadline,
+        Kind::StreamingPull,
+        Kind::PushCredit,
     ];
 
     /// The kind byte of this request.
@@ -129,6 +137,8 @@ impl Kind {
             0x13 => Some(Self::Pull),
             0x14 => Some(Self::Ack),
             0x15 => Some(Self::ModifyDeadline),
+            0x16 => Some(Self::StreamingPull),
+            0x17 => Some(Self::PushCredit),
             _ => None,
         }
     }

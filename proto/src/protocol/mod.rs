@@ -68,6 +68,7 @@ mod error_code;
 mod frame;
 mod group;
 mod limits;
+mod push;
 mod reader;
 mod request;
 mod response;
@@ -102,6 +103,9 @@ pub use request::{
 pub use response::{
     ErrorResponse, FetchResponse, PartitionInfo, ProduceResponse, Response, TopicDescription,
     TopicSummary,
+};
+pub use push::{
+    PushCreditRequest, StreamingPullRequest, MAX_PUSH_CREDIT_BYTES, MAX_PUSH_CREDIT_MESSAGES,
 };
 pub use subscription::{
     pulled_message_len, validate_subscription_name, AckRequest, PullRequest, PulledMessage,

@@ -6,6 +6,7 @@ use super::group::{
     MAX_GROUP_NAME_BYTES,
 };
 use super::limits::{check_partition, check_partition_count, check_range, validate_topic_name};
+use super::push::{PushCreditRequest, StreamingPullRequest};
 use super::subscription::{
     validate_subscription_name, AckRequest, PullRequest, SubscriptionConfig, MAX_ACK_DEADLINE_MS,
 };
@@ -231,6 +232,10 @@ pub enum Request<'a> {
         /// The new lease from now.
         deadline_ms: u32,
     },
+    /// Open a push stream of leased messages (answered frame by frame).
+    StreamingPull(StreamingPullRequest<'a>),
+    /// More credits for a push stream of this connection.
+    PushCredit(PushCreditRequest),
 }
 
 impl<'a> Request<'a> {
@@ -258,6 +263,8 @@ impl<'a> Request<'a> {
             Self::Pull(_) => Kind::Pull,
             Self::Ack(_) => Kind::Ack,
             Self::ModifyDeadline { .. } => Kind::ModifyDeadline,
+            Self::StreamingPull(_) => Kind::StreamingPull,
+            Self::PushCredit(_) => Kind::PushCredit,
         }
     }
 
@@ -303,6 +310,8 @@ impl<'a> Request<'a> {
                 ack.write(out);
                 put_u32(out, *deadline_ms);
             }
+            Self::StreamingPull(p) => p.write(out),
+            Self::PushCredit(c) => c.write(out),
         }
         end_frame(out, start);
     }
@@ -376,6 +385,8 @@ impl<'a> Request<'a> {
                 )?;
                 Self::ModifyDeadline { ack, deadline_ms }
             }
+            Kind::StreamingPull => Self::StreamingPull(StreamingPullRequest::read(&mut r)?),
+            Kind::PushCredit => Self::PushCredit(PushCreditRequest::read(&mut r)?),
         };
         r.finish()?;
         Ok(request)
@@ -428,6 +439,8 @@ impl<'a> Request<'a> {
                     MAX_ACK_DEADLINE_MS.into(),
                 )
             }
+            Self::StreamingPull(p) => p.validate(),
+            Self::PushCredit(c) => c.validate(),
         }
     }
 }

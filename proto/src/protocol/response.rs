@@ -176,6 +176,10 @@ pub enum Response<'a> {
     Ack(Vec<ErrorCode>),
     /// Per ack id, as for Ack.
     ModifyDeadline(Vec<ErrorCode>),
+    /// One frame of a push stream: leased messages, never none.
+    StreamingPull(Vec<PulledMessage<'a>>),
+    /// The credits were added.
+    PushCredit,
     /// The request failed.
     Error(ErrorResponse<'a>),
 }
@@ -205,6 +209,8 @@ impl<'a> Response<'a> {
             Self::Pull(_) => Kind::Pull,
             Self::Ack(_) => Kind::Ack,
             Self::ModifyDeadline(_) => Kind::ModifyDeadline,
+            Self::StreamingPull(_) => Kind::StreamingPull,
+            Self::PushCredit => Kind::PushCredit,
             Self::Error(e) => return e.request_kind | RESPONSE_BIT,
         };
         kind.response_code()
@@ -240,6 +246,7 @@ impl<'a> Response<'a> {
             | Self::DeleteTopic
             | Self::CreateSubscription
             | Self::DeleteSubscription
+            | Self::PushCredit
             | Self::Fetch(_)
             | Self::Error(_) => {}
             Self::ListTopics(topics) => {
@@ -270,7 +277,7 @@ impl<'a> Response<'a> {
             Self::ListGroups(groups) => write_group_list(out, groups),
             Self::ListSubscriptions(subs) => write_subscription_list(out, subs),
             Self::DescribeSubscription(d) => d.write(out),
-            Self::Pull(messages) => write_pulled(out, messages),
+            Self::Pull(messages) | Self::StreamingPull(messages) => write_pulled(out, messages),
             Self::Ack(results) | Self::ModifyDeadline(results) => write_ack_results(out, results),
         }
     }
@@ -355,6 +362,8 @@ impl<'a> Response<'a> {
             Kind::Pull => Self::Pull(read_pulled(r)?),
             Kind::Ack => Self::Ack(read_ack_results(r)?),
             Kind::ModifyDeadline => Self::ModifyDeadline(read_ack_results(r)?),
+            Kind::StreamingPull => Self::StreamingPull(read_pulled(r)?),
+            Kind::PushCredit => Self::PushCredit,
         })
     }
 }

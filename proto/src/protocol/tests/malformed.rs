@@ -714,3 +714,42 @@ fn a_create_topic_from_an_older_client_has_no_message_ttl() {
         Err(ProtocolError::Truncated { .. })
     ));
 }
+
+#[test]
+fn push_credits_out_of_range_are_invalid_requests() {
+    let open = |max_messages, max_bytes| {
+        Request::StreamingPull(StreamingPullRequest {
+            subscription: "s",
+            max_messages,
+            max_bytes,
+        })
+    };
+    let credit = |stream, messages, bytes| {
+        Request::PushCredit(PushCreditRequest {
+            stream,
+            messages,
+            bytes,
+        })
+    };
+    let bad = [
+        open(0, 1),
+        open(1, 0),
+        open(MAX_PUSH_CREDIT_MESSAGES + 1, 1),
+        open(1, MAX_PUSH_CREDIT_BYTES + 1),
+        credit(1 << 62, 1, 1),
+        credit(0, MAX_PUSH_CREDIT_MESSAGES + 1, 0),
+        credit(0, 0, MAX_PUSH_CREDIT_BYTES + 1),
+    ];
+    for request in bad {
+        let err = request.validate();
+        assert!(
+            matches!(err, Err(ProtocolError::OutOfRange { .. })),
+            "{request:?}: {err:?}"
+        );
+        assert_eq!(decode_request(&encode_request(&request)).map(|_| ()), err);
+    }
+    assert!(open(MAX_PUSH_CREDIT_MESSAGES, MAX_PUSH_CREDIT_BYTES)
+        .validate()
+        .is_ok());
+    assert!(credit(0, 0, 0).validate().is_ok());
+}

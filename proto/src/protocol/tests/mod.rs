@@ -220,6 +220,16 @@ fn all_requests(batch: &[u8]) -> Vec<Request<'_>> {
             },
             deadline_ms: 0,
         },
+        Request::StreamingPull(StreamingPullRequest {
+            subscription: "s",
+            max_messages: MAX_PUSH_CREDIT_MESSAGES,
+            max_bytes: 1,
+        }),
+        Request::PushCredit(PushCreditRequest {
+            stream: (1 << 62) - 1,
+            messages: 0,
+            bytes: MAX_PUSH_CREDIT_BYTES,
+        }),
     ]
 }
 
@@ -389,6 +399,17 @@ fn all_responses(batch: &[u8]) -> Vec<Response<'_>> {
         ]),
         Response::Ack(vec![ErrorCode::Ok, ErrorCode::LeaseExpired]),
         Response::ModifyDeadline(vec![ErrorCode::Ok]),
+        Response::StreamingPull(vec![PulledMessage {
+            ack_id: [3; ACK_ID_BYTES],
+            attempt: 1,
+            partition: 0,
+            offset: 9,
+            timestamp_ms: 1,
+            key: None,
+            value: Some(b"v"),
+            headers: vec![],
+        }]),
+        Response::PushCredit,
         Response::Error(ErrorResponse {
             request_kind: Kind::Produce.request_code(),
             code: ErrorCode::UnknownTopic,
