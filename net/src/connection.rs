@@ -183,7 +183,14 @@ pub(crate) struct ConnState {
     /// response: the bytes each holds of the budget.
     awaiting: HashMap<StreamId, usize>,
     /// Responses not yet fully written: the bytes still to write.
-    sending: HashMap<StreamId, VecDeque<Bytes>>,
+    sending: HashMap<StreamId, Sending>,
+    /// Streams whose response stays open: the application writes to them
+    /// frame by frame ([`send`](Self::send)) until it finishes them or
+    /// the peer stops them.
+    open: std::collections::HashSet<StreamId>,
+    /// Open streams the peer stopped (or that failed) since the driver
+    /// last looked: their writers are told.
+    closed: Vec<StreamId>,
     /// Responses written and finished but not yet acknowledged by the peer.
     finishing: std::collections::HashSet<StreamId>,
     max_request_bytes: usize,
@@ -206,6 +213,8 @@ impl ConnState {
             deferred: BTreeMap::new(),
             awaiting: HashMap::new(),
             sending: HashMap::new(),
+            open: std::collections::HashSet::new(),
+            closed: Vec::new(),
             finishing: std::collections::HashSet::new(),
             max_request_bytes,
         }
@@ -235,7 +244,13 @@ impl ConnState {
     ) -> Lifecycle {
         while let Some(event) = self.conn.poll() {
             match event {
-                Event::ConnectionLost { .. } => return Lifecycle::Lost,
+                Event::ConnectionLost { .. } => {
+                    // Nothing more can be written: the open responses'
+                    // writers are told now, not when the connection drains.
+                    let open: Vec<StreamId> = self.open.drain().collect();
+                    self.closed.extend(open);
+                    return Lifecycle::Lost;
+                }
                 Event::Stream(StreamEvent::Opened { dir: Dir::Bi }) => {
                     while let Some(id) = self.conn.streams().accept(Dir::Bi) {
                         self.receiving.insert(id, Receiving::default());
@@ -253,6 +268,7 @@ impl ConnState {
                 // `max_concurrent_streams` is never granted again.
                 Event::Stream(StreamEvent::Stopped { id, .. }) => {
                     self.sending.remove(&id);
+                    self.close_open(id);
                     self.finishing.remove(&id);
                     let _ = self
                         .conn
@@ -443,16 +459,92 @@ impl ConnState {
     pub(crate) fn respond(&mut self, id: StreamId, parts: Vec<Bytes>, budget: &mut Budget) {
         if let Some(held) = self.awaiting.remove(&id) {
             budget.release(held);
-            let parts = parts.into_iter().filter(|p| !p.is_empty()).collect();
-            self.sending.insert(id, parts);
-            self.flush(id);
+            self.queue(id, parts, true);
         }
     }
 
+    /// Keeps the response of `id` open: its request's bytes leave the
+    /// budget, and the application writes the response with
+    /// [`send`](Self::send). False if no request of `id` waits for its
+    /// response.
+    pub(crate) fn open_response(&mut self, id: StreamId, budget: &mut Budget) -> bool {
+        let Some(held) = self.awaiting.remove(&id) else {
+            return false;
+        };
+        budget.release(held);
+        self.open.insert(id);
+        true
+    }
+
+    /// Writes `parts` on the open response of `id`, and finishes it after
+    /// them if `finish`. False if the stream is not open (stopped by the
+    /// peer, finished, or never opened): nothing is written.
+    pub(crate) fn send(&mut self, id: StreamId, parts: Vec<Bytes>, finish: bool) -> bool {
+        if !self.open.contains(&id) {
+            return false;
+        }
+        if finish {
+            self.open.remove(&id);
+        }
+        self.queue(id, parts, finish);
+        true
+    }
+
+    /// Gives up on the open response of `id`: what is not written yet is
+    /// dropped and the stream is reset (`cancelled`).
+    pub(crate) fn reset_open(&mut self, id: StreamId) {
+        if self.open.remove(&id) {
+            self.sending.remove(&id);
+            let _ = self
+                .conn
+                .send_stream(id)
+                .reset(VarInt::from_u32(codes::CANCELLED));
+        }
+    }
+
+    /// The open streams the peer stopped since the last call.
+    pub(crate) fn take_closed(&mut self) -> Vec<StreamId> {
+        std::mem::take(&mut self.closed)
+    }
+
+    /// Every stream whose response is open now.
+    pub(crate) fn open_streams(&self) -> impl Iterator<Item = StreamId> + '_ {
+        self.open.iter().copied()
+    }
+
+    /// Bytes queued on `id` that quinn-proto has not taken yet.
+    pub(crate) fn unsent_bytes(&self, id: StreamId) -> usize {
+        self.sending
+            .get(&id)
+            .map_or(0, |s| s.parts.iter().map(Bytes::len).sum())
+    }
+
+    fn close_open(&mut self, id: StreamId) {
+        if self.open.remove(&id) {
+            self.closed.push(id);
+        }
+    }
+
+    /// Appends `parts` to what `id` has to write, then writes what flow
+    /// control allows.
+    fn queue(&mut self, id: StreamId, parts: Vec<Bytes>, finish: bool) {
+        let sending = self.sending.entry(id).or_default();
+        sending
+            .parts
+            .extend(parts.into_iter().filter(|p| !p.is_empty()));
+        sending.finish |= finish;
+        self.flush(id);
+    }
+
     fn flush(&mut self, id: StreamId) {
-        let Some(pending) = self.sending.get_mut(&id) else {
+        let Some(Sending {
+            parts: pending,
+            finish,
+        }) = self.sending.get_mut(&id)
+        else {
             return;
         };
+        let finish = *finish;
         let mut send = self.conn.send_stream(id);
         while !pending.is_empty() {
             // The parts go to quinn-proto as they are (`Bytes`, no copy); a
@@ -479,16 +571,26 @@ impl ConnState {
                     // Reset, as on the `Stopped` event, so the stream closes.
                     let _ = send.reset(VarInt::from_u32(codes::CANCELLED));
                     self.sending.remove(&id);
+                    self.close_open(id);
                     return;
                 }
             }
         }
-        // Everything written: finish the stream (its FIN ends the response).
-        if send.finish().is_ok() {
+        // Everything written. An open response waits for more; a whole
+        // one is finished (its FIN ends the response).
+        if finish && send.finish().is_ok() {
             self.finishing.insert(id);
         }
         self.sending.remove(&id);
     }
+}
+
+/// What a stream has left to write.
+#[derive(Debug, Default)]
+struct Sending {
+    parts: VecDeque<Bytes>,
+    /// Finish the stream once `parts` are written.
+    finish: bool,
 }
 
 enum Outcome {

@@ -4,7 +4,9 @@
 //!
 //! The transport model of protocol v1: every request arrives on its own
 //! client-initiated bidirectional stream and ends with the stream's FIN; the
-//! server answers on the same stream and finishes it. [`QuicServer`] hands
+//! server answers on the same stream and finishes it. A push stream
+//! (StreamingPull) is the one exception: its response stays open and is
+//! written frame by frame ([`ResponseStream`]) until either side ends it. [`QuicServer`] hands
 //! the application whole requests ([`RequestIn`]) and takes whole responses;
 //! it never interprets the bytes, so the protocol codec stays in `proto/`.
 //!
@@ -34,7 +36,9 @@ mod udp;
 pub use cid::{shard_of_datagram, CID_LEN};
 pub use error::NetError;
 pub use peer::{Authenticated, Peer};
-pub use server::{ConnId, Forwarder, Injector, QuicServer, RequestIn, Responder, ServerStats};
+pub use server::{
+    ConnId, Forwarder, Injector, QuicServer, RequestIn, Responder, ResponseStream, ServerStats,
+};
 
 /// The TLS side of an endpoint, as `server_crypto` builds it.
 pub type ServerCrypto = std::sync::Arc<quinn_proto::crypto::rustls::QuicServerConfig>;

@@ -132,6 +132,8 @@ pub struct ServerStats {
 
 struct Driver {
     endpoint: Endpoint,
+    /// The open responses' writers, told when their stream closes.
+    open: HashMap<(ConnectionHandle, StreamId), Rc<StreamSignal>>,
     server_config: Arc<ServerConfig>,
     conns: HashMap<ConnectionHandle, ConnState>,
     requests: VecDeque<RequestIn>,
@@ -224,6 +226,7 @@ impl QuicServer {
                 endpoint,
                 server_config,
                 conns: HashMap::new(),
+                open: HashMap::new(),
                 requests: VecDeque::new(),
                 budget: Budget::new(settings.max_inflight_bytes),
                 fair: Fair::new(settings.fair_quantum),
@@ -435,6 +438,151 @@ impl Responder {
     /// Same as [`QuicServer::respond`].
     pub fn respond(&self, conn: ConnId, stream: StreamId, parts: Vec<Bytes>) {
         respond(&self.shared, conn, stream, parts);
+    }
+
+    /// Keeps the response to a request open, to be written frame by
+    /// frame: see [`ResponseStream`]. `None` if the connection or stream
+    /// is gone, or the request was answered already.
+    pub fn open_stream(&self, conn: ConnId, stream: StreamId) -> Option<ResponseStream> {
+        let mut guard = self.shared.driver.borrow_mut();
+        let driver = &mut *guard;
+        let handle = ConnectionHandle(conn.0);
+        let state = driver.conns.get_mut(&handle)?;
+        if !state.open_response(stream, &mut driver.budget) {
+            return None;
+        }
+        let signal = Rc::new(StreamSignal::default());
+        driver.open.insert((handle, stream), signal.clone());
+        drop(guard);
+        // The request's bytes left the budget: waiting requests may fit.
+        self.shared.wake.notify(usize::MAX);
+        Some(ResponseStream {
+            shared: self.shared.clone(),
+            handle,
+            stream,
+            signal,
+            done: false,
+        })
+    }
+}
+
+/// Tells an open response's writer that its stream closed.
+#[derive(Debug, Default)]
+struct StreamSignal {
+    closed: Cell<bool>,
+    event: Event,
+}
+
+impl StreamSignal {
+    fn close(&self) {
+        self.closed.set(true);
+        self.event.notify(usize::MAX);
+    }
+}
+
+/// A response written frame by frame (a push stream), from
+/// [`Responder::open_stream`]: [`send`](Self::send) writes parts and
+/// leaves the stream open, [`finish`](Self::finish) ends it.
+///
+/// The stream closes when the client stops it (STOP_SENDING, as dropping
+/// a quinn `RecvStream` does), when its connection is lost, or when the
+/// server shuts down: [`closed`](Self::closed) resolves, and `send`
+/// returns false from then on. Dropped unfinished, the stream is reset
+/// (`cancelled`).
+///
+/// Memory: everything sent and not yet acknowledged by the client is held
+/// by the connection; the writer bounds it (tidegate's push streams send
+/// only within the client's credits), and can read it with
+/// [`unsent_bytes`](Self::unsent_bytes).
+pub struct ResponseStream {
+    shared: Rc<Shared>,
+    handle: ConnectionHandle,
+    stream: StreamId,
+    signal: Rc<StreamSignal>,
+    /// Finished, or found closed: nothing to do on drop.
+    done: bool,
+}
+
+impl ResponseStream {
+    /// The stream's id.
+    pub fn stream(&self) -> StreamId {
+        self.stream
+    }
+
+    /// Writes `parts` back to back on the stream, as flow control allows;
+    /// false if the stream has closed (nothing is written).
+    pub fn send(&self, parts: Vec<Bytes>) -> bool {
+        self.write(parts, false)
+    }
+
+    /// Writes `parts`, then finishes the stream (its FIN ends the
+    /// response).
+    pub fn finish(mut self, parts: Vec<Bytes>) {
+        self.done = true;
+        self.write(parts, true);
+    }
+
+    /// True once the stream has closed (see the type's documentation).
+    pub fn is_closed(&self) -> bool {
+        self.signal.closed.get()
+    }
+
+    /// Resolves once the stream has closed. The future holds no borrow of
+    /// the stream, so a task can wait on it while another writes.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let signal = self.signal.clone();
+        async move {
+            loop {
+                let listener = signal.event.listen();
+                if signal.closed.get() {
+                    return;
+                }
+                listener.await;
+            }
+        }
+    }
+
+    /// Bytes sent on the stream that quinn-proto has not taken yet (held
+    /// for lack of stream or connection credit).
+    pub fn unsent_bytes(&self) -> usize {
+        self.shared
+            .driver
+            .borrow()
+            .conns
+            .get(&self.handle)
+            .map_or(0, |state| state.unsent_bytes(self.stream))
+    }
+
+    fn write(&self, parts: Vec<Bytes>, finish: bool) -> bool {
+        let sent = {
+            let mut driver = self.shared.driver.borrow_mut();
+            let sent = driver
+                .conns
+                .get_mut(&self.handle)
+                .is_some_and(|state| state.send(self.stream, parts, finish));
+            if finish || !sent {
+                driver.open.remove(&(self.handle, self.stream));
+            }
+            sent
+        };
+        self.shared.wake.notify(usize::MAX);
+        sent
+    }
+}
+
+impl Drop for ResponseStream {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        {
+            let mut driver = self.shared.driver.borrow_mut();
+            driver.open.remove(&(self.handle, self.stream));
+            if let Some(state) = driver.conns.get_mut(&self.handle) {
+                state.reset_open(self.stream);
+            }
+        }
+        self.shared.wake.notify(usize::MAX);
     }
 }
 
@@ -817,6 +965,11 @@ impl Driver {
             if state.drive(&mut self.budget, &mut completed) == Lifecycle::Lost {
                 tracing::debug!(conn = handle.0, "connection lost");
             }
+            for stream in state.take_closed() {
+                if let Some(signal) = self.open.remove(&(handle, stream)) {
+                    signal.close();
+                }
+            }
             if state.has_deferred() {
                 self.fair.join(handle);
             }
@@ -834,6 +987,11 @@ impl Driver {
         }
         for handle in finished {
             if let Some(state) = self.conns.remove(&handle) {
+                for stream in state.open_streams() {
+                    if let Some(signal) = self.open.remove(&(handle, stream)) {
+                        signal.close();
+                    }
+                }
                 self.budget.release(state.held_bytes());
                 self.budget.waiting = self.budget.waiting.saturating_sub(state.deferred_count());
                 self.fair.leave(handle);
