@@ -144,6 +144,11 @@ async fn held_for_3s_while_another_pulls(
     let client = sdk_client(server).await;
     topic_and_sub(&client, "jobs", 2, "workers", 1000).await;
     let config = SubscriberConfig {
+        // Pull: a push stream would take the redelivery itself (its
+        // credit came back when the message was handed out), racing the
+        // other client this test watches. The lease keeper is the same
+        // in both modes.
+        streaming: false,
         max_messages: 1,
         max_wait: Duration::from_secs(2),
         max_lease_extension,

@@ -267,8 +267,12 @@ impl Access {
             | Request::ListSubscriptions { .. }
             | Request::DescribeSubscription { .. }
             | Request::Pull(_)
+            | Request::StreamingPull(_)
             | Request::Ack(_)
             | Request::ModifyDeadline { .. } => None,
+            // Credits reach only the connection's own push streams, each
+            // authorized when it opened (and again before every frame).
+            Request::PushCredit(_) => None,
         };
         if let Some((operation, topic)) = target {
             if let Err(denied) = policy.authorize(&principal, operation, topic) {

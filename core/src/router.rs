@@ -25,6 +25,8 @@ pub(crate) struct Router {
     pub(crate) access: Access,
     /// The shard's flow control (window, throttle hint).
     pub(crate) flow: Flow,
+    /// The push streams of this shard's connections.
+    pub(crate) pushes: crate::handler::push::Pushes,
 }
 
 impl Router {

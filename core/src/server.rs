@@ -383,6 +383,7 @@ async fn shard_main(mut start: ShardStart) -> Result<(), String> {
         mesh: mesh.clone(),
         access: Access::new(start.reload.clone()),
         flow: Flow::new(&start.config),
+        pushes: crate::handler::push::Pushes::new(start.config.subscriptions.push_streams_max),
     });
     for peer in inbound {
         let r = router.clone();
@@ -404,7 +405,7 @@ async fn shard_main(mut start: ShardStart) -> Result<(), String> {
     ))
     .detach();
     let publisher = Publisher::new(id, start.metrics.clone());
-    publisher.publish(&shard, &quic, &router.flow, true);
+    publisher.publish(&router, &quic, true);
     let _ = start.started.send((id, Ok(quic.local_addr())));
     tracing::info!(shard = id, cpu = start.cpu, addr = %quic.local_addr(), "shard serving");
     // Metrics publish once a second and flow control adjusts the window
@@ -412,14 +413,14 @@ async fn shard_main(mut start: ShardStart) -> Result<(), String> {
     // spawned task); both stop with it, and metrics publish once more.
     {
         let running = || !start.shutdown.is_triggered();
-        let ticking = publisher.every_interval(&shard, &quic, &router.flow, running);
+        let ticking = publisher.every_interval(&router, &quic, running);
         let controlling = router.flow.run(&quic, running);
         let (ticking, controlling) = (std::pin::pin!(ticking), std::pin::pin!(controlling));
         let background = futures::future::select(ticking, controlling);
         let serving = serve(&quic, router.clone(), &start);
         futures::future::select(std::pin::pin!(serving), background).await;
     }
-    publisher.publish(&shard, &quic, &router.flow, false);
+    publisher.publish(&router, &quic, false);
     quic.shutdown().await;
     shard.subscriptions.clear();
     shard.partitions.close_all().await;
@@ -473,6 +474,13 @@ async fn serve(quic: &QuicServer, router: Rc<Router>, start: &ShardStart) {
             }
             _ => break,
         };
+        // A push stream lives as long as its subscriber: it takes no
+        // request slot (its bound is `subscriptions.push_streams_max`).
+        if request.data.get(3) == Some(&Kind::StreamingPull.request_code()) {
+            let push = handler::push::stream(router.clone(), request, quic.responder(), max_body);
+            glommio::spawn_local(push).detach();
+            continue;
+        }
         let is_fetch = request.data.get(3) == Some(&Kind::Fetch.request_code());
         // A fetch waits for its slot in its own task, so produce requests
         // behind it in this loop are not held up.

@@ -20,14 +20,18 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tidegate_proto::protocol::{MAX_ACK_IDS, MAX_PULL_MESSAGES, MAX_PULL_WAIT_MS};
+use tidegate_proto::protocol::{
+    MAX_ACK_IDS, MAX_PULL_MESSAGES, MAX_PULL_WAIT_MS, MAX_PUSH_CREDIT_BYTES,
+    MAX_PUSH_CREDIT_MESSAGES,
+};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::subscription::{deadline_ms, AckId, ReceivedMessage};
+use crate::push::Feed;
+use crate::subscription::{deadline_ms, AckId, ReceivedMessage, PULL_MAX_BYTES};
 use crate::ErrorCode;
 
 /// How often a pull that failed with a retriable error is tried again
@@ -55,16 +59,29 @@ const EXTEND_RETRY: Duration = Duration::from_secs(1);
 /// use tidegate_client::SubscriberConfig;
 ///
 /// let config = SubscriberConfig::default();
+/// assert!(config.streaming);
 /// assert_eq!(config.max_messages, 100);
+/// assert_eq!(config.max_bytes, 4 << 20);
 /// assert_eq!(config.max_wait, Duration::from_secs(5));
 /// assert_eq!(config.max_lease_extension, Duration::from_secs(600));
 /// assert_eq!(config.ack_deadline, None);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscriberConfig {
-    /// Most messages one pull asks for (default 100, at most 10 000): the
-    /// subscriber's buffer holds at most this many.
+    /// Streaming push (the default): the server pushes messages on one
+    /// open stream as they come, within the subscriber's credits
+    /// (`max_messages`, `max_bytes`), given back as the application takes
+    /// them. Off: the subscriber long-polls with Pull whenever its buffer
+    /// is empty.
+    pub streaming: bool,
+    /// Most messages the subscriber holds that the application has not
+    /// taken (default 100, at most 10 000): what one pull asks for, or the
+    /// push stream's message credits.
     pub max_messages: u32,
+    /// Push: about the most bytes (keys, values, headers) it holds that
+    /// the application has not taken (default 4 MiB, at most 8 MiB).
+    /// Pull asks for at most 4 MiB.
+    pub max_bytes: u32,
     /// How long one pull waits on the server for a first message (default
     /// 5 s, at most 60 s).
     pub max_wait: Duration,
@@ -82,7 +99,9 @@ pub struct SubscriberConfig {
 impl Default for SubscriberConfig {
     fn default() -> Self {
         SubscriberConfig {
+            streaming: true,
             max_messages: 100,
+            max_bytes: PULL_MAX_BYTES,
             max_wait: Duration::from_secs(5),
             max_lease_extension: Duration::from_secs(10 * 60),
             ack_deadline: None,
@@ -135,6 +154,8 @@ pub struct Subscriber {
     /// The pull under way, kept here so that a cancelled `next` leaves it
     /// to the next call instead of dropping its messages.
     pull: Option<JoinHandle<Result<Pulled>>>,
+    /// The push stream's feed (streaming mode), started by `next`.
+    feed: Option<Feed>,
     /// Shared with the lease keeper and every message handed out.
     leases: Arc<LeaseShared>,
 }
@@ -193,6 +214,7 @@ impl Subscriber {
             config,
             buffer: VecDeque::new(),
             pull: None,
+            feed: None,
             leases,
         })
     }
@@ -220,6 +242,9 @@ impl Subscriber {
     pub async fn next(&mut self) -> Result<LeasedMessage> {
         loop {
             if let Some(message) = self.buffer.pop_front() {
+                if let Some(feed) = &self.feed {
+                    feed.taken(&message);
+                }
                 return Ok(LeasedMessage {
                     message,
                     lease: Lease {
@@ -229,6 +254,32 @@ impl Subscriber {
                         settled: false,
                     },
                 });
+            }
+            if self.config.streaming {
+                let feed = self.feed.get_or_insert_with(|| {
+                    let leases = self.leases.clone();
+                    Feed::start(
+                        self.client.clone(),
+                        self.subscription.clone(),
+                        self.config.max_messages,
+                        self.config.max_bytes,
+                        move |at, messages| {
+                            let ids: Vec<AckId> = messages.iter().map(|m| m.ack_id).collect();
+                            leases.lock().received(at, &ids);
+                            leases.wake.notify_one();
+                        },
+                    )
+                });
+                match feed.next().await {
+                    Some(Ok(frame)) => self.buffer.extend(frame.messages),
+                    Some(Err(e)) => {
+                        self.feed = None;
+                        return Err(e);
+                    }
+                    // The feed's task is gone without a word: start again.
+                    None => self.feed = None,
+                }
+                continue;
             }
             let pull = self.pull.get_or_insert_with(|| {
                 tokio::spawn(pull_with_retries(
@@ -262,6 +313,9 @@ impl Subscriber {
         if let Some(pull) = self.pull.take() {
             pull.abort();
         }
+        if let Some(feed) = self.feed.take() {
+            self.buffer.extend(feed.stop());
+        }
         let ids: Vec<AckId> = self.buffer.drain(..).map(|m| m.ack_id).collect();
         {
             let mut leases = self.leases.lock();
@@ -282,6 +336,9 @@ impl Drop for Subscriber {
             // Its messages, if any arrive, are left to their leases.
             pull.abort();
         }
+        if let Some(feed) = self.feed.take() {
+            self.buffer.extend(feed.stop());
+        }
         let mut leases = self.leases.lock();
         for message in self.buffer.drain(..) {
             leases.dropped(message.ack_id);
@@ -299,7 +356,13 @@ fn check_config(config: &SubscriberConfig) -> Result<()> {
             config.max_wait
         )));
     }
-    if !(1..=MAX_PULL_MESSAGES).contains(&config.max_messages) {
+    if !(1..=MAX_PUSH_CREDIT_BYTES).contains(&config.max_bytes) {
+        return Err(Error::InvalidRequest(format!(
+            "max_bytes of {} is outside 1..={MAX_PUSH_CREDIT_BYTES}",
+            config.max_bytes
+        )));
+    }
+    if !(1..=MAX_PULL_MESSAGES.min(MAX_PUSH_CREDIT_MESSAGES)).contains(&config.max_messages) {
         return Err(Error::InvalidRequest(format!(
             "max_messages of {} is outside 1..={MAX_PULL_MESSAGES}",
             config.max_messages

@@ -234,7 +234,7 @@ pub struct ReceivedMessage {
 
 impl ReceivedMessage {
     /// The message, its bytes sliced from `frame`, which `m` borrows from.
-    fn from_pulled(frame: &Bytes, m: &PulledMessage<'_>) -> ReceivedMessage {
+    pub(crate) fn from_pulled(frame: &Bytes, m: &PulledMessage<'_>) -> ReceivedMessage {
         ReceivedMessage {
             ack_id: AckId(m.ack_id),
             attempt: m.attempt,

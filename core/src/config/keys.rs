@@ -63,6 +63,7 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("subscriptions.window_max", KeyKind::Integer),
     ("subscriptions.outstanding_max", KeyKind::Integer),
     ("subscriptions.delayed_max", KeyKind::Integer),
+    ("subscriptions.push_streams_max", KeyKind::Integer),
     ("auth.mode", KeyKind::Text),
     ("auth.allow_anonymous_remote", KeyKind::Bool),
     ("auth.client_ca", KeyKind::Text),

@@ -472,6 +472,9 @@ pub struct SubscriptionsConfig {
     /// Messages read before their `tg-deliver-after` and not acked yet.
     /// Default 100000.
     pub delayed_max: u32,
+    /// Push streams (StreamingPull) a shard serves at once; each holds at
+    /// most its credits (8 MiB) of messages. Default 256.
+    pub push_streams_max: u32,
 }
 
 impl Default for SubscriptionsConfig {
@@ -481,6 +484,7 @@ impl Default for SubscriptionsConfig {
             window_max: u32::try_from(d.window_max).unwrap_or(u32::MAX),
             outstanding_max: u32::try_from(d.outstanding_max).unwrap_or(u32::MAX),
             delayed_max: u32::try_from(d.delayed_max).unwrap_or(u32::MAX),
+            push_streams_max: 256,
         }
     }
 }

@@ -250,6 +250,9 @@ fn check_subscriptions(c: &ServeConfig) -> Result<(), Failure> {
     if !(1..=100_000).contains(&s.delayed_max) {
         return fail("subscriptions.delayed_max", "must be in 1..=100000");
     }
+    if !(1..=65_536).contains(&s.push_streams_max) {
+        return fail("subscriptions.push_streams_max", "must be in 1..=65536");
+    }
     Ok(())
 }
 

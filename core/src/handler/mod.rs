@@ -3,6 +3,7 @@
 //! response on the request's stream; nothing a client sends can panic it.
 
 mod groups;
+pub(crate) mod push;
 mod subscriptions;
 
 use bytes::Bytes;
@@ -32,23 +33,9 @@ pub(crate) async fn handle(
 ) -> Vec<Bytes> {
     let probe = crate::metrics::RequestProbe::start(data, max_body);
     let kind = data.get(3).copied().unwrap_or(0);
-    let header = match decode_header(data, max_body) {
-        Ok(Some(h)) => h,
-        Ok(None) => return error(kind, ErrorCode::MalformedFrame, "truncated frame header"),
-        Err(e) => return error(kind, e.error_code(), &e.to_string()),
-    };
-    let body = data.get(FRAME_HEADER_LEN..).unwrap_or_default();
-    if body.len() != header.body_len as usize {
-        let message = format!(
-            "frame declares {} body bytes, the stream carried {}",
-            header.body_len,
-            body.len()
-        );
-        return error(kind, ErrorCode::MalformedFrame, &message);
-    }
-    let request = match Request::decode(header, body) {
+    let request = match decode(data, max_body) {
         Ok(r) => r,
-        Err(e) => return error(kind, e.error_code(), &e.to_string()),
+        Err(parts) => return parts,
     };
     let now = u64::try_from(now_ms()).unwrap_or(0);
     if let Request::Authenticate { token } = request {
@@ -76,6 +63,32 @@ pub(crate) async fn handle(
         router.flow.record_produce(probe.elapsed());
     }
     probe.finish(parts)
+}
+
+/// The request in `data`, or the error frame that answers it.
+fn decode(data: &[u8], max_body: usize) -> Result<Request<'_>, Vec<Bytes>> {
+    let kind = data.get(3).copied().unwrap_or(0);
+    let header = match decode_header(data, max_body) {
+        Ok(Some(h)) => h,
+        Ok(None) => {
+            return Err(error(
+                kind,
+                ErrorCode::MalformedFrame,
+                "truncated frame header",
+            ))
+        }
+        Err(e) => return Err(error(kind, e.error_code(), &e.to_string())),
+    };
+    let body = data.get(FRAME_HEADER_LEN..).unwrap_or_default();
+    if body.len() != header.body_len as usize {
+        let message = format!(
+            "frame declares {} body bytes, the stream carried {}",
+            header.body_len,
+            body.len()
+        );
+        return Err(error(kind, ErrorCode::MalformedFrame, &message));
+    }
+    Request::decode(header, body).map_err(|e| error(kind, e.error_code(), &e.to_string()))
 }
 
 async fn serve(
@@ -272,6 +285,14 @@ async fn serve(
             return subscriptions::describe(router, peer, allowed, name).await
         }
         Request::Pull(p) => return subscriptions::pull(router, peer, allowed, p).await,
+        Request::PushCredit(c) => return push::credit(router, peer, c),
+        // Served by `push::stream`, which keeps the stream open.
+        Request::StreamingPull(_) => {
+            return Err(Failure::new(
+                ErrorCode::Internal,
+                "streaming pull reached the request router",
+            ))
+        }
         Request::Ack(a) => return subscriptions::ack(router, peer, allowed, a, None).await,
         Request::ModifyDeadline { ack, deadline_ms } => {
             return subscriptions::ack(router, peer, allowed, ack, Some(deadline_ms)).await

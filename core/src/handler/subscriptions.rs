@@ -15,7 +15,7 @@ use tidegate_proto::protocol::{
 use super::{encode, expect_done, failure_of};
 use crate::{
     access::Allowed,
-    catalog::SubscriptionMeta,
+    catalog::{SubscriptionMeta, TopicMeta},
     router::{Router, CATALOG_SHARD},
     shard::{Failure, Op, OpResult},
     subscription::{
@@ -26,7 +26,7 @@ use crate::{
 
 /// The subscription named `name`, after checking that the principal may
 /// do `operation` on its topic.
-fn subscription(
+pub(super) fn subscription(
     router: &Router,
     peer: &Peer,
     allowed: &Allowed,
@@ -145,75 +145,126 @@ pub(super) async fn pull(
         Operation::Consume,
     )?;
     let topic = router.shard.topic(&sub.topic)?;
-    let partitions = topic.partitions;
-    let rotor = &router.shard.subscriptions.rotor;
-    let first = rotor.get() % partitions;
-    rotor.set(first.wrapping_add(1));
     let deadline = std::time::Instant::now() + Duration::from_millis(request.max_wait_ms.into());
-    let mut pulled: Vec<(u32, Pulled)> = Vec::new();
-    let mut bytes = 0usize;
+    let mut pulled = Taken::default();
     loop {
-        for i in 0..partitions {
-            let left = request.max_messages as usize - pulled.len();
-            let bytes_left = (request.max_bytes as usize).saturating_sub(bytes);
-            if left == 0 || bytes_left == 0 {
-                break;
-            }
-            let partition = (first + i) % partitions;
-            let op = Op::SubTake {
-                sub: sub.name.clone(),
-                partition,
-                max_messages: left as u32,
-                max_bytes: bytes_left as u32,
-            };
-            match router
-                .call(router.shard.owner(&topic.name, partition), op)
-                .await
-            {
-                OpResult::Pulled(messages) => {
-                    bytes += messages.iter().map(|m| m.record.len()).sum::<usize>();
-                    pulled.extend(messages.into_iter().map(|m| (partition, m)));
-                }
-                other => return Err(failure_of(other)),
-            }
-        }
+        take_round(
+            router,
+            &sub.name,
+            &topic,
+            request.max_messages as usize,
+            request.max_bytes as usize,
+            &mut pulled,
+        )
+        .await?;
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if !pulled.is_empty() || left.is_zero() || router.shard.stopping.get() {
+        if !pulled.messages.is_empty() || left.is_zero() || router.shard.stopping.get() {
             break;
         }
         let wait_ms = u32::try_from(left.as_millis()).unwrap_or(u32::MAX);
-        let waits = (0..partitions).map(|partition| {
-            let op = Op::SubWait {
-                sub: sub.name.clone(),
-                partition,
-                wait_ms,
-            };
-            Box::pin(router.call(router.shard.owner(&topic.name, partition), op))
-        });
-        let (result, _, _) = select_all(waits).await;
-        if let OpResult::Failed(f) = result {
-            return Err(f);
+        wait_any(router, &sub.name, &topic, wait_ms).await?;
+    }
+    Ok(encode(&Response::Pull(pulled.to_wire())))
+}
+
+/// Messages taken from a subscription's partitions.
+#[derive(Default)]
+pub(super) struct Taken {
+    /// Each with its partition.
+    pub(super) messages: Vec<(u32, Pulled)>,
+    /// Their keys', values' and headers' bytes.
+    pub(super) bytes: usize,
+}
+
+impl Taken {
+    /// As Pull and StreamingPull answer them.
+    pub(super) fn to_wire(&self) -> Vec<PulledMessage<'_>> {
+        self.messages
+            .iter()
+            .map(|(partition, m)| PulledMessage {
+                ack_id: m.ack_id.to_bytes(),
+                attempt: m.attempt,
+                partition: *partition,
+                offset: m.record.offset,
+                timestamp_ms: m.record.timestamp_ms,
+                key: m.record.key.as_deref(),
+                value: m.record.value.as_deref(),
+                headers: m
+                    .record
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_ref()))
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+/// One turn over `topic`'s partitions, starting one further than the last
+/// turn of this shard: leases into `taken` until it holds `max_messages`
+/// or about `max_bytes`.
+pub(super) async fn take_round(
+    router: &Router,
+    sub: &str,
+    topic: &TopicMeta,
+    max_messages: usize,
+    max_bytes: usize,
+    taken: &mut Taken,
+) -> Result<(), Failure> {
+    let partitions = topic.partitions;
+    let rotor = &router.shard.subscriptions.rotor;
+    let first = rotor.get() % partitions.max(1);
+    rotor.set(first.wrapping_add(1));
+    for i in 0..partitions {
+        let left = max_messages.saturating_sub(taken.messages.len());
+        let bytes_left = max_bytes.saturating_sub(taken.bytes);
+        if left == 0 || bytes_left == 0 {
+            break;
+        }
+        let partition = (first + i) % partitions;
+        let op = Op::SubTake {
+            sub: sub.to_owned(),
+            partition,
+            max_messages: u32::try_from(left).unwrap_or(u32::MAX),
+            max_bytes: u32::try_from(bytes_left).unwrap_or(u32::MAX),
+        };
+        match router
+            .call(router.shard.owner(&topic.name, partition), op)
+            .await
+        {
+            OpResult::Pulled(messages) => {
+                taken.bytes += messages.iter().map(|m| m.record.len()).sum::<usize>();
+                taken
+                    .messages
+                    .extend(messages.into_iter().map(|m| (partition, m)));
+            }
+            other => return Err(failure_of(other)),
         }
     }
-    let messages: Vec<PulledMessage<'_>> = pulled
-        .iter()
-        .map(|(partition, m)| PulledMessage {
-            ack_id: m.ack_id.to_bytes(),
-            attempt: m.attempt,
-            partition: *partition,
-            offset: m.record.offset,
-            timestamp_ms: m.record.timestamp_ms,
-            key: m.record.key.as_deref(),
-            value: m.record.value.as_deref(),
-            headers: m
-                .record
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_ref()))
-                .collect(),
-        })
-        .collect();
-    Ok(encode(&Response::Pull(messages)))
+    Ok(())
+}
+
+/// Waits (up to `wait_ms`) until some partition of `topic` may have a
+/// message for `sub`.
+pub(super) async fn wait_any(
+    router: &Router,
+    sub: &str,
+    topic: &TopicMeta,
+    wait_ms: u32,
+) -> Result<(), Failure> {
+    let waits = (0..topic.partitions).map(|partition| {
+        let op = Op::SubWait {
+            sub: sub.to_owned(),
+            partition,
+            wait_ms,
+        };
+        Box::pin(router.call(router.shard.owner(&topic.name, partition), op))
+    });
+    let (result, _, _) = select_all(waits).await;
+    match result {
+        OpResult::Failed(f) => Err(f),
+        _ => Ok(()),
+    }
 }
 
 /// Ack (`deadline_ms` `None`) or ModifyDeadline: the ids go to their

@@ -7,7 +7,7 @@ use std::{collections::HashMap, sync::Arc, time::Instant};
 use tidegate_net::QuicServer;
 
 use super::{probe, FdatasyncHistogram, MetricsHub, PartitionSnapshot, ShardSnapshot};
-use crate::{flow::Flow, shard::Shard};
+use crate::{router::Router, shard::Shard};
 
 /// How often each shard publishes its snapshot.
 pub const PUBLISH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -25,8 +25,11 @@ impl Publisher {
     }
 
     /// Takes and publishes a snapshot now.
-    pub(crate) fn publish(&self, shard: &Shard, quic: &QuicServer, flow: &Flow, serving: bool) {
+    pub(crate) fn publish(&self, router: &Router, quic: &QuicServer, serving: bool) {
+        let shard: &Shard = &router.shard;
+        let flow = &router.flow;
         debug_assert_eq!(shard.id, self.shard);
+        let (push_streams, push_streams_max, pushed) = router.pushes.stats();
         let (requests, produce_latency) = probe::snapshot();
         self.hub.publish(ShardSnapshot {
             shard: self.shard,
@@ -41,6 +44,9 @@ impl Publisher {
             partitions: partitions(shard),
             subscription_messages: shard.subscriptions.counters.snapshot(),
             subscription_windows: shard.subscriptions.snapshot(&shard.catalog.borrow()),
+            push_streams,
+            push_streams_max,
+            pushed_messages_total: pushed,
         });
     }
 
@@ -48,14 +54,13 @@ impl Publisher {
     /// whether the shard still takes requests.
     pub(crate) async fn every_interval(
         &self,
-        shard: &Shard,
+        router: &Router,
         quic: &QuicServer,
-        flow: &Flow,
         serving: impl Fn() -> bool,
     ) {
         loop {
             glommio::timer::sleep(PUBLISH_INTERVAL).await;
-            self.publish(shard, quic, flow, serving());
+            self.publish(router, quic, serving());
         }
     }
 }

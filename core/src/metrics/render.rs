@@ -176,7 +176,24 @@ impl Scrape {
         for (name, help, value) in families {
             gauges(e, name, help, windows().map(|(l, w)| (l, value(w))))?;
         }
-        Ok(())
+        gauges(
+            e,
+            "tidegate_subscription_push_streams",
+            "Push streams (StreamingPull) of the shard's connections open now.",
+            self.per_shard(|s| s.push_streams),
+        )?;
+        gauges(
+            e,
+            "tidegate_subscription_push_streams_max",
+            "Push streams a shard serves at once (subscriptions.push_streams_max).",
+            self.per_shard(|s| s.push_streams_max),
+        )?;
+        counters(
+            e,
+            "tidegate_subscription_pushed_messages",
+            "Messages pushed on push streams (each is also counted delivered or redelivered).",
+            self.per_shard(|s| s.pushed_messages_total),
+        )
     }
 
     fn per_shard<N>(&self, value: impl Fn(&ShardSnapshot) -> N) -> Vec<(Labels, N)> {

@@ -52,6 +52,8 @@ pub fn kind_label(index: usize) -> &'static str {
         Some(Kind::Pull) => "pull",
         Some(Kind::Ack) => "ack",
         Some(Kind::ModifyDeadline) => "modify_deadline",
+        Some(Kind::StreamingPull) => "streaming_pull",
+        Some(Kind::PushCredit) => "push_credit",
         None => "unknown",
     }
 }
@@ -101,6 +103,12 @@ pub struct ShardSnapshot {
     pub subscription_messages: [u64; SUBSCRIPTION_OUTCOMES.len()],
     /// The shard's open subscription windows.
     pub subscription_windows: Vec<WindowSnapshot>,
+    /// Push streams (StreamingPull) of the shard's connections open now.
+    pub push_streams: u64,
+    /// Their bound, `subscriptions.push_streams_max`.
+    pub push_streams_max: u64,
+    /// Messages pushed on them since start.
+    pub pushed_messages_total: u64,
 }
 
 /// The `outcome` labels of `tidegate_subscription_messages_total`.

@@ -214,6 +214,9 @@ fn example(shard: usize) -> ShardSnapshot {
             full: true,
             delayed: 6,
         }],
+        push_streams: 2,
+        push_streams_max: 256,
+        pushed_messages_total: 40,
     }
 }
 
@@ -295,6 +298,18 @@ fn rendered_values_are_the_snapshot_values() {
         ];
         for (name, expected) in sub_gauges {
             assert_eq!(value(&samples, name, &sub), expected, "{name}");
+        }
+        let push = [
+            ("tidegate_subscription_push_streams", 2.0),
+            ("tidegate_subscription_push_streams_max", 256.0),
+            ("tidegate_subscription_pushed_messages_total", 40.0),
+        ];
+        for (name, expected) in push {
+            assert_eq!(
+                value(&samples, name, &[("shard", shard)]),
+                expected,
+                "{name}"
+            );
         }
         let lag = [
             ("shard", shard),

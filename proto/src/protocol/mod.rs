@@ -95,6 +95,9 @@ pub use limits::{
     MAX_PRINCIPAL_BYTES, MAX_PRODUCER_NAME_BYTES, MAX_ROUTING_KEY_BYTES, MAX_TOKEN_BYTES,
     MAX_TOPIC_NAME_BYTES, MIN_USEFUL_BODY_BYTES,
 };
+pub use push::{
+    PushCreditRequest, StreamingPullRequest, MAX_PUSH_CREDIT_BYTES, MAX_PUSH_CREDIT_MESSAGES,
+};
 pub use reader::FrameReader;
 pub use request::{
     AckLevel, CreateTopicRequest, FetchRequest, ListOffsetsRequest, OffsetSpec, ProduceRequest,
@@ -103,9 +106,6 @@ pub use request::{
 pub use response::{
     ErrorResponse, FetchResponse, PartitionInfo, ProduceResponse, Response, TopicDescription,
     TopicSummary,
-};
-pub use push::{
-    PushCreditRequest, StreamingPullRequest, MAX_PUSH_CREDIT_BYTES, MAX_PUSH_CREDIT_MESSAGES,
 };
 pub use subscription::{
     pulled_message_len, validate_subscription_name, AckRequest, PullRequest, PulledMessage,
