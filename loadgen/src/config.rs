@@ -66,6 +66,10 @@ pub enum Mode {
     /// Every consumer pulls from one subscription and acks each message
     /// (leases, durable acks; docs/SEMANTICS.md §5).
     Subscription,
+    /// As `subscription`, but each consumer has the server push to it on
+    /// one open stream (StreamingPull), giving credits back as its acks
+    /// are answered.
+    Push,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]

@@ -219,14 +219,14 @@ async fn measure(
 
     // Consumers first, positioned at the end, so they see every message.
     let subscription = match args.mode {
-        Mode::Subscription if args.consumers > 0 => {
+        Mode::Subscription | Mode::Push if args.consumers > 0 => {
             Some(create_subscription(&producer_clients[0], &topic).await?)
         }
         _ => None,
     };
     let consumer_count = match args.mode {
         Mode::Stream => args.consumers.min(args.partitions),
-        Mode::Subscription => args.consumers,
+        Mode::Subscription | Mode::Push => args.consumers,
     };
     let mut consumers = Vec::new();
     let mut subscribers = Vec::new();
@@ -239,7 +239,7 @@ async fn measure(
             Mode::Stream => {
                 consumers.push(consumer::open(client, &topic, partitions, args.fetch_bytes).await?)
             }
-            Mode::Subscription => subscribers.push(client),
+            Mode::Subscription | Mode::Push => subscribers.push(client),
         }
     }
 
@@ -252,7 +252,15 @@ async fn measure(
         .collect();
     if let Some(name) = &subscription {
         consumer_tasks.extend(subscribers.into_iter().map(|client| {
-            let run = subscriber::run(client, name.clone(), clock, shared.clone(), stop_rx.clone());
+            let push = args.mode == Mode::Push;
+            let run = subscriber::run(
+                client,
+                name.clone(),
+                push,
+                clock,
+                shared.clone(),
+                stop_rx.clone(),
+            );
             tokio::spawn(run)
         }));
     }

@@ -331,3 +331,37 @@ fn bad_arguments_exit_2_and_an_unreadable_ca_exits_1() {
         text(&output)
     );
 }
+
+/// Both ways of reading a subscription, pulled and pushed, each with two
+/// subscribers sharing it: every acknowledged message consumed once.
+#[test]
+fn subscription_and_push_modes_verify_every_message() {
+    for mode in ["subscription", "push"] {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("sub.json");
+        let output = run(&[
+            "--mode",
+            mode,
+            "--partitions",
+            "2",
+            "--consumers",
+            "2",
+            "--batch",
+            "100",
+            "--warmup",
+            "200ms",
+            "--duration",
+            "1s",
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{mode}: {}", text(&output));
+        let r = report(&json);
+        assert_eq!(r["config"]["mode"], mode, "{}", r["config"]);
+        let v = &r["verify"];
+        assert!(v["acked"].as_u64().unwrap() > 0, "{mode}: {v}");
+        assert_eq!(v["consumed"], v["acked"], "{mode}: {v}");
+        assert_eq!(v["lost"], 0, "{mode}: {v}");
+        assert_eq!(v["duplicated"], 0, "{mode}: {v}");
+    }
+}

@@ -35,11 +35,9 @@ const OPEN_RETRIES: u32 = 10;
 const OPEN_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const OPEN_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// The bytes a message counts against byte credits: as the server counts
-/// them.
-pub(crate) fn credit_bytes(m: &ReceivedMessage) -> usize {
-    let headers: usize = m.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
-    m.key.as_ref().map_or(0, Bytes::len) + m.value.as_ref().map_or(0, Bytes::len) + headers
+/// The bytes a message counts against byte credits.
+fn credit_bytes(m: &ReceivedMessage) -> usize {
+    m.size()
 }
 
 /// An open StreamingPull: frames of leased messages as the server pushes

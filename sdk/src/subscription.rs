@@ -233,6 +233,16 @@ pub struct ReceivedMessage {
 }
 
 impl ReceivedMessage {
+    /// Its size as the server counts it against a pull's `max_bytes` and
+    /// a push stream's byte credits: the bytes of its key, value, header
+    /// names and header values.
+    pub fn size(&self) -> usize {
+        let headers: usize = self.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+        self.key.as_ref().map_or(0, Bytes::len)
+            + self.value.as_ref().map_or(0, Bytes::len)
+            + headers
+    }
+
     /// The message, its bytes sliced from `frame`, which `m` borrows from.
     pub(crate) fn from_pulled(frame: &Bytes, m: &PulledMessage<'_>) -> ReceivedMessage {
         ReceivedMessage {
