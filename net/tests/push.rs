@@ -72,6 +72,16 @@ async fn read_exactly(recv: &mut quinn::RecvStream, n: usize) -> Vec<u8> {
     buf
 }
 
+async fn connect(server: &common::EchoServer) -> (quinn::Endpoint, quinn::Connection) {
+    let endpoint = client(&server.cert);
+    let conn = endpoint
+        .connect(server.addr, "localhost")
+        .unwrap()
+        .await
+        .unwrap();
+    (endpoint, conn)
+}
+
 async fn open_push(conn: &quinn::Connection) -> (quinn::SendStream, quinn::RecvStream) {
     let (mut send, recv) = conn.open_bi().await.unwrap();
     send.write_all(&frame(b"open")).await.unwrap();
@@ -84,12 +94,7 @@ fn an_open_response_is_written_frame_by_frame_between_other_requests_until_the_c
     let (tx, seen) = mpsc::channel();
     let server = push_app(QuicSettings::default(), tx);
     tokio_rt().block_on(async {
-        let endpoint = client(&server.cert);
-        let conn = endpoint
-            .connect(server.addr, "localhost")
-            .unwrap()
-            .await
-            .unwrap();
+        let (_endpoint, conn) = connect(&server).await;
         let (_send, mut recv) = open_push(&conn).await;
         assert_eq!(read_exactly(&mut recv, 5).await, b"hello");
         for _ in 0..3 {
@@ -116,12 +121,7 @@ fn a_finished_push_stream_ends_with_its_last_frame() {
     let (tx, _seen) = mpsc::channel();
     let server = push_app(QuicSettings::default(), tx);
     tokio_rt().block_on(async {
-        let endpoint = client(&server.cert);
-        let conn = endpoint
-            .connect(server.addr, "localhost")
-            .unwrap()
-            .await
-            .unwrap();
+        let (_endpoint, conn) = connect(&server).await;
         let (_send, mut recv) = open_push(&conn).await;
         assert_eq!(read_exactly(&mut recv, 5).await, b"hello");
         assert_eq!(call(&conn, &frame(b"finish")).await.unwrap(), b"ok");
@@ -138,12 +138,7 @@ fn a_lost_connection_closes_its_push_streams() {
     let (tx, seen) = mpsc::channel();
     let server = push_app(QuicSettings::default(), tx);
     tokio_rt().block_on(async {
-        let endpoint = client(&server.cert);
-        let conn = endpoint
-            .connect(server.addr, "localhost")
-            .unwrap()
-            .await
-            .unwrap();
+        let (_endpoint, conn) = connect(&server).await;
         let (_send, mut recv) = open_push(&conn).await;
         assert_eq!(read_exactly(&mut recv, 5).await, b"hello");
         conn.close(0u32.into(), b"bye");
@@ -164,12 +159,7 @@ fn an_open_push_stream_holds_none_of_the_request_budget() {
     };
     let server = push_app(settings, tx);
     tokio_rt().block_on(async {
-        let endpoint = client(&server.cert);
-        let conn = endpoint
-            .connect(server.addr, "localhost")
-            .unwrap()
-            .await
-            .unwrap();
+        let (_endpoint, conn) = connect(&server).await;
         let (_send, mut recv) = open_push(&conn).await;
         assert_eq!(read_exactly(&mut recv, 5).await, b"hello");
         for _ in 0..5 {
