@@ -42,6 +42,13 @@ pub struct LogConfig {
     /// How long a producer's batch that arrives ahead of its predecessors
     /// waits for them before it is refused as out of order.
     pub reorder_wait: Duration,
+    /// Message-id deduplication (docs/SEMANTICS.md §6): a record whose
+    /// `tg-msg-id` was seen within this many milliseconds is stored as a
+    /// duplicate marker. `None` (the default) turns it off.
+    pub dedup_window_ms: Option<u64>,
+    /// Most message ids the partition remembers; at the cap the oldest
+    /// goes first.
+    pub dedup_ids_max: usize,
 }
 
 impl Default for LogConfig {
@@ -61,6 +68,8 @@ impl Default for LogConfig {
             producers_max: 10_000,
             producer_expiry_ms: 24 * 3600 * 1000,
             reorder_wait: Duration::from_secs(1),
+            dedup_window_ms: None,
+            dedup_ids_max: 100_000,
         }
     }
 }
@@ -100,6 +109,11 @@ impl LogConfig {
         }
         if self.producers_max == 0 {
             return Err(LogError::Config("producers_max must be > 0".into()));
+        }
+        if self.dedup_window_ms == Some(0) || self.dedup_ids_max == 0 {
+            return Err(LogError::Config(
+                "dedup_window_ms and dedup_ids_max must be > 0".into(),
+            ));
         }
         if self.pending_bytes_max == 0 {
             return Err(LogError::Config("pending_bytes_max must be > 0".into()));

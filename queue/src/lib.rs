@@ -9,6 +9,7 @@
 
 mod config;
 pub mod cursors;
+pub mod dedup;
 mod disk;
 pub mod durable;
 mod error;

@@ -97,6 +97,10 @@ pub struct LogStats {
     /// Batches of idempotent producers answered as duplicates (not
     /// written again).
     pub duplicates: u64,
+    /// Records stored as duplicate markers (message-id deduplication).
+    pub dedup_markers: u64,
+    /// Message ids forgotten before their window ended (table full).
+    pub dedup_evicted: u64,
 }
 
 impl LogStats {
@@ -135,6 +139,8 @@ pub(crate) struct Shared {
     pub(crate) disk: Disk,
     pub(crate) config: LogConfig,
     pub(crate) stats: std::cell::Cell<LogStats>,
+    /// The message ids seen within the window, when the log deduplicates.
+    pub(crate) dedup: RefCell<Option<crate::dedup::DedupTable>>,
 }
 
 impl Shared {
@@ -217,16 +223,51 @@ impl Log {
             disk,
             config,
             stats: Default::default(),
+            dedup: RefCell::new(None),
         });
         let writer = glommio::spawn_local(writer::run(shared.clone())).detach();
         let syncer = glommio::spawn_local(syncer::run(shared.clone())).detach();
-        Ok(Log {
+        let log = Log {
             dir: dir.as_ref().to_path_buf(),
             shared,
             writer: RefCell::new(Some(writer)),
             syncer: RefCell::new(Some(syncer)),
             recovery,
-        })
+        };
+        log.rebuild_dedup().await?;
+        Ok(log)
+    }
+
+    /// Rebuilds the message ids of the window from the log itself (the
+    /// records whose timestamp is within it): no state of its own to lose
+    /// in a crash. Reads what the window holds, once, at open.
+    async fn rebuild_dedup(&self) -> Result<(), LogError> {
+        let Some(window) = self.shared.config.dedup_window_ms else {
+            return Ok(());
+        };
+        let now = writer::now_ms();
+        let from = now.saturating_sub(i64::try_from(window).unwrap_or(i64::MAX));
+        let mut table = crate::dedup::DedupTable::new(window, self.shared.config.dedup_ids_max);
+        let mut offset = self.offset_for_timestamp(from).await?;
+        while let Some(at) = offset {
+            let read = self.read(at, 1 << 20).await?;
+            if read.is_empty() {
+                break;
+            }
+            for batch in tidegate_proto::batch::BatchIter::stored(read.as_bytes()) {
+                let batch = batch?;
+                for record in batch.records() {
+                    let id = crate::dedup::message_id(&record);
+                    if let Some(id) = id.filter(|_| record.timestamp_ms() >= from) {
+                        let hash = crate::dedup::id_hash(id);
+                        table.insert(hash, record.offset(), record.timestamp_ms(), now);
+                    }
+                }
+            }
+            offset = (read.next_offset > at).then_some(read.next_offset);
+        }
+        *self.shared.dedup.borrow_mut() = Some(table);
+        Ok(())
     }
 
     /// The log's directory.
@@ -285,8 +326,31 @@ impl Log {
                         None => (None, None),
                     };
                     let mut pool = self.shared.pool.borrow_mut();
+                    let mut dedup = self.shared.dedup.borrow_mut();
+                    let now = writer::now_ms();
+                    let plan = match dedup.as_ref() {
+                        Some(table) => crate::dedup::plan(batch, state.next_offset, table, now)?,
+                        None => crate::dedup::Plan::default(),
+                    };
+                    let rewritten = match &plan.rewritten {
+                        Some(bytes) => Some(BatchView::parse(bytes)?),
+                        None => None,
+                    };
+                    let stored = rewritten.as_ref().unwrap_or(batch);
                     let appended =
-                        state.enqueue(batch, &self.shared.config, &mut pool, want.zip(tx))?;
+                        state.enqueue(stored, &self.shared.config, &mut pool, want.zip(tx))?;
+                    if let Some(table) = dedup.as_mut() {
+                        let before = table.evicted();
+                        for (id, offset) in &plan.new_ids {
+                            table.insert(*id, *offset, now, now);
+                        }
+                        let evicted = table.evicted() - before;
+                        let markers = u64::from(plan.duplicates);
+                        self.shared.count(|s| {
+                            s.dedup_markers += markers;
+                            s.dedup_evicted += evicted;
+                        });
+                    }
                     if let Some(id) = &identity {
                         state
                             .producers
