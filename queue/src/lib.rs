@@ -72,4 +72,44 @@ pub mod fuzzing {
             assert_eq!(crate::producers::snapshot::encode(&table, base), bytes);
         }
     }
+
+    /// Plans message-id deduplication of any bytes that parse as a batch,
+    /// against a table that already holds a few ids: a rewritten batch
+    /// must parse, keep the record count, the producer identity and every
+    /// offset, and hold exactly the planned markers.
+    pub fn dedup_plan(bytes: &[u8]) {
+        use tidegate_proto::batch::BatchView;
+        let Ok(batch) = BatchView::parse(bytes) else {
+            return;
+        };
+        let mut table = crate::dedup::DedupTable::new(60_000, 4);
+        for id in [&b"a"[..], b"b", b""] {
+            table.insert(crate::dedup::id_hash(id), 7, 0, 0);
+        }
+        let Ok(plan) = crate::dedup::plan(&batch, 100, &table, 1) else {
+            return;
+        };
+        let Some(rewritten) = plan.rewritten else {
+            assert_eq!(plan.duplicates, 0);
+            return;
+        };
+        let out = BatchView::parse(&rewritten).unwrap_or_else(|e| panic!("rewritten batch: {e}"));
+        let (h, old) = (out.header(), batch.header());
+        assert_eq!(
+            (
+                h.record_count,
+                h.producer_id,
+                h.producer_epoch,
+                h.base_sequence
+            ),
+            (
+                old.record_count,
+                old.producer_id,
+                old.producer_epoch,
+                old.base_sequence
+            )
+        );
+        let markers = out.records().filter(crate::dedup::is_marker).count();
+        assert!(markers >= plan.duplicates as usize);
+    }
 }

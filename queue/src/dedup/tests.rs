@@ -121,3 +121,21 @@ fn a_record_that_only_looks_like_a_marker_is_not_one_without_the_header() {
     let view = must(BatchView::parse(&bytes));
     assert!(view.records().all(|r| !is_marker(&r)));
 }
+
+#[test]
+fn the_fuzz_entry_takes_every_prefix_and_garbage_without_panicking() {
+    let bytes = batch(&[
+        (None, "x", Some("a")),
+        (None, "y", Some("z")),
+        (None, "w", Some("z")),
+    ]);
+    for end in 0..=bytes.len() {
+        crate::fuzzing::dedup_plan(&bytes[..end]);
+    }
+    let mut garbage = bytes.clone();
+    for b in garbage.iter_mut().skip(64) {
+        *b ^= 0x5a;
+    }
+    crate::fuzzing::dedup_plan(&garbage);
+    crate::fuzzing::dedup_plan(&[0xff; 300]);
+}
