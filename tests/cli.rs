@@ -108,6 +108,8 @@ fn topics_produce_consume_and_errors() {
         "8MiB",
         "--message-ttl",
         "1h",
+        "--dedup-window",
+        "2m",
     ];
     let mut create = vec!["topic", "create", "tuned", "-p", "1"];
     create.extend_from_slice(&settings);
@@ -115,6 +117,7 @@ fn topics_produce_consume_and_errors() {
     for (flag, value, named) in [
         ("--segment-bytes", "1KiB", "segment_bytes"),
         ("--message-ttl", "0s", "message_ttl_ms"),
+        ("--dedup-window", "8d", "dedup_window_ms"),
     ] {
         let refused = run(
             &server,

@@ -38,6 +38,7 @@ fn sample() -> Catalog {
         retention_bytes: Some(1 << 30),
         segment_bytes: Some(64 << 20),
         message_ttl_ms: Some(3_600_000),
+        dedup_window_ms: None,
     };
     c.create_topic("audit.log_v2", 1, settings, NOW_MS + 1)
         .unwrap();
@@ -71,6 +72,7 @@ fn create_get_and_list_topics() {
         retention_bytes: None,
         segment_bytes: Some(8 << 20),
         message_ttl_ms: Some(1_000),
+        dedup_window_ms: None,
     };
     let audit = c.create_topic("audit", 1, settings, NOW_MS + 5).unwrap();
     assert_eq!(audit.message_ttl_ms, Some(1_000));
@@ -160,6 +162,14 @@ fn topic_settings_are_checked() {
         },
         TopicSettings {
             retention_bytes: Some(0),
+            ..TopicSettings::default()
+        },
+        TopicSettings {
+            dedup_window_ms: Some(0),
+            ..TopicSettings::default()
+        },
+        TopicSettings {
+            dedup_window_ms: Some(tidegate_core::catalog::DEDUP_WINDOW_MAX_MS + 1),
             ..TopicSettings::default()
         },
     ] {
@@ -413,6 +423,36 @@ proptest! {
 /// which any crate of the build can switch on; a change here means files
 /// written before no longer read, so bump the magic's version instead.
 const GOLDEN_HEX: &[&str] = &[
+    "54474341544c47330000000061ffffffffffffff646c71ffffffffff0000000000000000000000000000000000000000",
+    "0000000000000000010000000000000061ffffffffffffff0200000000000000010000000000000060ea000000000000",
+    "000000000000000000000000000000000100000000000000000010000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000001000000000000000200000000000000646c71ffffffffff0100000000000000",
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+    "010000000000000060ea0000000000000100000000000000c0d401000000000001000000000000000000000000000000",
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000200000000000000",
+    "0000000073ffffffffffffff000000000000000000000000000000000000000000000000000000000000000000000000",
+    "030000000000000073ffffffffffffff61ffffffffffffff6b203d20227622ff3075000002000000646c71ffffffffff",
+    "01000000e803000060ea0000070000000100000000000000010000000000000000000000000000000100000000000000",
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+    "01000000000000000300000000000000040000000000000070fbffff02000000d0fdffff01000000",
+];
+
+/// The same catalog, without the dedup window, as format version 2 wrote
+/// it.
+const GOLDEN_HEX_V2: &[&str] = &[
     "54474341544c47320000000061ffffffffffffff646c71ffffffffff0000000000000000000000000000000000000000",
     "0000000000000000010000000000000061ffffffffffffff0200000000000000010000000000000060ea000000000000",
     "000000000000000000000000000000000100000000000000000010000000000000000000000000000000000000000000",
@@ -456,18 +496,22 @@ const GOLDEN_HEX_V1: &[&str] = &[
 
 /// The golden files' catalog: topic "a" with settings, as version 1 has
 /// it; version 2 adds a dead-letter topic and a subscription.
-fn golden_catalog(with_subscription: bool) -> Catalog {
+fn golden_catalog(version: u8) -> Catalog {
+    let with_subscription = version >= 2;
     let mut c = Catalog::default();
     let settings = TopicSettings {
         retention_ms: Some(60_000),
         retention_bytes: None,
         segment_bytes: Some(1 << 20),
         message_ttl_ms: None,
+        dedup_window_ms: None,
     };
     c.create_topic("a", 2, settings, 1).unwrap();
     if with_subscription {
+        // Version 3 adds the dedup window.
         let ttl = TopicSettings {
             message_ttl_ms: Some(60_000),
+            dedup_window_ms: (version >= 3).then_some(120_000),
             ..TopicSettings::default()
         };
         c.create_topic("dlq", 1, ttl, 1).unwrap();
@@ -495,7 +539,7 @@ fn unhex(hex: &str) -> Vec<u8> {
 
 #[test]
 fn the_catalog_encoding_is_stable() {
-    let c = golden_catalog(true);
+    let c = golden_catalog(3);
     let hex: String = c
         .to_bytes()
         .unwrap()
@@ -510,5 +554,11 @@ fn the_catalog_encoding_is_stable() {
 #[test]
 fn a_version_1_catalog_file_still_loads() {
     let v1 = unhex(&GOLDEN_HEX_V1.concat());
-    assert_eq!(Catalog::from_bytes(&v1).unwrap(), golden_catalog(false));
+    assert_eq!(Catalog::from_bytes(&v1).unwrap(), golden_catalog(1));
+}
+
+#[test]
+fn a_version_2_catalog_file_still_loads() {
+    let v2 = unhex(&GOLDEN_HEX_V2.concat());
+    assert_eq!(Catalog::from_bytes(&v2).unwrap(), golden_catalog(2));
 }

@@ -15,12 +15,11 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use tidegate_proto::batch::{BatchBuilder, BatchError, BatchView, Record, RecordView};
+use tidegate_proto::batch::{BatchBuilder, BatchError, BatchView, Record};
 
-/// The header that names a message for deduplication.
-pub const MESSAGE_ID_HEADER: &str = "tg-msg-id";
-/// The one header of a duplicate marker: the original's offset.
-pub const DUPLICATE_OF_HEADER: &str = "tg-dup-of";
+pub use tidegate_proto::batch::dedup::{
+    is_marker, message_id, DUPLICATE_OF_HEADER, MESSAGE_ID_HEADER,
+};
 
 /// The key a message id is remembered by: its 128-bit xxh3, so the table's
 /// memory does not depend on how long ids are.
@@ -29,23 +28,6 @@ pub type IdHash = u128;
 /// The hash of a message id.
 pub fn id_hash(id: &[u8]) -> IdHash {
     xxhash_rust::xxh3::xxh3_128(id)
-}
-
-/// The message id of a record, if it has one.
-pub fn message_id<'a>(record: &RecordView<'a>) -> Option<&'a [u8]> {
-    record
-        .headers()
-        .find(|(name, _)| *name == MESSAGE_ID_HEADER)
-        .map(|(_, v)| v)
-}
-
-/// True for a duplicate marker.
-pub fn is_marker(record: &RecordView<'_>) -> bool {
-    record.key().is_none()
-        && record.value().is_none()
-        && record
-            .headers()
-            .any(|(name, _)| name == DUPLICATE_OF_HEADER)
 }
 
 /// The ids a partition has seen within its window, oldest first, at most

@@ -44,6 +44,11 @@ pub struct TopicSettings {
     /// Subscriptions do not deliver a message older than this (by its
     /// timestamp): it expires, as with a `tg-expires-at` header.
     pub message_ttl: Option<Duration>,
+    /// Message-id deduplication (docs/SEMANTICS.md §6): a message whose
+    /// id ([`ProducerRecord::with_message_id`](crate::ProducerRecord::with_message_id))
+    /// the partition saw this recently is stored once; the copy is a
+    /// marker every reader skips. Up to a week.
+    pub dedup_window: Option<Duration>,
 }
 
 impl Client {
@@ -109,6 +114,7 @@ impl Client {
             retention_bytes: settings.retention_bytes,
             segment_bytes: settings.segment_bytes,
             message_ttl_ms: settings.message_ttl.map(ms),
+            dedup_window_ms: settings.dedup_window.map(ms),
         });
         let frame = self.call(&request).await?;
         match decode_response(&frame)? {

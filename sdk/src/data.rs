@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use tidegate_proto::batch::dedup::is_marker;
 use tidegate_proto::batch::{peek_header, BatchIter, Headers, RecordView, Records};
 use tidegate_proto::protocol::{
     AckLevel, FetchRequest, ListOffsetsRequest, OffsetSpec, ProduceRequest, ProduceTarget, Request,
@@ -446,7 +447,9 @@ impl<'a> Iterator for Messages<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some(record) = self.records.as_mut().and_then(Iterator::next) {
-                if record.offset() < self.min_offset {
+                // A duplicate marker stands for a message stored once
+                // already (message-id deduplication): not a message.
+                if record.offset() < self.min_offset || is_marker(&record) {
                     continue;
                 }
                 return Some(Ok(Message {

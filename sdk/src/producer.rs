@@ -18,6 +18,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use tidegate_proto::batch::dedup::MESSAGE_ID_HEADER;
 use tidegate_proto::batch::{
     next_sequence, BatchBuilder, Record, MAX_BATCH_BYTES, MAX_RECORDS_PER_BATCH,
 };
@@ -198,6 +199,24 @@ impl ProducerRecord {
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Bytes>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
+    }
+
+    /// Names the message for deduplication (header `tg-msg-id`): on a
+    /// topic with a dedup window, a second message with the same id within
+    /// the window is stored as a marker that readers skip, so a retry
+    /// after a lost answer is not delivered twice (docs/SEMANTICS.md §6).
+    /// Without a key or partition, the id picks the partition, so every
+    /// copy lands where the first did.
+    pub fn with_message_id(self, id: impl Into<Bytes>) -> Self {
+        self.with_header(MESSAGE_ID_HEADER, id)
+    }
+
+    /// The message id, if [`with_message_id`](Self::with_message_id) set one.
+    pub fn message_id(&self) -> Option<&Bytes> {
+        self.headers
+            .iter()
+            .find(|(name, _)| name == MESSAGE_ID_HEADER)
+            .map(|(_, v)| v)
     }
 
     /// Sets the partition explicitly.
@@ -776,7 +795,7 @@ impl Worker {
                 partitions,
                 sticky,
                 next,
-            } => match &record.key {
+            } => match record.key.as_ref().or(record.message_id()) {
                 Some(key) => key_to_partition(key, *partitions).unwrap_or(0),
                 None => *sticky.get_or_insert_with(|| {
                     let p = *next % (*partitions).max(1);

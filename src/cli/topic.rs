@@ -27,6 +27,7 @@ enum TopicCommand {
     ///   tidegate topic create orders --partitions 8
     ///   tidegate topic create orders --partitions 8 --retention 7d --retention-bytes 50GiB
     ///   tidegate topic create jobs --partitions 4 --message-ttl 1h
+    ///   tidegate topic create payments --partitions 4 --dedup-window 2m
     ///   tidegate topic create orders --partitions 8 --server 10.0.0.7:7441 --ca ca.pem
     #[command(verbatim_doc_comment)]
     Create {
@@ -49,6 +50,10 @@ enum TopicCommand {
         /// timestamp), as if its tg-expires-at had passed.
         #[arg(long, value_name = "DURATION")]
         message_ttl: Option<HumanDuration>,
+        /// Store a message once when its tg-msg-id (produce --message-id)
+        /// comes again within this long; up to 7d.
+        #[arg(long, value_name = "DURATION")]
+        dedup_window: Option<HumanDuration>,
     },
     /// Delete a topic and all its data.
     ///
@@ -105,12 +110,14 @@ async fn command(client: &tidegate_client::Client, command: TopicCommand) -> any
             retention_bytes,
             segment_bytes,
             message_ttl,
+            dedup_window,
         } => {
             let settings = TopicSettings {
                 retention: retention.map(HumanDuration::get),
                 retention_bytes: retention_bytes.map(Size::bytes),
                 segment_bytes: segment_bytes.map(Size::bytes),
                 message_ttl: message_ttl.map(HumanDuration::get),
+                dedup_window: dedup_window.map(HumanDuration::get),
             };
             client
                 .create_topic_with(&name, partitions, &settings)

@@ -330,6 +330,7 @@ impl Client {
             retention_bytes: None,
             segment_bytes: None,
             message_ttl_ms,
+            dedup_window_ms: None,
         }))
         .await
     }

@@ -2,13 +2,15 @@
 //! archive of [`Catalog`].
 //!
 //! ```text
-//! 0  8  magic "TGCATLG2" (the last byte is the format version)
+//! 0  8  magic "TGCATLG3" (the last byte is the format version)
 //! 8  .. rkyv 0.8 archive of Catalog (little-endian, 32-bit relative
 //!       pointers: rkyv's default format)
 //! ```
 //!
 //! Version 1 (before subscriptions) is still read, as a catalog without
-//! subscriptions; it is written as version 2 at the next change.
+//! subscriptions, and version 2 (before message-id deduplication) as one
+//! whose topics have no dedup window; either is written as version 3 at
+//! the next change.
 //!
 //! The archive is validated with bytecheck before it is read, since it
 //! comes from a disk, then the decoded catalog's own invariants are checked
@@ -19,10 +21,49 @@ use rkyv::util::AlignedVec;
 
 use std::collections::BTreeMap;
 
-use super::{Catalog, CatalogError, TopicMeta};
+use super::{Catalog, CatalogError, SubscriptionMeta, TopicMeta};
 
-const MAGIC: [u8; 8] = *b"TGCATLG2";
+const MAGIC: [u8; 8] = *b"TGCATLG3";
+const MAGIC_V2: [u8; 8] = *b"TGCATLG2";
 const MAGIC_V1: [u8; 8] = *b"TGCATLG1";
+
+/// The catalog as format version 2 stored it.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+struct CatalogV2 {
+    version: u64,
+    next_id: u64,
+    topics: BTreeMap<String, TopicMetaV2>,
+    subscriptions: BTreeMap<String, SubscriptionMeta>,
+}
+
+/// A topic as format version 2 stored it: no dedup window.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+struct TopicMetaV2 {
+    id: u64,
+    name: String,
+    partitions: u32,
+    retention_ms: Option<u64>,
+    retention_bytes: Option<u64>,
+    segment_bytes: Option<u64>,
+    message_ttl_ms: Option<u64>,
+    created_ms: i64,
+}
+
+impl From<TopicMetaV2> for TopicMeta {
+    fn from(t: TopicMetaV2) -> TopicMeta {
+        TopicMeta {
+            id: t.id,
+            name: t.name,
+            partitions: t.partitions,
+            retention_ms: t.retention_ms,
+            retention_bytes: t.retention_bytes,
+            segment_bytes: t.segment_bytes,
+            message_ttl_ms: t.message_ttl_ms,
+            dedup_window_ms: None,
+            created_ms: t.created_ms,
+        }
+    }
+}
 
 /// The catalog as format version 1 stored it.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
@@ -54,9 +95,17 @@ impl From<TopicMetaV1> for TopicMeta {
             retention_bytes: t.retention_bytes,
             segment_bytes: t.segment_bytes,
             message_ttl_ms: None,
+            dedup_window_ms: None,
             created_ms: t.created_ms,
         }
     }
+}
+
+/// The format versions read.
+enum Format {
+    V1,
+    V2,
+    V3,
 }
 
 impl Catalog {
@@ -75,9 +124,10 @@ impl Catalog {
     /// or [`CatalogError::Decode`], never a panic.
     pub fn from_bytes(bytes: &[u8]) -> Result<Catalog, CatalogError> {
         let decode = |reason: String| CatalogError::Decode { reason };
-        let (archive, v1) = match bytes.split_first_chunk::<8>() {
-            Some((magic, archive)) if *magic == MAGIC => (archive, false),
-            Some((magic, archive)) if *magic == MAGIC_V1 => (archive, true),
+        let (archive, format) = match bytes.split_first_chunk::<8>() {
+            Some((magic, archive)) if *magic == MAGIC => (archive, Format::V3),
+            Some((magic, archive)) if *magic == MAGIC_V2 => (archive, Format::V2),
+            Some((magic, archive)) if *magic == MAGIC_V1 => (archive, Format::V1),
             Some((magic, _)) if magic[..7] == MAGIC[..7] => {
                 return Err(decode(format!(
                     "unsupported catalog format version {}",
@@ -91,16 +141,28 @@ impl Catalog {
         let mut aligned = AlignedVec::<16>::with_capacity(archive.len());
         aligned.extend_from_slice(archive);
         let invalid = |e: rancor::Error| decode(format!("invalid archive: {e}"));
-        let catalog = if v1 {
-            let old = rkyv::from_bytes::<CatalogV1, rancor::Error>(&aligned).map_err(invalid)?;
-            Catalog {
-                version: old.version,
-                next_id: old.next_id,
-                topics: old.topics.into_iter().map(|(n, t)| (n, t.into())).collect(),
-                subscriptions: BTreeMap::new(),
+        let catalog = match format {
+            Format::V1 => {
+                let old =
+                    rkyv::from_bytes::<CatalogV1, rancor::Error>(&aligned).map_err(invalid)?;
+                Catalog {
+                    version: old.version,
+                    next_id: old.next_id,
+                    topics: old.topics.into_iter().map(|(n, t)| (n, t.into())).collect(),
+                    subscriptions: BTreeMap::new(),
+                }
             }
-        } else {
-            rkyv::from_bytes::<Catalog, rancor::Error>(&aligned).map_err(invalid)?
+            Format::V2 => {
+                let old =
+                    rkyv::from_bytes::<CatalogV2, rancor::Error>(&aligned).map_err(invalid)?;
+                Catalog {
+                    version: old.version,
+                    next_id: old.next_id,
+                    topics: old.topics.into_iter().map(|(n, t)| (n, t.into())).collect(),
+                    subscriptions: old.subscriptions,
+                }
+            }
+            Format::V3 => rkyv::from_bytes::<Catalog, rancor::Error>(&aligned).map_err(invalid)?,
         };
         catalog.check_invariants().map_err(decode)?;
         Ok(catalog)

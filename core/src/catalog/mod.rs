@@ -65,6 +65,9 @@ pub struct TopicMeta {
     /// Subscriptions do not deliver a message older than this (by its
     /// timestamp); `None` for no limit.
     pub message_ttl_ms: Option<u64>,
+    /// Message-id deduplication window (docs/SEMANTICS.md §6); `None`
+    /// stores every copy.
+    pub dedup_window_ms: Option<u64>,
     /// When the topic was created, Unix milliseconds.
     pub created_ms: i64,
 }
@@ -81,7 +84,13 @@ pub struct TopicSettings {
     pub segment_bytes: Option<u64>,
     /// Default message TTL, milliseconds, above 0.
     pub message_ttl_ms: Option<u64>,
+    /// Message-id deduplication window, milliseconds, 1 to
+    /// [`DEDUP_WINDOW_MAX_MS`].
+    pub dedup_window_ms: Option<u64>,
 }
+
+/// Longest message-id deduplication window a topic may have: a week.
+pub const DEDUP_WINDOW_MAX_MS: u64 = 7 * 24 * 3600 * 1000;
 
 /// Every topic, by name, with the counters that make changes traceable.
 #[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
@@ -165,6 +174,7 @@ impl Catalog {
             retention_bytes: settings.retention_bytes,
             segment_bytes: settings.segment_bytes,
             message_ttl_ms: settings.message_ttl_ms,
+            dedup_window_ms: settings.dedup_window_ms,
             created_ms: now_ms,
         };
         self.next_id = next_id;
@@ -273,6 +283,14 @@ fn validate_settings(settings: &TopicSettings) -> Result<(), CatalogError> {
     }
     if settings.message_ttl_ms == Some(0) {
         return invalid("message_ttl_ms", "must be above 0".into());
+    }
+    if let Some(window) = settings.dedup_window_ms {
+        if !(1..=DEDUP_WINDOW_MAX_MS).contains(&window) {
+            return invalid(
+                "dedup_window_ms",
+                format!("{window} is outside [1, {DEDUP_WINDOW_MAX_MS}] (a week)"),
+            );
+        }
     }
     Ok(())
 }

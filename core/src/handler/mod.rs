@@ -108,6 +108,7 @@ async fn serve(
                     retention_bytes: c.retention_bytes,
                     segment_bytes: c.segment_bytes,
                     message_ttl_ms: c.message_ttl_ms,
+                    dedup_window_ms: c.dedup_window_ms,
                 },
             };
             expect_done(router.call(CATALOG_SHARD, op).await)?;

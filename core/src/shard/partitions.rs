@@ -186,6 +186,7 @@ fn topic_config(base: &LogConfig, topic: &TopicMeta) -> LogConfig {
     if topic.retention_bytes.is_some() {
         config.retention_bytes = topic.retention_bytes;
     }
+    config.dedup_window_ms = topic.dedup_window_ms;
     config
 }
 

@@ -32,6 +32,7 @@
 //! ```
 
 mod builder;
+pub mod dedup;
 mod error;
 mod header;
 mod record;

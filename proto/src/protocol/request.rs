@@ -84,6 +84,11 @@ pub struct CreateTopicRequest<'a> {
     /// timestamp. At the end of the body, present only when set: a request
     /// without it (from an older client too) has none.
     pub message_ttl_ms: Option<u64>,
+    /// Message-id deduplication window: a message whose `tg-msg-id` the
+    /// partition saw this recently is stored as a duplicate marker. After
+    /// `message_ttl_ms`, present only when set; `message_ttl_ms` is then
+    /// written as 0 when it is not set.
+    pub dedup_window_ms: Option<u64>,
 }
 
 /// Produce: one or more batches appended, in order, to one partition.
@@ -452,10 +457,16 @@ impl<'a> CreateTopicRequest<'a> {
         put_opt_u64(out, self.retention_ms);
         put_opt_u64(out, self.retention_bytes);
         put_opt_u64(out, self.segment_bytes);
-        // Present only when set, so a body without it (an older client's)
-        // is the same request, and each request has one encoding.
-        if let Some(ttl) = self.message_ttl_ms {
-            put_u64(out, ttl);
+        // Present only when set, so a body without them (an older
+        // client's) is the same request; a TTL of 0 stands for none when
+        // a dedup window follows (0 is no valid TTL).
+        match (self.message_ttl_ms, self.dedup_window_ms) {
+            (None, None) => {}
+            (Some(ttl), None) => put_u64(out, ttl),
+            (ttl, Some(window)) => {
+                put_u64(out, ttl.unwrap_or(0));
+                put_u64(out, window);
+            }
         }
     }
 
@@ -469,10 +480,19 @@ impl<'a> CreateTopicRequest<'a> {
             retention_ms: r.opt_u64("retention_ms")?,
             retention_bytes: r.opt_u64("retention_bytes")?,
             segment_bytes: r.opt_u64("segment_bytes")?,
-            message_ttl_ms: match r.remaining() {
-                0 => None,
-                _ => Some(r.u64("message_ttl_ms")?),
-            },
+            message_ttl_ms: None,
+            dedup_window_ms: None,
+        })
+        .and_then(|mut request| {
+            if r.remaining() > 0 {
+                request.message_ttl_ms = Some(r.u64("message_ttl_ms")?);
+            }
+            // Fewer than 8 bytes left are trailing bytes (`finish`).
+            if r.remaining() >= 8 {
+                request.dedup_window_ms = Some(r.u64("dedup_window_ms")?);
+                request.message_ttl_ms = request.message_ttl_ms.filter(|ttl| *ttl != 0);
+            }
+            Ok(request)
         })
     }
 

@@ -144,8 +144,10 @@ pub(crate) fn meta_of(
     }
     let redriven_for_another = header_of(record.headers(), HEADER_REDRIVE_FOR)
         .is_some_and(|for_sub| for_sub != name.as_bytes());
+    // A duplicate marker stands for a message stored once already.
+    let duplicate = tidegate_queue::dedup::is_marker(record);
     let filtered = filter.is_some_and(|f| !f.matches_record(record));
-    let disposition = if redriven_for_another || filtered {
+    let disposition = if redriven_for_another || duplicate || filtered {
         Disposition::Filtered
     } else if !sub.dead_letter_expired
         && expiry(
@@ -195,6 +197,30 @@ mod tests {
         let view = BatchView::parse(&bytes).unwrap_or_else(|e| panic!("{e}"));
         let record = view.records().next().unwrap_or_else(|| panic!("a record"));
         f(&record)
+    }
+
+    #[test]
+    fn a_duplicate_marker_is_handled_and_never_delivered() {
+        let config = tidegate_proto::protocol::SubscriptionConfig::new("s", "t");
+        let sub = SubscriptionMeta::new(&config, 1, 0);
+        let mut b = BatchBuilder::new();
+        b.push(Record {
+            timestamp_ms: 5,
+            key: None,
+            value: None,
+            headers: &[("tg-dup-of", b"3")],
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let bytes = b.finish().unwrap_or_else(|e| panic!("{e}"));
+        let view = BatchView::parse(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        let record = view.records().next().unwrap_or_else(|| panic!("a record"));
+        let meta = meta_of(&record, None, &sub, None, 1_000);
+        assert_eq!(meta.disposition, Disposition::Filtered);
+        // The same header on a message with a value is only a header.
+        let meta = with_record(&[("tg-dup-of", b"3")], None, |r| {
+            meta_of(r, None, &sub, None, 1_000)
+        });
+        assert_eq!(meta.disposition, Disposition::Deliver);
     }
 
     #[test]

@@ -35,18 +35,32 @@ fn truncated_requests_fail_at_every_length() {
         for cut in 0..body.len() {
             let short = with_body(&wire, body.get(..cut).unwrap_or_default());
             let err = decode_request(&short);
-            // CreateTopic's TTL is optional at the end of the body: cut
-            // before it, the body is an older client's whole request.
-            if let (Request::CreateTopic(c), Ok(Request::CreateTopic(old))) = (&request, &err) {
-                assert_eq!(cut, body.len() - 8, "{request:?} cut at {cut}");
-                assert_eq!(
-                    *old,
-                    CreateTopicRequest {
-                        message_ttl_ms: None,
-                        ..*c
+            // CreateTopic's TTL and dedup window are optional at the end
+            // of the body: cut before either, the body is an older
+            // client's whole request; cut inside the window, what is left
+            // of it is trailing bytes.
+            if let Request::CreateTopic(c) = &request {
+                let tail = 8
+                    * (usize::from(c.message_ttl_ms.is_some() || c.dedup_window_ms.is_some())
+                        + usize::from(c.dedup_window_ms.is_some()));
+                let fixed = body.len() - tail;
+                match &err {
+                    Ok(Request::CreateTopic(old)) => {
+                        assert!(
+                            cut == fixed || (cut == fixed + 8 && c.dedup_window_ms.is_some()),
+                            "{request:?} cut at {cut}"
+                        );
+                        assert_eq!((old.name, old.partitions), (c.name, c.partitions));
+                        assert_eq!(old.dedup_window_ms, None);
+                        continue;
                     }
-                );
-                continue;
+                    Err(ProtocolError::TrailingBytes { .. })
+                        if c.dedup_window_ms.is_some() && cut > fixed + 8 =>
+                    {
+                        continue
+                    }
+                    _ => {}
+                }
             }
             assert!(
                 matches!(err, Err(ProtocolError::Truncated { .. })),
@@ -250,6 +264,7 @@ fn bad_topic_names_are_rejected_by_validate_and_decode() {
             retention_bytes: None,
             segment_bytes: None,
             message_ttl_ms: None,
+            dedup_window_ms: None,
         });
         let err = request.validate();
         assert!(
@@ -290,6 +305,7 @@ fn numbers_out_of_range_are_invalid_requests() {
             retention_bytes: None,
             segment_bytes: None,
             message_ttl_ms: None,
+            dedup_window_ms: None,
         })
     };
     let fetch = |partition, max_bytes, max_wait_ms| {
@@ -396,6 +412,7 @@ fn unknown_tags_are_rejected() {
         retention_bytes: None,
         segment_bytes: None,
         message_ttl_ms: None,
+        dedup_window_ms: None,
     }));
     // Body: name (2 + 1) | partitions (4) | retention_ms presence ...
     assert_eq!(
@@ -692,6 +709,7 @@ fn a_create_topic_from_an_older_client_has_no_message_ttl() {
         retention_bytes: None,
         segment_bytes: None,
         message_ttl_ms: Some(60_000),
+        dedup_window_ms: None,
     };
     let wire = encode_request(&Request::CreateTopic(with_ttl));
     let body = body_of(&wire);
@@ -699,6 +717,7 @@ fn a_create_topic_from_an_older_client_has_no_message_ttl() {
     let old = with_body(&wire, &body[..body.len() - 8]);
     let without = CreateTopicRequest {
         message_ttl_ms: None,
+        dedup_window_ms: None,
         ..with_ttl
     };
     assert_eq!(decode_request(&old), Ok(Request::CreateTopic(without)));
@@ -707,6 +726,15 @@ fn a_create_topic_from_an_older_client_has_no_message_ttl() {
         encode_request(&Request::CreateTopic(without)),
         "one encoding"
     );
+    // A dedup window after it: the TTL of 0 written before it is none.
+    let dedup = CreateTopicRequest {
+        message_ttl_ms: None,
+        dedup_window_ms: Some(120_000),
+        ..with_ttl
+    };
+    let dedup_wire = encode_request(&Request::CreateTopic(dedup));
+    assert_eq!(body_of(&dedup_wire).len(), body.len() + 8);
+    assert_eq!(decode_request(&dedup_wire), Ok(Request::CreateTopic(dedup)));
     // A TTL cut short is a truncated request.
     let short = with_body(&wire, &body[..body.len() - 3]);
     assert!(matches!(

@@ -46,16 +46,19 @@ fn create() -> impl Strategy<Value = Request<'static>> {
         any::<Option<u64>>(),
         any::<Option<u64>>(),
         any::<Option<u64>>(),
+        any::<Option<u64>>(),
     )
         .prop_map(
-            |(name, partitions, retention_ms, retention_bytes, segment_bytes, message_ttl_ms)| {
+            |(name, partitions, retention_ms, retention_bytes, segment_bytes, ttl, dedup)| {
                 Request::CreateTopic(CreateTopicRequest {
                     name,
                     partitions,
                     retention_ms,
                     retention_bytes,
                     segment_bytes,
-                    message_ttl_ms,
+                    // 0 is no valid TTL: it stands for none before a window.
+                    message_ttl_ms: ttl.map(|t| t.max(1)),
+                    dedup_window_ms: dedup,
                 })
             },
         )
@@ -288,6 +291,7 @@ proptest! {
                 retention_bytes: Some(1),
                 segment_bytes: None,
                 message_ttl_ms: None,
+                dedup_window_ms: None,
             }),
             Request::Produce(ProduceRequest {
                 topic: name,
