@@ -114,6 +114,8 @@ fn partitions(shard: &Shard) -> Vec<PartitionSnapshot> {
                 producers: producers as u64,
                 producers_evicted_total: producers_evicted,
                 duplicate_batches_total: stats.duplicates,
+                dedup_markers_total: stats.dedup_markers,
+                dedup_evicted_total: stats.dedup_evicted,
                 group_lag,
             })
         })

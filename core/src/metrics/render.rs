@@ -529,7 +529,17 @@ impl Scrape {
         for (name, help, value) in gauge_families {
             gauges(e, name, help, self.per_partition(value))?;
         }
-        let counter_families: [PartitionFamily; 9] = [
+        let counter_families: [PartitionFamily; 11] = [
+            (
+                "tidegate_partition_dedup_markers",
+                "Messages stored as duplicate markers: their tg-msg-id was seen within the topic's dedup window.",
+                |p| p.dedup_markers_total,
+            ),
+            (
+                "tidegate_partition_dedup_evicted",
+                "Message ids forgotten before their dedup window ended, because the partition held the most it keeps (100,000).",
+                |p| p.dedup_evicted_total,
+            ),
             (
                 "tidegate_partition_duplicate_batches",
                 "Batches of idempotent producers answered as duplicates of an earlier one (not written again).",

@@ -283,6 +283,10 @@ pub struct PartitionSnapshot {
     pub producers_evicted_total: u64,
     /// Batches answered as duplicates of an earlier one (not written).
     pub duplicate_batches_total: u64,
+    /// Messages stored as duplicate markers (message-id deduplication).
+    pub dedup_markers_total: u64,
+    /// Message ids forgotten before their window ended (table full).
+    pub dedup_evicted_total: u64,
     /// Consumer groups with a committed offset here: (group, high
     /// watermark minus committed offset).
     pub group_lag: Vec<(String, u64)>,

@@ -203,6 +203,7 @@ fn example(shard: usize) -> ShardSnapshot {
             fdatasyncs_total: 3,
             fdatasync_latency: fdatasync_example(),
             group_lag: vec![("billing".into(), 5)],
+            dedup_markers_total: 3,
             ..PartitionSnapshot::default()
         }],
         subscription_messages: [10, 2, 9, 5, 1, 1],
@@ -283,6 +284,10 @@ fn rendered_values_are_the_snapshot_values() {
         );
         assert_eq!(
             value(&samples, "tidegate_partition_fdatasyncs_total", &p),
+            3.0
+        );
+        assert_eq!(
+            value(&samples, "tidegate_partition_dedup_markers_total", &p),
             3.0
         );
         let sub = [
