@@ -114,6 +114,28 @@ fn topics_produce_consume_and_errors() {
     let mut create = vec!["topic", "create", "tuned", "-p", "1"];
     create.extend_from_slice(&settings);
     ok(&run(&server, &create, b""));
+    // ... and describe shows them back.
+    let text = ok(&run(&server, &["topic", "describe", "tuned"], b""));
+    assert!(
+        text.contains(
+            "settings: retention 7days, retention-bytes 1GiB, segment-bytes 8MiB, \
+             message-ttl 1h, dedup-window 2m"
+        ),
+        "{text}"
+    );
+    let tuned: Value = serde_json::from_str(&ok(&run(
+        &server,
+        &["topic", "describe", "tuned", "--format", "json"],
+        b"",
+    )))
+    .unwrap();
+    assert_eq!(tuned["settings"]["dedup_window_ms"], 120_000, "{tuned}");
+    assert_eq!(tuned["settings"]["segment_bytes"], 8 << 20, "{tuned}");
+    assert_eq!(
+        describe["settings"]["retention_ms"],
+        Value::Null,
+        "{describe}"
+    );
     for (flag, value, named) in [
         ("--segment-bytes", "1KiB", "segment_bytes"),
         ("--message-ttl", "0s", "message_ttl_ms"),

@@ -27,6 +27,9 @@ pub struct TopicDescription {
     /// Every partition, with its earliest, latest (high watermark) and
     /// durable offsets.
     pub partitions: Vec<PartitionInfo>,
+    /// The topic's own settings (`None` in each: the server's), as
+    /// created; all `None` from a server that does not send them.
+    pub settings: TopicSettings,
 }
 
 /// A topic's own settings for
@@ -181,10 +184,21 @@ impl Client {
     pub async fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
         let frame = self.call(&Request::DescribeTopic { name }).await?;
         match decode_response(&frame)? {
-            Response::DescribeTopic(d) => Ok(TopicDescription {
-                name: d.name.to_owned(),
-                partitions: d.partitions,
-            }),
+            Response::DescribeTopic(d) => {
+                let s = d.settings.unwrap_or_default();
+                let duration = |ms: Option<u64>| ms.map(Duration::from_millis);
+                Ok(TopicDescription {
+                    name: d.name.to_owned(),
+                    partitions: d.partitions,
+                    settings: TopicSettings {
+                        retention: duration(s.retention_ms),
+                        retention_bytes: s.retention_bytes,
+                        segment_bytes: s.segment_bytes,
+                        message_ttl: duration(s.message_ttl_ms),
+                        dedup_window: duration(s.dedup_window_ms),
+                    },
+                })
+            }
             other => Err(unexpected("DescribeTopic", &other)),
         }
     }

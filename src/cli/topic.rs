@@ -175,10 +175,24 @@ async fn command(client: &tidegate_client::Client, command: TopicCommand) -> any
                             })
                         })
                         .collect();
-                    writeln!(out, "{}", json!({"name": d.name, "partitions": partitions}))?;
+                    let ms = |d: Option<std::time::Duration>| {
+                        d.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                    };
+                    let s = &d.settings;
+                    let settings = json!({
+                        "retention_ms": ms(s.retention),
+                        "retention_bytes": s.retention_bytes,
+                        "segment_bytes": s.segment_bytes,
+                        "message_ttl_ms": ms(s.message_ttl),
+                        "dedup_window_ms": ms(s.dedup_window),
+                    });
+                    let topic =
+                        json!({"name": d.name, "partitions": partitions, "settings": settings});
+                    writeln!(out, "{topic}")?;
                 }
                 Format::Text => {
                     writeln!(out, "topic {} ({} partitions)", d.name, d.partitions.len())?;
+                    writeln!(out, "settings: {}", settings_line(&d.settings))?;
                     writeln!(
                         out,
                         "{:>9}  {:>20}  {:>20}  {:>20}",
@@ -197,4 +211,30 @@ async fn command(client: &tidegate_client::Client, command: TopicCommand) -> any
     }
     out.flush()?;
     Ok(())
+}
+
+/// A topic's own settings in `topic create`'s terms; what it does not set
+/// is the server's.
+fn settings_line(s: &TopicSettings) -> String {
+    let duration = |d: std::time::Duration| HumanDuration::new(d).to_string();
+    let size = |n: u64| Size::from_bytes(n).to_string();
+    let set: Vec<String> = [
+        s.retention.map(|d| format!("retention {}", duration(d))),
+        s.retention_bytes
+            .map(|n| format!("retention-bytes {}", size(n))),
+        s.segment_bytes
+            .map(|n| format!("segment-bytes {}", size(n))),
+        s.message_ttl
+            .map(|d| format!("message-ttl {}", duration(d))),
+        s.dedup_window
+            .map(|d| format!("dedup-window {}", duration(d))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if set.is_empty() {
+        "the server's".to_owned()
+    } else {
+        format!("{} (the rest the server's)", set.join(", "))
+    }
 }

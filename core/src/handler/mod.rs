@@ -11,7 +11,7 @@ use tidegate_proto::{
     partitioner,
     protocol::{
         decode_header, ErrorCode, ErrorResponse, FetchResponse, ProduceResponse, ProduceTarget,
-        Request, Response, TopicDescription, TopicSummary, FRAME_HEADER_LEN,
+        Request, Response, TopicDescription, TopicOverrides, TopicSummary, FRAME_HEADER_LEN,
     },
 };
 
@@ -159,6 +159,13 @@ async fn serve(
             let description = TopicDescription {
                 name: &meta.name,
                 partitions,
+                settings: Some(TopicOverrides {
+                    retention_ms: meta.retention_ms,
+                    retention_bytes: meta.retention_bytes,
+                    segment_bytes: meta.segment_bytes,
+                    message_ttl_ms: meta.message_ttl_ms,
+                    dedup_window_ms: meta.dedup_window_ms,
+                }),
             };
             return Ok(encode(&Response::DescribeTopic(description)));
         }

@@ -105,7 +105,7 @@ pub use request::{
 };
 pub use response::{
     ErrorResponse, FetchResponse, PartitionInfo, ProduceResponse, Response, TopicDescription,
-    TopicSummary,
+    TopicOverrides, TopicSummary,
 };
 pub use subscription::{
     pulled_message_len, validate_subscription_name, AckRequest, PullRequest, PulledMessage,

@@ -51,6 +51,24 @@ pub struct TopicDescription<'a> {
     pub name: &'a str,
     /// Its partitions, at most [`MAX_PARTITIONS`].
     pub partitions: Vec<PartitionInfo>,
+    /// Its own settings, as CreateTopic set them. At the end of the body;
+    /// `None` when the server did not send them (an older server).
+    pub settings: Option<TopicOverrides>,
+}
+
+/// A topic's own settings: each `None` takes the server's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct TopicOverrides {
+    /// Retention by age, ms.
+    pub retention_ms: Option<u64>,
+    /// Retention by size per partition, bytes.
+    pub retention_bytes: Option<u64>,
+    /// Segment size, bytes.
+    pub segment_bytes: Option<u64>,
+    /// Message TTL for subscriptions, ms.
+    pub message_ttl_ms: Option<u64>,
+    /// Message-id deduplication window, ms.
+    pub dedup_window_ms: Option<u64>,
 }
 
 /// A Produce response.
@@ -414,6 +432,13 @@ impl<'a> TopicDescription<'a> {
             put_u64(out, p.latest);
             put_u64(out, p.durable);
         }
+        if let Some(s) = &self.settings {
+            put_opt_u64(out, s.retention_ms);
+            put_opt_u64(out, s.retention_bytes);
+            put_opt_u64(out, s.segment_bytes);
+            put_opt_u64(out, s.message_ttl_ms);
+            put_opt_u64(out, s.dedup_window_ms);
+        }
     }
 
     fn read(r: &mut Reader<'a>) -> Result<Self, ProtocolError> {
@@ -430,7 +455,23 @@ impl<'a> TopicDescription<'a> {
                 durable: r.u64("durable")?,
             });
         }
-        Ok(Self { name, partitions })
+        // Five option tags at least; fewer bytes are trailing bytes.
+        let settings = if r.remaining() < 5 {
+            None
+        } else {
+            Some(TopicOverrides {
+                retention_ms: r.opt_u64("retention_ms")?,
+                retention_bytes: r.opt_u64("retention_bytes")?,
+                segment_bytes: r.opt_u64("segment_bytes")?,
+                message_ttl_ms: r.opt_u64("message_ttl_ms")?,
+                dedup_window_ms: r.opt_u64("dedup_window_ms")?,
+            })
+        };
+        Ok(Self {
+            name,
+            partitions,
+            settings,
+        })
     }
 }
 

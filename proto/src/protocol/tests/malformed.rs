@@ -79,9 +79,34 @@ fn truncated_responses_fail_at_every_length() {
             assert!(decode_response(wire.get(..cut).unwrap_or_default()).is_err());
         }
         let body = body_of(&wire);
+        // DescribeTopic's settings are optional at the end of the body.
+        let settings_len = match &response {
+            Response::DescribeTopic(d) if d.settings.is_some() => {
+                let mut without = Vec::new();
+                Response::DescribeTopic(TopicDescription {
+                    settings: None,
+                    ..d.clone()
+                })
+                .encode(&mut without);
+                Some(wire.len() - without.len())
+            }
+            _ => None,
+        };
         for cut in 0..body.len() {
             let short = with_body(&wire, body.get(..cut).unwrap_or_default());
             let err = decode_response(&short);
+            if let Some(len) = settings_len {
+                let fixed = body.len() - len;
+                match &err {
+                    Ok(Response::DescribeTopic(d)) if cut == fixed && d.settings.is_none() => {
+                        continue
+                    }
+                    Err(ProtocolError::TrailingBytes { .. }) if cut > fixed && cut < fixed + 5 => {
+                        continue
+                    }
+                    _ => {}
+                }
+            }
             assert!(
                 matches!(err, Err(ProtocolError::Truncated { .. })),
                 "{response:?} cut at {cut}: {err:?}"

@@ -284,6 +284,16 @@ fn all_responses(batch: &[u8]) -> Vec<Response<'_>> {
                     durable: 5,
                 },
             ],
+            settings: None,
+        }),
+        Response::DescribeTopic(TopicDescription {
+            name: "pay",
+            partitions: vec![],
+            settings: Some(TopicOverrides {
+                retention_ms: Some(1),
+                dedup_window_ms: Some(120_000),
+                ..TopicOverrides::default()
+            }),
         }),
         Response::Produce(ProduceResponse {
             throttle_ms: 0,

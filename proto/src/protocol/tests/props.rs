@@ -139,9 +139,29 @@ fn describe() -> impl Strategy<Value = Response<'static>> {
             durable,
         },
     );
-    (topic(), vec(info, 0..20)).prop_map(|(name, partitions)| {
-        Response::DescribeTopic(TopicDescription { name, partitions })
-    })
+    let settings = (
+        any::<Option<u64>>(),
+        any::<Option<u64>>(),
+        any::<Option<u64>>(),
+        any::<Option<u64>>(),
+        any::<Option<u64>>(),
+    )
+        .prop_map(|(a, b, c, d, e)| TopicOverrides {
+            retention_ms: a,
+            retention_bytes: b,
+            segment_bytes: c,
+            message_ttl_ms: d,
+            dedup_window_ms: e,
+        });
+    (topic(), vec(info, 0..20), proptest::option::of(settings)).prop_map(
+        |(name, partitions, settings)| {
+            Response::DescribeTopic(TopicDescription {
+                name,
+                partitions,
+                settings,
+            })
+        },
+    )
 }
 
 fn produce_response() -> impl Strategy<Value = Response<'static>> {
