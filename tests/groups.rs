@@ -351,3 +351,80 @@ fn offsets_can_be_reset_only_while_the_group_is_empty() {
     });
     assert!(server.stop().success());
 }
+
+/// The committed offsets of `group` in partitions 0 and 1 of "g".
+async fn offsets(client: &Client, group: &str) -> Vec<Option<u64>> {
+    let got = client.fetch_offsets(group, "g", &[0, 1]).await.unwrap();
+    got.into_iter().map(|(_, o)| o).collect()
+}
+
+/// Polls (heartbeating `member` of "live" meanwhile) until `group`'s
+/// offsets are gone.
+async fn until_expired(client: &Client, group: &str, member: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while offsets(client, group).await != [None, None] {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{group}'s offsets never expired"
+        );
+        if !member.is_empty() {
+            client
+                .group_heartbeat("live", "g", member, &[0, 1], Duration::from_secs(3), false)
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn an_empty_groups_old_offsets_expire_and_a_groups_with_members_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("TIDEGATE_GROUPS__OFFSETS_RETENTION", "1s"),
+        ("TIDEGATE_STORAGE__RETENTION_CHECK_INTERVAL", "100ms"),
+    ];
+    let server = support::start_env(&dir.path().join("data"), "0,1", &env);
+    runtime().block_on(async {
+        let client = sdk_client(&server).await;
+        fill_topic(&client, "g", 2, 10, None).await;
+        // "gone" commits without members (a reset), then never again.
+        let done = client
+            .commit_offsets("gone", "", "g", &[(0, 5), (1, 7)])
+            .await
+            .unwrap();
+        assert!(done.iter().all(|(_, code)| code.is_ok()), "{done:?}");
+        // "live" has a member that holds both partitions and commits once.
+        let member = client
+            .group_heartbeat("live", "g", "", &[], Duration::from_secs(3), false)
+            .await
+            .unwrap();
+        assert_eq!(member.assigned, [0, 1]);
+        let id = member.member_id.clone();
+        client
+            .group_heartbeat("live", "g", &id, &[0, 1], Duration::from_secs(3), false)
+            .await
+            .unwrap();
+        let done = client
+            .commit_offsets("live", &id, "g", &[(0, 3), (1, 4)])
+            .await
+            .unwrap();
+        assert!(done.iter().all(|(_, code)| code.is_ok()), "{done:?}");
+        // "later" commits after "live": once its offsets are gone, a pass
+        // has seen "live"'s older ones too and kept them for its member.
+        client
+            .commit_offsets("later", "", "g", &[(0, 1), (1, 1)])
+            .await
+            .unwrap();
+        until_expired(&client, "gone", &id).await;
+        until_expired(&client, "later", &id).await;
+        assert_eq!(offsets(&client, "live").await, [Some(3), Some(4)]);
+        // Once the member leaves, they go too.
+        client
+            .group_heartbeat("live", "g", &id, &[0, 1], Duration::from_secs(3), true)
+            .await
+            .unwrap();
+        until_expired(&client, "live", "").await;
+    });
+    assert!(server.stop().success());
+}

@@ -399,7 +399,7 @@ async fn shard_main(mut start: ShardStart) -> Result<(), String> {
         glommio::spawn_local(serve).detach();
     }
     glommio::spawn_local(retention(
-        shard.clone(),
+        router.clone(),
         start.config.clone(),
         start.shutdown.clone(),
     ))
@@ -543,16 +543,20 @@ async fn wait_for_shutdown_or_reload(shutdown: &Shutdown, access: &Access) -> Wa
 
 /// Deletes old segments of the shard's partitions, every
 /// `retention_check_interval`.
-async fn retention(shard: Rc<Shard>, config: ServeConfig, shutdown: Shutdown) {
+/// Log retention, and the expiry of empty groups' committed offsets,
+/// every `storage.retention_check_interval`.
+async fn retention(router: Rc<Router>, config: ServeConfig, shutdown: Shutdown) {
     let every = config.storage.retention_check_interval.get();
+    let offsets_retention_ms = config.groups.offsets_retention.as_millis_u64();
     while !shutdown.is_triggered() {
         glommio::timer::sleep(every).await;
         let now = crate::router::now_ms();
-        for ((topic, partition), log) in shard.partitions.all() {
+        for ((topic, partition), log) in router.shard.partitions.all() {
             if let Err(e) = log.enforce_retention(now).await {
                 tracing::warn!(topic, partition, error = %e, "retention");
             }
         }
+        crate::groups::expiry::expire_offsets(&router, now, offsets_retention_ms).await;
     }
 }
 

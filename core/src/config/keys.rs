@@ -64,6 +64,7 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("subscriptions.outstanding_max", KeyKind::Integer),
     ("subscriptions.delayed_max", KeyKind::Integer),
     ("subscriptions.push_streams_max", KeyKind::Integer),
+    ("groups.offsets_retention", KeyKind::Text),
     ("auth.mode", KeyKind::Text),
     ("auth.allow_anonymous_remote", KeyKind::Bool),
     ("auth.client_ca", KeyKind::Text),

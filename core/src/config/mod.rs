@@ -83,6 +83,8 @@ pub struct ServeConfig {
     /// The bounds of each subscription's state per partition
     /// (`docs/SEMANTICS.md` §5).
     pub subscriptions: SubscriptionsConfig,
+    /// Consumer groups' committed offsets (`docs/SEMANTICS.md` §4).
+    pub groups: GroupsConfig,
     /// Authentication and access rules (`docs/SECURITY.md`).
     pub auth: AuthConfig,
 }
@@ -103,6 +105,7 @@ impl Default for ServeConfig {
             flow: FlowConfig::default(),
             producers: ProducersConfig::default(),
             subscriptions: SubscriptionsConfig::default(),
+            groups: GroupsConfig::default(),
             auth: AuthConfig::default(),
         }
     }
@@ -485,6 +488,25 @@ impl Default for SubscriptionsConfig {
             outstanding_max: u32::try_from(d.outstanding_max).unwrap_or(u32::MAX),
             delayed_max: u32::try_from(d.delayed_max).unwrap_or(u32::MAX),
             push_streams_max: 256,
+        }
+    }
+}
+
+/// `[groups]`: consumer groups' committed offsets (`docs/SEMANTICS.md` §4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupsConfig {
+    /// A group's committed offset in a partition is deleted once it is
+    /// this old and the group has no members (Kafka's
+    /// `offsets.retention.minutes`); checked every
+    /// `storage.retention_check_interval`. Default 7d.
+    pub offsets_retention: Duration,
+}
+
+impl Default for GroupsConfig {
+    fn default() -> Self {
+        GroupsConfig {
+            offsets_retention: Duration::secs(7 * 24 * 3600),
         }
     }
 }

@@ -30,6 +30,9 @@ pub(crate) fn check(c: &ServeConfig) -> Result<(), Failure> {
     check_flow(c)?;
     check_producers(c)?;
     check_subscriptions(c)?;
+    if c.groups.offsets_retention.get() < std::time::Duration::from_secs(1) {
+        return fail("groups.offsets_retention", "must be at least 1s");
+    }
     c.log_config()
         .validate()
         .map_err(|e| ("storage".to_owned(), e.to_string()))

@@ -4,6 +4,7 @@
 //! partitions' cursor journals, on the partitions' own shards.
 
 mod assign;
+pub(crate) mod expiry;
 mod group;
 
 use std::{cell::RefCell, collections::HashMap};

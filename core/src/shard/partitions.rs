@@ -81,6 +81,11 @@ impl Partitions {
         self.journals.borrow().get(&(topic_id, partition)).cloned()
     }
 
+    /// Every open cursor journal.
+    pub(crate) fn journals(&self) -> Vec<Rc<CursorJournal>> {
+        self.journals.borrow().values().cloned().collect()
+    }
+
     pub(crate) fn all(&self) -> Vec<((u64, u32), Rc<Log>)> {
         self.logs
             .borrow()
