@@ -112,7 +112,7 @@ fn push_streams_share_a_subscription_within_their_credits_and_acks_survive_kill_
             let both: BTreeSet<String> = values(&got_a).into_iter().chain(values(&got_b)).collect();
             assert_eq!(both.len(), 10, "a message was pushed twice");
             // More credit, more messages: on the stream that got it.
-            client.push_credit(a.id(), 3, 0).await.unwrap();
+            a.credit().grant(3, 0).await.unwrap();
             let more_a = read_n(&mut a, 3).await;
             assert_eq!(outstanding(&client, "billing").await, 13);
             let mut acked = got_a.clone();
@@ -169,8 +169,8 @@ fn refusals_and_a_deleted_subscription_end_push_streams_with_typed_errors() {
         let mut unknown = client.streaming_pull("nobody", 5, MIB).await.unwrap();
         let err = unknown.next_frame().await.unwrap_err();
         assert_eq!(err.code(), Some(ErrorCode::UnknownSubscription), "{err}");
-
-        let err = client.push_credit(4, 1, 1).await.unwrap_err();
+        // Credits for a stream that ended (this one never opened).
+        let err = unknown.credit().grant(1, 1).await.unwrap_err();
         assert_eq!(err.code(), Some(ErrorCode::InvalidRequest), "{err}");
         let err = client.streaming_pull("billing", 0, MIB).await.unwrap_err();
         assert!(matches!(err, Error::InvalidRequest(_)), "{err}");

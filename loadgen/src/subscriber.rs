@@ -64,7 +64,7 @@ pub async fn run(
             messages.len() as u32,
             messages.iter().map(ReceivedMessage::size).sum::<usize>() as u32,
         );
-        let stream_id = stream.as_ref().map(PushStream::id);
+        let grant = stream.as_ref().map(PushStream::credit);
         // Acks answered since the last pull count now, not at the next
         // full ack queue: an idle subscriber must not hold its counts back.
         while let Some(done) = acks.try_join_next() {
@@ -104,8 +104,8 @@ pub async fn run(
                 if let Some(Err(code)) = results.into_iter().find(Result::is_err) {
                     anyhow::bail!("loadgen: the server refused an ack: {code}");
                 }
-                if let Some(id) = stream_id {
-                    client.push_credit(id, credit.0, credit.1).await?;
+                if let Some(grant) = grant {
+                    grant.grant(credit.0, credit.1).await?;
                 }
                 Ok((msgs, bytes))
             });

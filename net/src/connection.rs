@@ -191,6 +191,9 @@ pub(crate) struct ConnState {
     /// Open streams the peer stopped (or that failed) since the driver
     /// last looked: their writers are told.
     closed: Vec<StreamId>,
+    /// Open streams whose queued bytes went to quinn-proto since the
+    /// driver last looked: writers waiting for room are told.
+    progressed: Vec<StreamId>,
     /// Responses written and finished but not yet acknowledged by the peer.
     finishing: std::collections::HashSet<StreamId>,
     max_request_bytes: usize,
@@ -215,6 +218,7 @@ impl ConnState {
             sending: HashMap::new(),
             open: std::collections::HashSet::new(),
             closed: Vec::new(),
+            progressed: Vec::new(),
             finishing: std::collections::HashSet::new(),
             max_request_bytes,
         }
@@ -269,6 +273,11 @@ impl ConnState {
                 Event::Stream(StreamEvent::Stopped { id, .. }) => {
                     self.sending.remove(&id);
                     self.close_open(id);
+                    // Stopped before the application answered: its answer
+                    // (or an open) finds nothing, and the bytes go now.
+                    if let Some(held) = self.awaiting.remove(&id) {
+                        budget.release(held);
+                    }
                     self.finishing.remove(&id);
                     let _ = self
                         .conn
@@ -487,7 +496,8 @@ impl ConnState {
             self.open.remove(&id);
         }
         self.queue(id, parts, finish);
-        true
+        // Writing may have found the stream stopped or reset.
+        finish || self.open.contains(&id)
     }
 
     /// Gives up on the open response of `id`: what is not written yet is
@@ -505,6 +515,11 @@ impl ConnState {
     /// The open streams the peer stopped since the last call.
     pub(crate) fn take_closed(&mut self) -> Vec<StreamId> {
         std::mem::take(&mut self.closed)
+    }
+
+    /// The open streams whose queued bytes moved since the last call.
+    pub(crate) fn take_progressed(&mut self) -> Vec<StreamId> {
+        std::mem::take(&mut self.progressed)
     }
 
     /// Every stream whose response is open now.
@@ -557,6 +572,9 @@ impl ConnState {
                     }
                     if written.bytes == 0 {
                         return; // no progress: wait for `Writable`
+                    }
+                    if self.open.contains(&id) && !self.progressed.contains(&id) {
+                        self.progressed.push(id);
                     }
                     // Written in part: write again rather than wait. quinn
                     // only promises a `Writable` event to a stream whose

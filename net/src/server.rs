@@ -466,17 +466,20 @@ impl Responder {
     }
 }
 
-/// Tells an open response's writer that its stream closed.
+/// Tells an open response's writer that its stream closed, or that what
+/// it queued moved on.
 #[derive(Debug, Default)]
 struct StreamSignal {
     closed: Cell<bool>,
     event: Event,
+    progress: Event,
 }
 
 impl StreamSignal {
     fn close(&self) {
         self.closed.set(true);
         self.event.notify(usize::MAX);
+        self.progress.notify(usize::MAX);
     }
 }
 
@@ -542,6 +545,20 @@ impl ResponseStream {
         }
     }
 
+    /// Resolves once at most `max` bytes sent on the stream wait for
+    /// quinn-proto (see [`unsent_bytes`](Self::unsent_bytes)), or the
+    /// stream has closed: a writer that waits on it before each frame
+    /// holds about `max` plus one frame however slowly the client reads.
+    pub async fn writable(&self, max: usize) {
+        loop {
+            let listener = self.signal.progress.listen();
+            if self.is_closed() || self.unsent_bytes() <= max {
+                return;
+            }
+            listener.await;
+        }
+    }
+
     /// Bytes sent on the stream that quinn-proto has not taken yet (held
     /// for lack of stream or connection credit).
     pub fn unsent_bytes(&self) -> usize {
@@ -561,7 +578,10 @@ impl ResponseStream {
                 .get_mut(&self.handle)
                 .is_some_and(|state| state.send(self.stream, parts, finish));
             if finish || !sent {
-                driver.open.remove(&(self.handle, self.stream));
+                // Finished or found closed: any waiter on it is told.
+                if let Some(signal) = driver.open.remove(&(self.handle, self.stream)) {
+                    signal.close();
+                }
             }
             sent
         };
@@ -577,7 +597,9 @@ impl Drop for ResponseStream {
         }
         {
             let mut driver = self.shared.driver.borrow_mut();
-            driver.open.remove(&(self.handle, self.stream));
+            if let Some(signal) = driver.open.remove(&(self.handle, self.stream)) {
+                signal.close();
+            }
             if let Some(state) = driver.conns.get_mut(&self.handle) {
                 state.reset_open(self.stream);
             }
@@ -968,6 +990,11 @@ impl Driver {
             for stream in state.take_closed() {
                 if let Some(signal) = self.open.remove(&(handle, stream)) {
                     signal.close();
+                }
+            }
+            for stream in state.take_progressed() {
+                if let Some(signal) = self.open.get(&(handle, stream)) {
+                    signal.progress.notify(usize::MAX);
                 }
             }
             if state.has_deferred() {

@@ -18,7 +18,15 @@ enum Seen {
     Closed,
     /// A `more` was written (true) or refused (false).
     More(bool),
+    /// The flood is over: the most bytes it ever had waiting unsent.
+    Flooded(usize),
 }
+
+/// What a flood sends: `FLOOD_FRAMES` frames of `FLOOD_FRAME` bytes, each
+/// after waiting until at most `FLOOD_ROOM` bytes wait unsent.
+const FLOOD_FRAME: usize = 64 << 10;
+const FLOOD_FRAMES: usize = 512;
+const FLOOD_ROOM: usize = 256 << 10;
 
 /// A server whose requests end in a command: `open` keeps the response
 /// open and writes `hello`; `more` writes `more` on it (and answers
@@ -42,6 +50,22 @@ fn push_app(settings: QuicSettings, seen: mpsc::Sender<Seen>) -> common::EchoSer
                     glommio::spawn_local(async move {
                         closed.await;
                         let _ = seen.send(Seen::Closed);
+                    })
+                    .detach();
+                }
+                b"flood" => {
+                    let stream = responder.open_stream(req.conn, req.stream).unwrap();
+                    let seen = seen.clone();
+                    glommio::spawn_local(async move {
+                        let frame = Bytes::from(vec![7u8; FLOOD_FRAME]);
+                        let mut most = 0;
+                        for _ in 0..FLOOD_FRAMES {
+                            stream.writable(FLOOD_ROOM).await;
+                            assert!(stream.send(vec![frame.clone()]));
+                            most = most.max(stream.unsent_bytes());
+                        }
+                        let _ = seen.send(Seen::Flooded(most));
+                        stream.finish(Vec::new());
                     })
                     .detach();
                 }
@@ -169,4 +193,38 @@ fn an_open_push_stream_holds_none_of_the_request_budget() {
             assert_eq!(echoed.unwrap(), frame(b"x"));
         }
     });
+}
+
+#[test]
+fn a_writer_that_waits_for_room_holds_a_bounded_backlog_for_a_slow_reader() {
+    let (tx, seen) = mpsc::channel();
+    let server = push_app(QuicSettings::default(), tx);
+    tokio_rt().block_on(async {
+        let (_endpoint, conn) = connect(&server).await;
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        send.write_all(&frame(b"flood")).await.unwrap();
+        send.finish().unwrap();
+        // 32 MiB, far more than QUIC's windows hold: the writer waits for
+        // the reader, in small reads.
+        let mut total = 0;
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let read = tokio::time::timeout(Duration::from_secs(20), recv.read(&mut buf))
+                .await
+                .expect("the flood stalled")
+                .unwrap();
+            match read {
+                Some(n) => total += n,
+                None => break,
+            }
+        }
+        assert_eq!(total, FLOOD_FRAME * FLOOD_FRAMES);
+    });
+    let Ok(Seen::Flooded(most)) = seen.recv_timeout(Duration::from_secs(10)) else {
+        panic!("no flood report");
+    };
+    assert!(
+        most <= FLOOD_ROOM + FLOOD_FRAME,
+        "{most} bytes waited unsent"
+    );
 }

@@ -131,9 +131,10 @@ pub struct Plan {
 ///
 /// # Errors
 ///
-/// A [`BatchError`] only if the rewritten batch cannot be built, which a
-/// batch that parsed cannot cause (markers are smaller than any record
-/// they replace).
+/// A [`BatchError`] if the rewritten batch cannot be built: a marker
+/// (up to 20 digits of offset) can be a few bytes longer than a small
+/// message with a short id, so a batch at the size limit made almost
+/// entirely of such copies can grow past it.
 pub fn plan(
     batch: &BatchView<'_>,
     base_offset: u64,
@@ -146,18 +147,21 @@ pub fn plan(
     let mut in_batch: HashMap<IdHash, u64> = HashMap::new();
     for (i, record) in batch.records().enumerate() {
         let offset = base_offset + i as u64;
-        let original = message_id(&record).and_then(|id| {
-            let hash = id_hash(id);
-            if let Some(first) = table
-                .lookup(hash, now_ms)
-                .or_else(|| in_batch.get(&hash).copied())
-            {
-                return Some(first);
-            }
-            in_batch.insert(hash, offset);
-            plan.new_ids.push((hash, offset));
-            None
-        });
+        // An empty id names nothing: such messages are all kept.
+        let original = message_id(&record)
+            .filter(|id| !id.is_empty())
+            .and_then(|id| {
+                let hash = id_hash(id);
+                if let Some(first) = table
+                    .lookup(hash, now_ms)
+                    .or_else(|| in_batch.get(&hash).copied())
+                {
+                    return Some(first);
+                }
+                in_batch.insert(hash, offset);
+                plan.new_ids.push((hash, offset));
+                None
+            });
         originals.push(original);
     }
     plan.duplicates = originals.iter().flatten().count() as u32;

@@ -368,6 +368,17 @@ impl Client {
     /// each request when it has fully arrived, so a lost packet can reorder
     /// two of them (see `start_produce`).
     pub(crate) async fn start(&self, request: &Request<'_>) -> Result<quinn::RecvStream> {
+        self.start_on_connection(request)
+            .await
+            .map(|(_, recv)| recv)
+    }
+
+    /// [`start`](Self::start), also returning the connection the request
+    /// went on (a push stream's credits must go on the same one).
+    pub(crate) async fn start_on_connection(
+        &self,
+        request: &Request<'_>,
+    ) -> Result<(quinn::Connection, quinn::RecvStream)> {
         request
             .validate()
             .map_err(|e| Error::InvalidRequest(e.to_string()))?;
@@ -414,21 +425,41 @@ impl Client {
 
     /// Opens a stream, reconnecting first if the connection is lost, and
     /// writes the whole request on it: `head`, then `tail`.
-    async fn send_frame(&self, head: &[u8], tail: &[u8]) -> Result<quinn::RecvStream> {
-        let conn = self.connection().await?;
+    async fn send_frame(
+        &self,
+        head: &[u8],
+        tail: &[u8],
+    ) -> Result<(quinn::Connection, quinn::RecvStream)> {
+        let mut conn = self.connection().await?;
         let (send, recv) = match conn.open_bi().await {
             Ok(streams) => streams,
             // The connection died since it was looked at. Nothing has been
             // sent, so one more try on a new connection is safe.
-            Err(_) => self
-                .connection()
-                .await?
-                .open_bi()
-                .await
-                .map_err(connection_error)?,
+            Err(_) => {
+                conn = self.connection().await?;
+                conn.open_bi().await.map_err(connection_error)?
+            }
         };
         write_request(send, head, tail).await?;
-        Ok(recv)
+        Ok((conn, recv))
+    }
+
+    /// Sends `request` on `conn` only (no reconnect: a request that
+    /// belongs to that connection, such as a push stream's credits) and
+    /// reads its whole response.
+    pub(crate) async fn call_on(
+        &self,
+        conn: &quinn::Connection,
+        request: &Request<'_>,
+    ) -> Result<Vec<u8>> {
+        request
+            .validate()
+            .map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        let mut head = Vec::new();
+        request.encode(&mut head);
+        let (send, recv) = conn.open_bi().await.map_err(connection_error)?;
+        write_request(send, &head, &[]).await?;
+        self.response(recv).await
     }
 
     /// The connection to send on, as [`Shared::connection`]; starts a

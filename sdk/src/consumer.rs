@@ -208,6 +208,10 @@ struct Part {
 #[derive(Debug)]
 struct Chunk {
     messages: VecDeque<ConsumedMessage>,
+    /// One past the last offset the response covered: the position once
+    /// the chunk is done, past any duplicate markers at its end (which
+    /// are not messages, so would otherwise hold the position back).
+    next_offset: u64,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -378,18 +382,34 @@ impl Consumer {
         // wholly before it) is not queued: an empty chunk would end that
         // partition's turn in `pop` while later chunks wait behind it. Its
         // permit is released here, so the fetch loop goes on.
+        let next_offset = fetched.next_offset();
+        let Some(part) = self.parts.get_mut(delivery.index) else {
+            return Ok(());
+        };
         if messages.is_empty() {
+            // Nothing queued before it: its end is the position now (past
+            // markers). Otherwise the position moves when the queue gets
+            // here, not before what is queued ahead of it.
+            if part.chunks.is_empty() {
+                part.position = part.position.max(next_offset);
+            } else {
+                part.chunks.push_back(Chunk {
+                    messages: VecDeque::new(),
+                    next_offset,
+                    _permit: delivery.permit,
+                });
+                return Ok(());
+            }
             if self.spare.len() < SPARE_QUEUES_MAX {
                 self.spare.push(messages);
             }
             return Ok(());
         }
-        if let Some(part) = self.parts.get_mut(delivery.index) {
-            part.chunks.push_back(Chunk {
-                messages,
-                _permit: delivery.permit,
-            });
-        }
+        part.chunks.push_back(Chunk {
+            messages,
+            next_offset,
+            _permit: delivery.permit,
+        });
         Ok(())
     }
 
@@ -400,22 +420,26 @@ impl Consumer {
         for step in 0..n {
             let index = (self.cursor + step) % n;
             let part = &mut self.parts[index];
-            let Some(chunk) = part.chunks.front_mut() else {
-                continue;
-            };
-            let message = chunk.messages.pop_front();
-            if chunk.messages.is_empty() {
-                // Releases the permit: the fetch loop may fetch again.
-                if let Some(done) = part.chunks.pop_front() {
-                    if self.spare.len() < SPARE_QUEUES_MAX {
-                        self.spare.push(done.messages);
+            // A chunk of markers only holds no message: past it, the
+            // partition's next chunk may.
+            while let Some(chunk) = part.chunks.front_mut() {
+                let message = chunk.messages.pop_front();
+                if let Some(message) = &message {
+                    part.position = message.offset + 1;
+                }
+                if chunk.messages.is_empty() {
+                    // Releases the permit: the fetch loop may fetch again.
+                    if let Some(done) = part.chunks.pop_front() {
+                        part.position = part.position.max(done.next_offset);
+                        if self.spare.len() < SPARE_QUEUES_MAX {
+                            self.spare.push(done.messages);
+                        }
                     }
                 }
-            }
-            if let Some(message) = message {
-                part.position = message.offset + 1;
-                self.cursor = (index + 1) % n;
-                return Some(message);
+                if let Some(message) = message {
+                    self.cursor = (index + 1) % n;
+                    return Some(message);
+                }
             }
         }
         None
@@ -588,6 +612,7 @@ mod tests {
         let permit = Arc::new(Semaphore::new(1)).try_acquire_owned();
         Chunk {
             messages,
+            next_offset: offsets.last().map_or(0, |o| o + 1),
             _permit: permit.unwrap_or_else(|e| panic!("{e}")),
         }
     }
@@ -618,6 +643,36 @@ mod tests {
         assert_eq!(consumer.position(0), Some(3));
         assert_eq!(consumer.position(1), Some(0));
         assert_eq!(consumer.position(2), Some(6));
+    }
+
+    /// Duplicate markers are not messages: a response that ends with them
+    /// (or holds only them) moves the position past them once everything
+    /// before them is taken, so a group's committed offset and lag do not
+    /// stop short of the end.
+    #[test]
+    fn the_position_moves_past_markers_at_the_end_of_a_response() {
+        let (_tx, rx) = mpsc::channel(1);
+        let mut ends_in_markers = chunk(0, &[0, 1]);
+        ends_in_markers.next_offset = 4;
+        let mut only_markers = chunk(0, &[]);
+        only_markers.next_offset = 6;
+        let mut consumer = Consumer {
+            parts: vec![Part {
+                partition: 0,
+                position: 0,
+                chunks: vec![ends_in_markers, only_markers, chunk(0, &[6])].into(),
+            }],
+            rx,
+            tasks: Vec::new(),
+            cursor: 0,
+            spare: Vec::new(),
+        };
+        assert_eq!(consumer.pop().map(|m| m.offset()), Some(0));
+        assert_eq!(consumer.position(0), Some(1), "not past what is unread");
+        assert_eq!(consumer.pop().map(|m| m.offset()), Some(1));
+        assert_eq!(consumer.position(0), Some(4), "past the markers");
+        assert_eq!(consumer.pop().map(|m| m.offset()), Some(6));
+        assert_eq!(consumer.position(0), Some(7));
     }
 
     /// A response whose records all lie before the offset asked for must

@@ -110,7 +110,7 @@ pub use data::{
 pub use error::{BoxError, Error, Result};
 pub use group::{GroupConfig, GroupConsumer, GroupInfo, GroupListing, Membership};
 pub use producer::{Delivered, Producer, ProducerConfig, ProducerRecord, Receipt};
-pub use push::PushStream;
+pub use push::{PushCredit, PushStream};
 pub use redrive::{Redriven, HEADER_DLQ_PREFIX, HEADER_REDRIVE_FOR, REDRIVE_GROUP_PREFIX};
 pub use subscriber::{LeasedMessage, Subscriber, SubscriberConfig};
 pub use subscription::{

@@ -1,6 +1,6 @@
 //! Streaming push on the client (docs/SEMANTICS.md §5): a StreamingPull
 //! stream read frame by frame ([`PushStream`]), credits granted back with
-//! PushCredit ([`Client::push_credit`]), and the feed a push-mode
+//! PushCredit ([`PushCredit::grant`]), and the feed a push-mode
 //! [`Subscriber`](crate::Subscriber) reads from ([`Feed`]): a task that
 //! keeps one push stream open (reopening it after a lost connection) and
 //! hands its frames over, while the subscriber gives credits back as the
@@ -46,17 +46,61 @@ fn credit_bytes(m: &ReceivedMessage) -> usize {
 #[derive(Debug)]
 pub struct PushStream {
     recv: quinn::RecvStream,
-    id: u64,
+    credit: PushCredit,
+}
+
+/// Grants credits to one push stream, on the connection the stream was
+/// opened on (stream ids are per connection: after a reconnect the same
+/// id may name another stream). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PushCredit {
+    client: Client,
+    conn: quinn::Connection,
+    stream: u64,
+}
+
+impl PushCredit {
+    /// The push stream's id.
+    pub fn stream(&self) -> u64 {
+        self.stream
+    }
+
+    /// Gives the stream credits for `messages` more messages and `bytes`
+    /// more bytes; the server holds at most 10,000 and 8 MiB.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Server`] with `invalid_request` when the stream has ended;
+    /// a transport error when its connection is gone (the stream with it).
+    pub async fn grant(&self, messages: u32, bytes: u32) -> Result<()> {
+        let request = Request::PushCredit(PushCreditRequest {
+            stream: self.stream,
+            messages,
+            bytes,
+        });
+        let frame = self.client.call_on(&self.conn, &request).await?;
+        match decode_response(&frame)? {
+            Response::PushCredit => Ok(()),
+            other => Err(unexpected("PushCredit", &other)),
+        }
+    }
 }
 
 impl PushStream {
-    /// The stream's id, which [`Client::push_credit`] names.
+    /// The stream's id.
     pub fn id(&self) -> u64 {
-        self.id
+        self.credit.stream
+    }
+
+    /// What grants this stream credits.
+    pub fn credit(&self) -> PushCredit {
+        self.credit.clone()
     }
 
     /// The next frame's messages; `Ok(None)` when the server ended the
-    /// stream (it is shutting down: open another).
+    /// stream (it is shutting down: open another). Not cancel-safe: a
+    /// call dropped half way through a frame leaves the stream unusable
+    /// (drop it and open another).
     ///
     /// # Errors
     ///
@@ -108,8 +152,8 @@ impl Client {
     /// Opens a push stream of `subscription`'s leased messages with
     /// credits for `max_messages` messages and about `max_bytes` bytes
     /// (1 to 10,000 and 1 B to 8 MiB). Grant more with
-    /// [`push_credit`](Self::push_credit) as messages are handled;
-    /// settle each with [`ack`](Self::ack) or [`nack`](Self::nack).
+    /// [`PushStream::credit`] as messages are handled; settle each with
+    /// [`ack`](Self::ack) or [`nack`](Self::nack).
     /// [`Subscriber`](crate::Subscriber) does all of this for you.
     ///
     /// # Errors
@@ -129,30 +173,16 @@ impl Client {
             max_messages,
             max_bytes,
         });
-        let recv = self.start(&request).await?;
-        let id = quinn::VarInt::from(recv.id()).into_inner();
-        Ok(PushStream { recv, id })
-    }
-
-    /// Gives the push stream `stream` (of this client's current
-    /// connection) credits for `messages` more messages and `bytes` more
-    /// bytes; the server holds at most 10,000 and 8 MiB.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Server`] with `invalid_request` when the stream has ended
-    /// (or was opened on a connection since lost).
-    pub async fn push_credit(&self, stream: u64, messages: u32, bytes: u32) -> Result<()> {
-        let request = Request::PushCredit(PushCreditRequest {
-            stream,
-            messages,
-            bytes,
-        });
-        let frame = self.call(&request).await?;
-        match decode_response(&frame)? {
-            Response::PushCredit => Ok(()),
-            other => Err(unexpected("PushCredit", &other)),
-        }
+        let (conn, recv) = self.start_on_connection(&request).await?;
+        let stream = quinn::VarInt::from(recv.id()).into_inner();
+        Ok(PushStream {
+            recv,
+            credit: PushCredit {
+                client: self.clone(),
+                conn,
+                stream,
+            },
+        })
     }
 }
 
@@ -166,8 +196,8 @@ pub(crate) struct Frame {
 /// the feed holds that the application has not taken.
 #[derive(Debug, Default)]
 struct Credit {
-    /// The push stream open now.
-    stream: Option<u64>,
+    /// What grants credits to the push stream open now.
+    stream: Option<PushCredit>,
     held_messages: u64,
     held_bytes: u64,
     returned_messages: u64,
@@ -180,7 +210,6 @@ pub(crate) struct Feed {
     frames: mpsc::UnboundedReceiver<Result<Frame>>,
     task: JoinHandle<()>,
     credit: Arc<Mutex<Credit>>,
-    client: Client,
     max_messages: u32,
     max_bytes: u32,
 }
@@ -198,7 +227,7 @@ impl Feed {
         let (tx, frames) = mpsc::unbounded_channel();
         let credit = Arc::new(Mutex::new(Credit::default()));
         let task = tokio::spawn(run(
-            client.clone(),
+            client,
             subscription,
             (max_messages, max_bytes),
             credit.clone(),
@@ -209,7 +238,6 @@ impl Feed {
             frames,
             task,
             credit,
-            client,
             max_messages,
             max_bytes,
         }
@@ -233,23 +261,23 @@ impl Feed {
             c.returned_bytes += bytes;
             let due = c.returned_messages * 2 >= u64::from(self.max_messages)
                 || c.returned_bytes * 2 >= u64::from(self.max_bytes);
-            match c.stream {
-                Some(stream) if due => {
+            match &c.stream {
+                Some(credit) if due => {
+                    let credit = credit.clone();
                     let m = std::mem::take(&mut c.returned_messages);
                     let b = std::mem::take(&mut c.returned_bytes);
-                    Some((stream, m, b))
+                    Some((credit, m, b))
                 }
                 _ => None,
             }
         };
-        if let Some((stream, m, b)) = grant {
-            let client = self.client.clone();
+        if let Some((credit, m, b)) = grant {
             let (m, b) = (clamp_u32(m), clamp_u32(b));
             tokio::spawn(async move {
                 // A refusal means the stream ended: the feed reopens it
                 // with fresh credits.
-                if let Err(e) = client.push_credit(stream, m, b).await {
-                    tracing::debug!(stream, "push credit refused: {e}");
+                if let Err(e) = credit.grant(m, b).await {
+                    tracing::debug!(stream = credit.stream(), "push credit refused: {e}");
                 }
             });
         }
@@ -355,7 +383,7 @@ async fn stream_once(
         (clamp_u32(m).max(1), clamp_u32(b).max(1))
     };
     let mut stream = client.streaming_pull(subscription, messages, bytes).await?;
-    lock(credit).stream = Some(stream.id());
+    lock(credit).stream = Some(stream.credit());
     while let Some(messages) = stream.next_frame().await? {
         let at = Instant::now();
         on_frame(at, &messages);

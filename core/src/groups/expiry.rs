@@ -1,15 +1,18 @@
 //! Expiry of committed offsets (docs/SEMANTICS.md §4): a group's offset
-//! in a partition is deleted once it is older than
-//! `groups.offsets_retention` and the group has no members, as Kafka
-//! expires an empty group's offsets. Without it a partition that once held
-//! offsets of 10,000 groups would refuse every new one for good.
+//! in a partition is deleted once the group has had no members for
+//! `groups.offsets_retention` and the offset is at least that old, as
+//! Kafka expires an empty group's offsets (KIP-211). Without it a
+//! partition that once held offsets of 10,000 groups would refuse every
+//! new one for good.
 //!
 //! Runs on each shard over the journals of the partitions it owns, with
-//! log retention. Membership is the coordinator's, asked once per group
-//! and pass; a commit that lands while the question is out keeps the
-//! offset (the age is checked again before the delete).
+//! log retention. How long a group has been empty is its coordinator's
+//! answer (`Groups::empty_since`), asked again right before each delete, so
+//! a member that joins during a pass keeps every offset the pass has not
+//! deleted yet; the offset's age is checked again too, so a commit that
+//! lands meanwhile keeps it.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use crate::{
     router::Router,
@@ -20,32 +23,29 @@ use crate::{
 /// many (group, partition) offsets went.
 pub(crate) async fn expire_offsets(router: &Router, now_ms: i64, retention_ms: u64) -> usize {
     let retention = i64::try_from(retention_ms).unwrap_or(i64::MAX);
-    let old = |committed_ms: i64| committed_ms.saturating_add(retention) <= now_ms;
-    // Per group: true when the coordinator says it has no members.
-    let mut empty: HashMap<String, bool> = HashMap::new();
+    let old = |since_ms: i64| since_ms.saturating_add(retention) <= now_ms;
+    // Groups with members (or whose coordinator did not answer) this pass.
+    let mut kept: HashSet<String> = HashSet::new();
     let mut expired = 0;
     for journal in router.shard.partitions.journals() {
         for (group, committed) in journal.groups() {
-            if !old(committed.committed_ms) {
+            if !old(committed.committed_ms) || kept.contains(&group) {
                 continue;
             }
-            let is_empty = match empty.get(&group) {
-                Some(known) => *known,
-                None => {
-                    let op = Op::DescribeGroup {
-                        group: group.clone(),
-                    };
-                    let coordinator = router.shard.coordinator(&group);
-                    // Anything but "no members" (members, a failure) keeps it.
-                    let known = matches!(router.call(coordinator, op).await, OpResult::Group(None));
-                    empty.insert(group.clone(), known);
-                    known
-                }
+            let op = Op::GroupEmptySince {
+                group: group.clone(),
             };
-            if !is_empty
-                || !journal
-                    .committed(&group)
-                    .is_some_and(|c| old(c.committed_ms))
+            let empty_since = match router.call(router.shard.coordinator(&group), op).await {
+                OpResult::EmptySince(since) => since,
+                _ => None,
+            };
+            let Some(since) = empty_since.filter(|since| old(*since)) else {
+                kept.insert(group);
+                continue;
+            };
+            if !journal
+                .committed(&group)
+                .is_some_and(|c| old(c.committed_ms))
             {
                 continue;
             }
@@ -54,8 +54,9 @@ pub(crate) async fn expire_offsets(router: &Router, now_ms: i64, retention_ms: u
                     expired += 1;
                     tracing::info!(
                         group,
+                        empty_since_ms = since,
                         journal = %journal.log().dir().display(),
-                        "committed offset expired (empty group, groups.offsets_retention)"
+                        "committed offset expired (group empty for groups.offsets_retention)"
                     );
                 }
                 Err(e) => tracing::warn!(group, error = %e, "expiring a committed offset"),

@@ -6,15 +6,17 @@
 //!
 //! Each push takes from the partitions exactly as a Pull does (same
 //! `take`, same leases), so several subscribers on one subscription,
-//! pulling or pushed to, share its messages. Memory: a stream never holds
-//! more than its credits (at most [`MAX_PUSH_CREDIT_BYTES`] plus one
-//! message) in the connection's send buffer, and a shard has at most
-//! `subscriptions.push_streams_max` streams.
+//! pulling or pushed to, share its messages. Memory: a stream holds at
+//! most its credits (at most [`MAX_PUSH_CREDIT_BYTES`] plus one message)
+//! of messages its client has not handled, and no frame is taken while
+//! more than that waits unsent (a client that grants credits and never
+//! reads); a shard has at most `subscriptions.push_streams_max` streams.
 
 use std::{
     cell::{Cell, RefCell},
     collections::HashMap,
     rc::Rc,
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -261,8 +263,27 @@ async fn push(
         if router.shard.stopping.get() {
             return Some(Vec::new());
         }
+        // Credits bound what the client has not handled; this bounds what
+        // it has not read: a client that grants credits and never reads
+        // holds at most its credits' worth here (plus one frame).
+        if out.unsent_bytes() > MAX_PUSH_CREDIT_BYTES as usize {
+            let room = out.writable(MAX_PUSH_CREDIT_BYTES as usize);
+            until_closed_or_stopped(router, out, room).await;
+            continue;
+        }
         let Some((messages, bytes)) = credits.available() else {
-            until_closed_or_stopped(router, out, credits.wait()).await;
+            // Rechecked now and then even without credits, so a deleted
+            // subscription or a revoked principal ends the stream.
+            let recheck = std::pin::pin!(glommio::timer::sleep(Duration::from_millis(
+                IDLE_RECHECK_MS.into()
+            )));
+            let wait = std::pin::pin!(credits.wait());
+            until_closed_or_stopped(router, out, select(wait, recheck)).await;
+            if credits.available().is_none() {
+                if let Err(f) = authorized(router, peer, open) {
+                    return Some(error(kind, f.code, &f.message));
+                }
+            }
             continue;
         };
         // Every frame is authorized anew: a token expires, a policy is

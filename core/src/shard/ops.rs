@@ -88,6 +88,11 @@ pub(crate) enum Op {
     },
     /// Every shard: the groups it coordinates that have members.
     ListGroups,
+    /// The group's coordinator: since when the group has had no members
+    /// (`None`: it has some now).
+    GroupEmptySince {
+        group: String,
+    },
     /// The partition's owner: a group's committed offset.
     FetchOffset {
         topic: String,
@@ -153,6 +158,7 @@ pub(crate) enum OpResult {
     Committed(Option<(u64, Vec<u8>)>),
     Group(Option<crate::groups::GroupState>),
     Groups(Vec<(String, String, u32)>),
+    EmptySince(Option<i64>),
     Described(PartitionInfo),
     Pulled(Vec<crate::subscription::served::Pulled>),
     AckResults(Vec<ErrorCode>),
@@ -420,6 +426,9 @@ impl Shard {
                 self.groups.describe(&group, crate::router::now_ms()),
             )),
             Op::ListGroups => Ok(OpResult::Groups(self.groups.list(crate::router::now_ms()))),
+            Op::GroupEmptySince { group } => Ok(OpResult::EmptySince(
+                self.groups.empty_since(&group, crate::router::now_ms()),
+            )),
             Op::FetchOffset {
                 topic,
                 partition,

@@ -139,3 +139,13 @@ fn the_fuzz_entry_takes_every_prefix_and_garbage_without_panicking() {
     crate::fuzzing::dedup_plan(&garbage);
     crate::fuzzing::dedup_plan(&[0xff; 300]);
 }
+
+#[test]
+fn an_empty_message_id_names_nothing() {
+    let mut table = DedupTable::new(60_000, 10);
+    table.insert(id_hash(b""), 1, 0, 0);
+    let bytes = batch(&[(None, "a", Some("")), (None, "b", Some(""))]);
+    let view = must(BatchView::parse(&bytes));
+    let plan = must(plan(&view, 5, &table, 10));
+    assert_eq!(plan, Plan::default());
+}

@@ -248,6 +248,25 @@ impl Log {
         let now = writer::now_ms();
         let from = now.saturating_sub(i64::try_from(window).unwrap_or(i64::MAX));
         let mut table = crate::dedup::DedupTable::new(window, self.shared.config.dedup_ids_max);
+        // A read that fails (a damaged segment) ends the rebuild with the
+        // ids found so far: reads of that range fail anyway, and the log
+        // must still open. Copies of the ids it missed are stored again.
+        if let Err(e) = self.replay_ids(from, now, &mut table).await {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "rebuilding message ids stopped early");
+        }
+        *self.shared.dedup.borrow_mut() = Some(table);
+        Ok(())
+    }
+
+    /// Remembers the message ids of the records with a timestamp from
+    /// `from` on, seen at their timestamp (at most `now`: a producer's
+    /// clock ahead must not stretch the window).
+    async fn replay_ids(
+        &self,
+        from: i64,
+        now: i64,
+        table: &mut crate::dedup::DedupTable,
+    ) -> Result<(), LogError> {
         let mut offset = self.offset_for_timestamp(from).await?;
         while let Some(at) = offset {
             let read = self.read(at, 1 << 20).await?;
@@ -255,18 +274,17 @@ impl Log {
                 break;
             }
             for batch in tidegate_proto::batch::BatchIter::stored(read.as_bytes()) {
-                let batch = batch?;
-                for record in batch.records() {
-                    let id = crate::dedup::message_id(&record);
-                    if let Some(id) = id.filter(|_| record.timestamp_ms() >= from) {
+                for record in batch?.records() {
+                    let ts = record.timestamp_ms();
+                    let id = crate::dedup::message_id(&record).filter(|id| !id.is_empty());
+                    if let Some(id) = id.filter(|_| ts >= from) {
                         let hash = crate::dedup::id_hash(id);
-                        table.insert(hash, record.offset(), record.timestamp_ms(), now);
+                        table.insert(hash, record.offset(), ts.min(now), now);
                     }
                 }
             }
             offset = (read.next_offset > at).then_some(read.next_offset);
         }
-        *self.shared.dedup.borrow_mut() = Some(table);
         Ok(())
     }
 
@@ -333,6 +351,12 @@ impl Log {
                         None => crate::dedup::Plan::default(),
                     };
                     let rewritten = match &plan.rewritten {
+                        Some(bytes) if bytes.len() > max => {
+                            return Err(LogError::BatchTooLarge {
+                                len: bytes.len(),
+                                max,
+                            })
+                        }
                         Some(bytes) => Some(BatchView::parse(bytes)?),
                         None => None,
                     };
