@@ -85,9 +85,11 @@ struct TopicMetaV1 {
     created_ms: i64,
 }
 
+/// Each older layout reads as the next one: a version-1 topic is a
+/// version-2 topic without a TTL.
 impl From<TopicMetaV1> for TopicMeta {
     fn from(t: TopicMetaV1) -> TopicMeta {
-        TopicMeta {
+        TopicMetaV2 {
             id: t.id,
             name: t.name,
             partitions: t.partitions,
@@ -95,9 +97,9 @@ impl From<TopicMetaV1> for TopicMeta {
             retention_bytes: t.retention_bytes,
             segment_bytes: t.segment_bytes,
             message_ttl_ms: None,
-            dedup_window_ms: None,
             created_ms: t.created_ms,
         }
+        .into()
     }
 }
 
