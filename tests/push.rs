@@ -227,3 +227,48 @@ fn the_subscriber_pushes_and_pulls_every_message_once() {
         let _ = Server::stop(server);
     });
 }
+
+#[test]
+fn a_streaming_subscriber_holds_at_most_max_messages_unsettled() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&dir.path().join("data"), "0,1");
+    runtime().block_on(async {
+        let client = sdk_client(&server).await;
+        topic_and_sub(&client, "orders", 2, "billing").await;
+        produce(&client, "orders", 20, 2).await;
+        let config = SubscriberConfig {
+            max_messages: 3,
+            ..SubscriberConfig::default()
+        };
+        let mut subscriber = Subscriber::new(client.clone(), "billing", config)
+            .await
+            .unwrap();
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(timeout(PROMPTLY, subscriber.next()).await.unwrap().unwrap());
+        }
+        // Three out, none settled: no credit is left, so nothing more is
+        // pushed, however long it waits (a bounded wait for an absence).
+        assert!(
+            timeout(Duration::from_millis(500), subscriber.next())
+                .await
+                .is_err(),
+            "a fourth message came with three unsettled"
+        );
+        assert_eq!(outstanding(&client, "billing").await, 3);
+        // Settling gives credit back: the rest flows, three at a time.
+        let mut done = 0;
+        for m in held.drain(..) {
+            m.ack().await.unwrap();
+            done += 1;
+        }
+        while done < 20 {
+            let m = timeout(PROMPTLY, subscriber.next()).await.unwrap().unwrap();
+            assert!(outstanding(&client, "billing").await <= 3);
+            m.ack().await.unwrap();
+            done += 1;
+        }
+        subscriber.close().await.unwrap();
+    });
+    server.stop();
+}

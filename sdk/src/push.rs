@@ -6,10 +6,13 @@
 //! hands its frames over, while the subscriber gives credits back as the
 //! application takes messages.
 //!
-//! Credits are the subscriber's buffer: the server pushes at most
-//! `max_messages` messages and about `max_bytes` bytes (keys, values,
-//! header names and values, as the server counts them) that the
-//! application has not taken yet, so the feed's memory is bounded by them.
+//! Credits are the subscriber's outstanding messages, as Pub/Sub's flow
+//! control counts them: the server pushes at most `max_messages` messages
+//! and about `max_bytes` bytes (keys, values, header names and values, as
+//! the server counts them) that are not settled yet, in the subscriber's
+//! buffer or with the application; a message gives its credit back when
+//! it is acked, nacked or dropped. So the feed's memory, and the leases
+//! one subscriber holds, are bounded by them.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -192,8 +195,8 @@ pub(crate) struct Frame {
     pub(crate) messages: Vec<ReceivedMessage>,
 }
 
-/// Credits the application has given back and not yet granted, and what
-/// the feed holds that the application has not taken.
+/// Credits given back and not yet granted, and what the feed has received
+/// that is not settled yet.
 #[derive(Debug, Default)]
 struct Credit {
     /// What grants credits to the push stream open now.
@@ -249,10 +252,44 @@ impl Feed {
         self.frames.recv().await
     }
 
-    /// The application took `message`: its credits go back to the server
-    /// once half of either kind has come back.
-    pub(crate) fn taken(&self, message: &ReceivedMessage) {
-        let bytes = credit_bytes(message) as u64;
+    /// What a message handed out from this feed gives its credits back
+    /// through when it is settled.
+    pub(crate) fn outstanding(&self) -> Arc<Outstanding> {
+        Arc::new(Outstanding {
+            credit: self.credit.clone(),
+            max_messages: self.max_messages,
+            max_bytes: self.max_bytes,
+        })
+    }
+
+    /// Stops the feed and returns the messages received but not taken.
+    pub(crate) fn stop(mut self) -> Vec<ReceivedMessage> {
+        self.task.abort();
+        let mut left = Vec::new();
+        while let Ok(frame) = self.frames.try_recv() {
+            if let Ok(frame) = frame {
+                left.extend(frame.messages);
+            }
+        }
+        left
+    }
+}
+
+/// The credits of a feed's messages that are out with the application
+/// (Pub/Sub's outstanding messages): each gives its credit back once it is
+/// settled (acked, nacked, or dropped), and the credits go to the server
+/// once half of either kind has come back.
+#[derive(Debug)]
+pub(crate) struct Outstanding {
+    credit: Arc<Mutex<Credit>>,
+    max_messages: u32,
+    max_bytes: u32,
+}
+
+impl Outstanding {
+    /// A message of `bytes` (as [`ReceivedMessage::size`]) was settled.
+    pub(crate) fn settled(&self, bytes: usize) {
+        let bytes = bytes as u64;
         let grant = {
             let mut c = lock(&self.credit);
             c.held_messages = c.held_messages.saturating_sub(1);
@@ -271,28 +308,22 @@ impl Feed {
                 _ => None,
             }
         };
-        if let Some((credit, m, b)) = grant {
-            let (m, b) = (clamp_u32(m), clamp_u32(b));
-            tokio::spawn(async move {
-                // A refusal means the stream ended: the feed reopens it
-                // with fresh credits.
-                if let Err(e) = credit.grant(m, b).await {
-                    tracing::debug!(stream = credit.stream(), "push credit refused: {e}");
-                }
-            });
-        }
-    }
-
-    /// Stops the feed and returns the messages received but not taken.
-    pub(crate) fn stop(mut self) -> Vec<ReceivedMessage> {
-        self.task.abort();
-        let mut left = Vec::new();
-        while let Ok(frame) = self.frames.try_recv() {
-            if let Ok(frame) = frame {
-                left.extend(frame.messages);
+        let Some((credit, m, b)) = grant else {
+            return;
+        };
+        let (m, b) = (clamp_u32(m), clamp_u32(b));
+        // Settled outside a runtime (a handle dropped at exit): the
+        // stream is going away anyway.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            // A refusal means the stream ended: the feed reopens it with
+            // fresh credits.
+            if let Err(e) = credit.grant(m, b).await {
+                tracing::debug!(stream = credit.stream(), "push credit refused: {e}");
             }
-        }
-        left
+        });
     }
 }
 

@@ -30,7 +30,7 @@ use tokio::time::Instant;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::push::Feed;
+use crate::push::{Feed, Outstanding};
 use crate::subscription::{deadline_ms, AckId, ReceivedMessage, PULL_MAX_BYTES};
 use crate::ErrorCode;
 
@@ -70,17 +70,18 @@ const EXTEND_RETRY: Duration = Duration::from_secs(1);
 pub struct SubscriberConfig {
     /// Streaming push (the default): the server pushes messages on one
     /// open stream as they come, within the subscriber's credits
-    /// (`max_messages`, `max_bytes`), given back as the application takes
-    /// them. Off: the subscriber long-polls with Pull whenever its buffer
-    /// is empty.
+    /// (`max_messages`, `max_bytes`), each given back when its message is
+    /// settled. Off: the subscriber long-polls with Pull whenever its
+    /// buffer is empty.
     pub streaming: bool,
-    /// Most messages the subscriber holds that the application has not
-    /// taken (default 100, at most 10 000): what one pull asks for, or the
-    /// push stream's message credits.
+    /// Push: most messages out with this subscriber and not settled
+    /// (acked, nacked or dropped), in its buffer or held by the
+    /// application, as Pub/Sub's max outstanding messages; more come as
+    /// these are settled. Pull: what one pull asks for, the buffer's size.
+    /// Default 100, at most 10 000.
     pub max_messages: u32,
-    /// Push: about the most bytes (keys, values, headers) it holds that
-    /// the application has not taken (default 4 MiB, at most 8 MiB).
-    /// Pull asks for at most 4 MiB.
+    /// Push: about the most bytes (keys, values, headers) of those
+    /// (default 4 MiB, at most 8 MiB). Pull asks for at most 4 MiB.
     pub max_bytes: u32,
     /// How long one pull waits on the server for a first message (default
     /// 5 s, at most 60 s).
@@ -242,9 +243,7 @@ impl Subscriber {
     pub async fn next(&mut self) -> Result<LeasedMessage> {
         loop {
             if let Some(message) = self.buffer.pop_front() {
-                if let Some(feed) = &self.feed {
-                    feed.taken(&message);
-                }
+                let outstanding = self.feed.as_ref().map(Feed::outstanding);
                 return Ok(LeasedMessage {
                     message,
                     lease: Lease {
@@ -252,6 +251,7 @@ impl Subscriber {
                         subscription: self.subscription.clone(),
                         leases: self.leases.clone(),
                         settled: false,
+                        outstanding,
                     },
                 });
             }
@@ -430,6 +430,17 @@ struct Lease {
     leases: Arc<LeaseShared>,
     /// Acked or nacked (or being): nothing to do on drop.
     settled: bool,
+    /// Push: where its credit goes back once settled.
+    outstanding: Option<Arc<Outstanding>>,
+}
+
+impl Lease {
+    /// Gives the message's push credit back (once).
+    fn release(&mut self, bytes: usize) {
+        if let Some(outstanding) = self.outstanding.take() {
+            outstanding.settled(bytes);
+        }
+    }
 }
 
 impl std::ops::Deref for LeasedMessage {
@@ -509,20 +520,21 @@ impl LeasedMessage {
         self.lease.leases.lock().settled(id);
         let (client, subscription) = (&self.lease.client, &*self.lease.subscription);
         let results = match deadline {
-            None => client.ack(subscription, &[id]).await?,
-            Some(deadline) => {
-                client
-                    .modify_deadline(subscription, &[id], deadline)
-                    .await?
-            }
+            None => client.ack(subscription, &[id]).await,
+            Some(deadline) => client.modify_deadline(subscription, &[id], deadline).await,
         };
+        // Its push credit goes back once the server has the answer, so the
+        // server never counts more than `max_messages` out at once. (A
+        // cancelled settle gives it back on drop.)
+        self.lease.release(self.message.size());
         let what = if deadline.is_none() { "ack" } else { "nack" };
-        one_result(&results, id, what)
+        one_result(&results?, id, what)
     }
 }
 
 impl Drop for LeasedMessage {
     fn drop(&mut self) {
+        self.lease.release(self.message.size());
         if self.lease.settled {
             return;
         }
