@@ -288,6 +288,12 @@ impl Log {
         Ok(())
     }
 
+    /// True when reads check each batch's CRC (`verify_reads`): a reader
+    /// need not check it again.
+    pub fn verifies_reads(&self) -> bool {
+        self.shared.config.verify_reads
+    }
+
     /// The log's directory.
     pub fn dir(&self) -> &Path {
         &self.dir

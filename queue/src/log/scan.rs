@@ -114,8 +114,11 @@ fn entry(header: &BatchHeader, segment_base: u64, pos: u64, ts_before: i64) -> I
 }
 
 /// Full validation of one stored batch, and that it is the one expected.
+/// A batch read back from the log: its header and CRC (its records were
+/// validated before it was written, and the CRC says these are the same
+/// bytes), and its place.
 pub(crate) fn check(bytes: &[u8], expected_offset: u64, pos: u64) -> Result<(), Stop> {
-    let view = BatchView::parse(bytes).map_err(|e| invalid(pos, e))?;
+    let view = BatchView::parse_stored(bytes).map_err(|e| invalid(pos, e))?;
     if view.header().base_offset != expected_offset {
         return Err(invalid(
             pos,

@@ -149,6 +149,7 @@ async fn read_ahead(
             }
             (p.log.clone(), p.window.cursor())
         };
+        let verified = log.verifies_reads();
         let read = match log.read(cursor, READ_BYTES).await {
             Ok(read) => read,
             Err(LogError::OffsetOutOfRange { .. }) => {
@@ -171,8 +172,14 @@ async fn read_ahead(
             let mut admitted_records = Vec::new();
             p.held_by_delayed = false;
             // Read back from the log, whose records were validated before
-            // they were stored: the CRC check is what is left to do.
-            'batches: for batch in BatchIter::stored(&chunk) {
+            // they were stored: the CRC check is what is left to do, and
+            // the log's read did it already when it verifies reads.
+            let batches = if verified {
+                BatchIter::verified(&chunk)
+            } else {
+                BatchIter::stored(&chunk)
+            };
+            'batches: for batch in batches {
                 let batch = batch.map_err(|e| {
                     Failure::new(
                         tidegate_proto::protocol::ErrorCode::StorageFailed,

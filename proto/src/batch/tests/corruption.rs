@@ -22,6 +22,14 @@ fn truncated_batch_is_an_error_at_every_length() {
             BatchIter::stored(torn).all(|r| r.is_err()),
             "stored iter accepted {n} bytes"
         );
+        assert!(
+            BatchIter::verified(torn).all(|r| r.is_err()),
+            "verified iter accepted {n} bytes"
+        );
+        assert!(
+            BatchView::parse_stored(torn).is_err(),
+            "parse_stored accepted {n} bytes"
+        );
         assert_eq!(
             peek_header(torn).is_ok(),
             n >= HEADER_LEN,
@@ -57,6 +65,10 @@ fn flipped_byte_is_detected_by_crc() {
             assert!(
                 BatchIter::stored(&bad).all(|r| r.is_err()),
                 "stored iter: flip {mask:#x} at {pos}"
+            );
+            assert!(
+                BatchView::parse_stored(&bad).is_err(),
+                "parse_stored: flip {mask:#x} at {pos}"
             );
         }
     }

@@ -140,6 +140,13 @@ proptest! {
         if let Some(Ok(view)) = stored.first() {
             prop_assert!(read_all(view) <= count as usize);
         }
+        // Framing only: the same, and one batch parsed alone agrees.
+        let verified: Vec<_> = BatchIter::verified(&batch).collect();
+        prop_assert_eq!(verified.len(), 1);
+        if let Some(Ok(view)) = verified.first() {
+            prop_assert!(read_all(view) <= count as usize);
+        }
+        prop_assert_eq!(BatchView::parse_stored(&batch).is_ok(), matches!(stored.first(), Some(Ok(_))));
     }
 
     /// For valid batches the two iterations agree.
@@ -150,7 +157,9 @@ proptest! {
         twice.extend_from_slice(&bytes);
         let full: Vec<_> = BatchIter::new(&twice).collect();
         let stored: Vec<_> = BatchIter::stored(&twice).collect();
-        prop_assert_eq!(full, stored);
+        let verified: Vec<_> = BatchIter::verified(&twice).collect();
+        prop_assert_eq!(&full, &stored);
+        prop_assert_eq!(full, verified);
     }
 
     /// Valid batches with a few bytes changed and the CRC recomputed: parse
