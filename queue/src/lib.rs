@@ -73,14 +73,24 @@ pub mod fuzzing {
         }
     }
 
-    /// Plans message-id deduplication of any bytes that parse as a batch,
+    /// Plans message-id deduplication of a batch: `bytes` themselves when
+    /// they parse as one, else a batch built from them (random bytes
+    /// rarely carry a valid CRC, so the rewrite would never be reached),
     /// against a table that already holds a few ids: a rewritten batch
     /// must parse, keep the record count, the producer identity and every
-    /// offset, and hold exactly the planned markers.
+    /// offset, and hold at least the planned markers.
     pub fn dedup_plan(bytes: &[u8]) {
         use tidegate_proto::batch::BatchView;
-        let Ok(batch) = BatchView::parse(bytes) else {
-            return;
+        let built;
+        let batch = match BatchView::parse(bytes) {
+            Ok(batch) => batch,
+            Err(_) => {
+                built = batch_of(bytes);
+                match built.as_deref().map(BatchView::parse) {
+                    Some(Ok(batch)) => batch,
+                    _ => return,
+                }
+            }
         };
         let mut table = crate::dedup::DedupTable::new(60_000, 4);
         for id in [&b"a"[..], b"b", b""] {
@@ -121,5 +131,42 @@ pub mod fuzzing {
         );
         let markers = out.records().filter(crate::dedup::is_marker).count();
         assert!(markers >= plan.duplicates as usize);
+    }
+
+    /// A batch whose records come from `bytes`: each record takes a
+    /// control byte (bit 0: a key; bits 1-2: no id, or id "a", "b" or
+    /// "z"; bit 3: a tombstone) and a value of the next `byte % 8` bytes.
+    fn batch_of(bytes: &[u8]) -> Option<Vec<u8>> {
+        use tidegate_proto::batch::{dedup::MESSAGE_ID_HEADER, BatchBuilder, Record};
+        let mut builder = BatchBuilder::new().producer(3, 0, 0);
+        let mut rest = bytes;
+        let mut ts = 0;
+        while let Some((&control, tail)) = rest.split_first() {
+            let len = usize::from(control % 8).min(tail.len());
+            let (value, tail) = tail.split_at(len);
+            rest = tail;
+            let id: &[u8] = match (control >> 1) & 3 {
+                0 => b"",
+                1 => b"a",
+                2 => b"b",
+                _ => b"z",
+            };
+            let headers: Vec<(&str, &[u8])> = if id.is_empty() {
+                Vec::new()
+            } else {
+                vec![(MESSAGE_ID_HEADER, id)]
+            };
+            ts += i64::from(control >> 6);
+            let record = Record {
+                timestamp_ms: ts,
+                key: (control & 1 == 1).then_some(&b"k"[..]),
+                value: (control & 8 == 0).then_some(value),
+                headers: &headers,
+            };
+            if builder.push(record).is_err() {
+                break;
+            }
+        }
+        builder.finish().ok()
     }
 }
