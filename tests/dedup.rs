@@ -12,11 +12,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use support::{runtime, sdk_client, start};
-use tidegate_client::{
-    Ack, Client, Producer, ProducerConfig, ProducerRecord, StartPosition, SubscriptionConfig,
-    TopicSettings,
-};
+use support::{runtime, sdk_client, send_durably, start};
+use tidegate_client::{Client, ProducerRecord, StartPosition, SubscriptionConfig, TopicSettings};
 
 fn on_shards(test: impl Fn(&Path, &str)) {
     for cores in ["0", "0,1"] {
@@ -26,34 +23,18 @@ fn on_shards(test: impl Fn(&Path, &str)) {
 }
 
 /// Sends `(id, value)` messages with message ids, durably; the ids pick
-/// the partitions. With `batched`, all in one batch per partition.
+/// the partitions. With `batched`, a batch waits 200 ms to fill, so copies
+/// sent together land in one.
 async fn send(client: &Client, topic: &str, messages: &[(&str, &str)], batched: bool) {
-    let producer = Producer::new(
-        client.clone(),
-        ProducerConfig {
-            ack: Ack::Durable,
-            linger: if batched {
-                Duration::from_millis(200)
-            } else {
-                Duration::ZERO
-            },
-            ..ProducerConfig::default()
-        },
-    );
-    let mut receipts = Vec::new();
-    for (id, value) in messages {
-        let record = ProducerRecord::new(value.to_string()).with_message_id(id.to_string());
-        let receipt = producer.send(topic, record).await.unwrap();
-        if batched {
-            receipts.push(receipt);
-        } else {
-            receipt.await.unwrap();
-        }
-    }
-    for r in receipts {
-        r.await.unwrap();
-    }
-    producer.close().await;
+    let records = messages
+        .iter()
+        .map(|(id, value)| ProducerRecord::new(value.to_string()).with_message_id(id.to_string()));
+    let linger = if batched {
+        Duration::from_millis(200)
+    } else {
+        Duration::ZERO
+    };
+    send_durably(client, topic, records, linger).await;
 }
 
 /// Every message of the topic as a stream reader sees it: value by

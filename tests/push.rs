@@ -12,10 +12,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use support::{admin_addr, metrics_until, runtime, sdk_client, start, Server};
+use support::{admin_addr, metrics_until, runtime, sdk_client, send_durably, start, Server};
 use tidegate_client::{
-    Ack, AckId, Client, Error, ErrorCode, Producer, ProducerConfig, ProducerRecord, PushStream,
-    ReceivedMessage, StartPosition, Subscriber, SubscriberConfig, SubscriptionConfig,
+    AckId, Client, Error, ErrorCode, ProducerRecord, PushStream, ReceivedMessage, StartPosition,
+    Subscriber, SubscriberConfig, SubscriptionConfig,
 };
 use tokio::time::timeout;
 
@@ -32,22 +32,9 @@ fn on_shards(test: impl Fn(&Path, &str)) {
 
 /// Produces `n` messages `m00`.. round robin over `partitions`, durably.
 async fn produce(client: &Client, topic: &str, n: usize, partitions: u32) {
-    let producer = Producer::new(
-        client.clone(),
-        ProducerConfig {
-            ack: Ack::Durable,
-            ..ProducerConfig::default()
-        },
-    );
-    let mut receipts = Vec::new();
-    for i in 0..n {
-        let record = ProducerRecord::new(format!("m{i:02}")).with_partition(i as u32 % partitions);
-        receipts.push(producer.send(topic, record).await.unwrap());
-    }
-    for r in receipts {
-        r.await.unwrap();
-    }
-    producer.close().await;
+    let records = (0..n)
+        .map(|i| ProducerRecord::new(format!("m{i:02}")).with_partition(i as u32 % partitions));
+    send_durably(client, topic, records, Duration::ZERO).await;
 }
 
 async fn topic_and_sub(client: &Client, topic: &str, partitions: u32, sub: &str) {

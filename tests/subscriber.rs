@@ -13,10 +13,10 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use support::{runtime, sdk_client, start, Server};
+use support::{runtime, sdk_client, send_durably, start, Server};
 use tidegate_client::{
-    Ack, Client, ErrorCode, LeasedMessage, Producer, ProducerConfig, ProducerRecord, StartPosition,
-    Subscriber, SubscriberConfig, SubscriptionConfig,
+    Client, ErrorCode, LeasedMessage, ProducerRecord, StartPosition, Subscriber, SubscriberConfig,
+    SubscriptionConfig,
 };
 use tokio::time::{timeout, Instant};
 
@@ -38,22 +38,11 @@ const PROMPTLY: Duration = Duration::from_secs(20);
 /// Produces `values`, `partition_of(i)` for the i-th, durably, through
 /// the SDK's producer.
 async fn produce(client: &Client, topic: &str, values: &[String], partitions: u32) {
-    let producer = Producer::new(
-        client.clone(),
-        ProducerConfig {
-            ack: Ack::Durable,
-            ..ProducerConfig::default()
-        },
-    );
-    let mut receipts = Vec::new();
-    for (i, value) in values.iter().enumerate() {
-        let record = ProducerRecord::new(value.clone()).with_partition(i as u32 % partitions);
-        receipts.push(producer.send(topic, record).await.unwrap());
-    }
-    for r in receipts {
-        r.await.unwrap();
-    }
-    producer.close().await;
+    let records = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| ProducerRecord::new(v.clone()).with_partition(i as u32 % partitions));
+    send_durably(client, topic, records, Duration::ZERO).await;
 }
 
 /// Creates `topic` with `partitions` and a subscription `sub` on it from

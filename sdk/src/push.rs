@@ -38,11 +38,6 @@ const OPEN_RETRIES: u32 = 10;
 const OPEN_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const OPEN_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// The bytes a message counts against byte credits.
-fn credit_bytes(m: &ReceivedMessage) -> usize {
-    m.size()
-}
-
 /// An open StreamingPull: frames of leased messages as the server pushes
 /// them. Dropping it stops the stream (the server then stops pushing;
 /// messages pushed but not read run out their leases).
@@ -212,9 +207,8 @@ struct Credit {
 pub(crate) struct Feed {
     frames: mpsc::UnboundedReceiver<Result<Frame>>,
     task: JoinHandle<()>,
-    credit: Arc<Mutex<Credit>>,
-    max_messages: u32,
-    max_bytes: u32,
+    /// Shared by every message the feed hands out.
+    outstanding: Arc<Outstanding>,
 }
 
 impl Feed {
@@ -240,9 +234,11 @@ impl Feed {
         Feed {
             frames,
             task,
-            credit,
-            max_messages,
-            max_bytes,
+            outstanding: Arc::new(Outstanding {
+                credit,
+                max_messages,
+                max_bytes,
+            }),
         }
     }
 
@@ -255,11 +251,7 @@ impl Feed {
     /// What a message handed out from this feed gives its credits back
     /// through when it is settled.
     pub(crate) fn outstanding(&self) -> Arc<Outstanding> {
-        Arc::new(Outstanding {
-            credit: self.credit.clone(),
-            max_messages: self.max_messages,
-            max_bytes: self.max_bytes,
-        })
+        self.outstanding.clone()
     }
 
     /// Stops the feed and returns the messages received but not taken.
@@ -421,7 +413,7 @@ async fn stream_once(
         {
             let mut c = lock(credit);
             c.held_messages += messages.len() as u64;
-            c.held_bytes += messages.iter().map(|m| credit_bytes(m) as u64).sum::<u64>();
+            c.held_bytes += messages.iter().map(|m| m.size() as u64).sum::<u64>();
         }
         received.store(true, std::sync::atomic::Ordering::Relaxed);
         if tx.send(Ok(Frame { messages })).is_err() {

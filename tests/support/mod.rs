@@ -535,24 +535,39 @@ pub async fn fill_topic(
     per_partition: u32,
     base_ms: Option<i64>,
 ) {
-    use tidegate_client::{Ack, Producer, ProducerConfig, ProducerRecord};
+    use tidegate_client::ProducerRecord;
     client.create_topic(topic, partitions).await.unwrap();
-    let producer = Producer::new(
-        client.clone(),
-        ProducerConfig {
-            ack: Ack::Durable,
-            ..ProducerConfig::default()
-        },
-    );
-    let mut receipts = Vec::new();
-    for p in 0..partitions {
-        for i in 0..per_partition {
-            let mut record = ProducerRecord::new(format!("{p}:{i}")).with_partition(p);
-            if let Some(base) = base_ms {
-                record = record.with_timestamp_ms(base + i64::from(i) * 1000);
+    let records = (0..partitions).flat_map(|p| {
+        (0..per_partition).map(move |i| {
+            let record = ProducerRecord::new(format!("{p}:{i}")).with_partition(p);
+            match base_ms {
+                Some(base) => record.with_timestamp_ms(base + i64::from(i) * 1000),
+                None => record,
             }
-            receipts.push(producer.send(topic, record).await.unwrap());
-        }
+        })
+    });
+    send_durably(client, topic, records, std::time::Duration::ZERO).await;
+}
+
+/// Sends `records` to `topic` through the SDK's producer with durable
+/// acks (a batch waits up to `linger` to fill), and waits for every
+/// receipt.
+pub async fn send_durably(
+    client: &tidegate_client::Client,
+    topic: &str,
+    records: impl IntoIterator<Item = tidegate_client::ProducerRecord>,
+    linger: std::time::Duration,
+) {
+    use tidegate_client::{Ack, Producer, ProducerConfig};
+    let config = ProducerConfig {
+        ack: Ack::Durable,
+        linger,
+        ..ProducerConfig::default()
+    };
+    let producer = Producer::new(client.clone(), config);
+    let mut receipts = Vec::new();
+    for record in records {
+        receipts.push(producer.send(topic, record).await.unwrap());
     }
     for r in receipts {
         r.await.unwrap();

@@ -85,21 +85,40 @@ struct TopicMetaV1 {
     created_ms: i64,
 }
 
-/// Each older layout reads as the next one: a version-1 topic is a
-/// version-2 topic without a TTL.
-impl From<TopicMetaV1> for TopicMeta {
-    fn from(t: TopicMetaV1) -> TopicMeta {
-        TopicMetaV2 {
-            id: t.id,
-            name: t.name,
-            partitions: t.partitions,
-            retention_ms: t.retention_ms,
-            retention_bytes: t.retention_bytes,
-            segment_bytes: t.segment_bytes,
-            message_ttl_ms: None,
-            created_ms: t.created_ms,
+/// Each older layout reads as the next one: a version-1 catalog is a
+/// version-2 catalog without subscriptions, whose topics have no TTL.
+impl From<CatalogV1> for CatalogV2 {
+    fn from(old: CatalogV1) -> CatalogV2 {
+        let topics = old.topics.into_iter().map(|(name, t)| {
+            let t = TopicMetaV2 {
+                id: t.id,
+                name: t.name,
+                partitions: t.partitions,
+                retention_ms: t.retention_ms,
+                retention_bytes: t.retention_bytes,
+                segment_bytes: t.segment_bytes,
+                message_ttl_ms: None,
+                created_ms: t.created_ms,
+            };
+            (name, t)
+        });
+        CatalogV2 {
+            version: old.version,
+            next_id: old.next_id,
+            topics: topics.collect(),
+            subscriptions: BTreeMap::new(),
         }
-        .into()
+    }
+}
+
+impl From<CatalogV2> for Catalog {
+    fn from(old: CatalogV2) -> Catalog {
+        Catalog {
+            version: old.version,
+            next_id: old.next_id,
+            topics: old.topics.into_iter().map(|(n, t)| (n, t.into())).collect(),
+            subscriptions: old.subscriptions,
+        }
     }
 }
 
@@ -147,23 +166,11 @@ impl Catalog {
             Format::V1 => {
                 let old =
                     rkyv::from_bytes::<CatalogV1, rancor::Error>(&aligned).map_err(invalid)?;
-                Catalog {
-                    version: old.version,
-                    next_id: old.next_id,
-                    topics: old.topics.into_iter().map(|(n, t)| (n, t.into())).collect(),
-                    subscriptions: BTreeMap::new(),
-                }
+                CatalogV2::from(old).into()
             }
-            Format::V2 => {
-                let old =
-                    rkyv::from_bytes::<CatalogV2, rancor::Error>(&aligned).map_err(invalid)?;
-                Catalog {
-                    version: old.version,
-                    next_id: old.next_id,
-                    topics: old.topics.into_iter().map(|(n, t)| (n, t.into())).collect(),
-                    subscriptions: old.subscriptions,
-                }
-            }
+            Format::V2 => rkyv::from_bytes::<CatalogV2, rancor::Error>(&aligned)
+                .map_err(invalid)?
+                .into(),
             Format::V3 => rkyv::from_bytes::<Catalog, rancor::Error>(&aligned).map_err(invalid)?,
         };
         catalog.check_invariants().map_err(decode)?;

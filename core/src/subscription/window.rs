@@ -498,7 +498,9 @@ impl Window {
     /// The ready queue of a level.
     fn queue_of(&self, level: u8) -> usize {
         if self.config.priority {
-            usize::from(level)
+            // Levels are clamped when a message is read; this keeps a
+            // slip from indexing past the queues.
+            usize::from(level).min(PRIORITY_LEVELS - 1)
         } else {
             0
         }

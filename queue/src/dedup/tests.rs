@@ -116,10 +116,28 @@ fn ids_leave_the_window_and_the_oldest_go_first_at_the_cap() {
 }
 
 #[test]
-fn a_record_that_only_looks_like_a_marker_is_not_one_without_the_header() {
-    let bytes = batch(&[(None, "v", None)]);
-    let view = must(BatchView::parse(&bytes));
-    assert!(view.records().all(|r| !is_marker(&r)));
+fn a_marker_needs_no_key_no_value_and_the_header() {
+    let cases: [(Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])], bool); 4] = [
+        (None, None, &[(DUPLICATE_OF_HEADER, b"3")], true),
+        // A tombstone without the header.
+        (None, None, &[("other", b"3")], false),
+        // The header on a message with a value, or with a key.
+        (None, Some(b"v"), &[(DUPLICATE_OF_HEADER, b"3")], false),
+        (Some(b"k"), None, &[(DUPLICATE_OF_HEADER, b"3")], false),
+    ];
+    for (key, value, headers, marker) in cases {
+        let mut b = BatchBuilder::new();
+        must(b.push(Record {
+            timestamp_ms: 1,
+            key,
+            value,
+            headers,
+        }));
+        let bytes = must(b.finish());
+        let view = must(BatchView::parse(&bytes));
+        let record = view.records().next().unwrap_or_else(|| panic!("a record"));
+        assert_eq!(is_marker(&record), marker, "{key:?} {value:?} {headers:?}");
+    }
 }
 
 #[test]
