@@ -115,9 +115,17 @@ fn ids_leave_the_window_and_the_oldest_go_first_at_the_cap() {
     assert_eq!(table.lookup(id_hash(b"d"), 1_550), Some(4));
 }
 
+/// A record's key, value and headers, and whether it is a marker.
+type MarkerCase<'a> = (
+    Option<&'a [u8]>,
+    Option<&'a [u8]>,
+    &'a [(&'a str, &'a [u8])],
+    bool,
+);
+
 #[test]
 fn a_marker_needs_no_key_no_value_and_the_header() {
-    let cases: [(Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])], bool); 4] = [
+    let cases: [MarkerCase<'_>; 4] = [
         (None, None, &[(DUPLICATE_OF_HEADER, b"3")], true),
         // A tombstone without the header.
         (None, None, &[("other", b"3")], false),
