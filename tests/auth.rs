@@ -903,7 +903,9 @@ fn the_sdk_reports_a_lapsed_static_jwt_and_a_failing_callback_as_typed_errors() 
 
         // A JWT given as a fixed token cannot be renewed: once its exp
         // passes, the server refuses and the SDK says so (no retry loop).
-        let (mint, _) = minter(&signer, 1);
+        // Two seconds: exp is in whole seconds, so a 1 s token minted late
+        // in a second could lapse before the topic is even created.
+        let (mint, _) = minter(&signer, 2);
         let jwt = mint().map_err(|e| e.to_string())?;
         let client =
             tidegate_client::Client::connect_with(server.addr, tls(), Credentials::token(jwt))
