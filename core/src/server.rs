@@ -11,6 +11,7 @@
 //! checkpoint), and `run` returns.
 
 use std::{
+    future::Future,
     net::SocketAddr,
     num::NonZeroUsize,
     path::PathBuf,
@@ -418,7 +419,7 @@ async fn shard_main(mut start: ShardStart) -> Result<(), String> {
         let (ticking, controlling) = (std::pin::pin!(ticking), std::pin::pin!(controlling));
         let background = futures::future::select(ticking, controlling);
         let serving = serve(&quic, router.clone(), &start);
-        futures::future::select(std::pin::pin!(serving), background).await;
+        serve_to_the_end(serving, background).await;
     }
     publisher.publish(&router, &quic, false);
     quic.shutdown().await;
@@ -523,6 +524,21 @@ async fn serve(quic: &QuicServer, router: Rc<Router>, start: &ShardStart) {
     let _ = futures::future::select(std::pin::pin!(all), timeout).await;
 }
 
+/// Runs `serving` to its end with `background` beside it. The background
+/// loops stop on their next tick after shutdown, which can come before
+/// serving has drained its requests in flight (a long poll forwarded to
+/// another shard waits for that shard's answer): the drain must still run
+/// to its end, or the connection would close under those requests.
+async fn serve_to_the_end(serving: impl Future<Output = ()>, background: impl Future) {
+    let serving = std::pin::pin!(serving);
+    let background = std::pin::pin!(background);
+    if let futures::future::Either::Right((_, serving)) =
+        futures::future::select(serving, background).await
+    {
+        serving.await;
+    }
+}
+
 /// Why the serve loop stopped waiting for a request.
 enum Wake {
     Shutdown,
@@ -588,5 +604,27 @@ fn quic_settings(config: &ServeConfig, shard: usize, shards: usize) -> QuicSetti
         // A rate per shard: each shard's bucket fills on its own.
         retry_handshakes_per_s: q.retry_handshakes_per_s,
         fair_quantum: config.flow.quantum.bytes_usize(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::task::{Context, Poll};
+
+    use super::*;
+
+    #[test]
+    fn serving_drains_to_its_end_after_the_background_loops_stop() {
+        let (drained, drain) = futures::channel::oneshot::channel::<()>();
+        let serving = async move {
+            let _ = drain.await;
+        };
+        // The background loops are already done, as after a shutdown tick.
+        let mut run = std::pin::pin!(serve_to_the_end(serving, std::future::ready(())));
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(run.as_mut().poll(&mut cx).is_pending(), "stopped mid-drain");
+        assert!(drained.send(()).is_ok());
+        assert_eq!(run.as_mut().poll(&mut cx), Poll::Ready(()));
     }
 }
