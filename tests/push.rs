@@ -17,6 +17,7 @@ use tidegate_client::{
     AckId, Client, Error, ErrorCode, ProducerRecord, PushStream, ReceivedMessage, StartPosition,
     Subscriber, SubscriberConfig, SubscriptionConfig,
 };
+use tidegate_proto::protocol::MAX_PULL_MESSAGES;
 use tokio::time::timeout;
 
 /// A generous bound on anything that should happen "promptly".
@@ -134,6 +135,35 @@ fn push_streams_share_a_subscription_within_their_credits_and_acks_survive_kill_
             assert_eq!(again_set.len(), again.len(), "pushed twice: {again:?}");
             assert!(acked.iter().all(|v| !again_set.contains(v)), "{again:?}");
             assert!(leased.iter().all(|v| again_set.contains(v)), "{again:?}");
+        });
+        server.stop();
+    });
+}
+
+#[test]
+fn a_stream_holding_more_credits_than_one_pull_answer_gets_frames_of_at_most_one() {
+    on_shards(|data, cores| {
+        let server = start(data, cores);
+        runtime().block_on(async {
+            let client = sdk_client(&server).await;
+            topic_and_sub(&client, "bulk", 3, "all").await;
+            produce(&client, "bulk", 24_000, 3).await;
+            let mut stream = client.streaming_pull("all", 24_000, 8 * MIB).await.unwrap();
+            let mut got = BTreeSet::new();
+            while got.len() < 24_000 {
+                let frame = timeout(PROMPTLY, stream.next_frame())
+                    .await
+                    .expect("a frame within 20 s")
+                    .unwrap()
+                    .expect("the stream ended");
+                assert!(
+                    (1..=MAX_PULL_MESSAGES as usize).contains(&frame.len()),
+                    "a frame of {} messages",
+                    frame.len()
+                );
+                got.extend(values(&frame));
+            }
+            assert_eq!(got.len(), 24_000, "a message was pushed twice");
         });
         server.stop();
     });

@@ -191,6 +191,15 @@ pub struct RunArgs {
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     #[serde(with = "humantime_serde_compat")]
     pub drain_timeout: Duration,
+    /// Pulls each subscriber keeps in flight (`--mode subscription`), as
+    /// the stream consumer keeps a fetch in flight per partition.
+    #[arg(long, default_value_t = 4)]
+    pub pulls: u32,
+    /// Message credits of each subscriber's push stream (`--mode push`),
+    /// given back as its acks are answered: what it has pushed and not
+    /// yet acked, at most 100,000 (byte credits are 8 MiB).
+    #[arg(long, default_value_t = 40_000)]
+    pub push_credits: u32,
     /// Bytes a consumer asks for per fetch.
     #[arg(long, default_value_t = 1 << 20)]
     pub fetch_bytes: u32,
@@ -248,6 +257,15 @@ impl RunArgs {
             return Err(
                 "--partitions, --producers, --batch and --in-flight must be positive".into(),
             );
+        }
+        if self.pulls == 0 {
+            return Err("--pulls must be positive".into());
+        }
+        if !(1..=tidegate_client::MAX_PUSH_CREDIT_MESSAGES).contains(&self.push_credits) {
+            return Err(format!(
+                "--push-credits must be within 1..={}",
+                tidegate_client::MAX_PUSH_CREDIT_MESSAGES
+            ));
         }
         if self.connections == Some(0) {
             return Err("--connections must be positive".into());

@@ -7,6 +7,7 @@
 //! Exit codes: 0 the run passed; 1 an error stopped it; 2 bad arguments;
 //! 3 verification failed (lost or failed messages).
 
+mod acker;
 mod clock;
 mod compare;
 mod config;

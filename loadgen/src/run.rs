@@ -252,11 +252,14 @@ async fn measure(
         .collect();
     if let Some(name) = &subscription {
         consumer_tasks.extend(subscribers.into_iter().map(|client| {
-            let push = args.mode == Mode::Push;
+            let source = match args.mode {
+                Mode::Push => subscriber::SourceKind::Push(args.push_credits),
+                _ => subscriber::SourceKind::Pull(args.pulls),
+            };
             let run = subscriber::run(
                 client,
                 name.clone(),
-                push,
+                source,
                 clock,
                 shared.clone(),
                 stop_rx.clone(),

@@ -8,9 +8,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tidegate_client::{AckId, Client, PushStream, ReceivedMessage};
-use tokio::{sync::watch, task::JoinSet};
+use tidegate_client::{AckId, Client, PushCredit, PushStream, ReceivedMessage};
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinSet,
+};
 
+use crate::acker::{Acker, Settled};
 use crate::clock::Clock;
 use crate::payload;
 use crate::stats::{Latency, Shared};
@@ -20,12 +24,8 @@ use crate::verify::{ConsumerTally, Seen};
 const PULL_MAX: u32 = 1000;
 /// How long a pull waits for a first message.
 const PULL_WAIT: Duration = Duration::from_millis(100);
-/// Ack requests one subscriber keeps in flight while it pulls on.
-const ACKS_IN_FLIGHT: usize = 4;
-/// A push stream's credits: what a subscriber pulls and acks at most at
-/// once in pull mode.
-const PUSH_CREDIT_MESSAGES: u32 = PULL_MAX * (ACKS_IN_FLIGHT as u32 + 1);
-const PUSH_CREDIT_BYTES: u32 = 8 << 20;
+/// A push stream's byte credits: the most the server allows.
+const PUSH_CREDIT_BYTES: u32 = tidegate_client::MAX_PUSH_CREDIT_BYTES;
 
 /// The subscription every subscriber of a run pulls from.
 pub fn subscription_name(topic: &str) -> String {
@@ -36,7 +36,7 @@ pub fn subscription_name(topic: &str) -> String {
 pub async fn run(
     client: Client,
     subscription: String,
-    push: bool,
+    source: SourceKind,
     clock: Clock,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
@@ -44,33 +44,24 @@ pub async fn run(
     let mut tally = ConsumerTally::default();
     let mut local = Latency::new();
     let warm = clock.warm_ns();
-    let mut acks: JoinSet<anyhow::Result<(u64, u64)>> = JoinSet::new();
-    let mut stream = if push {
-        let s = client.streaming_pull(&subscription, PUSH_CREDIT_MESSAGES, PUSH_CREDIT_BYTES);
-        Some(s.await?)
-    } else {
-        None
-    };
+    let mut source = Source::open(&client, &subscription, source).await?;
+    let mut acker = Acker::new(client, subscription, source.push_credit());
     let stopped = stop.wait_for(|stop| *stop);
     tokio::pin!(stopped);
     loop {
         // A push frame cut short by the stop is abandoned with its stream.
         let messages = tokio::select! {
             biased;
-            messages = next_batch(&client, &subscription, stream.as_mut()) => messages?,
+            messages = source.next_batch() => messages?,
+            done = acker.next_done() => {
+                acker.settled(done, &shared, &clock)?;
+                continue;
+            }
             _ = &mut stopped => break,
         };
-        let credit = (
-            messages.len() as u32,
-            messages.iter().map(ReceivedMessage::size).sum::<usize>() as u32,
-        );
-        let grant = stream.as_ref().map(PushStream::credit);
-        // Acks answered since the last pull count now, not at the next
-        // full ack queue: an idle subscriber must not hold its counts back.
-        while let Some(done) = acks.try_join_next() {
-            let (m, b) = done??;
-            shared.consumed(clock.now_ns(), m, b);
-        }
+        // Acks answered since the last batch count now: an idle
+        // subscriber must not hold its counts back.
+        acker.settle_ready(&shared, &clock)?;
         let now = clock.now_ns();
         let mut ids: Vec<AckId> = Vec::with_capacity(messages.len());
         let (mut msgs, mut bytes) = (0u64, 0u64);
@@ -91,44 +82,136 @@ pub async fn run(
             }
         }
         Shared::merge(&shared.end_to_end, &mut local);
-        while acks.len() >= ACKS_IN_FLIGHT {
-            if let Some(done) = acks.join_next().await {
-                let (m, b) = done??;
-                shared.consumed(clock.now_ns(), m, b);
-            }
-        }
-        if !ids.is_empty() {
-            let (client, subscription) = (client.clone(), subscription.clone());
-            acks.spawn(async move {
-                let results = client.ack(&subscription, &ids).await?;
-                if let Some(Err(code)) = results.into_iter().find(Result::is_err) {
-                    anyhow::bail!("loadgen: the server refused an ack: {code}");
-                }
-                if let Some(grant) = grant {
-                    grant.grant(credit.0, credit.1).await?;
-                }
-                Ok((msgs, bytes))
-            });
-        }
+        let size = messages.iter().map(ReceivedMessage::size).sum::<usize>();
+        acker.add(
+            &ids,
+            Settled {
+                msgs,
+                bytes,
+                credit: (messages.len() as u64, size as u64),
+            },
+        );
+        acker.send(&shared, &clock).await?;
     }
-    while let Some(done) = acks.join_next().await {
-        let (m, b) = done??;
-        shared.consumed(clock.now_ns(), m, b);
-    }
+    acker.finish(&shared, &clock).await?;
     Ok(tally)
 }
 
-/// The next batch: a pull's answer, or the push stream's next frame.
-async fn next_batch(
-    client: &Client,
-    subscription: &str,
-    stream: Option<&mut PushStream>,
-) -> anyhow::Result<Vec<ReceivedMessage>> {
-    match stream {
-        None => Ok(client.pull(subscription, PULL_MAX, PULL_WAIT).await?),
-        Some(stream) => stream
-            .next_frame()
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("loadgen: the server ended the push stream")),
+/// Where a subscriber's messages come from.
+#[derive(Debug, Clone, Copy)]
+pub enum SourceKind {
+    /// Pulls, this many in flight.
+    Pull(u32),
+    /// One push stream with this many message credits.
+    Push(u32),
+}
+
+enum Source {
+    Pull {
+        client: Client,
+        subscription: String,
+        depth: usize,
+        pulls: JoinSet<Result<Vec<ReceivedMessage>, tidegate_client::Error>>,
+    },
+    Push {
+        /// Frames read by their own task: a frame read cannot be cut
+        /// short by an ack answered first.
+        frames: mpsc::Receiver<anyhow::Result<Vec<ReceivedMessage>>>,
+        reader: tokio::task::JoinHandle<()>,
+        credit: PushCredit,
+        /// The stream's credits: messages, bytes.
+        credits: (u64, u64),
+    },
+}
+
+impl Source {
+    async fn open(client: &Client, subscription: &str, kind: SourceKind) -> anyhow::Result<Source> {
+        Ok(match kind {
+            SourceKind::Pull(depth) => Source::Pull {
+                client: client.clone(),
+                subscription: subscription.to_owned(),
+                depth: depth.max(1) as usize,
+                pulls: JoinSet::new(),
+            },
+            SourceKind::Push(messages) => {
+                let stream = client.streaming_pull(subscription, messages, PUSH_CREDIT_BYTES);
+                let stream = stream.await?;
+                let credit = stream.credit();
+                let (tx, frames) = mpsc::channel(4);
+                let reader = tokio::spawn(read_frames(stream, tx));
+                Source::Push {
+                    frames,
+                    reader,
+                    credit,
+                    credits: (u64::from(messages), u64::from(PUSH_CREDIT_BYTES)),
+                }
+            }
+        })
+    }
+
+    /// The next batch: the first pull to answer (with the pulls topped up
+    /// to their depth first), or the push stream's next frame.
+    async fn next_batch(&mut self) -> anyhow::Result<Vec<ReceivedMessage>> {
+        match self {
+            Source::Pull {
+                client,
+                subscription,
+                depth,
+                pulls,
+            } => {
+                while pulls.len() < *depth {
+                    let (client, subscription) = (client.clone(), subscription.clone());
+                    pulls.spawn(
+                        async move { client.pull(&subscription, PULL_MAX, PULL_WAIT).await },
+                    );
+                }
+                match pulls.join_next().await {
+                    Some(done) => Ok(done??),
+                    None => anyhow::bail!("loadgen: no pull in flight"),
+                }
+            }
+            Source::Push { frames, .. } => match frames.recv().await {
+                Some(frame) => frame,
+                None => anyhow::bail!("loadgen: the push stream's reader stopped"),
+            },
+        }
+    }
+}
+
+impl Source {
+    /// The push stream's credit handle and credits.
+    fn push_credit(&self) -> Option<(PushCredit, (u64, u64))> {
+        match self {
+            Source::Push {
+                credit, credits, ..
+            } => Some((credit.clone(), *credits)),
+            Source::Pull { .. } => None,
+        }
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        if let Source::Push { reader, .. } = self {
+            reader.abort();
+        }
+    }
+}
+
+/// Reads `stream`'s frames into `frames` until either ends.
+async fn read_frames(
+    mut stream: PushStream,
+    frames: mpsc::Sender<anyhow::Result<Vec<ReceivedMessage>>>,
+) {
+    loop {
+        let frame = match stream.next_frame().await {
+            Ok(Some(frame)) => Ok(frame),
+            Ok(None) => Err(anyhow::anyhow!("loadgen: the server ended the push stream")),
+            Err(e) => Err(e.into()),
+        };
+        let last = frame.is_err();
+        if frames.send(frame).await.is_err() || last {
+            return;
+        }
     }
 }

@@ -246,11 +246,9 @@ impl Client {
         // interleaved: the server admits a connection's waiting requests
         // in stream order (docs/FLOW_CONTROL.md), and interleaved bodies
         // could fill the connection's receive window with later requests
-        // while the one admitted waits for credit.
-        transport.send_fairness(false);
-        // Send streams in the order they were written, not round-robin, so
-        // pipelined requests usually complete at the server in that order
-        // (not guaranteed: a lost packet can delay one).
+        // while the one admitted waits for credit. In that order they
+        // also usually complete at the server in order (not guaranteed:
+        // a lost packet can delay one).
         transport.send_fairness(false);
         config.transport_config(Arc::new(transport));
 

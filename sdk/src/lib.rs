@@ -119,6 +119,7 @@ pub use subscription::{
 pub use tidegate_proto::batch::Headers;
 pub use tidegate_proto::protocol::{
     ErrorCode, OffsetSpec, StartPosition, SubscriptionConfig, SubscriptionPartition,
+    MAX_PUSH_CREDIT_BYTES, MAX_PUSH_CREDIT_MESSAGES,
 };
 pub use tls::{Tls, DEFAULT_SERVER_NAME};
 

@@ -64,7 +64,7 @@ impl PushCredit {
     }
 
     /// Gives the stream credits for `messages` more messages and `bytes`
-    /// more bytes; the server holds at most 10,000 and 8 MiB.
+    /// more bytes; the server holds at most 100,000 and 8 MiB.
     ///
     /// # Errors
     ///
@@ -149,7 +149,7 @@ fn pushed_messages(frame: Bytes) -> Result<Vec<ReceivedMessage>> {
 impl Client {
     /// Opens a push stream of `subscription`'s leased messages with
     /// credits for `max_messages` messages and about `max_bytes` bytes
-    /// (1 to 10,000 and 1 B to 8 MiB). Grant more with
+    /// (1 to 100,000 and 1 B to 8 MiB; frames carry at most 10,000). Grant more with
     /// [`PushStream::credit`] as messages are handled; settle each with
     /// [`ack`](Self::ack) or [`nack`](Self::nack).
     /// [`Subscriber`](crate::Subscriber) does all of this for you.

@@ -25,7 +25,7 @@ use futures::future::{select, Either};
 use tidegate_auth::Operation;
 use tidegate_net::{Peer, RequestIn, Responder, ResponseStream};
 use tidegate_proto::protocol::{
-    ErrorCode, Kind, PushCreditRequest, Request, Response, StreamingPullRequest,
+    ErrorCode, Kind, PushCreditRequest, Request, Response, StreamingPullRequest, MAX_PULL_MESSAGES,
     MAX_PUSH_CREDIT_BYTES, MAX_PUSH_CREDIT_MESSAGES,
 };
 
@@ -105,9 +105,11 @@ impl Credits {
         self.bytes.set(self.bytes.get().saturating_sub(b));
     }
 
-    /// (messages, bytes) the next frame may carry, if any.
+    /// (messages, bytes) the next frame may carry, if any: a frame holds
+    /// at most what one Pull answer may (a stream may hold more credits).
     fn available(&self) -> Option<(usize, usize)> {
         let (m, b) = (self.messages.get(), self.bytes.get());
+        let m = m.min(MAX_PULL_MESSAGES);
         (m > 0 && b > 0).then(|| (m as usize, usize::try_from(b).unwrap_or(0)))
     }
 

@@ -10,7 +10,7 @@ use super::ProtocolError;
 
 /// Most messages a push stream may hold as credit at once: grants beyond
 /// it are capped there.
-pub const MAX_PUSH_CREDIT_MESSAGES: u32 = 10_000;
+pub const MAX_PUSH_CREDIT_MESSAGES: u32 = 100_000;
 /// Most bytes (keys, values, headers) a push stream may hold as credit at
 /// once: what one stream can make the server buffer for it.
 pub const MAX_PUSH_CREDIT_BYTES: u32 = 8 << 20;
