@@ -393,6 +393,7 @@ mod tests {
             flow: Default::default(),
             producers: Vec::new(),
             timeline: Vec::new(),
+            stream_beside: None,
         }
     }
 

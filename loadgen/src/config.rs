@@ -195,6 +195,12 @@ pub struct RunArgs {
     /// the stream consumer keeps a fetch in flight per partition.
     #[arg(long, default_value_t = 4)]
     pub pulls: u32,
+    /// In `--mode subscription` and `--mode push`, also read the whole
+    /// topic with one stream consumer in the same run, so that both
+    /// consume rates come from one run (`stream_beside` in the report).
+    #[arg(long)]
+    #[serde(default)]
+    pub with_stream: bool,
     /// Message credits of each subscriber's push stream (`--mode push`),
     /// given back as its acks are answered: what it has pushed and not
     /// yet acked, at most 100,000 (byte credits are 8 MiB).

@@ -113,7 +113,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.plot_timeline {
         plot::write_timeline_svg(path, &report)?;
     }
-    if report.verify.passed() {
+    if report.passed() {
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("tidegate-loadgen: verification failed");

@@ -489,6 +489,7 @@ mod tests {
             flow: Default::default(),
             producers: Vec::new(),
             timeline: Vec::new(),
+            stream_beside: None,
         }
     }
 

@@ -38,6 +38,21 @@ pub struct Report {
     /// included).
     #[serde(default)]
     pub timeline: Vec<Sample>,
+    /// `--with-stream`: a stream consumer's figures from the same run,
+    /// beside the subscription's (which are `throughput.consume_*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_beside: Option<Beside>,
+}
+
+/// A stream consumer that read the whole topic beside a subscription's
+/// subscribers, in the same run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Beside {
+    pub consume_msgs_per_s: f64,
+    pub consume_mb_per_s: f64,
+    pub end_to_end: Percentiles,
+    /// Its own check of every message (it reads them all too).
+    pub verify: Verify,
 }
 
 /// Throttle hints (`throttle_ms` of produce responses) received, warmup
@@ -191,6 +206,15 @@ impl Verify {
 }
 
 impl Report {
+    /// True when every consumer's check passed.
+    pub fn passed(&self) -> bool {
+        self.verify.passed()
+            && self
+                .stream_beside
+                .as_ref()
+                .is_none_or(|b| b.verify.passed())
+    }
+
     /// The table printed at the end of a run.
     pub fn table(&self) -> String {
         let t = &self.throughput;
@@ -272,6 +296,25 @@ impl Report {
                     ),
                 );
             }
+        }
+        if let Some(b) = &self.stream_beside {
+            let v = &b.verify;
+            line(
+                &mut out,
+                format!(
+                    "stream beside {:>8.0} msg/s {:>9.1} MB/s  end-to-end p50 {:.3} p99 {:.3} ms  \
+                     consumed {} lost {} duplicated {} out-of-order {} -> {}",
+                    b.consume_msgs_per_s,
+                    b.consume_mb_per_s,
+                    b.end_to_end.p50 / 1000.0,
+                    b.end_to_end.p99 / 1000.0,
+                    v.consumed,
+                    v.lost,
+                    v.duplicated,
+                    v.out_of_order,
+                    if v.passed() { "ok" } else { "FAILED" }
+                ),
+            );
         }
         let v = &self.verify;
         line(

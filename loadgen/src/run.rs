@@ -16,7 +16,8 @@ use crate::config::{Mode, RunArgs};
 use crate::consumer;
 use crate::producer::{Outcome, Producer};
 use crate::report::{
-    self, Flow, Host, Latencies, Percentiles, ProducerFigures, Report, Spectra, Throughput, Verify,
+    self, Beside, Flow, Host, Latencies, Percentiles, ProducerFigures, Report, Spectra, Throughput,
+    Verify,
 };
 use crate::schedule::Schedule;
 use crate::server::{self, Spawned};
@@ -243,8 +244,19 @@ async fn measure(
         }
     }
 
+    // A stream consumer of the whole topic beside the subscribers.
+    let beside = match args.mode {
+        Mode::Subscription | Mode::Push if args.with_stream && args.consumers > 0 => {
+            let client = connect(addr, &tls, args.credentials()).await?;
+            let all = (0..args.partitions).collect();
+            Some(consumer::open(client, &topic, all, args.fetch_bytes).await?)
+        }
+        _ => None,
+    };
+
     let clock = Clock::start(args.warmup, args.duration);
     let shared = Arc::new(Shared::new(args.producers, clock.end_ns()));
+    let beside_shared = Arc::new(Shared::new(args.producers, clock.end_ns()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut consumer_tasks: Vec<_> = consumers
         .into_iter()
@@ -267,6 +279,11 @@ async fn measure(
             tokio::spawn(run)
         }));
     }
+
+    let beside_task = beside.map(|c| {
+        let run = consumer::run(c, clock, beside_shared.clone(), stop_rx.clone());
+        tokio::spawn(run)
+    });
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut producer_threads = Vec::new();
@@ -309,9 +326,15 @@ async fn measure(
 
     let progress = tokio::spawn(progress(clock, shared.clone()));
     tokio::time::sleep_until(clock.instant(clock.warm_ns()).into()).await;
-    let warm = Snapshot::take(&shared, &clock);
+    let (warm, warm_beside) = (
+        Snapshot::take(&shared, &clock),
+        Snapshot::take(&beside_shared, &clock),
+    );
     tokio::time::sleep_until(clock.instant(clock.end_ns()).into()).await;
-    let end = Snapshot::take(&shared, &clock);
+    let (end, end_beside) = (
+        Snapshot::take(&shared, &clock),
+        Snapshot::take(&beside_shared, &clock),
+    );
     progress.abort();
     // Producers finish what is in flight; one that lags (open loop over
     // capacity, a stalled server) is stopped after the drain timeout, and
@@ -352,6 +375,14 @@ async fn measure(
         // whose answer was lost still arrives, and an acknowledged one may
         // still be on its way when the counts first match.
         drain(&shared, Shared::get(&shared.sent), args.drain_timeout).await;
+        if beside_task.is_some() {
+            drain(
+                &beside_shared,
+                Shared::get(&shared.sent),
+                args.drain_timeout,
+            )
+            .await;
+        }
     }
     let _ = stop_tx.send(true);
     let mut tallies = Vec::new();
@@ -359,6 +390,13 @@ async fn measure(
         tallies.push(task.await.context("consumer task")??);
     }
     let verdict = verify::verdict(&acked, &tallies);
+    let beside_verdict = match beside_task {
+        Some(task) => {
+            let tally = task.await.context("stream consumer task")??;
+            Some(verify::verdict(&acked, &[tally]))
+        }
+        None => None,
+    };
     if let Some(name) = &subscription {
         if let Err(e) = producer_clients[0].delete_subscription(name).await {
             eprintln!("loadgen: could not delete subscription {name:?}: {e}");
@@ -422,6 +460,22 @@ async fn measure(
         },
         producers: producer_figures(args, &shared, window_s),
         timeline,
+        stream_beside: beside_verdict.map(|v| Beside {
+            consume_msgs_per_s: per_s(end_beside.consumed - warm_beside.consumed),
+            consume_mb_per_s: per_s(end_beside.consumed_bytes - warm_beside.consumed_bytes) / 1e6,
+            end_to_end: Percentiles::of(&Shared::snapshot(&beside_shared.end_to_end)),
+            verify: Verify {
+                sent: Shared::get(&shared.sent),
+                acked: acked_total,
+                failed,
+                unsent,
+                consumed: v.consumed,
+                lost: v.lost,
+                duplicated: v.duplicated,
+                out_of_order: v.out_of_order,
+                foreign: v.foreign,
+            },
+        }),
     })
 }
 

@@ -333,7 +333,9 @@ fn bad_arguments_exit_2_and_an_unreadable_ca_exits_1() {
 }
 
 /// Both ways of reading a subscription, pulled and pushed, each with two
-/// subscribers sharing it: every acknowledged message consumed once.
+/// subscribers sharing it and a stream consumer beside them: every
+/// acknowledged message consumed once by the subscribers and once by the
+/// stream consumer, each checked on its own.
 #[test]
 fn subscription_and_push_modes_verify_every_message() {
     for mode in ["subscription", "push"] {
@@ -352,6 +354,7 @@ fn subscription_and_push_modes_verify_every_message() {
             "200ms",
             "--duration",
             "1s",
+            "--with-stream",
             "--json",
             json.to_str().unwrap(),
         ]);
@@ -363,5 +366,18 @@ fn subscription_and_push_modes_verify_every_message() {
         assert_eq!(v["consumed"], v["acked"], "{mode}: {v}");
         assert_eq!(v["lost"], 0, "{mode}: {v}");
         assert_eq!(v["duplicated"], 0, "{mode}: {v}");
+        let beside = &r["stream_beside"];
+        let b = &beside["verify"];
+        assert_eq!(b["consumed"], v["acked"], "{mode}: {beside}");
+        assert_eq!(
+            (&b["lost"], &b["duplicated"]),
+            (&0.into(), &0.into()),
+            "{mode}: {beside}"
+        );
+        assert!(
+            beside["consume_msgs_per_s"].as_f64().unwrap() > 0.0,
+            "{mode}: {beside}"
+        );
+        assert!(text(&output).contains("stream beside"), "{}", text(&output));
     }
 }
