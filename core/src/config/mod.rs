@@ -118,6 +118,7 @@ impl ServeConfig {
         let s = &self.storage;
         LogConfig {
             segment_bytes_max: s.segment_bytes.bytes(),
+            prepare_segments: s.prepare_segments,
             index_interval_bytes: s.index_interval_bytes.bytes(),
             write_chunk_bytes: s.write_chunk_bytes.bytes_usize(),
             write_concurrency: usize::try_from(s.write_concurrency).unwrap_or(usize::MAX),
@@ -272,6 +273,10 @@ pub struct TlsConfig {
 pub struct StorageConfig {
     /// Largest segment file, at least 1MiB and below 4GiB. Default 256MiB.
     pub segment_bytes: Size,
+    /// Zero-fill the next segment in the background while the active one
+    /// fills, so durable appends do not convert preallocated blocks.
+    /// Default false (it writes every segment byte twice).
+    pub prepare_segments: bool,
     /// One sparse index entry per this many bytes of batches. Default 4KiB.
     pub index_interval_bytes: Size,
     /// Size of each write of a group commit; a power-of-two multiple of
@@ -300,6 +305,7 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             segment_bytes: Size::mib(256),
+            prepare_segments: false,
             index_interval_bytes: Size::kib(4),
             write_chunk_bytes: Size::kib(256),
             write_concurrency: 8,

@@ -116,6 +116,7 @@ fn partitions(shard: &Shard) -> Vec<PartitionSnapshot> {
                 duplicate_batches_total: stats.duplicates,
                 dedup_markers_total: stats.dedup_markers,
                 dedup_evicted_total: stats.dedup_evicted,
+                segments_prepared_total: stats.rolls_prepared,
                 group_lag,
             })
         })

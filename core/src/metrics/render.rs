@@ -529,7 +529,12 @@ impl Scrape {
         for (name, help, value) in gauge_families {
             gauges(e, name, help, self.per_partition(value))?;
         }
-        let counter_families: [PartitionFamily; 11] = [
+        let counter_families: [PartitionFamily; 12] = [
+            (
+                "tidegate_partition_segments_prepared",
+                "Segment rolls that took a segment zero-filled in the background (storage.prepare_segments).",
+                |p| p.segments_prepared_total,
+            ),
             (
                 "tidegate_partition_dedup_markers",
                 "Messages stored as duplicate markers: their tg-msg-id was seen within the topic's dedup window.",

@@ -287,6 +287,8 @@ pub struct PartitionSnapshot {
     pub dedup_markers_total: u64,
     /// Message ids forgotten before their window ended (table full).
     pub dedup_evicted_total: u64,
+    /// Rolls that took a segment prepared in the background.
+    pub segments_prepared_total: u64,
     /// Consumer groups with a committed offset here: (group, high
     /// watermark minus committed offset).
     pub group_lag: Vec<(String, u64)>,

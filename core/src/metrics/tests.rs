@@ -204,6 +204,7 @@ fn example(shard: usize) -> ShardSnapshot {
             fdatasync_latency: fdatasync_example(),
             group_lag: vec![("billing".into(), 5)],
             dedup_markers_total: 3,
+            segments_prepared_total: 2,
             ..PartitionSnapshot::default()
         }],
         subscription_messages: [10, 2, 9, 5, 1, 1],
@@ -289,6 +290,10 @@ fn rendered_values_are_the_snapshot_values() {
         assert_eq!(
             value(&samples, "tidegate_partition_dedup_markers_total", &p),
             3.0
+        );
+        assert_eq!(
+            value(&samples, "tidegate_partition_segments_prepared_total", &p),
+            2.0
         );
         let sub = [
             ("shard", shard),

@@ -13,6 +13,7 @@ mod read;
 mod recovery;
 mod retention;
 mod scan;
+mod spare;
 mod state;
 mod sync_latency;
 mod syncer;
@@ -101,6 +102,11 @@ pub struct LogStats {
     pub dedup_markers: u64,
     /// Message ids forgotten before their window ended (table full).
     pub dedup_evicted: u64,
+    /// Segments prepared in the background (zero-filled) before a roll
+    /// (`LogConfig::prepare_segments`).
+    pub segments_prepared: u64,
+    /// Rolls that took a prepared segment.
+    pub rolls_prepared: u64,
 }
 
 impl LogStats {
@@ -141,6 +147,8 @@ pub(crate) struct Shared {
     pub(crate) stats: std::cell::Cell<LogStats>,
     /// The message ids seen within the window, when the log deduplicates.
     pub(crate) dedup: RefCell<Option<crate::dedup::DedupTable>>,
+    /// The next segment, prepared in the background.
+    pub(crate) spare: RefCell<spare::Spare>,
 }
 
 impl Shared {
@@ -224,6 +232,7 @@ impl Log {
             config,
             stats: Default::default(),
             dedup: RefCell::new(None),
+            spare: RefCell::default(),
         });
         let writer = glommio::spawn_local(writer::run(shared.clone())).detach();
         let syncer = glommio::spawn_local(syncer::run(shared.clone())).detach();

@@ -43,6 +43,7 @@ pub(crate) async fn run(shared: Rc<Shared>) {
                 break;
             }
         }
+        super::spare::maybe_start(&shared);
         shared.sync_work.notify(usize::MAX);
         shared.progress.notify(usize::MAX);
     }
@@ -196,7 +197,12 @@ async fn roll(
                 },
             })?;
     }
-    let seg = create_segment(&shared.disk, &dir, base, header, &shared.config).await?;
+    let spare = shared.spare.borrow_mut().take();
+    let prepared = spare.is_some();
+    let seg = create_segment(&shared.disk, &dir, base, header, &shared.config, spare).await?;
+    if prepared {
+        shared.count(|s| s.rolls_prepared += 1);
+    }
     let mut state = shared.state.borrow_mut();
     if let Some(old) = state.segments.last_mut() {
         old.sealed = true;
@@ -206,15 +212,23 @@ async fn roll(
     Ok(())
 }
 
-/// Creates segment `base` in `dir`, durably, and returns it empty.
+/// Creates segment `base` in `dir`, durably, and returns it empty: from
+/// `spare`, a prepared file of zeros (`spare.rs`), when there is one.
 pub(crate) async fn create_segment(
     disk: &Disk,
     dir: &std::path::Path,
     base: u64,
     header: [u8; segment::HEADER_LEN],
     config: &crate::LogConfig,
+    spare: Option<DiskFile>,
 ) -> Result<Segment, IoFailure> {
     let path = segment::log_path(dir, base);
+    let prepared = spare.is_some();
+    if let Some(spare) = spare {
+        spare.close().await;
+        std::fs::rename(spare.path(), &path)
+            .map_err(|e| IoFailure::new("rename", spare.path(), e))?;
+    }
     let file = disk.open(&path, true).await?;
     let mut buf = file.alloc(crate::disk::BLOCK);
     let dst = buf.as_bytes_mut();
@@ -223,9 +237,12 @@ pub(crate) async fn create_segment(
     let result = async {
         // The header goes first: a segment file is either all zeros (a
         // crash before the header, removed on recovery) or starts valid.
-        file.truncate(0).await?;
+        // A prepared file is all zeros already, and stays as long.
+        if !prepared {
+            file.truncate(0).await?;
+        }
         file.write_at(buf, 0).await?;
-        if config.preallocate {
+        if config.preallocate && !prepared {
             file.preallocate(config.segment_bytes_max).await?;
         }
         file.fdatasync().await?;
@@ -300,6 +317,7 @@ async fn on_write_error(shared: &Shared, failure: IoFailure) {
 /// Last work before the writer stops: sync what was written, checkpoint the
 /// active segment's index, close every file.
 async fn finish(shared: &Shared) {
+    super::spare::discard(shared).await;
     let (segments, checkpoint, index_path, needs_sync) = {
         let state = shared.state.borrow();
         let files: Vec<Rc<DiskFile>> = state.segments.iter().map(|s| s.file.clone()).collect();

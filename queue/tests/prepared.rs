@@ -1,0 +1,158 @@
+//! Segments prepared in the background (`LogConfig::prepare_segments`):
+//! a roll takes the zero-filled spare, nothing is lost or reordered, and
+//! what a crash can leave of a spare (the temporary file, or the renamed
+//! file before its header) is removed at open.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::{batch, decode, run, view};
+use tidegate_queue::{Ack, Log, LogConfig};
+
+const SEGMENT: u64 = 1 << 20;
+const SPARE: &str = "next-segment.spare.tmp";
+
+fn prepared() -> LogConfig {
+    LogConfig {
+        segment_bytes_max: SEGMENT,
+        prepare_segments: true,
+        ..LogConfig::default()
+    }
+}
+
+fn segments(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".log"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every record of the log, as `(offset, tag, index)`.
+async fn all_records(log: &Log) -> Vec<(u64, u64, u32)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < log.offsets().latest {
+        let read = log.read(at, 1 << 20).await.unwrap();
+        out.extend(decode(read.as_bytes()));
+        at = read.next_offset;
+    }
+    out
+}
+
+#[test]
+fn a_roll_takes_the_prepared_segment_and_every_batch_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let expected = run(move || async move {
+        let log = Log::open(&path, prepared()).await.unwrap();
+        let mut tag = 0;
+        // Half a segment: the spare is prepared from here on.
+        while log.stats().bytes_written < SEGMENT / 2 {
+            log.append(&view(&batch(tag, 10, 1000, 0)), Ack::Durable)
+                .await
+                .unwrap();
+            tag += 1;
+        }
+        while log.stats().segments_prepared == 0 {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(path.join(SPARE).exists());
+        // On past the roll, and past the next one's half.
+        while log.stats().bytes_written < SEGMENT * 2 {
+            log.append(&view(&batch(tag, 10, 1000, 0)), Ack::Durable)
+                .await
+                .unwrap();
+            tag += 1;
+        }
+        let stats = log.stats();
+        assert!(stats.rolls_prepared >= 1, "{stats:?}");
+        assert_eq!(segments(&path).len(), 3, "{:?}", segments(&path));
+        let records = all_records(&log).await;
+        assert_eq!(records.len() as u64, tag * 10);
+        for (i, &(offset, t, n)) in records.iter().enumerate() {
+            assert_eq!(
+                (offset, t, u64::from(n)),
+                (i as u64, i as u64 / 10, i as u64 % 10)
+            );
+        }
+        log.close().await.unwrap();
+        assert!(!path.join(SPARE).exists(), "a spare outlived its log");
+        records
+    });
+
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let log = Log::open(&path, prepared()).await.unwrap();
+        assert_eq!(log.recovery().truncated_bytes, 0, "{:?}", log.recovery());
+        assert_eq!(all_records(&log).await, expected);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn what_a_crash_leaves_of_a_spare_is_removed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let log = Log::open(&path, prepared()).await.unwrap();
+        for tag in 0..5 {
+            log.append(&view(&batch(tag, 10, 100, 0)), Ack::Durable)
+                .await
+                .unwrap();
+        }
+        log.close().await.unwrap();
+    });
+    // A crash while preparing leaves the temporary file; a crash between
+    // a roll's rename and its header leaves a segment of zeros after the
+    // last one.
+    let zeros = vec![0u8; SEGMENT as usize];
+    std::fs::write(dir.path().join(SPARE), &zeros).unwrap();
+    let renamed = dir.path().join(format!("{:020}.log", 50));
+    std::fs::write(&renamed, &zeros).unwrap();
+
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let log = Log::open(&path, prepared()).await.unwrap();
+        assert!(!path.join(SPARE).exists());
+        assert!(!renamed.exists());
+        assert_eq!(log.offsets().latest, 50);
+        // The last real segment takes appends again.
+        let a = log
+            .append(&view(&batch(5, 10, 100, 0)), Ack::Durable)
+            .await
+            .unwrap();
+        assert_eq!(a.base_offset, 50);
+        assert_eq!(all_records(&log).await.len(), 60);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn without_the_setting_no_spare_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let config = LogConfig {
+            prepare_segments: false,
+            ..prepared()
+        };
+        let log = Log::open(&path, config).await.unwrap();
+        let mut tag = 0;
+        while log.stats().bytes_written < SEGMENT * 2 {
+            log.append(&view(&batch(tag, 10, 1000, 0)), Ack::Durable)
+                .await
+                .unwrap();
+            assert!(!path.join(SPARE).exists());
+            tag += 1;
+        }
+        let stats = log.stats();
+        assert_eq!((stats.segments_prepared, stats.rolls_prepared), (0, 0));
+        log.close().await.unwrap();
+    });
+}
