@@ -28,7 +28,9 @@ use crate::error::IoFailure;
 const SPARE_NAME: &str = "next-segment.spare.tmp";
 /// Zeros written at a time: large enough to cost little per write, small
 /// enough that one write never holds the device long before an append's.
-const ZERO_CHUNK: usize = 1 << 20;
+const ZERO_CHUNK: usize = 256 << 10;
+/// Zeros written ahead of the pace (see [`allowance`]).
+const ZERO_LEAD: u64 = 4 << 20;
 
 /// The spare of one log: ready, being prepared, or neither.
 #[derive(Default)]
@@ -130,6 +132,11 @@ async fn zero_filled(shared: &Shared, path: &Path) -> Result<Option<DiskFile>, I
         buf.as_bytes_mut().fill(0);
         let mut pos = 0;
         while pos < len {
+            // Paced by the appends: zeros in bursts would sit in the
+            // device's cache and make the appends' fdatasyncs flush them.
+            while pos >= allowance(shared, len) && !stopped(shared) {
+                shared.progress.listen().await;
+            }
             if stopped(shared) {
                 return Ok(false);
             }
@@ -162,6 +169,19 @@ async fn zero_filled(shared: &Shared, path: &Path) -> Result<Option<DiskFile>, I
             Err(e)
         }
     }
+}
+
+/// How much of a spare of `len` bytes may be zeroed by now: three times
+/// what the active segment has grown past its half, plus a lead. The
+/// zeros go out at three times the append rate, so the spare is done when
+/// the active segment is about five sixths full, with time to spare
+/// before the roll.
+fn allowance(shared: &Shared, len: u64) -> u64 {
+    let state = shared.state.borrow();
+    let grown = state.segments.last().map_or(0, |s| {
+        s.size.saturating_sub(shared.config.segment_bytes_max / 2)
+    });
+    grown.saturating_mul(3).saturating_add(ZERO_LEAD).min(len)
 }
 
 fn stopped(shared: &Shared) -> bool {
