@@ -118,8 +118,13 @@ impl Link {
 pub(crate) struct Mesh {
     pub(crate) id: usize,
     outbound: Vec<Option<Link>>,
-    pending: RefCell<HashMap<u64, oneshot::Sender<OpResult>>>,
+    /// Calls waiting for a reply: the shard called, and where the reply
+    /// goes.
+    pending: RefCell<HashMap<u64, (usize, oneshot::Sender<OpResult>)>>,
     next_id: Cell<u64>,
+    /// Peers whose executor stopped (their ring to us closed): nothing
+    /// sent to them is answered any more.
+    gone: RefCell<Vec<bool>>,
 }
 
 /// The receiving side, one per peer, drained by its own task.
@@ -160,11 +165,13 @@ impl MeshEnds {
                 }),
         );
         let (outbound, inbound) = futures::join!(outbound, inbound);
+        let n = outbound.len();
         let mesh = Rc::new(Mesh {
             id: self.id,
             outbound,
             pending: RefCell::new(HashMap::new()),
             next_id: Cell::new(0),
+            gone: RefCell::new(vec![false; n]),
         });
         (mesh, inbound)
     }
@@ -175,8 +182,11 @@ impl Mesh {
     pub(crate) async fn call(&self, to: usize, op: Op) -> OpResult {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
+        if self.is_gone(to) {
+            return stopped(to);
+        }
         let (tx, rx) = oneshot::channel();
-        self.pending.borrow_mut().insert(id, tx);
+        self.pending.borrow_mut().insert(id, (to, tx));
         self.send(
             to,
             Envelope::Request {
@@ -186,12 +196,7 @@ impl Mesh {
             },
         )
         .await;
-        rx.await.unwrap_or_else(|_| {
-            OpResult::Failed(crate::shard::Failure::new(
-                tidegate_proto::protocol::ErrorCode::ShuttingDown,
-                format!("shard {to} stopped"),
-            ))
-        })
+        rx.await.unwrap_or_else(|_| stopped(to))
     }
 
     /// Pushes one envelope to `to`, waiting while its ring is full (the
@@ -226,11 +231,27 @@ impl Mesh {
         loop {
             link.drain();
             let _ = link.bell.try_send(());
-            if link.moved.get() > ticket {
+            // A stopped peer never makes room: what waits is dropped (its
+            // caller is answered by `peer_gone`).
+            if link.moved.get() > ticket || self.is_gone(to) {
                 return;
             }
             glommio::timer::sleep(Duration::from_micros(50)).await;
         }
+    }
+
+    fn is_gone(&self, peer: usize) -> bool {
+        self.gone.borrow().get(peer).copied().unwrap_or(true)
+    }
+
+    /// `peer` stopped: the calls waiting for it are answered as stopped
+    /// (their replies will never come), and so is every later call.
+    pub(crate) fn peer_gone(&self, peer: usize) {
+        if let Some(gone) = self.gone.borrow_mut().get_mut(peer) {
+            *gone = true;
+        }
+        // Dropping a reply's sender answers its call `ShuttingDown`.
+        self.pending.borrow_mut().retain(|_, (to, _)| *to != peer);
     }
 
     /// Pushes one envelope to `to` if its ring has room; `false` if not
@@ -246,10 +267,18 @@ impl Mesh {
 
     /// A reply arrived for one of this shard's calls.
     fn complete(&self, id: u64, result: OpResult) {
-        if let Some(tx) = self.pending.borrow_mut().remove(&id) {
+        if let Some((_, tx)) = self.pending.borrow_mut().remove(&id) {
             let _ = tx.send(result);
         }
     }
+}
+
+/// The answer to a call whose shard stopped.
+fn stopped(shard: usize) -> OpResult {
+    OpResult::Failed(crate::shard::Failure::new(
+        tidegate_proto::protocol::ErrorCode::ShuttingDown,
+        format!("shard {shard} stopped"),
+    ))
 }
 
 impl Inbound {
@@ -298,4 +327,63 @@ pub(crate) async fn serve_inbound<F, Fut>(
         }
     }
     tracing::debug!(from = inbound.from, "mesh peer gone");
+    mesh.peer_gone(inbound.from);
+}
+
+#[cfg(test)]
+mod tests {
+    use glommio::LocalExecutorBuilder;
+
+    use super::*;
+
+    fn wait_op() -> Op {
+        Op::SubWait {
+            sub: "s".into(),
+            partition: 0,
+            wait_ms: 60_000,
+        }
+    }
+
+    fn shut_down(result: &OpResult) -> bool {
+        matches!(result, OpResult::Failed(f) if f.code == tidegate_proto::protocol::ErrorCode::ShuttingDown)
+    }
+
+    /// Shard 1 connects and stops without answering; shard 0's call to it
+    /// must be answered as stopped once its ring closes, and so must a
+    /// call made after (neither may wait forever).
+    #[test]
+    fn calls_to_a_shard_that_stopped_are_answered_shutting_down() {
+        let mut ends = build(2);
+        let (Some(one), Some(zero)) = (ends.pop(), ends.pop()) else {
+            panic!("two ends");
+        };
+        let stopper = LocalExecutorBuilder::default()
+            .io_memory(1 << 20)
+            .spawn(move || async move {
+                let (mesh, inbound) = one.connect().await;
+                drop((mesh, inbound));
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let caller = LocalExecutorBuilder::default()
+            .io_memory(1 << 20)
+            .spawn(move || async move {
+                let (mesh, mut inbound) = zero.connect().await;
+                let call = {
+                    let mesh = mesh.clone();
+                    glommio::spawn_local(async move { mesh.call(1, wait_op()).await })
+                };
+                let mut from_one = inbound.pop().unwrap_or_else(|| panic!("an inbound"));
+                let mut batch = Vec::new();
+                while from_one.next_batch(&mut batch).await.is_some() {
+                    batch.clear();
+                }
+                mesh.peer_gone(from_one.from);
+                let (first, later) = (call.await, mesh.call(1, wait_op()).await);
+                (shut_down(&first), shut_down(&later))
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        stopper.join().unwrap_or_else(|e| panic!("{e:?}"));
+        let answered = caller.join().unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(answered, (true, true));
+    }
 }
