@@ -398,13 +398,16 @@ mod tests {
     #[test]
     fn credits_are_capped_spent_and_may_be_overdrawn_by_the_last_message() {
         let c = Credits::new(u32::MAX, u32::MAX);
+        assert_eq!(c.messages.get(), MAX_PUSH_CREDIT_MESSAGES, "capped");
+        // A frame carries at most one Pull answer's worth of them.
+        let frame = MAX_PULL_MESSAGES as usize;
+        assert_eq!(c.available(), Some((frame, MAX_PUSH_CREDIT_BYTES as usize)));
+        c.spend(frame, 0);
         assert_eq!(
-            c.available(),
-            Some((
-                MAX_PUSH_CREDIT_MESSAGES as usize,
-                MAX_PUSH_CREDIT_BYTES as usize
-            ))
+            c.messages.get(),
+            MAX_PUSH_CREDIT_MESSAGES - MAX_PULL_MESSAGES
         );
+        assert_eq!(c.available().map(|(m, _)| m), Some(frame));
         let c = Credits::new(2, 100);
         c.spend(1, 150);
         assert_eq!(c.available(), None, "bytes overdrawn");
@@ -415,12 +418,7 @@ mod tests {
         c.spend(1, 1);
         assert_eq!(c.available(), None, "no message credit left");
         c.grant(u32::MAX, u32::MAX);
-        assert_eq!(
-            c.available(),
-            Some((
-                MAX_PUSH_CREDIT_MESSAGES as usize,
-                MAX_PUSH_CREDIT_BYTES as usize
-            ))
-        );
+        assert_eq!(c.messages.get(), MAX_PUSH_CREDIT_MESSAGES, "capped");
+        assert_eq!(c.available(), Some((frame, MAX_PUSH_CREDIT_BYTES as usize)));
     }
 }
