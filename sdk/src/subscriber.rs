@@ -60,7 +60,7 @@ const EXTEND_RETRY: Duration = Duration::from_secs(1);
 ///
 /// let config = SubscriberConfig::default();
 /// assert!(config.streaming);
-/// assert_eq!(config.max_messages, 100);
+/// assert_eq!(config.max_messages, 1_000);
 /// assert_eq!(config.max_bytes, 4 << 20);
 /// assert_eq!(config.max_wait, Duration::from_secs(5));
 /// assert_eq!(config.max_lease_extension, Duration::from_secs(600));
@@ -78,7 +78,8 @@ pub struct SubscriberConfig {
     /// (acked, nacked or dropped), in its buffer or held by the
     /// application, as Pub/Sub's max outstanding messages; more come as
     /// these are settled. Pull: what one pull asks for, the buffer's size.
-    /// Default 100, at most 10 000.
+    /// Default 1,000 (Pub/Sub's default), at most 10,000. In push mode it
+    /// bounds throughput to this many per acknowledgement round trip.
     pub max_messages: u32,
     /// Push: about the most bytes (keys, values, headers) of those
     /// (default 4 MiB, at most 8 MiB). Pull asks for at most 4 MiB.
@@ -101,7 +102,7 @@ impl Default for SubscriberConfig {
     fn default() -> Self {
         SubscriberConfig {
             streaming: true,
-            max_messages: 100,
+            max_messages: 1_000,
             max_bytes: PULL_MAX_BYTES,
             max_wait: Duration::from_secs(5),
             max_lease_extension: Duration::from_secs(10 * 60),
