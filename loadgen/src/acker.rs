@@ -2,7 +2,9 @@
 //! in few large acks, and a push stream gets its credits back as they are
 //! answered.
 
-use tidegate_client::{AckId, Client, PushCredit};
+use tidegate_client::{
+    AckId, Client, PushCredit, MAX_PUSH_CREDIT_BYTES, MAX_PUSH_CREDIT_MESSAGES,
+};
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
@@ -127,7 +129,11 @@ impl Acker {
             let (m, b) = self.returned;
             if m * 2 >= self.credit_max.0 || b * 2 >= self.credit_max.1 {
                 let push = push.clone();
-                let (m, b) = (clamp_u32(m), clamp_u32(b));
+                // A frame may overdraw its byte credits by its last
+                // message, so what comes back can exceed what one grant
+                // may carry; the stream holds no more than that anyway.
+                let m = clamp_u32(m).min(MAX_PUSH_CREDIT_MESSAGES);
+                let b = clamp_u32(b).min(MAX_PUSH_CREDIT_BYTES);
                 self.returned = (0, 0);
                 self.grants.spawn(async move { push.grant(m, b).await });
             }
