@@ -303,7 +303,7 @@ pub(crate) async fn serve_inbound<F, Fut>(
     mesh: Rc<Mesh>,
     mut inbound: Inbound,
     run: F,
-    injector: tidegate_net::Injector,
+    inject: impl Fn(SocketAddr, BytesMut),
 ) where
     F: Fn(Op) -> Fut + 'static,
     Fut: std::future::Future<Output = OpResult> + 'static,
@@ -314,7 +314,7 @@ pub(crate) async fn serve_inbound<F, Fut>(
         for envelope in batch.drain(..) {
             match envelope {
                 Envelope::Reply { id, result } => mesh.complete(id, result),
-                Envelope::Datagram { from, data } => injector.inject(from, data),
+                Envelope::Datagram { from, data } => inject(from, data),
                 Envelope::Request { from, id, op } => {
                     let (mesh, run) = (mesh.clone(), run.clone());
                     glommio::spawn_local(async move {
@@ -348,9 +348,10 @@ mod tests {
         matches!(result, OpResult::Failed(f) if f.code == tidegate_proto::protocol::ErrorCode::ShuttingDown)
     }
 
-    /// Shard 1 connects and stops without answering; shard 0's call to it
-    /// must be answered as stopped once its ring closes, and so must a
-    /// call made after (neither may wait forever).
+    /// Shard 1 takes shard 0's request off its ring and stops without
+    /// answering; shard 0's call must be answered as stopped once the
+    /// ring from shard 1 closes, and so must a call made after (neither
+    /// may wait forever: a timeout fails the test instead of hanging it).
     #[test]
     fn calls_to_a_shard_that_stopped_are_answered_shutting_down() {
         let mut ends = build(2);
@@ -360,30 +361,41 @@ mod tests {
         let stopper = LocalExecutorBuilder::default()
             .io_memory(1 << 20)
             .spawn(move || async move {
-                let (mesh, inbound) = one.connect().await;
-                drop((mesh, inbound));
+                let (mesh, mut inbound) = one.connect().await;
+                let mut from_zero = inbound.pop().unwrap_or_else(|| panic!("an inbound"));
+                let mut batch = Vec::new();
+                // The request arrived: shard 0's call is pending now.
+                let _ = from_zero.next_batch(&mut batch).await;
+                drop((mesh, from_zero, batch));
             })
             .unwrap_or_else(|e| panic!("{e}"));
         let caller = LocalExecutorBuilder::default()
             .io_memory(1 << 20)
             .spawn(move || async move {
                 let (mesh, mut inbound) = zero.connect().await;
-                let call = {
-                    let mesh = mesh.clone();
-                    glommio::spawn_local(async move { mesh.call(1, wait_op()).await })
-                };
-                let mut from_one = inbound.pop().unwrap_or_else(|| panic!("an inbound"));
-                let mut batch = Vec::new();
-                while from_one.next_batch(&mut batch).await.is_some() {
-                    batch.clear();
-                }
-                mesh.peer_gone(from_one.from);
-                let (first, later) = (call.await, mesh.call(1, wait_op()).await);
-                (shut_down(&first), shut_down(&later))
+                let from_one = inbound.pop().unwrap_or_else(|| panic!("an inbound"));
+                let unanswered = |_: Op| async { panic!("shard 1 sends no requests") };
+                let served = serve_inbound(mesh.clone(), from_one, unanswered, |_, _| {});
+                glommio::spawn_local(served).detach();
+                let bound = Duration::from_secs(10);
+                let first =
+                    glommio::timer::timeout(bound, async { Ok(mesh.call(1, wait_op()).await) })
+                        .await;
+                let later =
+                    glommio::timer::timeout(bound, async { Ok(mesh.call(1, wait_op()).await) })
+                        .await;
+                (
+                    first.map(|r| shut_down(&r)).ok(),
+                    later.map(|r| shut_down(&r)).ok(),
+                )
             })
             .unwrap_or_else(|e| panic!("{e}"));
         stopper.join().unwrap_or_else(|e| panic!("{e:?}"));
         let answered = caller.join().unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(answered, (true, true));
+        assert_eq!(
+            answered,
+            (Some(true), Some(true)),
+            "None: no answer in 10 s"
+        );
     }
 }

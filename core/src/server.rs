@@ -395,7 +395,10 @@ async fn shard_main(mut start: ShardStart) -> Result<(), String> {
                 let r = r.clone();
                 async move { r.run_here(op).await }
             },
-            quic.injector(),
+            {
+                let injector = quic.injector();
+                move |from, data| injector.inject(from, data)
+            },
         );
         glommio::spawn_local(serve).detach();
     }

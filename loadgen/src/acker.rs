@@ -2,9 +2,7 @@
 //! in few large acks, and a push stream gets its credits back as they are
 //! answered.
 
-use tidegate_client::{
-    AckId, Client, PushCredit, MAX_PUSH_CREDIT_BYTES, MAX_PUSH_CREDIT_MESSAGES,
-};
+use tidegate_client::{AckId, Client, PushCredit, MAX_PUSH_CREDIT_BYTES, MAX_PUSH_CREDIT_MESSAGES};
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
