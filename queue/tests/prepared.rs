@@ -10,7 +10,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use support::{batch, decode, run, view};
-use tidegate_queue::{Ack, Log, LogConfig};
+use tidegate_queue::{
+    fault::{FaultKind, FaultPlan},
+    Ack, Log, LogConfig, LogError,
+};
 
 const SEGMENT: u64 = 1 << 20;
 const SPARE: &str = "next-segment.spare.tmp";
@@ -153,6 +156,43 @@ fn without_the_setting_no_spare_is_made() {
         }
         let stats = log.stats();
         assert_eq!((stats.segments_prepared, stats.rolls_prepared), (0, 0));
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_full_disk_gives_back_the_prepared_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let log = Log::open(&path, prepared()).await.unwrap();
+        let mut tag = 0;
+        while log.stats().segments_prepared == 0 {
+            log.append(&view(&batch(tag, 10, 1000, 0)), Ack::Durable)
+                .await
+                .unwrap();
+            tag += 1;
+        }
+        assert!(path.join(SPARE).exists());
+        log.inject_faults(FaultPlan {
+            fail_write: Some((0, FaultKind::NoSpace)),
+            ..FaultPlan::default()
+        });
+        let err = log
+            .append(&view(&batch(tag, 10, 1000, 0)), Ack::Durable)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LogError::NoSpace(_)), "{err:?}");
+        assert!(!path.join(SPARE).exists(), "the spare still holds its space");
+        // The log goes on, and rolls without a spare until the next one.
+        log.heal_injected_faults();
+        while log.stats().bytes_written < SEGMENT * 2 {
+            log.append(&view(&batch(tag, 10, 1000, 0)), Ack::Durable)
+                .await
+                .unwrap();
+            tag += 1;
+        }
+        assert_eq!(all_records(&log).await.len() as u64, tag * 10);
         log.close().await.unwrap();
     });
 }

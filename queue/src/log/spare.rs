@@ -37,7 +37,8 @@ const ZERO_LEAD: u64 = 4 << 20;
 pub(crate) struct Spare {
     ready: Option<DiskFile>,
     task: Option<glommio::task::JoinHandle<()>>,
-    /// Preparing failed since the last roll: not tried again until then.
+    /// Preparing failed, or the disk filled, since the last roll: not
+    /// tried again until then.
     failed: bool,
 }
 
@@ -47,6 +48,11 @@ impl Spare {
     pub(crate) fn take(&mut self) -> Option<DiskFile> {
         self.failed = false;
         self.ready.take()
+    }
+
+    /// Prepares no spare until the next roll (the disk is full).
+    pub(crate) fn hold_off(&mut self) {
+        self.failed = true;
     }
 }
 

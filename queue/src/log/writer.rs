@@ -223,11 +223,17 @@ pub(crate) async fn create_segment(
     spare: Option<DiskFile>,
 ) -> Result<Segment, IoFailure> {
     let path = segment::log_path(dir, base);
-    let prepared = spare.is_some();
+    let mut prepared = false;
     if let Some(spare) = spare {
         spare.close().await;
-        std::fs::rename(spare.path(), &path)
-            .map_err(|e| IoFailure::new("rename", spare.path(), e))?;
+        match std::fs::rename(spare.path(), &path) {
+            Ok(()) => prepared = true,
+            Err(e) => {
+                // The segment is created as without a spare.
+                tracing::warn!(path = %spare.path().display(), error = %e, "cannot use the prepared segment");
+                let _ = disk.remove(spare.path());
+            }
+        }
     }
     let file = disk.open(&path, true).await?;
     let mut buf = file.alloc(crate::disk::BLOCK);
@@ -278,6 +284,11 @@ async fn on_write_error(shared: &Shared, failure: IoFailure) {
     } else {
         LogError::Failed(failure.clone())
     };
+    if recoverable {
+        // Out of space: give back the prepared segment's reservation.
+        super::spare::discard(shared).await;
+        shared.spare.borrow_mut().hold_off();
+    }
     let (file, size) = {
         let mut state = shared.state.borrow_mut();
         state.rewind_to_written(&err);
