@@ -45,6 +45,10 @@ pub(crate) enum Envelope {
         from: SocketAddr,
         data: BytesMut,
     },
+    /// The sender is stopping: it answers nothing more. Said explicitly
+    /// because its ring's closing is not enough: the peer's tasks parked
+    /// on it at exit keep it, and so the ring, alive.
+    Goodbye,
 }
 
 type OutEnd = (Producer<Envelope>, shared_channel::SharedSender<()>);
@@ -240,6 +244,17 @@ impl Mesh {
         }
     }
 
+    /// Tells every peer this shard is stopping (the last thing it
+    /// does): their calls to it are answered as stopped from then on.
+    pub(crate) async fn goodbye(&self) {
+        let peers: Vec<usize> = (0..self.outbound.len()).filter(|&p| p != self.id).collect();
+        for peer in peers {
+            if !self.is_gone(peer) {
+                self.send(peer, Envelope::Goodbye).await;
+            }
+        }
+    }
+
     fn is_gone(&self, peer: usize) -> bool {
         self.gone.borrow().get(peer).copied().unwrap_or(true)
     }
@@ -310,9 +325,10 @@ pub(crate) async fn serve_inbound<F, Fut>(
 {
     let run = Rc::new(run);
     let mut batch = Vec::new();
-    while inbound.next_batch(&mut batch).await.is_some() {
+    'serving: while inbound.next_batch(&mut batch).await.is_some() {
         for envelope in batch.drain(..) {
             match envelope {
+                Envelope::Goodbye => break 'serving,
                 Envelope::Reply { id, result } => mesh.complete(id, result),
                 Envelope::Datagram { from, data } => inject(from, data),
                 Envelope::Request { from, id, op } => {
@@ -348,12 +364,13 @@ mod tests {
         matches!(result, OpResult::Failed(f) if f.code == tidegate_proto::protocol::ErrorCode::ShuttingDown)
     }
 
-    /// Shard 1 takes shard 0's request off its ring and stops without
-    /// answering; shard 0's call must be answered as stopped once the
-    /// ring from shard 1 closes, and so must a call made after (neither
-    /// may wait forever: a timeout fails the test instead of hanging it).
-    #[test]
-    fn calls_to_a_shard_that_stopped_are_answered_shutting_down() {
+    /// Shard 0 calls shard 1, which takes the request off its ring and
+    /// stops without answering: by dropping its mesh (`goodbye` false),
+    /// or by saying goodbye while its mesh stays alive until shard 0 is
+    /// done (as tasks parked at exit keep it). Returns whether that call
+    /// and a later one were answered as stopped (`None`: no answer within
+    /// 10 s, where a regression would otherwise hang).
+    fn call_a_shard_that_stops(goodbye: bool) -> (Option<bool>, Option<bool>) {
         let mut ends = build(2);
         let (Some(one), Some(zero)) = (ends.pop(), ends.pop()) else {
             panic!("two ends");
@@ -366,6 +383,13 @@ mod tests {
                 let mut batch = Vec::new();
                 // The request arrived: shard 0's call is pending now.
                 let _ = from_zero.next_batch(&mut batch).await;
+                if goodbye {
+                    mesh.goodbye().await;
+                    // Alive until shard 0 drops its mesh.
+                    while from_zero.next_batch(&mut batch).await.is_some() {
+                        batch.clear();
+                    }
+                }
                 drop((mesh, from_zero, batch));
             })
             .unwrap_or_else(|e| panic!("{e}"));
@@ -390,12 +414,18 @@ mod tests {
                 )
             })
             .unwrap_or_else(|e| panic!("{e}"));
-        stopper.join().unwrap_or_else(|e| panic!("{e:?}"));
         let answered = caller.join().unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(
-            answered,
-            (Some(true), Some(true)),
-            "None: no answer in 10 s"
-        );
+        stopper.join().unwrap_or_else(|e| panic!("{e:?}"));
+        answered
+    }
+
+    #[test]
+    fn calls_to_a_shard_whose_mesh_dropped_are_answered_shutting_down() {
+        assert_eq!(call_a_shard_that_stops(false), (Some(true), Some(true)));
+    }
+
+    #[test]
+    fn calls_to_a_shard_that_said_goodbye_are_answered_shutting_down() {
+        assert_eq!(call_a_shard_that_stops(true), (Some(true), Some(true)));
     }
 }

@@ -428,6 +428,7 @@ async fn shard_main(mut start: ShardStart) -> Result<(), String> {
     quic.shutdown().await;
     shard.subscriptions.clear();
     shard.partitions.close_all().await;
+    router.mesh.goodbye().await;
     tracing::info!(shard = id, "shard stopped");
     Ok(())
 }

@@ -183,7 +183,10 @@ fn a_full_disk_gives_back_the_prepared_segment() {
             .await
             .unwrap_err();
         assert!(matches!(err, LogError::NoSpace(_)), "{err:?}");
-        assert!(!path.join(SPARE).exists(), "the spare still holds its space");
+        assert!(
+            !path.join(SPARE).exists(),
+            "the spare still holds its space"
+        );
         // The log goes on, and rolls without a spare until the next one.
         log.heal_injected_faults();
         while log.stats().bytes_written < SEGMENT * 2 {
