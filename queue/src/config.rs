@@ -38,8 +38,12 @@ pub struct LogConfig {
     pub retention_ms: Option<u64>,
     /// Delete the oldest sealed segments while the log is larger than this.
     pub retention_bytes: Option<u64>,
-    /// Verify each batch's CRC when it is read back.
+    /// Verify each batch's CRC when it is read back from disk.
     pub verify_reads: bool,
+    /// The newest written batches kept in memory, so that readers at the
+    /// tail are answered without a disk read (0 turns it off). Each
+    /// partition holds up to this much.
+    pub read_cache_bytes: usize,
     /// Idempotent producers the partition remembers; at the cap the one
     /// idle longest is forgotten (docs/SEMANTICS.md §2).
     pub producers_max: usize,
@@ -72,6 +76,7 @@ impl Default for LogConfig {
             retention_ms: None,
             retention_bytes: None,
             verify_reads: true,
+            read_cache_bytes: 4 << 20,
             producers_max: 10_000,
             producer_expiry_ms: 24 * 3600 * 1000,
             reorder_wait: Duration::from_secs(1),

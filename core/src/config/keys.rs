@@ -31,6 +31,7 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("storage.write_concurrency", KeyKind::Integer),
     ("storage.pending_bytes_max", KeyKind::Text),
     ("storage.buffer_pool_bytes_max", KeyKind::Text),
+    ("storage.read_cache_bytes", KeyKind::Text),
     ("storage.retention", KeyKind::Text),
     ("storage.retention_bytes", KeyKind::Text),
     ("storage.retention_check_interval", KeyKind::Text),

@@ -124,6 +124,7 @@ impl ServeConfig {
             write_concurrency: usize::try_from(s.write_concurrency).unwrap_or(usize::MAX),
             pending_bytes_max: s.pending_bytes_max.bytes_usize(),
             buffer_pool_bytes_max: s.buffer_pool_bytes_max.bytes_usize(),
+            read_cache_bytes: s.read_cache_bytes.bytes_usize(),
             retention_ms: s.retention.map(Duration::as_millis_u64),
             retention_bytes: s.retention_bytes.map(Size::bytes),
             producers_max: usize::try_from(self.producers.max_per_partition).unwrap_or(usize::MAX),
@@ -289,6 +290,10 @@ pub struct StorageConfig {
     pub pending_bytes_max: Size,
     /// DMA buffers one log keeps for reuse. Default 8MiB.
     pub buffer_pool_bytes_max: Size,
+    /// The newest written batches each partition keeps in memory, so that
+    /// consumers at the tail are answered without a disk read; 0 turns it
+    /// off. Default 4MiB.
+    pub read_cache_bytes: Size,
     /// Delete sealed segments whose newest message is older than this.
     /// Default: none (keep forever).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -311,6 +316,7 @@ impl Default for StorageConfig {
             write_concurrency: 8,
             pending_bytes_max: Size::mib(64),
             buffer_pool_bytes_max: Size::mib(8),
+            read_cache_bytes: Size::mib(4),
             retention: None,
             retention_bytes: None,
             retention_check_interval: Duration::secs(30),

@@ -210,10 +210,9 @@ async fn serve(
                 let fetched = shard
                     .fetch(f.topic, f.partition, f.offset, f.max_bytes, f.max_wait_ms)
                     .await?;
-                // quinn-proto needs `Bytes`; the stored bytes are copied once
-                // here (glommio's read buffers cannot leave the thread).
-                let bytes = Bytes::copy_from_slice(fetched.batches.as_bytes());
-                (fetched.high_watermark, bytes)
+                // quinn-proto needs `Bytes`: shared from the tail cache, or
+                // copied once from a disk read.
+                (fetched.high_watermark, fetched.batches.into_bytes())
             } else {
                 let op = Op::Fetch {
                     topic: meta.name.clone(),
@@ -226,7 +225,7 @@ async fn serve(
                     OpResult::Fetched {
                         high_watermark,
                         batches,
-                    } => (high_watermark, Bytes::from(batches)),
+                    } => (high_watermark, batches),
                     other => return Err(failure_of(other)),
                 }
             };

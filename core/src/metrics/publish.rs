@@ -109,6 +109,7 @@ fn partitions(shard: &Shard) -> Vec<PartitionSnapshot> {
                 read_messages_total: stats.records_read,
                 read_bytes_total: stats.bytes_read,
                 size_bytes: log.size_bytes(),
+                read_cache_bytes: log.read_cache_bytes() as u64,
                 segments: log.segment_count() as u64,
                 failed: log.is_failed(),
                 producers: producers as u64,
@@ -117,6 +118,7 @@ fn partitions(shard: &Shard) -> Vec<PartitionSnapshot> {
                 dedup_markers_total: stats.dedup_markers,
                 dedup_evicted_total: stats.dedup_evicted,
                 segments_prepared_total: stats.rolls_prepared,
+                reads_cached_total: stats.reads_cached,
                 group_lag,
             })
         })

@@ -272,6 +272,8 @@ pub struct PartitionSnapshot {
     pub read_bytes_total: u64,
     /// Bytes of all segments.
     pub size_bytes: u64,
+    /// Bytes held in the tail cache.
+    pub read_cache_bytes: u64,
     /// Segment files.
     pub segments: u64,
     /// True once a write or fdatasync failed (the log is read-only).
@@ -289,6 +291,8 @@ pub struct PartitionSnapshot {
     pub dedup_evicted_total: u64,
     /// Rolls that took a segment prepared in the background.
     pub segments_prepared_total: u64,
+    /// Reads answered from the tail cache, without a disk read.
+    pub reads_cached_total: u64,
     /// Consumer groups with a committed offset here: (group, high
     /// watermark minus committed offset).
     pub group_lag: Vec<(String, u64)>,

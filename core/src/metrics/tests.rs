@@ -205,6 +205,7 @@ fn example(shard: usize) -> ShardSnapshot {
             group_lag: vec![("billing".into(), 5)],
             dedup_markers_total: 3,
             segments_prepared_total: 2,
+            reads_cached_total: 7,
             ..PartitionSnapshot::default()
         }],
         subscription_messages: [10, 2, 9, 5, 1, 1],
@@ -294,6 +295,10 @@ fn rendered_values_are_the_snapshot_values() {
         assert_eq!(
             value(&samples, "tidegate_partition_segments_prepared_total", &p),
             2.0
+        );
+        assert_eq!(
+            value(&samples, "tidegate_partition_reads_cached_total", &p),
+            7.0
         );
         let sub = [
             ("shard", shard),

@@ -146,7 +146,7 @@ pub(crate) enum OpResult {
     Produced(Vec<Result<u64, ErrorCode>>),
     Fetched {
         high_watermark: u64,
-        batches: Vec<u8>,
+        batches: bytes::Bytes,
     },
     Offset(u64),
     Producer {
@@ -351,8 +351,9 @@ impl Shard {
                 .await
                 .map(|f| OpResult::Fetched {
                     high_watermark: f.high_watermark,
-                    // Crossing to another thread: the stored bytes are copied.
-                    batches: f.batches.as_bytes().to_vec(),
+                    // Crossing to another thread: shared from the tail
+                    // cache, or copied once from a disk read.
+                    batches: f.batches.into_bytes(),
                 }),
             Op::ListOffsets {
                 topic,

@@ -17,6 +17,7 @@ mod spare;
 mod state;
 mod sync_latency;
 mod syncer;
+mod tail_cache;
 mod unit;
 mod writer;
 
@@ -107,6 +108,9 @@ pub struct LogStats {
     pub segments_prepared: u64,
     /// Rolls that took a prepared segment.
     pub rolls_prepared: u64,
+    /// Reads answered from the tail cache, without a disk read
+    /// (`LogConfig::read_cache_bytes`).
+    pub reads_cached: u64,
 }
 
 impl LogStats {
@@ -149,6 +153,8 @@ pub(crate) struct Shared {
     pub(crate) dedup: RefCell<Option<crate::dedup::DedupTable>>,
     /// The next segment, prepared in the background.
     pub(crate) spare: RefCell<spare::Spare>,
+    /// The newest written batches, for readers at the tail.
+    pub(crate) tail: RefCell<tail_cache::TailCache>,
 }
 
 impl Shared {
@@ -217,6 +223,7 @@ impl Log {
         config.validate()?;
         let disk = Disk::new();
         let (state, recovery) = recovery::recover(dir.as_ref(), &config, &disk).await?;
+        let tail = tail_cache::TailCache::new(config.read_cache_bytes);
         let shared = Rc::new(Shared {
             state: RefCell::new(state),
             work: Event::new(),
@@ -233,6 +240,7 @@ impl Log {
             stats: Default::default(),
             dedup: RefCell::new(None),
             spare: RefCell::default(),
+            tail: RefCell::new(tail),
         });
         let writer = glommio::spawn_local(writer::run(shared.clone())).detach();
         let syncer = glommio::spawn_local(syncer::run(shared.clone())).detach();
@@ -547,6 +555,11 @@ impl Log {
     /// Total bytes of all segments (written data only).
     pub fn size_bytes(&self) -> u64 {
         self.shared.state.borrow().size_bytes()
+    }
+
+    /// Bytes held in the tail cache (at most `LogConfig::read_cache_bytes`).
+    pub fn read_cache_bytes(&self) -> usize {
+        self.shared.tail.borrow().len_bytes()
     }
 
     /// Number of segment files.

@@ -2,6 +2,7 @@
 
 use std::rc::Rc;
 
+use bytes::Bytes;
 use glommio::io::ReadResult;
 use tidegate_proto::batch::{self, BatchView, HEADER_LEN};
 
@@ -14,7 +15,7 @@ const READ_SLACK: usize = 64 << 10;
 
 /// Whole batches read from the log, exactly as stored.
 pub struct ReadBatches {
-    bytes: Option<ReadResult>,
+    bytes: Stored,
     /// Offset of the first record of the first batch (may be below the
     /// offset asked for: batches are returned whole).
     pub first_offset: u64,
@@ -24,10 +25,37 @@ pub struct ReadBatches {
     pub high_watermark: u64,
 }
 
+/// Where a read's bytes are: read from disk, or shared from the tail cache.
+enum Stored {
+    Nothing,
+    Disk(ReadResult),
+    Memory(Bytes),
+}
+
 impl ReadBatches {
     /// The batches, back to back.
     pub fn as_bytes(&self) -> &[u8] {
-        self.bytes.as_deref().unwrap_or_default()
+        match &self.bytes {
+            Stored::Nothing => &[],
+            Stored::Disk(read) => read,
+            Stored::Memory(bytes) => bytes,
+        }
+    }
+
+    /// The batches as `Bytes`, which may leave the thread: shared when they
+    /// came from the tail cache, copied once when they came from disk
+    /// (glommio's read buffers belong to their executor).
+    pub fn into_bytes(self) -> Bytes {
+        match self.bytes {
+            Stored::Nothing => Bytes::new(),
+            Stored::Disk(read) => Bytes::copy_from_slice(&read),
+            Stored::Memory(bytes) => bytes,
+        }
+    }
+
+    /// True when the bytes came from the tail cache, not a disk read.
+    pub fn from_memory(&self) -> bool {
+        matches!(self.bytes, Stored::Memory(_))
     }
 
     /// True when nothing was read (the offset is at the high watermark).
@@ -37,9 +65,18 @@ impl ReadBatches {
 
     fn empty(offset: u64, high_watermark: u64) -> Self {
         ReadBatches {
-            bytes: None,
+            bytes: Stored::Nothing,
             first_offset: offset,
             next_offset: offset,
+            high_watermark,
+        }
+    }
+
+    fn from_disk(bytes: Option<ReadResult>, first: u64, next: u64, high_watermark: u64) -> Self {
+        ReadBatches {
+            bytes: bytes.map_or(Stored::Nothing, Stored::Disk),
+            first_offset: first,
+            next_offset: next,
             high_watermark,
         }
     }
@@ -85,6 +122,15 @@ async fn read_batches(
         if offset == offsets.latest {
             return Ok(ReadBatches::empty(offset, offsets.latest));
         }
+        if let Some(hit) = shared.tail.borrow().read(offset, max_bytes) {
+            shared.count(|s| s.reads_cached += 1);
+            return Ok(ReadBatches {
+                bytes: Stored::Memory(hit.bytes),
+                first_offset: hit.first_offset,
+                next_offset: hit.next_offset,
+                high_watermark: offsets.latest,
+            });
+        }
         let Some(seg) = state.segment_for(offset) else {
             return Ok(ReadBatches::empty(offset, offsets.latest));
         };
@@ -108,12 +154,12 @@ async fn read_batches(
                 next,
             } => {
                 let bytes = ReadResult::slice(&buf, start, len);
-                return Ok(ReadBatches {
+                return Ok(ReadBatches::from_disk(
                     bytes,
-                    first_offset: first,
-                    next_offset: next,
-                    high_watermark: target.high_watermark,
-                });
+                    first,
+                    next,
+                    target.high_watermark,
+                ));
             }
             Selected::Skip(skip) => pos += skip as u64,
             Selected::Grow(len) => {
@@ -121,12 +167,12 @@ async fn read_batches(
                 let view = BatchView::parse(&buf).map_err(|e| corrupt(&target, pos, e))?;
                 let h = view.header();
                 let (first, next) = (h.base_offset, h.next_offset());
-                return Ok(ReadBatches {
-                    bytes: Some(buf),
-                    first_offset: first,
-                    next_offset: next,
-                    high_watermark: target.high_watermark,
-                });
+                return Ok(ReadBatches::from_disk(
+                    Some(buf),
+                    first,
+                    next,
+                    target.high_watermark,
+                ));
             }
         }
         if pos >= target.end {

@@ -120,6 +120,19 @@ impl PendingUnit {
             .collect()
     }
 
+    /// A copy of the unit's batches alone (without the prefix), for the
+    /// tail cache.
+    pub(crate) fn copy_batches(&self) -> bytes::Bytes {
+        let mut skip = (self.start_pos - align_down(self.start_pos)) as usize;
+        let mut out = bytes::BytesMut::with_capacity(self.batch_bytes);
+        for slice in self.slices() {
+            let from = skip.min(slice.len());
+            out.extend_from_slice(&slice[from..]);
+            skip -= from;
+        }
+        out.freeze()
+    }
+
     /// The buffers to write, each with its position: whole chunks as they
     /// are; the last, partial one zero-padded to a block and split into
     /// power-of-two pieces (so pooled buffers are never trimmed).

@@ -76,6 +76,7 @@ async fn write_unit(shared: &Shared, mut unit: PendingUnit) -> Result<(), IoFail
     let (batch_bytes, end_offset, max_ts) =
         (unit.batch_bytes, unit.end_offset, unit.max_timestamp_ms);
     let index = std::mem::take(&mut unit.index);
+    let cached = shared.tail.borrow().enabled().then(|| unit.copy_batches());
     let writes = unit.into_writes(&mut shared.pool.borrow_mut());
     write_all(shared, &file, writes).await?;
     shared.count(|s| {
@@ -97,6 +98,12 @@ async fn write_unit(shared: &Shared, mut unit: PendingUnit) -> Result<(), IoFail
     seg.tail = tail;
     for entry in index {
         seg.index.maybe_add(0, entry);
+    }
+    if let Some(bytes) = cached {
+        // Units are written in offset order: this one starts where the
+        // last ended.
+        let first = state.written_offset;
+        shared.tail.borrow_mut().push(first, end_offset, bytes);
     }
     state.written_offset = end_offset;
     state.pending_bytes -= batch_bytes;

@@ -162,9 +162,9 @@ async fn read_ahead(
             return Ok(());
         }
         let now = now_ms();
-        // One copy of the read, which the read-ahead records slice.
-        let chunk = bytes::Bytes::copy_from_slice(read.as_bytes());
-        drop(read);
+        // The read as one `Bytes` (at most one copy), which the read-ahead
+        // records slice.
+        let chunk = read.into_bytes();
         let (journal, id, events, gated) = {
             let mut p = w.borrow_mut();
             let p = &mut *p;
@@ -452,8 +452,8 @@ impl Rereader {
                 Err(LogError::OffsetOutOfRange { .. }) => return Ok(None),
                 Err(e) => return Err(Failure::from(&e)),
             };
-            self.chunk = bytes::Bytes::copy_from_slice(read.as_bytes());
             (self.first, self.next) = (read.first_offset, read.next_offset);
+            self.chunk = read.into_bytes();
         }
         for batch in BatchIter::stored(&self.chunk).flatten() {
             if let Some(r) = batch.records().find(|r| r.offset() == offset) {

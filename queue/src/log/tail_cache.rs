@@ -1,0 +1,182 @@
+//! The newest written batches, kept in memory so that consumers reading at
+//! the tail are answered without a disk read.
+//!
+//! Reads go to the device with O_DIRECT, so there is no page cache behind
+//! them: without this, every fetch of what was just written is a read I/O
+//! that queues beside the appends and their fdatasyncs (Kafka leans on the
+//! page cache for this, Redpanda keeps a batch cache). The cache holds each
+//! written group commit's batch bytes, exactly as they went to disk, in
+//! offset order and without gaps, up to a byte bound per partition; the
+//! oldest go first. Only what was written is added, after its write
+//! completed, so the cache never serves a byte the disk does not hold.
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+use tidegate_proto::batch;
+
+/// One group commit's batches.
+struct Cached {
+    first_offset: u64,
+    next_offset: u64,
+    bytes: Bytes,
+}
+
+/// Whole batches served from memory.
+pub(crate) struct Hit {
+    pub(crate) bytes: Bytes,
+    pub(crate) first_offset: u64,
+    pub(crate) next_offset: u64,
+}
+
+pub(crate) struct TailCache {
+    units: VecDeque<Cached>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+impl TailCache {
+    pub(crate) fn new(max_bytes: usize) -> Self {
+        TailCache {
+            units: VecDeque::new(),
+            bytes: 0,
+            max_bytes,
+        }
+    }
+
+    /// Whether anything is kept at all (a zero bound turns it off).
+    pub(crate) fn enabled(&self) -> bool {
+        self.max_bytes > 0
+    }
+
+    /// Bytes held.
+    pub(crate) fn len_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Adds the batches `[first_offset, next_offset)` just written. Offsets
+    /// must follow what is held; anything else (which the writer never
+    /// does) starts the cache over rather than leave a gap in it.
+    pub(crate) fn push(&mut self, first_offset: u64, next_offset: u64, bytes: Bytes) {
+        if self
+            .units
+            .back()
+            .is_some_and(|last| last.next_offset != first_offset)
+        {
+            self.clear();
+        }
+        if bytes.len() > self.max_bytes || first_offset >= next_offset {
+            // Larger than the whole cache: keeping it would evict everything
+            // and still exceed the bound. What follows it starts afresh.
+            self.clear();
+            return;
+        }
+        self.bytes += bytes.len();
+        self.units.push_back(Cached {
+            first_offset,
+            next_offset,
+            bytes,
+        });
+        while self.bytes > self.max_bytes {
+            let Some(old) = self.units.pop_front() else {
+                break;
+            };
+            self.bytes -= old.bytes.len();
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.units.clear();
+        self.bytes = 0;
+    }
+
+    /// Whole batches from the one holding `offset` on, up to `max_bytes`
+    /// (at least one), or `None` when `offset` is not held. Within one
+    /// group commit the bytes are shared, not copied; a read that spans
+    /// several is copied once into one buffer.
+    pub(crate) fn read(&self, offset: u64, max_bytes: usize) -> Option<Hit> {
+        let front = self.units.front()?;
+        let back = self.units.back()?;
+        if offset < front.first_offset || offset >= back.next_offset {
+            return None;
+        }
+        let at = self.units.partition_point(|u| u.next_offset <= offset);
+        let mut pieces: Vec<Bytes> = Vec::new();
+        let (mut taken, mut first, mut next) = (0usize, None, offset);
+        for unit in self.units.range(at..) {
+            let budget = max_bytes.saturating_sub(taken);
+            let (piece, piece_first, piece_next) =
+                whole_batches(unit, next, budget, first.is_none())?;
+            if piece.is_empty() {
+                break;
+            }
+            first.get_or_insert(piece_first);
+            taken += piece.len();
+            next = piece_next;
+            let ended_inside = piece_next < unit.next_offset;
+            pieces.push(piece);
+            if ended_inside || taken >= max_bytes {
+                break;
+            }
+        }
+        let first_offset = first?;
+        let bytes = match pieces.len() {
+            1 => pieces.pop()?,
+            _ => {
+                let mut joined = BytesMut::with_capacity(taken);
+                for piece in &pieces {
+                    joined.extend_from_slice(piece);
+                }
+                joined.freeze()
+            }
+        };
+        Some(Hit {
+            bytes,
+            first_offset,
+            next_offset: next,
+        })
+    }
+}
+
+/// The batches of `unit` from the one holding `offset`, up to `budget`
+/// bytes (at least one batch when `at_least_one`), with the first batch's
+/// base offset and the offset after the last (empty when none fits).
+/// `None` if the unit's bytes do not parse: they were checked at append,
+/// so that would be a bug, and the caller reads the disk instead.
+fn whole_batches(
+    unit: &Cached,
+    offset: u64,
+    budget: usize,
+    at_least_one: bool,
+) -> Option<(Bytes, u64, u64)> {
+    let buf = &unit.bytes;
+    // (start, end) of the batches taken so far, and their offsets.
+    let mut taken: Option<(usize, usize)> = None;
+    let (mut first, mut next) = (offset, offset);
+    let mut at = 0usize;
+    while at < buf.len() {
+        let header = batch::peek_header(buf.get(at..)?).ok()?;
+        let len = header.length as usize;
+        let end = at.checked_add(len).filter(|&e| e <= buf.len() && len > 0)?;
+        if header.next_offset() > offset {
+            let start = taken.map_or(at, |(s, _)| s);
+            let alone = taken.is_none() && at_least_one;
+            if end - start > budget && !alone {
+                break;
+            }
+            if taken.is_none() {
+                first = header.base_offset;
+            }
+            taken = Some((start, end));
+            next = header.next_offset();
+        }
+        at = end;
+    }
+    Some(match taken {
+        Some((start, end)) => (buf.slice(start..end), first, next),
+        None => (Bytes::new(), offset, offset),
+    })
+}
+
+#[cfg(test)]
+mod tests;
