@@ -117,6 +117,15 @@ fn metrics_show_partition_and_shard_series_after_producing() {
     let inf = [p0[0], p0[1], p0[2], ("le", "+Inf")];
     assert_eq!(sample(&first, &format!("{fdatasync}_bucket"), &inf), syncs);
     assert!(sample(&first, "tidegate_partition_read_messages_total", &p0).is_some());
+    // Just written, so the tail cache holds it: the fetch reads no disk.
+    let cached = "tidegate_partition_read_cache_bytes";
+    assert!(sample(&first, cached, &p0).unwrap() > 0.0);
+    let (_, fetched) = rt.block_on(client.fetch("events", 0, 0, 0));
+    assert!(!fetched.is_empty());
+    let reads_cached = "tidegate_partition_reads_cached_total";
+    metrics_until(admin, "a read answered from the tail cache", |m| {
+        sample(m, reads_cached, &p0) == Some(1.0)
+    });
     let bytes = "tidegate_partition_written_bytes_total";
     let bytes_before = sample(&first, bytes, &p0).unwrap();
     assert!(bytes_before > 0.0);
