@@ -133,6 +133,8 @@ impl CursorJournal {
             retention_ms: None,
             retention_bytes: None,
             producers_max: 1,
+            // Read only by the replay at open, when a cache is empty.
+            read_cache_bytes: 0,
             ..LogConfig::default()
         }
     }

@@ -306,7 +306,8 @@ impl Log {
     }
 
     /// True when reads check each batch's CRC (`verify_reads`): a reader
-    /// need not check it again.
+    /// need not check it again. (Reads from the tail cache return bytes
+    /// checked when they were appended, which never were on disk.)
     pub fn verifies_reads(&self) -> bool {
         self.shared.config.verify_reads
     }

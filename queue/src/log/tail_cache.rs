@@ -15,11 +15,18 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 use tidegate_proto::batch;
 
+/// Batches at least this many bytes apart are marked in a commit's sparse
+/// index, so a read walks at most this much of a commit's headers.
+const MARK_INTERVAL: usize = 4096;
+
 /// One group commit's batches.
 struct Cached {
     first_offset: u64,
     next_offset: u64,
     bytes: Bytes,
+    /// `(base offset, position)` of the first batch and of batches at
+    /// least [`MARK_INTERVAL`] after the previous mark.
+    marks: Vec<(u64, usize)>,
 }
 
 /// Whole batches served from memory.
@@ -44,9 +51,10 @@ impl TailCache {
         }
     }
 
-    /// Whether anything is kept at all (a zero bound turns it off).
-    pub(crate) fn enabled(&self) -> bool {
-        self.max_bytes > 0
+    /// Whether a group commit of `len` bytes can be kept (a zero bound
+    /// keeps nothing).
+    pub(crate) fn fits(&self, len: usize) -> bool {
+        len > 0 && len <= self.max_bytes
     }
 
     /// Bytes held.
@@ -65,17 +73,22 @@ impl TailCache {
         {
             self.clear();
         }
-        if bytes.len() > self.max_bytes || first_offset >= next_offset {
-            // Larger than the whole cache: keeping it would evict everything
-            // and still exceed the bound. What follows it starts afresh.
+        let marks = (first_offset < next_offset && self.fits(bytes.len()))
+            .then(|| marks(&bytes))
+            .flatten();
+        let Some(marks) = marks else {
+            // Larger than the whole cache (keeping it would evict everything
+            // and still exceed the bound), or not whole batches (never from
+            // the writer). What follows it starts afresh.
             self.clear();
             return;
-        }
+        };
         self.bytes += bytes.len();
         self.units.push_back(Cached {
             first_offset,
             next_offset,
             bytes,
+            marks,
         });
         while self.bytes > self.max_bytes {
             let Some(old) = self.units.pop_front() else {
@@ -91,9 +104,11 @@ impl TailCache {
     }
 
     /// Whole batches from the one holding `offset` on, up to `max_bytes`
-    /// (at least one), or `None` when `offset` is not held. Within one
-    /// group commit the bytes are shared, not copied; a read that spans
-    /// several is copied once into one buffer.
+    /// (at least one), or `None` when `offset` is not held. A read of at
+    /// least half of one group commit shares its bytes; a smaller one is
+    /// copied, so that what a reader holds (a response waiting in a slow
+    /// client's stream) never keeps alive much more than it counts. A
+    /// read that spans commits is copied once into one buffer.
     pub(crate) fn read(&self, offset: u64, max_bytes: usize) -> Option<Hit> {
         let front = self.units.front()?;
         let back = self.units.back()?;
@@ -121,7 +136,15 @@ impl TailCache {
         }
         let first_offset = first?;
         let bytes = match pieces.len() {
-            1 => pieces.pop()?,
+            1 => {
+                let piece = pieces.pop()?;
+                let commit = self.units.get(at).map_or(0, |u| u.bytes.len());
+                if piece.len() * 2 >= commit {
+                    piece
+                } else {
+                    Bytes::copy_from_slice(&piece)
+                }
+            }
             _ => {
                 let mut joined = BytesMut::with_capacity(taken);
                 for piece in &pieces {
@@ -153,7 +176,12 @@ fn whole_batches(
     // (start, end) of the batches taken so far, and their offsets.
     let mut taken: Option<(usize, usize)> = None;
     let (mut first, mut next) = (offset, offset);
-    let mut at = 0usize;
+    // The last mark at or before the batch holding `offset`.
+    let mark = unit.marks.partition_point(|&(base, _)| base <= offset);
+    let mut at = unit
+        .marks
+        .get(mark.saturating_sub(1))
+        .map_or(0, |&(_, pos)| pos);
     while at < buf.len() {
         let header = batch::peek_header(buf.get(at..)?).ok()?;
         let len = header.length as usize;
@@ -176,6 +204,28 @@ fn whole_batches(
         Some((start, end)) => (buf.slice(start..end), first, next),
         None => (Bytes::new(), offset, offset),
     })
+}
+
+/// The sparse index of a commit's batches, or `None` if `bytes` are not
+/// whole batches back to back.
+fn marks(bytes: &[u8]) -> Option<Vec<(u64, usize)>> {
+    let mut marks: Vec<(u64, usize)> = Vec::new();
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let header = batch::peek_header(bytes.get(at..)?).ok()?;
+        let len = header.length as usize;
+        if len == 0 || at.checked_add(len)? > bytes.len() {
+            return None;
+        }
+        if marks
+            .last()
+            .is_none_or(|&(_, pos)| at - pos >= MARK_INTERVAL)
+        {
+            marks.push((header.base_offset, at));
+        }
+        at += len;
+    }
+    Some(marks)
 }
 
 #[cfg(test)]

@@ -76,7 +76,14 @@ async fn write_unit(shared: &Shared, mut unit: PendingUnit) -> Result<(), IoFail
     let (batch_bytes, end_offset, max_ts) =
         (unit.batch_bytes, unit.end_offset, unit.max_timestamp_ms);
     let index = std::mem::take(&mut unit.index);
-    let cached = shared.tail.borrow().enabled().then(|| unit.copy_batches());
+    // Copied only if the cache can hold it; one it cannot ends what the
+    // cache holds (it keeps no gaps).
+    let cached = if shared.tail.borrow().fits(batch_bytes) {
+        Some(unit.copy_batches())
+    } else {
+        shared.tail.borrow_mut().clear();
+        None
+    };
     let writes = unit.into_writes(&mut shared.pool.borrow_mut());
     write_all(shared, &file, writes).await?;
     shared.count(|s| {

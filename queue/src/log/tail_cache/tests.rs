@@ -64,15 +64,31 @@ fn a_read_returns_whole_batches_from_the_one_holding_the_offset() {
 }
 
 #[test]
-fn a_read_within_one_commit_shares_its_bytes() {
+fn a_read_of_most_of_a_commit_shares_its_bytes_and_a_small_one_is_copied() {
     let mut cache = TailCache::new(1 << 20);
-    let (first, next, bytes) = unit(0, &[3, 3]);
+    let (first, next, bytes) = unit(0, &[3, 3, 3, 3]);
     let start = bytes.as_ptr();
     cache.push(first, next, bytes);
-    let Some(hit) = cache.read(0, 1 << 20) else {
+    let Some(whole) = cache.read(0, 1 << 20) else {
         panic!("0 is held");
     };
-    assert_eq!(hit.bytes.as_ptr(), start, "copied instead of shared");
+    assert_eq!(whole.bytes.as_ptr(), start, "copied instead of shared");
+    let Some(half) = cache.read(6, 1 << 20) else {
+        panic!("6 is held");
+    };
+    assert_eq!(bases(&half.bytes), [6, 9]);
+    assert!(std::ptr::eq(
+        half.bytes.as_ptr(),
+        &whole.bytes[half.bytes.len()]
+    ));
+    // One batch of four: a reader holding it must not keep the other
+    // three alive.
+    let Some(small) = cache.read(3, 1) else {
+        panic!("3 is held");
+    };
+    assert_eq!(bases(&small.bytes), [3]);
+    let inside = start as usize..start as usize + whole.bytes.len();
+    assert!(!inside.contains(&(small.bytes.as_ptr() as usize)), "shared");
 }
 
 #[test]
@@ -122,6 +138,10 @@ fn a_gap_or_an_oversized_commit_starts_over() {
 
     let mut small = TailCache::new(100);
     push(&mut small, unit(0, &[1]));
+    assert!(
+        small.read(0, usize::MAX).is_some(),
+        "a small commit is kept"
+    );
     push(&mut small, unit(1, &[50]));
     assert_eq!(small.len_bytes(), 0);
     assert!(small.read(0, usize::MAX).is_none());
@@ -141,7 +161,24 @@ fn garbage_in_the_cache_reads_as_a_miss_not_a_panic() {
 #[test]
 fn a_zero_bound_keeps_nothing() {
     let mut cache = TailCache::new(0);
-    assert!(!cache.enabled());
+    assert!(!cache.fits(1));
     push(&mut cache, unit(0, &[1]));
     assert!(cache.read(0, usize::MAX).is_none());
+}
+
+#[test]
+fn every_offset_of_a_large_commit_finds_its_batch_through_the_marks() {
+    let mut cache = TailCache::new(1 << 20);
+    let (first, next, bytes) = unit(1000, &[3; 200]);
+    assert!(bytes.len() > 4 * MARK_INTERVAL, "a single mark would do");
+    cache.push(first, next, bytes);
+    assert!(cache.units[0].marks.len() > 4);
+    for offset in 1000..1600 {
+        let Some(hit) = cache.read(offset, 1) else {
+            panic!("{offset} is held");
+        };
+        let base = offset - (offset - 1000) % 3;
+        assert_eq!((hit.first_offset, hit.next_offset), (base, base + 3));
+        assert_eq!(bases(&hit.bytes), [base]);
+    }
 }
