@@ -1,0 +1,129 @@
+//! A read at the tail of a partition log, as a fetch of a consumer that
+//! keeps up makes it: from the tail cache against from the disk
+//! (`LogConfig::read_cache_bytes` 4 MiB against 0), in one run.
+//!
+//! - `log_read/{cache,disk}`: one iteration reads the newest batch (1000
+//!   records of 100 B) with a 1 MiB limit and turns it into the `Bytes` a
+//!   response is sent from (`ReadBatches::into_bytes`: shared from the
+//!   cache, one copy from a disk read). Throughput is in records.
+//!
+//! The log is written once per function, then only read; it lives under
+//! `target/bench-log/` (the repository's filesystem), or under
+//! `$TIDEGATE_BENCH_DIR`.
+//!
+//! Run with
+//! `cargo bench -p tidegate-benches --bench log_read -- --warm-up-time 1 --measurement-time 5`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use glommio::LocalExecutorBuilder;
+use tidegate_proto::batch::{BatchBuilder, BatchView, Record};
+use tidegate_queue::{Ack, Log, LogConfig};
+
+const RECORDS: u32 = 1000;
+const VALUE_BYTES: usize = 100;
+/// Batches written before reading: more than the cache holds.
+const BATCHES: u32 = 64;
+const IO_MEMORY_BYTES: usize = 1 << 20;
+
+fn batch_bytes() -> Vec<u8> {
+    let value = [0x5Au8; VALUE_BYTES];
+    let mut builder = BatchBuilder::new();
+    for i in 0..RECORDS {
+        builder
+            .push(Record {
+                timestamp_ms: 1_700_000_000_000 + i64::from(i),
+                key: None,
+                value: Some(&value),
+                headers: &[],
+            })
+            .unwrap();
+    }
+    builder.finish().unwrap()
+}
+
+fn data_root() -> PathBuf {
+    let root = std::env::var_os("TIDEGATE_BENCH_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-log"),
+        PathBuf::from,
+    );
+    std::fs::create_dir_all(&root).unwrap();
+    root
+}
+
+/// Writes the log, then times `iters` tail reads per request until the
+/// request channel closes. Returns how many reads came from memory.
+async fn serve(
+    dir: PathBuf,
+    read_cache_bytes: usize,
+    requests: mpsc::Receiver<u64>,
+    replies: mpsc::Sender<Duration>,
+) -> (u64, u64) {
+    let config = LogConfig {
+        read_cache_bytes,
+        ..LogConfig::default()
+    };
+    let log = Log::open(&dir, config).await.unwrap();
+    let bytes = batch_bytes();
+    let view = BatchView::parse(&bytes).unwrap();
+    for _ in 0..BATCHES {
+        log.append(&view, Ack::Durable).await.unwrap();
+    }
+    let newest = log.offsets().latest - u64::from(RECORDS);
+    let (mut reads, mut from_memory) = (0, 0);
+    while let Ok(iters) = requests.recv() {
+        let start = Instant::now();
+        for _ in 0..iters {
+            let read = log.read(newest, 1 << 20).await.unwrap();
+            from_memory += u64::from(read.from_memory());
+            let out = read.into_bytes();
+            assert_eq!(out.len(), bytes.len());
+            std::hint::black_box(out);
+        }
+        reads += iters;
+        replies.send(start.elapsed()).unwrap();
+    }
+    log.close().await.unwrap();
+    (reads, from_memory)
+}
+
+fn bench_read(c: &mut Criterion, name: &str, read_cache_bytes: usize) {
+    let root = tempfile::Builder::new()
+        .prefix(name)
+        .tempdir_in(data_root())
+        .unwrap();
+    let (req_tx, req_rx) = mpsc::channel::<u64>();
+    let (rep_tx, rep_rx) = mpsc::channel::<Duration>();
+    let dir = root.path().to_path_buf();
+    let executor = LocalExecutorBuilder::default()
+        .io_memory(IO_MEMORY_BYTES)
+        .name(name)
+        .spawn(move || serve(dir, read_cache_bytes, req_rx, rep_tx))
+        .unwrap();
+    let mut group = c.benchmark_group("log_read");
+    group.throughput(Throughput::Elements(u64::from(RECORDS)));
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            req_tx.send(iters).unwrap();
+            rep_rx.recv().unwrap()
+        })
+    });
+    group.finish();
+    drop(req_tx);
+    let (reads, from_memory) = executor.join().unwrap();
+    if reads > 0 {
+        eprintln!("log_read/{name}: {from_memory} of {reads} reads from memory");
+    }
+}
+
+fn log_read(c: &mut Criterion) {
+    bench_read(c, "cache", 4 << 20);
+    bench_read(c, "disk", 0);
+}
+
+criterion_group!(benches, log_read);
+criterion_main!(benches);
