@@ -24,6 +24,7 @@ pub use config::LogConfig;
 pub use error::{IoFailure, LogError};
 pub use log::{
     Ack, Appended, Log, LogOffsets, LogStats, ReadBatches, RecoveryReport, RetentionReport,
+    REBUILD_RECORDS_PER_ID,
 };
 
 /// Entry points for the cargo-fuzz targets in `fuzz/`: the decoders of the

@@ -11,7 +11,7 @@ use support::{run, view};
 use tidegate_proto::batch::{BatchBuilder, BatchIter, Record};
 use tidegate_queue::{
     dedup::{is_marker, DUPLICATE_OF_HEADER, MESSAGE_ID_HEADER},
-    Ack, Log, LogConfig,
+    Ack, Log, LogConfig, REBUILD_RECORDS_PER_ID,
 };
 
 fn now_ms() -> i64 {
@@ -126,6 +126,40 @@ fn without_a_window_every_copy_is_stored() {
         let all = records(&log).await;
         assert_eq!(all.len(), 4);
         assert!(all.iter().all(|(_, v, dup)| v.is_some() && dup.is_none()));
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn the_rebuild_reads_only_the_newest_records_the_table_can_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let config = || LogConfig {
+        dedup_ids_max: 10,
+        ..dedup_config()
+    };
+    run(move || async move {
+        let log = Log::open(&path, config()).await.unwrap();
+        // 100 batches of 10 records, every record with its own id.
+        for b in 0..100 {
+            let ids: Vec<String> = (0..10).map(|i| format!("id-{b}-{i}")).collect();
+            let ids: Vec<Option<&str>> = ids.iter().map(|s| Some(s.as_str())).collect();
+            log.append(&view(&with_ids(&ids)), Ack::Durable)
+                .await
+                .unwrap();
+        }
+        log.close().await.unwrap();
+
+        let log = Log::open(&path, config()).await.unwrap();
+        // At most the newest 4 x 10 records, plus the batch the first of
+        // them is in.
+        let bound = REBUILD_RECORDS_PER_ID * 10 + 10;
+        let read = log.stats().records_read;
+        assert!((1..=bound).contains(&read), "read {read} records");
+        // The newest ids are remembered: their copies become markers.
+        let again = with_ids(&[Some("id-99-9"), Some("id-99-0"), Some("new")]);
+        log.append(&view(&again), Ack::Durable).await.unwrap();
+        assert_eq!(log.stats().dedup_markers, 2);
         log.close().await.unwrap();
     });
 }

@@ -41,6 +41,11 @@ use crate::{
 };
 use state::State;
 
+/// How many of the newest records per remembered id the message-id
+/// rebuild reads at most: all of the table's ids come back when at least
+/// one record in this many carries one.
+pub const REBUILD_RECORDS_PER_ID: u64 = 4;
+
 /// How far an append must get before it is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Ack {
@@ -257,7 +262,10 @@ impl Log {
 
     /// Rebuilds the message ids of the window from the log itself (the
     /// records whose timestamp is within it): no state of its own to lose
-    /// in a crash. Reads what the window holds, once, at open.
+    /// in a crash. Reads, once at open, the window's records but at most
+    /// the newest [`REBUILD_RECORDS_PER_ID`] × `dedup_ids_max` of them: the
+    /// table holds that many ids at most, and a window of days at high
+    /// rates would otherwise make the open read it all.
     async fn rebuild_dedup(&self) -> Result<(), LogError> {
         let Some(window) = self.shared.config.dedup_window_ms else {
             return Ok(());
@@ -284,7 +292,12 @@ impl Log {
         now: i64,
         table: &mut crate::dedup::DedupTable,
     ) -> Result<(), LogError> {
-        let mut offset = self.offset_for_timestamp(from).await?;
+        let ids_max = u64::try_from(self.shared.config.dedup_ids_max).unwrap_or(u64::MAX);
+        let floor = self
+            .offsets()
+            .latest
+            .saturating_sub(ids_max.saturating_mul(REBUILD_RECORDS_PER_ID));
+        let mut offset = self.offset_for_timestamp(from).await?.map(|o| o.max(floor));
         while let Some(at) = offset {
             let read = self.read(at, 1 << 20).await?;
             if read.is_empty() {
