@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures::future::join_all;
 use glommio::LocalExecutorBuilder;
-use tidegate_proto::batch::{BatchBuilder, BatchView, Record};
+use tidegate_benches::{batch_bytes, data_root};
+use tidegate_proto::batch::BatchView;
 use tidegate_queue::{Ack, Log, LogConfig, LogStats};
 
 /// Records per batch.
@@ -44,33 +45,6 @@ const ROUND_BYTES_MAX: usize = 256 << 20;
 /// Glommio's registered I/O memory: the memlock limit is 8 MiB for non-root
 /// users and glommio charges it thrice (see queue/tests/support).
 const IO_MEMORY_BYTES: usize = 1 << 20;
-
-/// One batch of `RECORDS` records, as a producer would send it.
-fn batch_bytes() -> Vec<u8> {
-    let value = [0x5Au8; VALUE_BYTES];
-    let mut builder = BatchBuilder::new();
-    for i in 0..RECORDS {
-        builder
-            .push(Record {
-                timestamp_ms: 1_700_000_000_000 + i64::from(i),
-                key: None,
-                value: Some(&value),
-                headers: &[],
-            })
-            .unwrap();
-    }
-    builder.finish().unwrap()
-}
-
-/// Where the logs of this run live: on the repository's filesystem.
-fn data_root() -> PathBuf {
-    let root = std::env::var_os("TIDEGATE_BENCH_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-log"),
-        PathBuf::from,
-    );
-    std::fs::create_dir_all(&root).unwrap();
-    root
-}
 
 /// The log's defaults, but for the segment size; `TIDEGATE_BENCH_WRITE_CHUNK`
 /// and `TIDEGATE_BENCH_WRITE_CONCURRENCY` override the write shape so that
@@ -162,7 +136,7 @@ async fn serve(
     requests: mpsc::Receiver<u64>,
     replies: mpsc::Sender<Duration>,
 ) -> Totals {
-    let bytes = batch_bytes();
+    let bytes = batch_bytes(RECORDS, VALUE_BYTES);
     let round_batches = (ROUND_BYTES_MAX / bytes.len()).max(1) as u64;
     let mut totals = Totals::default();
     // Blocking here is fine: the executor has nothing else to run between calls.
@@ -223,7 +197,7 @@ fn bench_append(c: &mut Criterion, group_name: &str, name: &str, case: Case) {
 }
 
 fn log_append(c: &mut Criterion) {
-    let len = batch_bytes().len();
+    let len = batch_bytes(RECORDS, VALUE_BYTES).len();
     eprintln!("log_append: batch of {RECORDS} records x {VALUE_BYTES} B values = {len} bytes");
     for (ack, ack_name) in [(Ack::Written, "written"), (Ack::Durable, "durable")] {
         for in_flight in [1, 16, 64] {
@@ -234,7 +208,7 @@ fn log_append(c: &mut Criterion) {
 }
 
 fn batch_parse(c: &mut Criterion) {
-    let bytes = batch_bytes();
+    let bytes = batch_bytes(RECORDS, VALUE_BYTES);
     let mut group = c.benchmark_group("batch_parse");
     group.throughput(Throughput::Bytes(bytes.len() as u64));
     group.bench_function("parse_1000x100B", |b| {

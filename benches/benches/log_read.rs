@@ -15,13 +15,14 @@
 //! `cargo bench -p tidegate-benches --bench log_read -- --warm-up-time 1 --measurement-time 5`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use glommio::LocalExecutorBuilder;
-use tidegate_proto::batch::{BatchBuilder, BatchView, Record};
+use tidegate_benches::{batch_bytes, data_root};
+use tidegate_proto::batch::BatchView;
 use tidegate_queue::{Ack, Log, LogConfig};
 
 const RECORDS: u32 = 1000;
@@ -29,31 +30,6 @@ const VALUE_BYTES: usize = 100;
 /// Batches written before reading: more than the cache holds.
 const BATCHES: u32 = 64;
 const IO_MEMORY_BYTES: usize = 1 << 20;
-
-fn batch_bytes() -> Vec<u8> {
-    let value = [0x5Au8; VALUE_BYTES];
-    let mut builder = BatchBuilder::new();
-    for i in 0..RECORDS {
-        builder
-            .push(Record {
-                timestamp_ms: 1_700_000_000_000 + i64::from(i),
-                key: None,
-                value: Some(&value),
-                headers: &[],
-            })
-            .unwrap();
-    }
-    builder.finish().unwrap()
-}
-
-fn data_root() -> PathBuf {
-    let root = std::env::var_os("TIDEGATE_BENCH_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-log"),
-        PathBuf::from,
-    );
-    std::fs::create_dir_all(&root).unwrap();
-    root
-}
 
 /// Writes the log, then times `iters` tail reads per request until the
 /// request channel closes. Returns how many reads came from memory.
@@ -68,7 +44,7 @@ async fn serve(
         ..LogConfig::default()
     };
     let log = Log::open(&dir, config).await.unwrap();
-    let bytes = batch_bytes();
+    let bytes = batch_bytes(RECORDS, VALUE_BYTES);
     let view = BatchView::parse(&bytes).unwrap();
     for _ in 0..BATCHES {
         log.append(&view, Ack::Durable).await.unwrap();
