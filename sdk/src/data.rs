@@ -188,9 +188,11 @@ impl Client {
     ///
     /// **Order:** the server takes a connection's requests as each finishes
     /// arriving, so two batches in flight **for the same partition** may be
-    /// stored in either order (a lost packet delays one of them). Keep one
-    /// batch per partition in flight where order matters, as [`Producer`]
-    /// does; batches for different partitions can be in flight together.
+    /// stored in either order (a lost packet delays one of them), unless
+    /// they carry an idempotent producer's consecutive sequence numbers,
+    /// which the server appends in sequence order (as [`Producer`] does).
+    /// Otherwise keep one batch per partition in flight where order
+    /// matters; batches for different partitions can be in flight together.
     ///
     /// [`Producer`]: crate::Producer
     ///

@@ -109,7 +109,9 @@ pub use data::{
 };
 pub use error::{BoxError, Error, Result};
 pub use group::{GroupConfig, GroupConsumer, GroupInfo, GroupListing, Membership};
-pub use producer::{Delivered, Producer, ProducerConfig, ProducerRecord, Receipt};
+pub use producer::{
+    Delivered, Producer, ProducerConfig, ProducerRecord, Receipt, MAX_IN_FLIGHT_PER_PARTITION,
+};
 pub use push::{PushCredit, PushStream};
 pub use redrive::{Redriven, HEADER_DLQ_PREFIX, HEADER_REDRIVE_FOR, REDRIVE_GROUP_PREFIX};
 pub use subscriber::{LeasedMessage, Subscriber, SubscriberConfig};

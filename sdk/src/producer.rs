@@ -4,8 +4,11 @@
 //! One tokio task (the worker) owns every open batch. [`Producer::send`]
 //! reserves the message's bytes from the memory budget, then hands the
 //! message to the worker over a bounded channel; the worker appends it to
-//! its partition's open batch and, per partition, sends one batch at a
-//! time, each in its own short-lived task that also does the retries.
+//! its partition's open batch and sends closed batches, each in its own
+//! short-lived task that also does the retries: an idempotent producer up
+//! to [`ProducerConfig::max_in_flight_per_partition`] per partition, whose
+//! requests go out in sequence order (see [`Turn`]), any other one batch
+//! per partition at a time.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -43,6 +46,11 @@ const THROTTLE_MAX: Duration = Duration::from_secs(1);
 const RECORD_OVERHEAD_BYTES: usize = 64;
 /// Bytes counted per header besides its name and value.
 const HEADER_OVERHEAD_BYTES: usize = 20;
+/// Most batches of one idempotent producer in flight to one partition (as
+/// Kafka's idempotent producer). The partition remembers a producer's last
+/// 8 batches, so a retry of any batch still in flight is recognised as a
+/// duplicate; waiting for predecessors is bounded by the same 8.
+pub const MAX_IN_FLIGHT_PER_PARTITION: usize = 5;
 
 /// How a [`Producer`] batches, acknowledges and retries.
 ///
@@ -75,9 +83,13 @@ pub struct ProducerConfig {
     /// Default 5 ms.
     pub linger: Duration,
     /// Produce requests in flight at once across all partitions (at least
-    /// 1). Default 8. Each partition has at most one in flight: see
-    /// [`Producer`] for why.
+    /// 1). Default 8.
     pub max_in_flight: usize,
+    /// Produce requests in flight at once to one partition, for an
+    /// idempotent producer (1 to [`MAX_IN_FLIGHT_PER_PARTITION`]). Default
+    /// 5. A producer without idempotence has at most one per partition:
+    /// see [`Producer`] for why.
+    pub max_in_flight_per_partition: usize,
     /// Further attempts of a batch after a retriable error
     /// ([`Error::is_retriable`]). Default 5.
     pub retries: u32,
@@ -112,6 +124,7 @@ impl Default for ProducerConfig {
             batch_max_records: 10_000,
             linger: Duration::from_millis(5),
             max_in_flight: 8,
+            max_in_flight_per_partition: MAX_IN_FLIGHT_PER_PARTITION,
             retries: 5,
             retry_backoff_min: Duration::from_millis(10),
             retry_backoff_max: Duration::from_secs(1),
@@ -129,6 +142,9 @@ impl ProducerConfig {
         self.batch_max_bytes = self.batch_max_bytes.clamp(1, MAX_BATCH_BYTES);
         self.batch_max_records = self.batch_max_records.clamp(1, MAX_RECORDS_PER_BATCH);
         self.max_in_flight = self.max_in_flight.max(1);
+        self.max_in_flight_per_partition = self
+            .max_in_flight_per_partition
+            .clamp(1, MAX_IN_FLIGHT_PER_PARTITION);
         self.buffer_max_bytes = self.buffer_max_bytes.clamp(1, Semaphore::MAX_PERMITS);
         self.retry_backoff_max = self.retry_backoff_max.max(self.retry_backoff_min);
         self
@@ -301,12 +317,19 @@ impl Future for Receipt {
 /// round-robin (Kafka's sticky partitioner: full batches, even spread).
 ///
 /// **Order.** Messages of one partition are stored in the order `send` was
-/// called. That is why each partition has at most one produce request in
-/// flight: with two, a first batch that fails and is retried would land
-/// after the second. Parallelism comes from many partitions in flight at
-/// once (up to [`max_in_flight`](ProducerConfig::max_in_flight)) and from
-/// large batches. A retry after a [`Transport`](Error::Transport) error may
-/// store a batch twice (at-least-once).
+/// called. An idempotent producer (the default) keeps up to
+/// [`max_in_flight_per_partition`](ProducerConfig::max_in_flight_per_partition)
+/// batches in flight to each partition: they carry consecutive sequence
+/// numbers, go out in that order, and the server appends them in that
+/// order whatever order they arrive in, retries included
+/// (`docs/SEMANTICS.md` §2). When one fails for good, the ones after it
+/// land only if it did (else they fail with `out_of_order_sequence`). Without
+/// idempotence a partition has one batch in flight: with two, a first
+/// batch that fails and is retried would land after the second, and a
+/// retry after a [`Transport`](Error::Transport) error may store a batch
+/// twice (at-least-once). Parallelism also comes from many partitions in
+/// flight at once (up to [`max_in_flight`](ProducerConfig::max_in_flight))
+/// and from large batches.
 ///
 /// **Reconnects.** When the server restarts or the connection drops, the
 /// batches in flight fail with a retriable [`Transport`](Error::Transport)
@@ -627,7 +650,54 @@ enum Identity {
 struct PartitionQueue {
     open: Option<OpenBatch>,
     ready: VecDeque<ReadyBatch>,
-    in_flight: bool,
+    in_flight: usize,
+    /// Whose turn it is to send (by ticket), and the next ticket.
+    order: Arc<SendOrder>,
+    tickets: u64,
+}
+
+/// The order a partition's batches go out in: the ticket whose request
+/// may be sent now. Batches are handed tickets as they are dispatched, in
+/// sequence order, and each task sends only in its turn, so the server
+/// sees a producer's streams for one partition opened in sequence order
+/// (it waits for a gap to fill, but a batch waiting holds its share of the
+/// shard's admission window: the wait is for the network's reordering,
+/// not for a client's).
+struct SendOrder(tokio::sync::watch::Sender<u64>);
+
+impl Default for SendOrder {
+    fn default() -> Self {
+        SendOrder(tokio::sync::watch::Sender::new(0))
+    }
+}
+
+/// One batch's place in its partition's [`SendOrder`]. Dropping it (once
+/// the request is on its way, or on any failure before) hands the turn on.
+struct Turn {
+    order: Arc<SendOrder>,
+    ticket: u64,
+}
+
+impl Turn {
+    /// Waits until the batches before this one were sent.
+    async fn wait(&self) {
+        let mut rx = self.order.0.subscribe();
+        // The sender lives in `self.order`: the wait cannot fail.
+        let _ = rx.wait_for(|&now| now >= self.ticket).await;
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let next = self.ticket + 1;
+        self.order.0.send_if_modified(|now| {
+            let later = *now < next;
+            if later {
+                *now = next;
+            }
+            later
+        });
+    }
 }
 
 type PartitionKey = (String, u32);
@@ -982,8 +1052,8 @@ impl Worker {
         };
     }
 
-    /// Starts sending ready batches: one per partition, `max_in_flight` in
-    /// all.
+    /// Starts sending ready batches: up to `max_in_flight_per_partition`
+    /// per partition (one without idempotence), `max_in_flight` in all.
     fn dispatch(&mut self) {
         let Some(identity) = self.sending_identity() else {
             return;
@@ -997,45 +1067,58 @@ impl Worker {
             identity: state,
             ..
         } = self;
+        let per_partition = match identity {
+            Some(_) => config.max_in_flight_per_partition,
+            None => 1,
+        };
         let mut refused = Vec::new();
         for (key, queue) in partitions.iter_mut() {
+            while *produces_in_flight < config.max_in_flight && queue.in_flight < per_partition {
+                let Some(ready) = queue.ready.pop_front() else {
+                    break;
+                };
+                let (builder, next) = match (identity, &mut *state) {
+                    (Some(id), Identity::Ready(_, sequences)) => {
+                        let first = sequences.get(key).copied().unwrap_or(0);
+                        let next = next_sequence(first, i64::from(ready.builder.record_count()));
+                        let builder = ready.builder.producer(id.producer_id, id.epoch, first);
+                        (builder, Some((sequences, next)))
+                    }
+                    _ => (ready.builder, None),
+                };
+                let batch = match builder.finish() {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        // Its sequence numbers stay unused: a gap would
+                        // hold up every later batch of the partition.
+                        refused.push((key.1, ready.entries, e));
+                        continue;
+                    }
+                };
+                if let Some((sequences, next)) = next {
+                    sequences.insert(key.clone(), next);
+                }
+                queue.in_flight += 1;
+                *produces_in_flight += 1;
+                let turn = Turn {
+                    order: queue.order.clone(),
+                    ticket: queue.tickets,
+                };
+                queue.tickets += 1;
+                let (client, config, key) = (client.clone(), config.clone(), key.clone());
+                tasks.spawn(async move {
+                    let result = produce_with_retries(&client, &config, &key, batch, turn).await;
+                    Done::Produced {
+                        key,
+                        entries: ready.entries,
+                        result,
+                        identity,
+                    }
+                });
+            }
             if *produces_in_flight >= config.max_in_flight {
                 break;
             }
-            if queue.in_flight {
-                continue;
-            }
-            let Some(ready) = queue.ready.pop_front() else {
-                continue;
-            };
-            let builder = match (identity, &mut *state) {
-                (Some(id), Identity::Ready(_, sequences)) => {
-                    let sequence = sequences.entry(key.clone()).or_insert(0);
-                    let first = *sequence;
-                    *sequence = next_sequence(first, i64::from(ready.builder.record_count()));
-                    ready.builder.producer(id.producer_id, id.epoch, first)
-                }
-                _ => ready.builder,
-            };
-            let batch = match builder.finish() {
-                Ok(batch) => batch,
-                Err(e) => {
-                    refused.push((key.1, ready.entries, e));
-                    continue;
-                }
-            };
-            queue.in_flight = true;
-            *produces_in_flight += 1;
-            let (client, config, key) = (client.clone(), config.clone(), key.clone());
-            tasks.spawn(async move {
-                let result = produce_with_retries(&client, &config, &key, batch).await;
-                Done::Produced {
-                    key,
-                    entries: ready.entries,
-                    result,
-                    identity,
-                }
-            });
         }
         for (partition, entries, e) in refused {
             let error = Error::InvalidRequest(format!("batch refused: {e}"));
@@ -1053,7 +1136,7 @@ impl Worker {
             } => {
                 self.produces_in_flight -= 1;
                 if let Some(queue) = self.partitions.get_mut(&key) {
-                    queue.in_flight = false;
+                    queue.in_flight = queue.in_flight.saturating_sub(1);
                 }
                 // Before the receipts: whoever awaited them sees the count.
                 if let Ok(produced) = &result {
@@ -1179,26 +1262,45 @@ where
     }
 }
 
-/// Sends one batch with retries, then honours the server's throttle hint
-/// before the partition's next batch.
+/// Sends one batch with retries, its first attempt in its `turn`, then
+/// honours the server's throttle hint before the partition's next batch.
 async fn produce_with_retries(
     client: &Client,
     config: &ProducerConfig,
     key: &PartitionKey,
     batch: Vec<u8>,
+    turn: Turn,
 ) -> Result<Produced> {
-    let (topic, partition) = (&key.0, key.1);
+    let mut turn = Some(turn);
     let produced = with_retries(config, || {
-        client.produce_batch(
-            topic,
-            Target::Partition(partition),
-            config.ack,
-            batch.clone(),
-        )
+        let mut first = turn.take();
+        let batch = &batch;
+        client.with_reauthentication(move || attempt(client, config, key, batch, first.take()))
     })
     .await?;
     tokio::time::sleep(produced.throttle.min(THROTTLE_MAX)).await;
     Ok(produced)
+}
+
+/// One attempt at a batch. With a turn, the request is sent only once the
+/// partition's earlier batches were, and the turn is handed on as soon as
+/// it is on its way; the answer is awaited after.
+async fn attempt(
+    client: &Client,
+    config: &ProducerConfig,
+    key: &PartitionKey,
+    batch: &[u8],
+    turn: Option<Turn>,
+) -> Result<Produced> {
+    if let Some(turn) = &turn {
+        turn.wait().await;
+    }
+    let target = Target::Partition(key.1);
+    let pending = client
+        .start_produce(&key.0, target, config.ack, batch)
+        .await;
+    drop(turn);
+    pending?.response().await
 }
 
 #[cfg(test)]
@@ -1233,18 +1335,47 @@ mod tests {
         assert_eq!(counts.throttled_ms.load(Ordering::Relaxed), 5 + 1_000 + 20);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_take_their_turns_in_ticket_order_whatever_order_they_start_in() {
+        let order = Arc::new(SendOrder::default());
+        let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut tasks = JoinSet::new();
+        for ticket in (0..8u64).rev() {
+            let turn = Turn {
+                order: order.clone(),
+                ticket,
+            };
+            let sent = sent.clone();
+            tasks.spawn(async move {
+                turn.wait().await;
+                sent.lock().unwrap_or_else(|e| panic!("{e}")).push(ticket);
+            });
+        }
+        let all = async { while tasks.join_next().await.is_some() {} };
+        tokio::time::timeout(Duration::from_secs(10), all)
+            .await
+            .unwrap_or_else(|_| panic!("a turn never came"));
+        let sent = sent.lock().unwrap_or_else(|e| panic!("{e}")).clone();
+        assert_eq!(sent, (0..8).collect::<Vec<_>>());
+    }
+
     #[test]
     fn config_is_brought_within_the_protocol_limits() {
         let config = ProducerConfig {
             batch_max_bytes: usize::MAX,
             batch_max_records: 0,
             max_in_flight: 0,
+            max_in_flight_per_partition: 100,
             ..ProducerConfig::default()
         }
         .normalized();
         assert_eq!(config.batch_max_bytes, MAX_BATCH_BYTES);
         assert_eq!(config.batch_max_records, 1);
         assert_eq!(config.max_in_flight, 1);
+        assert_eq!(
+            config.max_in_flight_per_partition,
+            MAX_IN_FLIGHT_PER_PARTITION
+        );
     }
 
     #[test]
