@@ -169,6 +169,9 @@ pub fn run_with_reload(
     }
     let crypto = security.crypto.clone();
     reload.publish(security);
+    // Kept across restarts, so that clients of the process before a crash
+    // are reset at once rather than after their idle timeout.
+    let reset_key = tidegate_net::load_or_create_reset_key(&config.data_dir)?;
     let cores = shard_cores(config)?;
     let shards = NonZeroUsize::new(cores.len()).ok_or_else(|| ServeError::Shard {
         shard: 0,
@@ -212,6 +215,7 @@ pub fn run_with_reload(
             shutdown: shutdown.clone(),
             started: tx.clone(),
             metrics: metrics.clone(),
+            reset_key,
         };
         threads.push(spawn_shard(shard)?);
         if id == 0 {
@@ -303,6 +307,8 @@ struct ShardStart {
     started: mpsc::Sender<(usize, Result<SocketAddr, String>)>,
     /// Where this shard publishes its metrics snapshots.
     metrics: Arc<MetricsHub>,
+    /// The stateless reset key every shard shares, kept across restarts.
+    reset_key: [u8; tidegate_net::RESET_KEY_LEN],
 }
 
 fn spawn_shard(start: ShardStart) -> Result<thread::JoinHandle<Result<(), String>>, ServeError> {
@@ -332,7 +338,7 @@ fn spawn_shard(start: ShardStart) -> Result<thread::JoinHandle<Result<(), String
 
 async fn shard_main(mut start: ShardStart) -> Result<(), String> {
     let id = start.id;
-    let settings = quic_settings(&start.config, id, start.shards.get());
+    let settings = quic_settings(&start.config, id, start.shards.get(), start.reset_key);
     let quic = match QuicServer::bind(start.listen, start.crypto.clone(), settings) {
         Ok(q) => q,
         Err(e) => {
@@ -580,7 +586,12 @@ async fn retention(router: Rc<Router>, config: ServeConfig, shutdown: Shutdown) 
     }
 }
 
-fn quic_settings(config: &ServeConfig, shard: usize, shards: usize) -> QuicSettings {
+fn quic_settings(
+    config: &ServeConfig,
+    shard: usize,
+    shards: usize,
+    reset_key: [u8; tidegate_net::RESET_KEY_LEN],
+) -> QuicSettings {
     let q = &config.quic;
     QuicSettings {
         // max_connections is server-wide: each shard takes its share.
@@ -608,6 +619,7 @@ fn quic_settings(config: &ServeConfig, shard: usize, shards: usize) -> QuicSetti
         // A rate per shard: each shard's bucket fills on its own.
         retry_handshakes_per_s: q.retry_handshakes_per_s,
         fair_quantum: config.flow.quantum.bytes_usize(),
+        reset_key: Some(reset_key),
     }
 }
 

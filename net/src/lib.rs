@@ -28,6 +28,7 @@ mod door;
 mod error;
 mod fair;
 mod peer;
+mod reset_key;
 mod server;
 mod settings;
 mod tls;
@@ -42,6 +43,7 @@ pub use server::{
 
 /// The TLS side of an endpoint, as `server_crypto` builds it.
 pub type ServerCrypto = std::sync::Arc<quinn_proto::crypto::rustls::QuicServerConfig>;
+pub use reset_key::{load_or_create_reset_key, RESET_KEY_LEN};
 pub use settings::QuicSettings;
 pub use tls::{load_client_roots, load_or_generate, server_crypto, ClientAuth, TlsMaterial, ALPN};
 

@@ -212,7 +212,12 @@ impl QuicServer {
                  dropped (see `tidegate tune check`)"
             );
         }
-        let mut endpoint_config = EndpointConfig::default();
+        let mut endpoint_config = match &settings.reset_key {
+            Some(key) => {
+                EndpointConfig::new(Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key)))
+            }
+            None => EndpointConfig::default(),
+        };
         let shard = settings.shard;
         endpoint_config.cid_generator(move || Box::new(crate::cid::ShardCids { shard }));
         let endpoint = Endpoint::new(

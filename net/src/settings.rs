@@ -62,6 +62,12 @@ pub struct QuicSettings {
     /// are answered with a stateless Retry, so only clients that receive at
     /// their source address cost state. 0: always Retry.
     pub retry_handshakes_per_s: u32,
+    /// The stateless reset key ([`load_or_create_reset_key`]), the same
+    /// on every shard and across restarts; `None`: a random one for this
+    /// endpoint alone.
+    ///
+    /// [`load_or_create_reset_key`]: crate::load_or_create_reset_key
+    pub reset_key: Option<[u8; crate::RESET_KEY_LEN]>,
 }
 
 impl Default for QuicSettings {
@@ -87,6 +93,7 @@ impl Default for QuicSettings {
             max_handshakes: 1000,
             handshake_timeout: Duration::from_secs(10),
             retry_handshakes_per_s: 200,
+            reset_key: None,
         }
     }
 }

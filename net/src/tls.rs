@@ -93,7 +93,7 @@ fn generate(dir: &Path, cert: &Path, key: &Path) -> Result<(), NetError> {
 }
 
 /// Writes a file only its owner can read (a private key).
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::{io::Write, os::unix::fs::OpenOptionsExt};
     let mut f = std::fs::OpenOptions::new()
         .write(true)
