@@ -651,6 +651,10 @@ struct PartitionQueue {
     open: Option<OpenBatch>,
     ready: VecDeque<ReadyBatch>,
     in_flight: usize,
+    /// The identity the batches in flight carry. Batches of a newer one
+    /// wait until those are done: an older batch still being retried
+    /// could otherwise land after them.
+    sending: Option<ProducerIdentity>,
     /// Whose turn it is to send (by ticket), and the next ticket.
     order: Arc<SendOrder>,
     tickets: u64,
@@ -688,14 +692,16 @@ impl Turn {
 }
 
 impl Drop for Turn {
+    /// Hands the turn on if it was this batch's: a batch dropped before
+    /// its turn came (its producer was dropped) must not let the ones
+    /// after it go ahead of those before it.
     fn drop(&mut self) {
-        let next = self.ticket + 1;
         self.order.0.send_if_modified(|now| {
-            let later = *now < next;
-            if later {
-                *now = next;
+            let mine = *now == self.ticket;
+            if mine {
+                *now = self.ticket + 1;
             }
-            later
+            mine
         });
     }
 }
@@ -1071,12 +1077,25 @@ impl Worker {
             Some(_) => config.max_in_flight_per_partition,
             None => 1,
         };
+        let pipelined = per_partition > 1;
         let mut refused = Vec::new();
-        for (key, queue) in partitions.iter_mut() {
-            while *produces_in_flight < config.max_in_flight && queue.in_flight < per_partition {
-                let Some(ready) = queue.ready.pop_front() else {
+        // One batch per partition per pass, so that a few busy partitions
+        // do not take every slot of `max_in_flight` from the others.
+        let mut progressed = true;
+        while progressed && *produces_in_flight < config.max_in_flight {
+            progressed = false;
+            for (key, queue) in partitions.iter_mut() {
+                if *produces_in_flight >= config.max_in_flight {
                     break;
+                }
+                let older_in_flight = queue.in_flight > 0 && queue.sending != identity;
+                if queue.in_flight >= per_partition || older_in_flight {
+                    continue;
+                }
+                let Some(ready) = queue.ready.pop_front() else {
+                    continue;
                 };
+                progressed = true;
                 let (builder, next) = match (identity, &mut *state) {
                     (Some(id), Identity::Ready(_, sequences)) => {
                         let first = sequences.get(key).copied().unwrap_or(0);
@@ -1099,6 +1118,7 @@ impl Worker {
                     sequences.insert(key.clone(), next);
                 }
                 queue.in_flight += 1;
+                queue.sending = identity;
                 *produces_in_flight += 1;
                 let turn = Turn {
                     order: queue.order.clone(),
@@ -1107,7 +1127,8 @@ impl Worker {
                 queue.tickets += 1;
                 let (client, config, key) = (client.clone(), config.clone(), key.clone());
                 tasks.spawn(async move {
-                    let result = produce_with_retries(&client, &config, &key, batch, turn).await;
+                    let result =
+                        produce_with_retries(&client, &config, &key, batch, turn, pipelined).await;
                     Done::Produced {
                         key,
                         entries: ready.entries,
@@ -1115,9 +1136,6 @@ impl Worker {
                         identity,
                     }
                 });
-            }
-            if *produces_in_flight >= config.max_in_flight {
-                break;
             }
         }
         for (partition, entries, e) in refused {
@@ -1243,7 +1261,20 @@ impl Worker {
 
 /// Runs `attempt` until it succeeds, fails with an error that is not
 /// retriable, or has been retried `config.retries` times.
-async fn with_retries<T, F, Fut>(config: &ProducerConfig, mut attempt: F) -> Result<T>
+async fn with_retries<T, F, Fut>(config: &ProducerConfig, attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    with_retries_if(config, Error::is_retriable, attempt).await
+}
+
+/// [`with_retries`], with `retriable` deciding which errors are.
+async fn with_retries_if<T, F, Fut>(
+    config: &ProducerConfig,
+    retriable: impl Fn(&Error) -> bool,
+    mut attempt: F,
+) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
@@ -1251,7 +1282,7 @@ where
     let mut retry = 0;
     loop {
         match attempt().await {
-            Err(e) if e.is_retriable() && retry < config.retries => {
+            Err(e) if retriable(&e) && retry < config.retries => {
                 let wait = config.backoff(retry, random_u64());
                 tracing::debug!("retrying in {wait:?} after: {e}");
                 tokio::time::sleep(wait).await;
@@ -1264,15 +1295,25 @@ where
 
 /// Sends one batch with retries, its first attempt in its `turn`, then
 /// honours the server's throttle hint before the partition's next batch.
+///
+/// `pipelined`: other batches of the partition may be in flight. Their
+/// retries run on their own schedules, so a predecessor's may come more
+/// than the server's reorder wait after this batch, which is then refused
+/// as out of order; it is retried like a lost answer (if the predecessor
+/// failed for good, this one fails too once its retries run out).
 async fn produce_with_retries(
     client: &Client,
     config: &ProducerConfig,
     key: &PartitionKey,
     batch: Vec<u8>,
     turn: Turn,
+    pipelined: bool,
 ) -> Result<Produced> {
+    let retriable = |e: &Error| {
+        e.is_retriable() || (pipelined && e.code() == Some(ErrorCode::OutOfOrderSequence))
+    };
     let mut turn = Some(turn);
-    let produced = with_retries(config, || {
+    let produced = with_retries_if(config, retriable, || {
         let mut first = turn.take();
         let batch = &batch;
         client.with_reauthentication(move || attempt(client, config, key, batch, first.take()))
@@ -1357,6 +1398,23 @@ mod tests {
             .unwrap_or_else(|_| panic!("a turn never came"));
         let sent = sent.lock().unwrap_or_else(|e| panic!("{e}")).clone();
         assert_eq!(sent, (0..8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_turn_hands_on_only_when_it_was_its_own() {
+        let order = Arc::new(SendOrder::default());
+        let turn = |ticket| Turn {
+            order: order.clone(),
+            ticket,
+        };
+        // Dropped before its turn came (its producer went away): the ones
+        // after it must not go ahead of ticket 0.
+        drop(turn(1));
+        assert_eq!(*order.0.borrow(), 0);
+        drop(turn(0));
+        assert_eq!(*order.0.borrow(), 1);
+        drop(turn(1));
+        assert_eq!(*order.0.borrow(), 2);
     }
 
     #[test]
