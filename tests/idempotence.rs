@@ -259,8 +259,14 @@ async fn send_in_order(client: &Client, topic: &str, per_partition: usize) {
         assert_eq!(delivered.offset, Some(i), "receipt of message {i}");
     }
     producer.close().await;
+    assert_stored_in_order(client, topic, 10_000).await;
+}
+
+/// Partition 0 of `topic` holds exactly `count` messages, message `i`
+/// (its value, little-endian) at offset `i`: each stored once, in order.
+async fn assert_stored_in_order(client: &Client, topic: &str, count: u64) {
     let mut offset = 0;
-    while offset < 10_000 {
+    while offset < count {
         let fetched = client
             .fetch(topic, 0, offset, 1 << 20, std::time::Duration::ZERO)
             .await
@@ -272,11 +278,8 @@ async fn send_in_order(client: &Client, topic: &str, per_partition: usize) {
             offset += 1;
         }
     }
-    assert_eq!(latest_of(client, topic).await, 10_000, "stored once each");
-}
-
-async fn latest_of(client: &Client, topic: &str) -> u64 {
-    client.describe_topic(topic).await.unwrap().partitions[0].latest
+    let latest = client.describe_topic(topic).await.unwrap().partitions[0].latest;
+    assert_eq!(latest, count, "stored once each");
 }
 
 /// The SDK producer pipelines an idempotent producer's batches to one
@@ -388,20 +391,7 @@ fn a_pipelined_producer_keeps_order_and_stores_once_across_kill_9() {
         tokio::time::timeout(std::time::Duration::from_secs(20), resolved)
             .await
             .expect("every receipt within 20 s of the restart");
-        let mut offset = 0;
-        while offset < u64::from(MESSAGES) {
-            let fetched = client
-                .fetch("crash", 0, offset, 1 << 20, std::time::Duration::ZERO)
-                .await
-                .unwrap();
-            for m in fetched.messages() {
-                let m = m.unwrap();
-                let value = u32::from_le_bytes(m.value().unwrap().try_into().unwrap());
-                assert_eq!((m.offset(), u64::from(value)), (offset, offset));
-                offset += 1;
-            }
-        }
-        assert_eq!(latest_of(&client, "crash").await, u64::from(MESSAGES));
+        assert_stored_in_order(&client, "crash", u64::from(MESSAGES)).await;
         server
     });
     assert!(server.stop().success());
