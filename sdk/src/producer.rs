@@ -658,6 +658,34 @@ struct PartitionQueue {
     /// Whose turn it is to send (by ticket), and the next ticket.
     order: Arc<SendOrder>,
     tickets: u64,
+    /// No batch of the partition is sent before this: the server's
+    /// throttle hint (Kafka's throttle_time_ms), honoured by the whole
+    /// partition, not by one of its batches in flight.
+    paused_until: Option<Instant>,
+}
+
+impl PartitionQueue {
+    /// Pauses the partition for `throttle` (at most [`THROTTLE_MAX`]) from
+    /// `now`, or longer if it is paused longer already.
+    fn pause(&mut self, throttle: Duration, now: Instant) {
+        if throttle.is_zero() {
+            return;
+        }
+        let until = now + throttle.min(THROTTLE_MAX);
+        self.paused_until = Some(self.paused_until.map_or(until, |t| t.max(until)));
+    }
+
+    /// Whether the partition may send at `now`; a pause that is over is
+    /// forgotten.
+    fn may_send(&mut self, now: Instant) -> bool {
+        match self.paused_until {
+            Some(until) if until > now => false,
+            _ => {
+                self.paused_until = None;
+                true
+            }
+        }
+    }
 }
 
 /// The order a partition's batches go out in: the ticket whose request
@@ -943,11 +971,19 @@ impl Worker {
         }
     }
 
+    /// The next linger deadline, or the end of a pause that holds ready
+    /// batches back.
     fn next_deadline(&self) -> Option<Instant> {
-        self.partitions
+        let lingers = self
+            .partitions
             .values()
-            .filter_map(|q| q.open.as_ref().map(|o| o.deadline))
-            .min()
+            .filter_map(|q| q.open.as_ref().map(|o| o.deadline));
+        let pauses = self
+            .partitions
+            .values()
+            .filter(|q| !q.ready.is_empty())
+            .filter_map(|q| q.paused_until);
+        lingers.chain(pauses).min()
     }
 
     fn close_expired(&mut self, now: Instant) {
@@ -1078,6 +1114,7 @@ impl Worker {
             None => 1,
         };
         let pipelined = per_partition > 1;
+        let now = Instant::now();
         let mut refused = Vec::new();
         // One batch per partition per pass, so that a few busy partitions
         // do not take every slot of `max_in_flight` from the others.
@@ -1089,7 +1126,7 @@ impl Worker {
                     break;
                 }
                 let older_in_flight = queue.in_flight > 0 && queue.sending != identity;
-                if queue.in_flight >= per_partition || older_in_flight {
+                if queue.in_flight >= per_partition || older_in_flight || !queue.may_send(now) {
                     continue;
                 }
                 let Some(ready) = queue.ready.pop_front() else {
@@ -1155,6 +1192,9 @@ impl Worker {
                 self.produces_in_flight -= 1;
                 if let Some(queue) = self.partitions.get_mut(&key) {
                     queue.in_flight = queue.in_flight.saturating_sub(1);
+                    if let Ok(produced) = &result {
+                        queue.pause(produced.throttle, Instant::now());
+                    }
                 }
                 // Before the receipts: whoever awaited them sees the count.
                 if let Ok(produced) = &result {
@@ -1293,8 +1333,9 @@ where
     }
 }
 
-/// Sends one batch with retries, its first attempt in its `turn`, then
-/// honours the server's throttle hint before the partition's next batch.
+/// Sends one batch with retries, its first attempt in its `turn`. (The
+/// worker honours the answer's throttle hint: see
+/// [`PartitionQueue::pause`].)
 ///
 /// `pipelined`: other batches of the partition may be in flight. Their
 /// retries run on their own schedules, so a predecessor's may come more
@@ -1313,14 +1354,12 @@ async fn produce_with_retries(
         e.is_retriable() || (pipelined && e.code() == Some(ErrorCode::OutOfOrderSequence))
     };
     let mut turn = Some(turn);
-    let produced = with_retries_if(config, retriable, || {
+    with_retries_if(config, retriable, || {
         let mut first = turn.take();
         let batch = &batch;
         client.with_reauthentication(move || attempt(client, config, key, batch, first.take()))
     })
-    .await?;
-    tokio::time::sleep(produced.throttle.min(THROTTLE_MAX)).await;
-    Ok(produced)
+    .await
 }
 
 /// One attempt at a batch. With a turn, the request is sent only once the
@@ -1415,6 +1454,24 @@ mod tests {
         assert_eq!(*order.0.borrow(), 1);
         drop(turn(1));
         assert_eq!(*order.0.borrow(), 2);
+    }
+
+    #[test]
+    fn a_throttle_hint_pauses_the_whole_partition_for_the_longest_hint_up_to_a_second() {
+        let mut queue = PartitionQueue::default();
+        let now = Instant::now();
+        assert!(queue.may_send(now));
+        queue.pause(Duration::ZERO, now);
+        assert!(queue.may_send(now), "no hint, no pause");
+        queue.pause(Duration::from_millis(50), now);
+        // A shorter hint answered meanwhile does not shorten the pause.
+        queue.pause(Duration::from_millis(10), now);
+        assert!(!queue.may_send(now + Duration::from_millis(49)));
+        assert!(queue.may_send(now + Duration::from_millis(50)));
+        assert_eq!(queue.paused_until, None, "an ended pause is forgotten");
+        queue.pause(Duration::from_secs(30), now);
+        assert!(!queue.may_send(now + Duration::from_millis(999)));
+        assert!(queue.may_send(now + THROTTLE_MAX));
     }
 
     #[test]
