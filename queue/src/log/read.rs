@@ -6,7 +6,7 @@ use bytes::Bytes;
 use glommio::io::ReadResult;
 use tidegate_proto::batch::{self, BatchView, HEADER_LEN};
 
-use super::{scan::check, Shared};
+use super::{scan::check, tail_cache::Seek, Shared};
 use crate::{disk::DiskFile, error::LogError, segment};
 
 /// Bytes read ahead of the first wanted batch, beyond the caller's limit,
@@ -122,7 +122,17 @@ async fn read_batches(
         if offset == offsets.latest {
             return Ok(ReadBatches::empty(offset, offsets.latest));
         }
-        if let Some(hit) = shared.tail.borrow().read(offset, max_bytes) {
+        let Some(seg) = state.segment_for(offset) else {
+            return Ok(ReadBatches::empty(offset, offsets.latest));
+        };
+        // Where the batch holding `offset` is at or after, by the sparse
+        // index: a disk read starts there, and so does the cache's walk.
+        let pos = seg.index.seek_offset((offset - seg.base_offset) as u32);
+        let seek = Seek {
+            segment_base: seg.base_offset,
+            pos,
+        };
+        if let Some(hit) = shared.tail.borrow().read(offset, max_bytes, seek) {
             shared.count(|s| s.reads_cached += 1);
             return Ok(ReadBatches {
                 bytes: Stored::Memory(hit.bytes),
@@ -131,12 +141,9 @@ async fn read_batches(
                 high_watermark: offsets.latest,
             });
         }
-        let Some(seg) = state.segment_for(offset) else {
-            return Ok(ReadBatches::empty(offset, offsets.latest));
-        };
         Target {
             file: seg.file.clone(),
-            pos: seg.index.seek_offset((offset - seg.base_offset) as u32),
+            pos,
             end: seg.size,
             high_watermark: offsets.latest,
         }

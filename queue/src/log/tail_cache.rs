@@ -15,18 +15,22 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 use tidegate_proto::batch;
 
-/// Batches at least this many bytes apart are marked in a commit's sparse
-/// index, so a read walks at most this much of a commit's headers.
-const MARK_INTERVAL: usize = 4096;
-
-/// One group commit's batches.
+/// One group commit's batches, and where they are in their segment.
 struct Cached {
     first_offset: u64,
     next_offset: u64,
+    segment_base: u64,
+    start_pos: u64,
     bytes: Bytes,
-    /// `(base offset, position)` of the first batch and of batches at
-    /// least [`MARK_INTERVAL`] after the previous mark.
-    marks: Vec<(u64, usize)>,
+}
+
+/// Where a read may start walking batches: a batch's position in the
+/// segment holding the offset, at or before the batch holding it (what
+/// the segment's sparse index gives a disk read).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Seek {
+    pub(crate) segment_base: u64,
+    pub(crate) pos: u64,
 }
 
 /// Whole batches served from memory.
@@ -62,10 +66,17 @@ impl TailCache {
         self.bytes
     }
 
-    /// Adds the batches `[first_offset, next_offset)` just written. Offsets
-    /// must follow what is held; anything else (which the writer never
-    /// does) starts the cache over rather than leave a gap in it.
-    pub(crate) fn push(&mut self, first_offset: u64, next_offset: u64, bytes: Bytes) {
+    /// Adds the batches `[first_offset, next_offset)` just written at
+    /// `at` in their segment. Offsets must follow what is held; anything
+    /// else (which the writer never does) starts the cache over rather
+    /// than leave a gap in it.
+    pub(crate) fn push(&mut self, first_offset: u64, next_offset: u64, at: Seek, bytes: Bytes) {
+        if first_offset >= next_offset || !self.fits(bytes.len()) {
+            // Larger than the whole cache: keeping it would evict everything
+            // and still exceed the bound. What follows it starts afresh.
+            self.clear();
+            return;
+        }
         if self
             .units
             .back()
@@ -73,22 +84,13 @@ impl TailCache {
         {
             self.clear();
         }
-        let marks = (first_offset < next_offset && self.fits(bytes.len()))
-            .then(|| marks(&bytes))
-            .flatten();
-        let Some(marks) = marks else {
-            // Larger than the whole cache (keeping it would evict everything
-            // and still exceed the bound), or not whole batches (never from
-            // the writer). What follows it starts afresh.
-            self.clear();
-            return;
-        };
         self.bytes += bytes.len();
         self.units.push_back(Cached {
             first_offset,
             next_offset,
+            segment_base: at.segment_base,
+            start_pos: at.pos,
             bytes,
-            marks,
         });
         while self.bytes > self.max_bytes {
             let Some(old) = self.units.pop_front() else {
@@ -104,12 +106,14 @@ impl TailCache {
     }
 
     /// Whole batches from the one holding `offset` on, up to `max_bytes`
-    /// (at least one), or `None` when `offset` is not held. A read of at
+    /// (at least one), or `None` when `offset` is not held. The walk to
+    /// the batch holding `offset` starts at `seek` when that is in the
+    /// same commit. A read of at
     /// least half of one group commit shares its bytes; a smaller one is
     /// copied, so that what a reader holds (a response waiting in a slow
     /// client's stream) never keeps alive much more than it counts. A
     /// read that spans commits is copied once into one buffer.
-    pub(crate) fn read(&self, offset: u64, max_bytes: usize) -> Option<Hit> {
+    pub(crate) fn read(&self, offset: u64, max_bytes: usize, seek: Seek) -> Option<Hit> {
         let front = self.units.front()?;
         let back = self.units.back()?;
         if offset < front.first_offset || offset >= back.next_offset {
@@ -120,8 +124,13 @@ impl TailCache {
         let (mut taken, mut first, mut next) = (0usize, None, offset);
         for unit in self.units.range(at..) {
             let budget = max_bytes.saturating_sub(taken);
+            // Later commits start with the batch wanted: no walk.
+            let from = match first {
+                None => unit.walk_from(seek),
+                Some(_) => 0,
+            };
             let (piece, piece_first, piece_next) =
-                whole_batches(unit, next, budget, first.is_none())?;
+                whole_batches(unit, from, next, budget, first.is_none())?;
             if piece.is_empty() {
                 break;
             }
@@ -161,13 +170,26 @@ impl TailCache {
     }
 }
 
-/// The batches of `unit` from the one holding `offset`, up to `budget`
-/// bytes (at least one batch when `at_least_one`), with the first batch's
-/// base offset and the offset after the last (empty when none fits).
-/// `None` if the unit's bytes do not parse: they were checked at append,
-/// so that would be a bug, and the caller reads the disk instead.
+impl Cached {
+    /// Where in this commit a walk for a batch may start: at `seek` when it
+    /// lies in it (a batch's start, at or before the one wanted), else at
+    /// the commit's first batch.
+    fn walk_from(&self, seek: Seek) -> usize {
+        let inside = seek.segment_base == self.segment_base && seek.pos >= self.start_pos;
+        let from = if inside { seek.pos - self.start_pos } else { 0 };
+        usize::try_from(from).map_or(0, |f| if f < self.bytes.len() { f } else { 0 })
+    }
+}
+
+/// The batches of `unit` from the one holding `offset`, walking from
+/// position `at` (a batch's start), up to `budget` bytes (at least one
+/// batch when `at_least_one`), with the first batch's base offset and the
+/// offset after the last (empty when none fits). `None` if the unit's
+/// bytes do not parse: they were checked at append, so that would be a
+/// bug, and the caller reads the disk instead.
 fn whole_batches(
     unit: &Cached,
+    mut at: usize,
     offset: u64,
     budget: usize,
     at_least_one: bool,
@@ -176,12 +198,6 @@ fn whole_batches(
     // (start, end) of the batches taken so far, and their offsets.
     let mut taken: Option<(usize, usize)> = None;
     let (mut first, mut next) = (offset, offset);
-    // The last mark at or before the batch holding `offset`.
-    let mark = unit.marks.partition_point(|&(base, _)| base <= offset);
-    let mut at = unit
-        .marks
-        .get(mark.saturating_sub(1))
-        .map_or(0, |&(_, pos)| pos);
     while at < buf.len() {
         let header = batch::peek_header(buf.get(at..)?).ok()?;
         let len = header.length as usize;
@@ -193,6 +209,10 @@ fn whole_batches(
                 break;
             }
             if taken.is_none() {
+                if header.base_offset > offset {
+                    // The walk began past the batch holding `offset`.
+                    return None;
+                }
                 first = header.base_offset;
             }
             taken = Some((start, end));
@@ -204,28 +224,6 @@ fn whole_batches(
         Some((start, end)) => (buf.slice(start..end), first, next),
         None => (Bytes::new(), offset, offset),
     })
-}
-
-/// The sparse index of a commit's batches, or `None` if `bytes` are not
-/// whole batches back to back.
-fn marks(bytes: &[u8]) -> Option<Vec<(u64, usize)>> {
-    let mut marks: Vec<(u64, usize)> = Vec::new();
-    let mut at = 0usize;
-    while at < bytes.len() {
-        let header = batch::peek_header(bytes.get(at..)?).ok()?;
-        let len = header.length as usize;
-        if len == 0 || at.checked_add(len)? > bytes.len() {
-            return None;
-        }
-        if marks
-            .last()
-            .is_none_or(|&(_, pos)| at - pos >= MARK_INTERVAL)
-        {
-            marks.push((header.base_offset, at));
-        }
-        at += len;
-    }
-    Some(marks)
 }
 
 #[cfg(test)]

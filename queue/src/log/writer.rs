@@ -72,6 +72,10 @@ async fn write_unit(shared: &Shared, mut unit: PendingUnit) -> Result<(), IoFail
         seg.file.clone()
     };
     let end_pos = unit.end_pos();
+    let written_at = super::tail_cache::Seek {
+        segment_base: unit.segment_base,
+        pos: unit.start_pos,
+    };
     let tail = tail_of(&unit.slices(), end_pos);
     let (batch_bytes, end_offset, max_ts) =
         (unit.batch_bytes, unit.end_offset, unit.max_timestamp_ms);
@@ -110,7 +114,10 @@ async fn write_unit(shared: &Shared, mut unit: PendingUnit) -> Result<(), IoFail
         // Units are written in offset order: this one starts where the
         // last ended.
         let first = state.written_offset;
-        shared.tail.borrow_mut().push(first, end_offset, bytes);
+        shared
+            .tail
+            .borrow_mut()
+            .push(first, end_offset, written_at, bytes);
     }
     state.written_offset = end_offset;
     state.pending_bytes -= batch_bytes;
