@@ -2,7 +2,7 @@
 //! in few large acks, and a push stream gets its credits back as they are
 //! answered.
 
-use tidegate_client::{AckId, Client, PushCredit, MAX_PUSH_CREDIT_BYTES, MAX_PUSH_CREDIT_MESSAGES};
+use tidegate_client::{AckId, Client, PushCredit};
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
@@ -64,8 +64,12 @@ impl Acker {
         }
     }
 
-    pub fn add(&mut self, ids: &[AckId], settled: Settled) {
-        self.ids.extend_from_slice(ids);
+    pub fn add(&mut self, mut ids: Vec<AckId>, settled: Settled) {
+        if self.ids.is_empty() {
+            self.ids = ids; // the usual case: no copy
+        } else {
+            self.ids.append(&mut ids);
+        }
         let w = &mut self.waiting;
         w.msgs += settled.msgs;
         w.bytes += settled.bytes;
@@ -127,11 +131,8 @@ impl Acker {
             let (m, b) = self.returned;
             if m * 2 >= self.credit_max.0 || b * 2 >= self.credit_max.1 {
                 let push = push.clone();
-                // A frame may overdraw its byte credits by its last
-                // message, so what comes back can exceed what one grant
-                // may carry; the stream holds no more than that anyway.
-                let m = clamp_u32(m).min(MAX_PUSH_CREDIT_MESSAGES);
-                let b = clamp_u32(b).min(MAX_PUSH_CREDIT_BYTES);
+                // `grant` caps what one grant carries.
+                let (m, b) = (clamp_u32(m), clamp_u32(b));
                 self.returned = (0, 0);
                 self.grants.spawn(async move { push.grant(m, b).await });
             }

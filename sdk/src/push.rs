@@ -20,7 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tidegate_proto::protocol::{
     decode_header, PushCreditRequest, Request, Response, StreamingPullRequest, FRAME_HEADER_LEN,
-    MAX_FRAME_BODY_BYTES,
+    MAX_FRAME_BODY_BYTES, MAX_PUSH_CREDIT_BYTES, MAX_PUSH_CREDIT_MESSAGES,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -64,7 +64,11 @@ impl PushCredit {
     }
 
     /// Gives the stream credits for `messages` more messages and `bytes`
-    /// more bytes; the server holds at most 100,000 and 8 MiB.
+    /// more bytes; the server holds at most 100,000 and 8 MiB, and one
+    /// grant carries at most that ([`MAX_PUSH_CREDIT_MESSAGES`],
+    /// [`MAX_PUSH_CREDIT_BYTES`]): more is sent as that much. (A frame may
+    /// overdraw its byte credits by its last message, so what settling a
+    /// frame gives back can exceed one grant.)
     ///
     /// # Errors
     ///
@@ -73,8 +77,8 @@ impl PushCredit {
     pub async fn grant(&self, messages: u32, bytes: u32) -> Result<()> {
         let request = Request::PushCredit(PushCreditRequest {
             stream: self.stream,
-            messages,
-            bytes,
+            messages: messages.min(MAX_PUSH_CREDIT_MESSAGES),
+            bytes: bytes.min(MAX_PUSH_CREDIT_BYTES),
         });
         let frame = self.client.call_on(&self.conn, &request).await?;
         match decode_response(&frame)? {
