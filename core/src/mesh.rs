@@ -216,6 +216,9 @@ impl Mesh {
             tracing::error!(to, "no mesh link to that shard");
             return;
         };
+        if self.is_gone(to) {
+            return; // nobody reads it: its caller is answered by `peer_gone`
+        }
         let envelope = if link.waiting.borrow().is_empty() {
             match link.ring.borrow_mut().try_push(envelope) {
                 Ok(()) => {
@@ -235,8 +238,8 @@ impl Mesh {
         loop {
             link.drain();
             let _ = link.bell.try_send(());
-            // A stopped peer never makes room: what waits is dropped (its
-            // caller is answered by `peer_gone`).
+            // A stopped peer never makes room: `peer_gone` dropped what
+            // waits (and answered its callers).
             if link.moved.get() > ticket || self.is_gone(to) {
                 return;
             }
@@ -247,11 +250,8 @@ impl Mesh {
     /// Tells every peer this shard is stopping (the last thing it
     /// does): their calls to it are answered as stopped from then on.
     pub(crate) async fn goodbye(&self) {
-        let peers: Vec<usize> = (0..self.outbound.len()).filter(|&p| p != self.id).collect();
-        for peer in peers {
-            if !self.is_gone(peer) {
-                self.send(peer, Envelope::Goodbye).await;
-            }
+        for peer in (0..self.outbound.len()).filter(|&p| p != self.id) {
+            self.send(peer, Envelope::Goodbye).await;
         }
     }
 
@@ -264,6 +264,10 @@ impl Mesh {
     pub(crate) fn peer_gone(&self, peer: usize) {
         if let Some(gone) = self.gone.borrow_mut().get_mut(peer) {
             *gone = true;
+        }
+        // Nothing waiting for its ring will be read.
+        if let Some(Some(link)) = self.outbound.get(peer) {
+            link.waiting.borrow_mut().clear();
         }
         // Dropping a reply's sender answers its call `ShuttingDown`.
         self.pending.borrow_mut().retain(|_, (to, _)| *to != peer);
