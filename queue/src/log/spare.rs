@@ -21,7 +21,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 use super::Shared;
-use crate::disk::{align_up, DiskFile, BLOCK};
+use crate::disk::{align_up, DiskFile};
 use crate::error::IoFailure;
 
 /// The spare's file name in the partition's directory.
@@ -134,8 +134,12 @@ async fn zero_filled(shared: &Shared, path: &Path) -> Result<Option<DiskFile>, I
         file.truncate(0).await?;
         // Reserved first, so a full disk shows before any zero is written.
         file.preallocate(len).await?;
-        let mut buf = file.alloc(ZERO_CHUNK);
-        buf.as_bytes_mut().fill(0);
+        let zeros = || {
+            let mut buf = file.alloc(ZERO_CHUNK);
+            buf.as_bytes_mut().fill(0);
+            buf
+        };
+        let mut buf = zeros();
         let mut pos = 0;
         while pos < len {
             // Paced by the appends: zeros in bursts would sit in the
@@ -148,16 +152,11 @@ async fn zero_filled(shared: &Shared, path: &Path) -> Result<Option<DiskFile>, I
             }
             let n = (len - pos).min(ZERO_CHUNK as u64) as usize;
             if n < buf.len() {
-                buf.trim_to_size(n.max(BLOCK));
+                // `len` is block-aligned, so `n` is too.
+                buf.trim_to_size(n);
             }
-            buf = match file.write_at(buf, pos).await? {
-                Some(buf) => buf,
-                None => {
-                    let mut fresh = file.alloc(ZERO_CHUNK);
-                    fresh.as_bytes_mut().fill(0);
-                    fresh
-                }
-            };
+            // The buffer comes back unless the write kept it.
+            buf = file.write_at(buf, pos).await?.unwrap_or_else(zeros);
             pos += n as u64;
         }
         file.fdatasync().await?;

@@ -219,8 +219,8 @@ async fn roll(
             })?;
     }
     let spare = shared.spare.borrow_mut().take();
-    let prepared = spare.is_some();
-    let seg = create_segment(&shared.disk, &dir, base, header, &shared.config, spare).await?;
+    let (seg, prepared) =
+        create_segment(&shared.disk, &dir, base, header, &shared.config, spare).await?;
     if prepared {
         shared.count(|s| s.rolls_prepared += 1);
     }
@@ -234,7 +234,8 @@ async fn roll(
 }
 
 /// Creates segment `base` in `dir`, durably, and returns it empty: from
-/// `spare`, a prepared file of zeros (`spare.rs`), when there is one.
+/// `spare`, a prepared file of zeros (`spare.rs`), when there is one and
+/// it could be renamed into place (then with `true`).
 pub(crate) async fn create_segment(
     disk: &Disk,
     dir: &std::path::Path,
@@ -242,7 +243,7 @@ pub(crate) async fn create_segment(
     header: [u8; segment::HEADER_LEN],
     config: &crate::LogConfig,
     spare: Option<DiskFile>,
-) -> Result<Segment, IoFailure> {
+) -> Result<(Segment, bool), IoFailure> {
     let path = segment::log_path(dir, base);
     let mut prepared = false;
     if let Some(spare) = spare {
@@ -281,7 +282,7 @@ pub(crate) async fn create_segment(
         let _ = disk.remove(&path);
         return Err(e);
     }
-    Ok(Segment {
+    let seg = Segment {
         base_offset: base,
         file: Rc::new(file),
         size: segment::HEADER_LEN as u64,
@@ -291,7 +292,8 @@ pub(crate) async fn create_segment(
         tail: header.to_vec(),
         sealed: false,
         checkpointed_pos: segment::HEADER_LEN as u64,
-    })
+    };
+    Ok((seg, prepared))
 }
 
 /// A write failed. Out of space is recoverable: drop what was not written,
