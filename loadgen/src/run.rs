@@ -421,6 +421,19 @@ async fn measure(
         Ok(timeline) => timeline.samples(),
         Err(_) => Vec::new(),
     };
+    // What the producers did, against what a consumer saw.
+    let sent = Shared::get(&shared.sent);
+    let verify = |v: &crate::verify::Verdict| Verify {
+        sent,
+        acked: acked_total,
+        failed,
+        unsent,
+        consumed: v.consumed,
+        lost: v.lost,
+        duplicated: v.duplicated,
+        out_of_order: v.out_of_order,
+        foreign: v.foreign,
+    };
     Ok(Report {
         version: report::REPORT_VERSION,
         started_at: about.started_at,
@@ -443,16 +456,9 @@ async fn measure(
             end_to_end: report::spectrum(&end_to_end),
         },
         verify: Verify {
-            sent: Shared::get(&shared.sent),
-            acked: acked_total,
-            failed,
-            unsent,
-            consumed: verdict.consumed,
             // Without consumers nothing was checked, so nothing is lost.
             lost: if consumer_count > 0 { verdict.lost } else { 0 },
-            duplicated: verdict.duplicated,
-            out_of_order: verdict.out_of_order,
-            foreign: verdict.foreign,
+            ..verify(&verdict)
         },
         flow: Flow {
             throttle_hints,
@@ -464,17 +470,7 @@ async fn measure(
             consume_msgs_per_s: per_s(end_beside.consumed - warm_beside.consumed),
             consume_mb_per_s: per_s(end_beside.consumed_bytes - warm_beside.consumed_bytes) / 1e6,
             end_to_end: Percentiles::of(&Shared::snapshot(&beside_shared.end_to_end)),
-            verify: Verify {
-                sent: Shared::get(&shared.sent),
-                acked: acked_total,
-                failed,
-                unsent,
-                consumed: v.consumed,
-                lost: v.lost,
-                duplicated: v.duplicated,
-                out_of_order: v.out_of_order,
-                foreign: v.foreign,
-            },
+            verify: verify(&v),
         }),
     })
 }

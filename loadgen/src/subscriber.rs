@@ -64,9 +64,10 @@ pub async fn run(
         acker.settle_ready(&shared, &clock)?;
         let now = clock.now_ns();
         let mut ids: Vec<AckId> = Vec::with_capacity(messages.len());
-        let (mut msgs, mut bytes) = (0u64, 0u64);
+        let (mut msgs, mut bytes, mut size) = (0u64, 0u64, 0usize);
         for message in &messages {
             ids.push(message.ack_id);
+            size += message.size();
             let Some(stamp) = message.value.as_deref().and_then(|v| payload::read(v).ok()) else {
                 tally.foreign += 1;
                 continue;
@@ -82,9 +83,8 @@ pub async fn run(
             }
         }
         Shared::merge(&shared.end_to_end, &mut local);
-        let size = messages.iter().map(ReceivedMessage::size).sum::<usize>();
         acker.add(
-            &ids,
+            ids,
             Settled {
                 msgs,
                 bytes,
