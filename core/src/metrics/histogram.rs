@@ -3,12 +3,15 @@
 
 use std::{cell::Cell, time::Duration};
 
-/// Upper bounds of the latency buckets, in microseconds (100 µs to 10 s,
-/// about 1-2.5-5 per decade): fixed so that series of every shard and
-/// every release add up. A last, open bucket (`+Inf`) takes the rest.
-pub const LATENCY_BUCKETS_US: [u64; 16] = [
-    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
-    1_000_000, 2_500_000, 5_000_000, 10_000_000,
+/// Upper bounds of the latency buckets, in microseconds (100 µs to 10 s):
+/// fixed so that series of every shard and every release add up. A last,
+/// open bucket (`+Inf`) takes the rest. From 1 ms to 100 ms, where produce
+/// latency and `flow.latency_target` live, the steps are 1-1.5-2-3-5-7.5
+/// per decade, so a p99 read off them tells 20 ms from 25 ms; outside
+/// that band 1-2.5-5.
+pub const LATENCY_BUCKETS_US: [u64; 22] = [
+    100, 250, 500, 1_000, 1_500, 2_000, 3_000, 5_000, 7_500, 10_000, 15_000, 20_000, 30_000,
+    50_000, 75_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000,
 ];
 /// Buckets counted: the bounded ones and the open one.
 pub const LATENCY_SLOTS: usize = LATENCY_BUCKETS_US.len() + 1;
@@ -96,12 +99,12 @@ mod tests {
         let h = LocalHistogram::new();
         h.observe(Duration::from_micros(100)); // le 0.0001
         h.observe(Duration::from_nanos(100_001)); // just above: le 0.00025
-        h.observe(Duration::from_micros(7_000)); // le 0.01
+        h.observe(Duration::from_micros(7_000)); // le 0.0075
         h.observe(Duration::from_secs(60)); // +Inf
         let s = h.snapshot();
         assert_eq!(s.counts[0], 1);
         assert_eq!(s.counts[1], 1);
-        assert_eq!(s.counts[6], 1);
+        assert_eq!(s.counts[8], 1);
         assert_eq!(s.counts[LATENCY_SLOTS - 1], 1);
         assert_eq!(s.count(), 4);
         assert_eq!(s.sum_ns, 100_000 + 100_001 + 7_000_000 + 60_000_000_000);
