@@ -161,7 +161,9 @@ pub struct RunArgs {
     #[serde(with = "humantime_serde_compat")]
     pub linger: Duration,
     /// Produce requests each producer keeps in flight, at most one per
-    /// partition (so that each partition keeps the order batches were made).
+    /// partition (so that each partition keeps the order batches were made);
+    /// with `--idempotent`, up to 5 per partition, as the SDK's Producer
+    /// (the server stores them in sequence order).
     #[arg(long, default_value_t = 4)]
     pub in_flight: u32,
     #[arg(long, value_enum, default_value = "durable")]

@@ -23,7 +23,7 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tidegate_client::{Ack, Client, ProducerIdentity, Target};
+use tidegate_client::{Ack, Client, ProducerIdentity, Target, MAX_IN_FLIGHT_PER_PARTITION};
 use tidegate_proto::batch::{next_sequence, BatchBuilder, Record};
 
 use crate::clock::Clock;
@@ -95,14 +95,14 @@ impl Producer {
         for _ in 0..self.in_flight {
             let _ = token_tx.send(());
         }
-        // One batch per partition in flight: with two, the server may store
-        // them in either order (it takes a connection's requests as they
-        // finish arriving), as with the SDK's Producer. The next batch goes
-        // to whichever partition is free first, so one slow answer does not
-        // hold up batches that other partitions could take. A partition
-        // comes back with the time it may send again (a throttle hint).
-        let (free_tx, free_rx) = sync_channel::<(usize, u64)>(self.partitions.len());
-        let mut gate = Gate::new(self.partitions.len());
+        // One batch per partition in flight (`partition_depth`, more for an
+        // idempotent producer). The next batch goes to whichever partition
+        // is free first, so one slow answer does not hold up batches that
+        // other partitions could take. A partition comes back with the time
+        // it may send again (a throttle hint).
+        let depth = self.partition_depth();
+        let (free_tx, free_rx) = sync_channel::<(usize, u64)>(self.partitions.len() * depth);
+        let mut gate = Gate::new(self.partitions.len(), depth);
         let acks = Arc::new(Acks {
             acked: Mutex::new(SeqSet::default()),
             failed: Default::default(),
@@ -216,6 +216,19 @@ impl Producer {
             acked,
             failed: acks.failed.load(Ordering::Relaxed),
             unsent,
+        }
+    }
+
+    /// Batches one partition may have in flight. Without idempotence, one:
+    /// with two, the server may store them in either order (it takes a
+    /// connection's requests as they finish arriving). An idempotent
+    /// producer's batches carry sequence numbers and the server stores them
+    /// in that order, so it pipelines as the SDK's `Producer` does, up to
+    /// [`MAX_IN_FLIGHT_PER_PARTITION`] (and never more than `in_flight`).
+    fn partition_depth(&self) -> usize {
+        match self.identity {
+            Some(_) => (self.in_flight as usize).clamp(1, MAX_IN_FLIGHT_PER_PARTITION),
+            None => 1,
         }
     }
 

@@ -49,43 +49,63 @@ pub fn hint(ack_ns: u64, throttle: Duration) -> Option<Hint> {
     })
 }
 
-/// The partitions (by slot) free to take a batch, each from a moment on.
+/// The partitions (by slot) free to take a batch, and from when each may
+/// send. A slot may have up to `depth` batches in flight: 1, or more for an
+/// idempotent producer, whose batches the server puts back in sequence
+/// order (as the SDK's `Producer` pipelines them).
 #[derive(Debug, Clone)]
 pub struct Gate {
-    /// Free slots in the order they were freed, with the nanosecond (on the
-    /// run's clock) before which each may not send. At most one entry per
-    /// slot, so bounded by the producer's partition count.
-    free: Vec<(usize, u64)>,
+    /// Free places, by slot, in the order they were freed. At most `depth`
+    /// per slot, so bounded by the partitions times the depth.
+    free: Vec<usize>,
+    /// Per slot, the nanosecond (on the run's clock) before which it may
+    /// not send: a hint pauses the whole partition, whichever of its
+    /// batches carried it, as the SDK does.
+    paused_until: Vec<u64>,
+    depth: usize,
 }
 
 impl Gate {
-    /// `slots` partitions, all free now.
-    pub fn new(slots: usize) -> Gate {
+    /// `slots` partitions with `depth` places each, all free now.
+    pub fn new(slots: usize, depth: usize) -> Gate {
+        let depth = depth.max(1);
         Gate {
-            free: (0..slots).map(|slot| (slot, 0)).collect(),
+            // Slot by slot, round after round: a fresh producer spreads its
+            // first batches over its partitions before it doubles up.
+            free: (0..depth).flat_map(|_| 0..slots).collect(),
+            paused_until: vec![0; slots],
+            depth,
         }
     }
 
-    /// `slot` has its answer: it may send again from `not_before_ns`.
+    /// A batch of `slot` has its answer: the slot may send again, not
+    /// before `not_before_ns`.
     pub fn release(&mut self, slot: usize, not_before_ns: u64) {
         debug_assert!(
-            self.free.iter().all(|&(s, _)| s != slot),
-            "slot {slot} released twice"
+            self.free.iter().filter(|&&s| s == slot).count() < self.depth,
+            "slot {slot} released more often than taken"
         );
-        self.free.push((slot, not_before_ns));
+        if let Some(until) = self.paused_until.get_mut(slot) {
+            *until = (*until).max(not_before_ns);
+        }
+        self.free.push(slot);
     }
 
-    /// Takes the free slot that was freed first among those that may send
-    /// at `now_ns` (so one throttled partition does not hold up the
+    fn until(&self, slot: usize) -> u64 {
+        self.paused_until.get(slot).copied().unwrap_or(0)
+    }
+
+    /// Takes the free place that was freed first among the slots that may
+    /// send at `now_ns` (so one throttled partition does not hold up the
     /// others).
     pub fn take_ready(&mut self, now_ns: u64) -> Option<usize> {
-        let i = self.free.iter().position(|&(_, at)| at <= now_ns)?;
-        Some(self.free.remove(i).0)
+        let i = self.free.iter().position(|&s| self.until(s) <= now_ns)?;
+        Some(self.free.remove(i))
     }
 
-    /// When the next free slot may send, if any slot is free.
+    /// When the next free place may send, if any is free.
     pub fn next_ready_ns(&self) -> Option<u64> {
-        self.free.iter().map(|&(_, at)| at).min()
+        self.free.iter().map(|&s| self.until(s)).min()
     }
 }
 
@@ -135,7 +155,7 @@ mod tests {
 
     #[test]
     fn a_throttled_partition_does_not_send_before_its_time() {
-        let mut gate = Gate::new(1);
+        let mut gate = Gate::new(1, 1);
         assert_eq!(gate.take_ready(0), Some(0));
         assert_eq!(gate.take_ready(0), None, "in flight");
         gate.release(0, not_before_ns(10 * MS, Duration::from_millis(20)));
@@ -147,7 +167,10 @@ mod tests {
 
     #[test]
     fn other_partitions_go_while_one_is_throttled() {
-        let mut gate = Gate::new(0);
+        let mut gate = Gate::new(3, 1);
+        for slot in 0..3 {
+            assert_eq!(gate.take_ready(0), Some(slot));
+        }
         gate.release(2, 50 * MS); // throttled, freed first
         gate.release(0, 10 * MS); // answered without a hint
         gate.release(1, 10 * MS);
@@ -160,7 +183,7 @@ mod tests {
 
     #[test]
     fn unthrottled_slots_go_in_the_order_they_were_freed() {
-        let mut gate = Gate::new(3);
+        let mut gate = Gate::new(3, 1);
         assert_eq!(gate.take_ready(0), Some(0));
         assert_eq!(gate.take_ready(0), Some(1));
         gate.release(1, 0);
@@ -168,5 +191,32 @@ mod tests {
         assert_eq!(gate.take_ready(0), Some(2));
         assert_eq!(gate.take_ready(0), Some(1));
         assert_eq!(gate.take_ready(0), Some(0));
+    }
+
+    #[test]
+    fn an_idempotent_producer_keeps_up_to_depth_batches_of_a_partition_in_flight() {
+        let mut gate = Gate::new(2, 3);
+        // Spread first, then doubled up: 0, 1, 0, 1, 0, 1.
+        let taken: Vec<_> = std::iter::from_fn(|| gate.take_ready(0)).collect();
+        assert_eq!(taken, [0, 1, 0, 1, 0, 1]);
+        gate.release(1, 0);
+        assert_eq!(gate.take_ready(0), Some(1));
+        assert_eq!(gate.take_ready(0), None, "three of each in flight");
+    }
+
+    #[test]
+    fn a_hint_on_one_batch_pauses_every_place_of_its_partition() {
+        let mut gate = Gate::new(2, 2);
+        while gate.take_ready(0).is_some() {}
+        gate.release(0, 0);
+        gate.release(0, 40 * MS); // a hint on the second batch
+        gate.release(1, 0);
+        // Slot 0's place freed before the hint waits too, and a later
+        // answer without a hint does not lift the pause.
+        assert_eq!(gate.take_ready(10 * MS), Some(1));
+        assert_eq!(gate.take_ready(10 * MS), None);
+        assert_eq!(gate.next_ready_ns(), Some(40 * MS));
+        assert_eq!(gate.take_ready(40 * MS), Some(0));
+        assert_eq!(gate.take_ready(40 * MS), Some(0));
     }
 }

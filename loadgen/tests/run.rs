@@ -243,6 +243,38 @@ fn closed_loop_with_several_producers_partitions_and_consumers() {
     assert!(table.contains("1.00"), "{table}");
 }
 
+/// An idempotent producer pipelines batches to one partition (several in
+/// flight, as the SDK's Producer); the server stores them in sequence
+/// order, so the consumer sees every message once and in order.
+#[test]
+fn an_idempotent_producer_pipelines_one_partition_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("pipelined.json");
+    let output = run(&[
+        "--partitions",
+        "1",
+        "--batch",
+        "100",
+        "--in-flight",
+        "4",
+        "--idempotent",
+        "--warmup",
+        "200ms",
+        "--duration",
+        "1s",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let v = &report(&json)["verify"];
+    assert!(v["acked"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["failed"], 0, "{v}");
+    assert_eq!(v["consumed"], v["acked"], "{v}");
+    assert_eq!(v["lost"], 0, "{v}");
+    assert_eq!(v["duplicated"], 0, "{v}");
+    assert_eq!(v["out_of_order"], 0, "{v}");
+}
+
 /// A latency target no request can meet (docs/FLOW_CONTROL.md) makes the
 /// server send a throttle hint with its answers: loadgen honours them,
 /// counts them in every view, and still verifies every message.
