@@ -276,7 +276,8 @@ fn an_idempotent_producer_pipelines_one_partition_in_order() {
 }
 
 /// A latency target no request can meet (docs/FLOW_CONTROL.md) makes the
-/// server send a throttle hint with its answers: loadgen honours them,
+/// server send a throttle hint with its answers to connections over their
+/// share of the admission round: loadgen honours them,
 /// counts them in every view, and still verifies every message.
 #[test]
 fn throttle_hints_from_the_server_are_counted_and_the_run_verified() {
@@ -292,6 +293,9 @@ fn throttle_hints_from_the_server_are_counted_and_the_run_verified() {
             "10000",
             "--batch",
             "100",
+            // Full batches (10 KB), not what 1 ms of the rate makes.
+            "--linger",
+            "50ms",
             "--ack",
             "written",
             "--warmup",
@@ -301,7 +305,15 @@ fn throttle_hints_from_the_server_are_counted_and_the_run_verified() {
             "--json",
             json.to_str().unwrap(),
         ],
-        &[("TIDEGATE_FLOW__LATENCY_TARGET", "1us")],
+        // A target no request meets, and a window and quantum smaller than
+        // what the producers keep in flight (2 × 2 requests of about 10
+        // KB): requests wait for admission beyond their connection's
+        // quantum, which is what gets a connection hinted.
+        &[
+            ("TIDEGATE_FLOW__LATENCY_TARGET", "1us"),
+            ("TIDEGATE_FLOW__MIN_WINDOW", "8KiB"),
+            ("TIDEGATE_FLOW__QUANTUM", "4KiB"),
+        ],
     );
     assert!(output.status.success(), "{}", text(&output));
     let r = report(&json);

@@ -33,6 +33,12 @@ pub(crate) trait Backlog<K> {
     /// Admits `k`'s oldest waiting request: the budget takes its bytes.
     /// Called only after `head_bytes` and `fits` agreed.
     fn admit(&mut self, k: &K);
+    /// `k` offers more than its share (`true`): a visit of it ended with
+    /// requests still waiting because its deficit ran out. It is `false`
+    /// again once `k` leaves the round with nothing waiting. Told on each
+    /// change only. A sparse connection, whose waiting requests fit in one
+    /// visit, is never over its share.
+    fn over_share(&mut self, k: &K, over: bool);
 }
 
 /// One connection in the round.
@@ -42,6 +48,9 @@ struct Entry<K> {
     deficit_bytes: u64,
     /// Joined and not yet visited: it goes ahead of the old ones.
     fresh: bool,
+    /// A visit ended with requests still waiting (see
+    /// [`Backlog::over_share`]).
+    over_share: bool,
 }
 
 /// The round robin's state. Bounded by the connections of the endpoint:
@@ -98,6 +107,7 @@ impl<K: Copy + Eq + Hash> Fair<K> {
                 key: k,
                 deficit_bytes: 0,
                 fresh: true,
+                over_share: false,
             },
         );
     }
@@ -132,12 +142,19 @@ impl<K: Copy + Eq + Hash> Fair<K> {
             loop {
                 let Some(bytes) = backlog.head_bytes(&key) else {
                     // Nothing left waiting: out of the round, deficit reset.
+                    if front.over_share {
+                        backlog.over_share(&key, false);
+                    }
                     self.order.pop_front();
                     self.members.remove(&key);
                     self.visiting = false;
                     break;
                 };
                 if bytes as u64 > front.deficit_bytes {
+                    if !front.over_share {
+                        front.over_share = true;
+                        backlog.over_share(&key, true);
+                    }
                     self.visiting = false;
                     self.order.rotate_left(1);
                     idle_visits = if admitted { 0 } else { idle_visits + 1 };
@@ -202,6 +219,8 @@ mod tests {
         max: usize,
         /// Admissions in order: (connection, bytes).
         admitted: Vec<(u32, usize)>,
+        /// Connections over their share, as the round last told.
+        over: std::collections::HashSet<u32>,
     }
 
     impl Sim {
@@ -251,6 +270,14 @@ mod tests {
             self.used += bytes;
             self.admitted.push((*k, bytes));
         }
+        fn over_share(&mut self, k: &u32, over: bool) {
+            let changed = if over {
+                self.over.insert(*k)
+            } else {
+                self.over.remove(k)
+            };
+            assert!(changed, "told {k} over={over} twice");
+        }
     }
 
     const KIB: usize = 1 << 10;
@@ -288,6 +315,37 @@ mod tests {
             .filter(|(k, _)| *k == 10)
             .count();
         assert!((3..=5).contains(&tenth), "{tenth} of 40");
+    }
+
+    #[test]
+    fn only_a_connection_that_keeps_more_than_its_quantum_waiting_is_over_its_share() {
+        let mut fair = Fair::new(64 * KIB);
+        let mut sim = Sim::new(128 * KIB);
+        sim.push(&mut fair, 1, &[64 * KIB; 10]); // heavy
+        for _ in 0..4 {
+            fair.run(&mut sim);
+            sim.release_all();
+        }
+        assert!(
+            sim.over.contains(&1),
+            "the heavy one keeps requests waiting"
+        );
+        // A light one whose few small requests fit in one visit: waiting
+        // for budget behind the heavy one does not make it over its share.
+        for _ in 0..5 {
+            sim.push(&mut fair, 2, &[4 * KIB, 4 * KIB]);
+            fair.run(&mut sim);
+            sim.release_all();
+            fair.run(&mut sim);
+            assert!(!sim.over.contains(&2), "{:?}", sim.admitted);
+        }
+        // Once the heavy one has nothing left waiting it is not over.
+        for _ in 0..10 {
+            fair.run(&mut sim);
+            sim.release_all();
+        }
+        assert!(sim.queues[&1].is_empty());
+        assert!(sim.over.is_empty(), "{:?}", sim.over);
     }
 
     #[test]

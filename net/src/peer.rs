@@ -22,10 +22,12 @@ pub struct Peer {
     /// What the application established about this connection (its
     /// authenticated principal). Net never reads it.
     pub authenticated: RefCell<Option<Authenticated>>,
-    /// Produce requests of this connection the application is serving
-    /// now; the application keeps it (flow control tells only connections
-    /// with several in flight to back off). Net never reads it.
-    pub produces_in_flight: Cell<u32>,
+    /// Net keeps it: true while the connection keeps requests waiting for
+    /// budget beyond its share of the admission round (a visit ended with
+    /// requests still waiting), false once nothing of it waits. Flow
+    /// control tells only such connections to back off
+    /// (docs/FLOW_CONTROL.md).
+    pub over_share: Cell<bool>,
 }
 
 impl Peer {
@@ -35,7 +37,7 @@ impl Peer {
             remote,
             certificates: Vec::new(),
             authenticated: RefCell::new(None),
-            produces_in_flight: Cell::new(0),
+            over_share: Cell::new(false),
         }
     }
 }

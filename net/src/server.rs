@@ -1102,6 +1102,12 @@ impl Backlog<ConnectionHandle> for Waiting<'_> {
             self.touched.push(*k);
         }
     }
+
+    fn over_share(&mut self, k: &ConnectionHandle, over: bool) {
+        if let Some(state) = self.conns.get(k) {
+            state.peer.over_share.set(over);
+        }
+    }
 }
 
 /// Queues a connection's completed requests for the application.

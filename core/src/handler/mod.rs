@@ -52,7 +52,6 @@ pub(crate) async fn handle(
         Err(f) => return probe.finish(error(kind, f.code, &f.message)),
     };
     let is_produce = matches!(request, Request::Produce(_));
-    let _in_flight = is_produce.then(|| ProduceInFlight::enter(peer));
     let parts = match serve(router, peer, request, &allowed).await {
         Ok(parts) => parts,
         Err(f) => error(kind, f.code, &f.message),
@@ -192,10 +191,11 @@ async fn serve(
                 }
             };
             Response::Produce(ProduceResponse {
-                // Only a connection with several produces in flight is
-                // told to back off: one that sends a request at a time is
-                // not the one filling the queue (docs/FLOW_CONTROL.md).
-                throttle_ms: if peer.produces_in_flight.get() > 1 {
+                // Only a connection that keeps more than its share of
+                // requests waiting for admission is told to back off: a
+                // sparse one is not the one filling the queue
+                // (docs/FLOW_CONTROL.md).
+                throttle_ms: if peer.over_share.get() {
                     router.flow.throttle_ms()
                 } else {
                     0
@@ -313,24 +313,6 @@ async fn serve(
         }
     };
     Ok(encode(&response))
-}
-
-/// Counts a produce request of a connection while it is served.
-struct ProduceInFlight<'a>(&'a Peer);
-
-impl<'a> ProduceInFlight<'a> {
-    fn enter(peer: &'a Peer) -> Self {
-        peer.produces_in_flight
-            .set(peer.produces_in_flight.get().saturating_add(1));
-        ProduceInFlight(peer)
-    }
-}
-
-impl Drop for ProduceInFlight<'_> {
-    fn drop(&mut self) {
-        let n = &self.0.produces_in_flight;
-        n.set(n.get().saturating_sub(1));
-    }
 }
 
 fn expect_done(result: OpResult) -> Result<(), Failure> {
