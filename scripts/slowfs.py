@@ -15,7 +15,8 @@ This device's latency is its queue and nothing else, as on a real slow
 disk, so a controller that keeps the queue short keeps latency short.
 
 The rate can be changed while mounted: write a number of bytes per second
-(0 for no limit) into the file named by --control.
+(0 for no limit) into a new file and rename it to the one named by
+--control.
 
 Usage: slowfs.py BACKING_DIR MOUNTPOINT --bytes-per-s N [--flush-ms F] [--control FILE]
 Needs root, libfuse3 and the mfusepy package (scripts/bench-flow installs them).
@@ -45,12 +46,14 @@ class Device:
         # Polled, not watched: a stat per request is cheap beside the write.
         if self.control is None:
             return self.bytes_per_s
+        # Write the file whole and rename it into place: a file read while
+        # being written (empty) keeps the rate it had.
         try:
             mtime = os.stat(self.control).st_mtime_ns
             if mtime != self.control_mtime:
-                self.control_mtime = mtime
                 with open(self.control) as f:
-                    self.bytes_per_s = int(f.read().strip() or 0)
+                    self.bytes_per_s = int(f.read().strip())
+                self.control_mtime = mtime
         except (OSError, ValueError):
             pass
         return self.bytes_per_s
@@ -156,7 +159,9 @@ class SlowFs(fuse.Operations):
         return self._call(os.open, self._path(path), self._flags(flags))
 
     def create(self, path, mode, fi=None):
-        return self._call(os.open, self._path(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        # mfusepy does not pass the caller's flags here; read + write serves
+        # every caller (the server creates its segments read + write).
+        return self._call(os.open, self._path(path), os.O_RDWR | os.O_CREAT, mode)
 
     def read(self, path, size, offset, fh):
         return self._call(os.pread, fh, size, offset)

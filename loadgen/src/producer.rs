@@ -23,7 +23,9 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tidegate_client::{Ack, Client, ProducerIdentity, Target, MAX_IN_FLIGHT_PER_PARTITION};
+use tidegate_client::{
+    Ack, Client, ErrorCode, ProducerIdentity, Target, MAX_IN_FLIGHT_PER_PARTITION,
+};
 use tidegate_proto::batch::{next_sequence, BatchBuilder, Record};
 
 use crate::clock::Clock;
@@ -185,6 +187,7 @@ impl Producer {
                 shared: self.shared.clone(),
                 acks: acks.clone(),
                 stop: self.stop.clone(),
+                pipelined: depth > 1,
                 slot: Slot {
                     token: token_tx.clone(),
                     free: free_tx.clone(),
@@ -342,6 +345,9 @@ struct Send {
     shared: Arc<Shared>,
     acks: Arc<Acks>,
     stop: Arc<AtomicBool>,
+    /// Other batches of the partition may be in flight (idempotent,
+    /// pipelined).
+    pipelined: bool,
     /// Given back when the send is dropped, however it ends.
     slot: Slot,
 }
@@ -380,12 +386,25 @@ async fn sender(mut batches: tokio::sync::mpsc::Receiver<(Send, Vec<u8>)>) {
 struct Failed {
     message: String,
     retriable: bool,
+    /// Refused as out of sequence: retried when the partition pipelines.
+    out_of_order: bool,
+}
+
+impl Failed {
+    /// Whether another attempt may succeed. Pipelined, a predecessor's
+    /// retry may come more than the server's reorder wait after this
+    /// batch, which is then refused as out of order: that is retried like
+    /// a lost answer, as the SDK's Producer does.
+    fn worth_retrying(&self, pipelined: bool) -> bool {
+        self.retriable || (pipelined && self.out_of_order)
+    }
 }
 
 impl From<tidegate_client::Error> for Failed {
     fn from(e: tidegate_client::Error) -> Self {
         Failed {
             retriable: e.is_retriable(),
+            out_of_order: e.code() == Some(ErrorCode::OutOfOrderSequence),
             message: e.to_string(),
         }
     }
@@ -400,6 +419,7 @@ async fn timed<T>(
         Err(_) => Err(Failed {
             message: format!("no answer within {RESPONSE_TIMEOUT:?}"),
             retriable: true,
+            out_of_order: false,
         }),
     }
 }
@@ -430,7 +450,9 @@ impl Send {
             match answer {
                 Ok(produced) => break Ok(produced),
                 Err(e)
-                    if e.retriable && attempt < RETRIES && !self.stop.load(Ordering::Relaxed) =>
+                    if e.worth_retrying(self.pipelined)
+                        && attempt < RETRIES
+                        && !self.stop.load(Ordering::Relaxed) =>
                 {
                     attempt += 1;
                     tracing::debug!("retrying a batch: {}", e.message);
@@ -515,5 +537,26 @@ impl Send {
             }
             (None, None) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(retriable: bool, out_of_order: bool) -> Failed {
+        Failed {
+            message: String::new(),
+            retriable,
+            out_of_order,
+        }
+    }
+
+    #[test]
+    fn an_out_of_order_refusal_is_retried_only_when_the_partition_pipelines() {
+        assert!(failed(true, false).worth_retrying(false));
+        assert!(!failed(false, true).worth_retrying(false));
+        assert!(failed(false, true).worth_retrying(true));
+        assert!(!failed(false, false).worth_retrying(true));
     }
 }

@@ -36,7 +36,8 @@ pub(crate) trait Backlog<K> {
     /// `k` offers more than its share (`true`): a visit of it ended with
     /// requests still waiting because its deficit ran out. It is `false`
     /// again once `k` leaves the round with nothing waiting. Told on each
-    /// change only. A sparse connection, whose waiting requests fit in one
+    /// change only, and not when `k` is gone ([`Fair::leave`]: its
+    /// connection closed, and whatever kept the flag with it). A sparse connection, whose waiting requests fit in one
     /// visit, is never over its share.
     fn over_share(&mut self, k: &K, over: bool);
 }
