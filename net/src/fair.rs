@@ -37,8 +37,9 @@ pub(crate) trait Backlog<K> {
     /// requests still waiting because its deficit ran out. It is `false`
     /// again once `k` leaves the round with nothing waiting. Told on each
     /// change only, and not when `k` is gone ([`Fair::leave`]: its
-    /// connection closed, and whatever kept the flag with it). A sparse connection, whose waiting requests fit in one
-    /// visit, is never over its share.
+    /// connection closed, and whatever kept the flag went with it). A
+    /// sparse connection, whose waiting requests fit in one visit, is never
+    /// over its share.
     fn over_share(&mut self, k: &K, over: bool);
 }
 
