@@ -29,8 +29,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures::future::join_all;
-use glommio::LocalExecutorBuilder;
-use tidegate_benches::{batch_bytes, data_root};
+use tidegate_benches::{batch_bytes, Shard};
 use tidegate_proto::batch::BatchView;
 use tidegate_queue::{Ack, Log, LogConfig, LogStats};
 
@@ -42,10 +41,6 @@ const VALUE_BYTES: usize = 100;
 const SEGMENT_BYTES_MAX: u64 = 1 << 30;
 /// Most batch bytes one round writes before its directory is deleted.
 const ROUND_BYTES_MAX: usize = 256 << 20;
-/// Glommio's registered I/O memory: the memlock limit is 8 MiB for non-root
-/// users and glommio charges it thrice (see queue/tests/support).
-const IO_MEMORY_BYTES: usize = 1 << 20;
-
 /// The log's defaults, but for the segment size; `TIDEGATE_BENCH_WRITE_CHUNK`
 /// and `TIDEGATE_BENCH_WRITE_CONCURRENCY` override the write shape so that
 /// settings can be compared in one session.
@@ -160,40 +155,16 @@ async fn serve(
 }
 
 fn bench_append(c: &mut Criterion, group_name: &str, name: &str, case: Case) {
-    let root = tempfile::Builder::new()
-        .prefix(name)
-        .tempdir_in(data_root())
-        .unwrap();
-    let (req_tx, req_rx) = mpsc::channel::<u64>();
-    let (rep_tx, rep_rx) = mpsc::channel::<Duration>();
-    let path = root.path().to_path_buf();
-    let executor = LocalExecutorBuilder::default()
-        .io_memory(
-            std::env::var("TIDEGATE_BENCH_IO_MEMORY")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(IO_MEMORY_BYTES),
-        )
-        .name(name)
-        .spawn(move || serve(path, case, req_rx, rep_tx))
-        .unwrap();
-
+    let shard = Shard::spawn(name, move |dir, requests, replies| {
+        serve(dir, case, requests, replies)
+    });
     let mut group = c.benchmark_group(group_name);
     group.throughput(Throughput::Elements(u64::from(RECORDS)));
     // A durable k=1 append costs milliseconds; 20 samples keep the run short.
     group.sample_size(20);
-    group.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            req_tx.send(iters).unwrap();
-            rep_rx.recv().unwrap()
-        })
-    });
+    group.bench_function(name, |b| b.iter_custom(|iters| shard.time(iters)));
     group.finish();
-
-    drop(req_tx);
-    let totals = executor.join().unwrap();
-    totals.report(&format!("{group_name}/{name}"));
-    drop(root);
+    shard.finish().report(&format!("{group_name}/{name}"));
 }
 
 fn log_append(c: &mut Criterion) {

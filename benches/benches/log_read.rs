@@ -20,8 +20,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use glommio::LocalExecutorBuilder;
-use tidegate_benches::{batch_bytes, data_root};
+use tidegate_benches::{batch_bytes, Shard};
 use tidegate_proto::batch::BatchView;
 use tidegate_queue::{Ack, Log, LogConfig};
 
@@ -29,7 +28,6 @@ const RECORDS: u32 = 1000;
 const VALUE_BYTES: usize = 100;
 /// Batches written before reading: more than the cache holds.
 const BATCHES: u32 = 64;
-const IO_MEMORY_BYTES: usize = 1 << 20;
 
 /// Writes the log, then times `iters` tail reads per request until the
 /// request channel closes. Returns how many reads came from memory.
@@ -68,29 +66,14 @@ async fn serve(
 }
 
 fn bench_read(c: &mut Criterion, name: &str, read_cache_bytes: usize) {
-    let root = tempfile::Builder::new()
-        .prefix(name)
-        .tempdir_in(data_root())
-        .unwrap();
-    let (req_tx, req_rx) = mpsc::channel::<u64>();
-    let (rep_tx, rep_rx) = mpsc::channel::<Duration>();
-    let dir = root.path().to_path_buf();
-    let executor = LocalExecutorBuilder::default()
-        .io_memory(IO_MEMORY_BYTES)
-        .name(name)
-        .spawn(move || serve(dir, read_cache_bytes, req_rx, rep_tx))
-        .unwrap();
+    let shard = Shard::spawn(name, move |dir, requests, replies| {
+        serve(dir, read_cache_bytes, requests, replies)
+    });
     let mut group = c.benchmark_group("log_read");
     group.throughput(Throughput::Elements(u64::from(RECORDS)));
-    group.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            req_tx.send(iters).unwrap();
-            rep_rx.recv().unwrap()
-        })
-    });
+    group.bench_function(name, |b| b.iter_custom(|iters| shard.time(iters)));
     group.finish();
-    drop(req_tx);
-    let (reads, from_memory) = executor.join().unwrap();
+    let (reads, from_memory) = shard.finish();
     if reads > 0 {
         eprintln!("log_read/{name}: {from_memory} of {reads} reads from memory");
     }
