@@ -14,6 +14,7 @@ mod disk;
 pub mod durable;
 mod error;
 pub mod fault;
+mod gate;
 mod index;
 mod log;
 pub mod producers;
@@ -22,6 +23,7 @@ mod segment;
 
 pub use config::LogConfig;
 pub use error::{IoFailure, LogError};
+pub use gate::{GateStats, WriteGate};
 pub use log::{
     Ack, Appended, Log, LogOffsets, LogStats, ReadBatches, RecoveryReport, RetentionReport,
     REBUILD_RECORDS_PER_ID,

@@ -37,6 +37,7 @@ use crate::{
     config::LogConfig,
     disk::{BufferPool, Disk},
     error::LogError,
+    gate::{GateFlow, WriteGate},
     producers::{Identity, Verdict, RECENT_BATCHES},
 };
 use state::State;
@@ -152,6 +153,8 @@ pub(crate) struct Shared {
     /// [`RECENT_BATCHES`] each).
     pub(crate) waiting: RefCell<std::collections::HashMap<i64, usize>>,
     pub(crate) disk: Disk,
+    /// This log's place at the shard's write gate.
+    pub(crate) gate: GateFlow,
     pub(crate) config: LogConfig,
     pub(crate) stats: std::cell::Cell<LogStats>,
     /// The message ids seen within the window, when the log deduplicates.
@@ -225,6 +228,16 @@ impl Log {
     /// corrupt tail is truncated, missing indexes are rebuilt. Must run on a
     /// glommio executor; the log stays on it.
     pub async fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Log, LogError> {
+        Log::open_gated(dir, config, WriteGate::unlimited()).await
+    }
+
+    /// Opens the log as [`Log::open`] does, its writes going to the disk
+    /// through `gate`, which the shard's other logs share.
+    pub async fn open_gated(
+        dir: impl AsRef<Path>,
+        config: LogConfig,
+        gate: Rc<WriteGate>,
+    ) -> Result<Log, LogError> {
         config.validate()?;
         let disk = Disk::new();
         let (state, recovery) = recovery::recover(dir.as_ref(), &config, &disk).await?;
@@ -241,6 +254,7 @@ impl Log {
                 config.buffer_pool_bytes_max,
             )),
             disk,
+            gate: GateFlow::new(gate),
             config,
             stats: Default::default(),
             dedup: RefCell::new(None),

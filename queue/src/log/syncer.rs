@@ -58,9 +58,15 @@ fn next(shared: &Shared) -> Next {
 }
 
 async fn sync(shared: &Shared, file: &DiskFile, target: u64) {
+    // Waiting for the gate here lets the writer go on adding to what this
+    // sync will cover.
+    let permit = shared.gate.sync();
+    permit.ready().await;
     let started = std::time::Instant::now();
     let result = file.fdatasync().await;
     let took = started.elapsed();
+    permit.done();
+    drop(permit);
     shared.count(|s| s.record_sync(took));
     match result {
         Ok(()) => {

@@ -1,8 +1,8 @@
 //! The writer task of a log: group commit, segment rolls and retention.
 
-use std::rc::Rc;
+use std::{rc::Rc, task::Poll};
 
-use futures::stream::{FuturesUnordered, StreamExt};
+use futures::stream::{FuturesUnordered, Stream, StreamExt};
 
 use glommio::io::DmaBuffer;
 
@@ -14,6 +14,7 @@ use super::{
 use crate::{
     disk::{Disk, DiskFile},
     error::{IoFailure, LogError},
+    gate::Permit,
     index::SparseIndex,
     segment,
 };
@@ -125,8 +126,9 @@ async fn write_unit(shared: &Shared, mut unit: PendingUnit) -> Result<(), IoFail
     Ok(())
 }
 
-/// Submits the writes, at most `write_concurrency` in flight, and returns
-/// their buffers to the pool.
+/// Submits the writes, at most `write_concurrency` in flight and each when
+/// the shard's write gate lets it through, and returns their buffers to the
+/// pool.
 async fn write_all(
     shared: &Shared,
     file: &DiskFile,
@@ -141,7 +143,16 @@ async fn write_all(
                 break;
             }
         }
-        in_flight.push(file.write_at(buf, pos));
+        let permit = shared.gate.write(buf.len());
+        if let Err(e) = wait_for_gate(shared, &permit, &mut in_flight).await {
+            failed = Some(e);
+            break;
+        }
+        in_flight.push(async move {
+            let done = file.write_at(buf, pos).await;
+            permit.done();
+            done
+        });
     }
     // Even after a failure, wait for every write already submitted: one that
     // landed after the caller truncated the file could leave stale batches
@@ -152,6 +163,29 @@ async fn write_all(
         }
     }
     failed.map_or(Ok(()), Err)
+}
+
+/// Waits until the gate lets `permit`'s write through, driving the writes
+/// already in flight meanwhile: their permits leave the gate's count only
+/// once they are polled to completion, and they may be what it waits for.
+async fn wait_for_gate<S>(
+    shared: &Shared,
+    permit: &Permit,
+    in_flight: &mut S,
+) -> Result<(), IoFailure>
+where
+    S: Stream<Item = Result<Option<DmaBuffer>, IoFailure>> + Unpin,
+{
+    std::future::poll_fn(|cx| loop {
+        if permit.poll_ready(cx).is_ready() {
+            return Poll::Ready(Ok(()));
+        }
+        match in_flight.poll_next_unpin(cx) {
+            Poll::Ready(Some(done)) => recycle(shared, Some(done))?,
+            Poll::Ready(None) | Poll::Pending => return Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// Returns a written buffer to the pool, or the write's error.

@@ -1,0 +1,191 @@
+//! The write gate's state, without I/O or wakers: which waiting write goes
+//! next, and how many bytes the disk may hold.
+//!
+//! Waiting operations are ordered by start-time fair queueing (Goyal, Vin
+//! and Cheng, 1996), with one flow per partition log and an operation's
+//! cost (a write's bytes, 1 for an fdatasync) as its length. A flow that
+//! has used no more than its share (its last finish tag is not past the
+//! virtual time) starts at the virtual time, and it goes before the
+//! operations waiting at that same tag, as FQ-CoDel's new flows do: a
+//! sparse partition waits for the disk's short queue, not for a round of
+//! the busy partitions, whose tags ran ahead by what they wrote.
+
+use std::time::{Duration, Instant};
+
+use super::estimate::Estimator;
+
+/// A flow's place in the order: the finish tag of its last write.
+#[derive(Debug, Default)]
+pub(crate) struct FlowTag(u64);
+
+/// Names one waiting write.
+pub(crate) type Ticket = u64;
+
+/// An operation let through: what its completion must report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Grant {
+    /// Bytes in flight when it went, its own included.
+    pub(crate) depth: u64,
+    pub(crate) at: Instant,
+}
+
+#[derive(Debug)]
+struct Waiting<T> {
+    ticket: Ticket,
+    start: u64,
+    /// The flow had used no more than its share when this arrived.
+    new: bool,
+    bytes: u64,
+    /// Set once a `grant` left it waiting for the limit.
+    held: bool,
+    payload: T,
+}
+
+/// Counters of one schedule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LaneStats {
+    /// What may be in flight now (`u64::MAX`: no limit).
+    pub(crate) limit: u64,
+    /// What is in flight now.
+    pub(crate) in_flight: u64,
+    /// Operations let through.
+    pub(crate) granted_total: u64,
+    /// Of those, the ones that waited for the limit.
+    pub(crate) waited_total: u64,
+}
+
+/// See the module documentation. `T` is what a waiter needs to be woken.
+#[derive(Debug)]
+pub(crate) struct Schedule<T> {
+    estimator: Option<Estimator>,
+    limit: u64,
+    in_flight: u64,
+    /// The start tag of the last write let through.
+    virtual_time: u64,
+    /// One per log writer at most, so a short list.
+    waiting: Vec<Waiting<T>>,
+    next_ticket: Ticket,
+    stats: LaneStats,
+}
+
+impl<T> Schedule<T> {
+    /// A schedule of writes that keeps the disk's queue near `target`
+    /// (re-estimated every `interval`); with no target it never holds a
+    /// write back.
+    pub(crate) fn adaptive(target: Option<Duration>, interval: Duration, now: Instant) -> Self {
+        // Nothing is held back until the disk has been measured.
+        let mut s = Schedule::fixed(u64::MAX);
+        s.estimator = target.map(|t| Estimator::new(t, interval, now));
+        s
+    }
+
+    /// A schedule with a fixed limit, in whatever unit its operations
+    /// count in.
+    pub(crate) fn fixed(limit: u64) -> Self {
+        Schedule {
+            estimator: None,
+            limit,
+            in_flight: 0,
+            virtual_time: 0,
+            waiting: Vec::new(),
+            next_ticket: 0,
+            stats: LaneStats {
+                limit,
+                ..LaneStats::default()
+            },
+        }
+    }
+
+    /// Queues a write of `bytes` for `flow`. Call [`Schedule::grant`] next.
+    pub(crate) fn enqueue(&mut self, flow: &mut FlowTag, bytes: u64, payload: T) -> Ticket {
+        let new = flow.0 <= self.virtual_time;
+        let start = self.virtual_time.max(flow.0);
+        flow.0 = start.saturating_add(bytes);
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.waiting.push(Waiting {
+            ticket,
+            start,
+            new,
+            bytes,
+            held: false,
+            payload,
+        });
+        ticket
+    }
+
+    /// Lets through, in order, the waiting writes that fit: while the next
+    /// one fits under the limit, or nothing is in flight (a write larger
+    /// than the limit still goes, alone). The next write in order blocks
+    /// the ones after it, so no flow is passed over for being large.
+    pub(crate) fn grant(&mut self, now: Instant, mut granted: impl FnMut(Ticket, T, Grant)) {
+        while let Some(i) = self.next() {
+            let bytes = self.waiting[i].bytes;
+            if self.in_flight > 0 && self.in_flight.saturating_add(bytes) > self.limit {
+                self.waiting.iter_mut().for_each(|w| w.held = true);
+                break;
+            }
+            let w = self.waiting.swap_remove(i);
+            self.in_flight += bytes;
+            self.virtual_time = w.start;
+            self.stats.granted_total += 1;
+            self.stats.waited_total += u64::from(w.held);
+            granted(
+                w.ticket,
+                w.payload,
+                Grant {
+                    depth: self.in_flight,
+                    at: now,
+                },
+            );
+        }
+        self.stats.in_flight = self.in_flight;
+    }
+
+    /// A granted write of `bytes` left the disk: completed at `done`, which
+    /// makes it one sample of the disk's speed, or never started (`None`).
+    /// Call `grant` next.
+    pub(crate) fn complete(&mut self, grant: Grant, bytes: u64, done: Option<Instant>) {
+        self.in_flight = self.in_flight.saturating_sub(bytes);
+        self.stats.in_flight = self.in_flight;
+        let Some(now) = done else {
+            return;
+        };
+        let latency = now.saturating_duration_since(grant.at);
+        if let Some(limit) = self
+            .estimator
+            .as_mut()
+            .and_then(|e| e.sample(grant.depth, latency, now))
+        {
+            self.limit = limit;
+            self.stats.limit = limit;
+        }
+    }
+
+    /// A waiting write that will not go after all. Call `grant` next: it
+    /// may have been the one the others waited behind.
+    pub(crate) fn cancel(&mut self, ticket: Ticket) -> Option<T> {
+        let i = self.waiting.iter().position(|w| w.ticket == ticket)?;
+        Some(self.waiting.swap_remove(i).payload)
+    }
+
+    pub(crate) fn stats(&self) -> LaneStats {
+        self.stats
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_limit(&mut self, limit: u64) {
+        self.limit = limit;
+        self.stats.limit = limit;
+    }
+
+    /// The waiting operation that goes next: the smallest start tag, then
+    /// a new flow's, then the one that came first.
+    fn next(&self) -> Option<usize> {
+        self.waiting
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, w)| (w.start, !w.new, w.ticket))
+            .map(|(i, _)| i)
+    }
+}
