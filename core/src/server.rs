@@ -451,6 +451,7 @@ async fn open_shard(start: &ShardStart) -> Result<Rc<Shard>, String> {
         start.shards,
         data_dir,
         start.config.log_config(),
+        crate::flow::write_gate(&start.config),
         start.config.window_defaults(),
         Rc::new(catalog.clone()),
     ));

@@ -454,6 +454,16 @@ fn cross_field_checks_name_the_key_to_change() {
             "subscriptions.delayed_max",
             "1..=100000",
         ),
+        (
+            "[flow]\ndisk_queue_target = \"100ms\"\n",
+            "flow.disk_queue_target",
+            "below flow.control_interval",
+        ),
+        (
+            "[flow]\ndisk_syncs_max = 0\n",
+            "flow.disk_syncs_max",
+            "at least 1",
+        ),
         ("cores = \"4 cores\"\n", "cores", "CPU list"),
         ("log_format = \"xml\"\n", "log_format", "unknown variant"),
         ("listen = \"localhost\"\n", "listen", "socket address"),

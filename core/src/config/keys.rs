@@ -56,6 +56,8 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("flow.enabled", KeyKind::Bool),
     ("flow.latency_target", KeyKind::Text),
     ("flow.control_interval", KeyKind::Text),
+    ("flow.disk_queue_target", KeyKind::Text),
+    ("flow.disk_syncs_max", KeyKind::Integer),
     ("flow.min_window", KeyKind::Text),
     ("flow.quantum", KeyKind::Text),
     ("flow.max_fetches", KeyKind::Integer),

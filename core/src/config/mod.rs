@@ -416,6 +416,15 @@ pub struct FlowConfig {
     pub latency_target: Duration,
     /// How often each shard's controller adjusts the window. Default 100ms.
     pub control_interval: Duration,
+    /// The queue of log writes each shard lets the disk hold, in time at
+    /// the disk's measured throughput; the rest of the window waits in the
+    /// shard, where a partition written to now and then goes first. `0s`
+    /// lets every write through at once. Below `control_interval`.
+    /// Default 5ms.
+    pub disk_queue_target: Duration,
+    /// fdatasyncs each shard lets the disk hold at once while the gate
+    /// holds writes back; more wait in the shard, in fair order. Default 4.
+    pub disk_syncs_max: u32,
     /// Smallest window: a shard always admits this much (and a request
     /// larger than the window alone). Default 128KiB: the bandwidth-delay
     /// product of a 25 MB/s disk at 5 ms.
@@ -438,6 +447,8 @@ impl Default for FlowConfig {
             enabled: true,
             latency_target: Duration::millis(5),
             control_interval: Duration::millis(100),
+            disk_queue_target: Duration::millis(5),
+            disk_syncs_max: 4,
             min_window: Size::kib(128),
             quantum: Size::kib(256),
             max_fetches: 256,

@@ -193,6 +193,15 @@ fn check_flow(c: &ServeConfig) -> Result<(), Failure> {
             ),
         );
     }
+    if f.disk_queue_target >= f.control_interval {
+        return fail(
+            "flow.disk_queue_target",
+            format!(
+                "{} must be below flow.control_interval ({}): the disk is measured once an interval",
+                f.disk_queue_target, f.control_interval
+            ),
+        );
+    }
     if f.min_window.bytes() == 0 || f.min_window > c.limits.shard_inflight_bytes_max {
         return fail(
             "flow.min_window",
@@ -204,6 +213,9 @@ fn check_flow(c: &ServeConfig) -> Result<(), Failure> {
     }
     if f.quantum.bytes() == 0 {
         return fail("flow.quantum", "must be above 0B");
+    }
+    if f.disk_syncs_max == 0 {
+        return fail("flow.disk_syncs_max", "must be at least 1");
     }
     if f.max_fetches == 0 {
         return fail("flow.max_fetches", "must be at least 1");

@@ -127,6 +127,16 @@ impl Flow {
     }
 }
 
+/// The shard's write gate (`docs/FLOW_CONTROL.md`, "The disk's queue"):
+/// it keeps the disk's queue near `flow.disk_queue_target` while flow
+/// control is on, and only counts otherwise.
+pub(crate) fn write_gate(config: &ServeConfig) -> std::rc::Rc<tidegate_queue::WriteGate> {
+    let f = &config.flow;
+    let target = Some(f.disk_queue_target.get()).filter(|t| f.enabled && !t.is_zero());
+    let syncs = usize::try_from(f.disk_syncs_max).unwrap_or(usize::MAX);
+    tidegate_queue::WriteGate::new(target, f.control_interval.get(), syncs)
+}
+
 fn duration_us(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }

@@ -40,6 +40,7 @@ impl Publisher {
             quic: quic.stats().into(),
             auth: super::auth::snapshot(),
             flow: flow.stats(),
+            write_gate: shard.write_gate.stats(),
             admitted_by_principal: quic.admitted_by_principal(),
             partitions: partitions(shard),
             subscription_messages: shard.subscriptions.counters.snapshot(),

@@ -356,6 +356,53 @@ impl Scrape {
         )?;
         let help = "Control intervals run.";
         counters(e, "tidegate_flow_intervals", help, f(|f| f.intervals_total))?;
+        let g = |get: fn(&tidegate_queue::GateStats) -> u64| {
+            self.per_shard(move |s| get(&s.write_gate))
+        };
+        let help = "Bytes of log writes the shard lets the disk hold at once \
+                    (flow.disk_queue_target of its measured throughput); +Inf before the \
+                    disk was measured or with the gate off.";
+        gauges(
+            e,
+            "tidegate_flow_disk_limit_bytes",
+            help,
+            self.per_shard(|s| match s.write_gate.limit_bytes {
+                u64::MAX => f64::INFINITY,
+                limit => limit as f64,
+            }),
+        )?;
+        let help = "Bytes of log writes at the disk now.";
+        gauges(
+            e,
+            "tidegate_flow_disk_inflight_bytes",
+            help,
+            g(|g| g.in_flight_bytes),
+        )?;
+        let help = "Log writes the shard let through to the disk.";
+        counters(e, "tidegate_flow_disk_writes", help, g(|g| g.writes_total))?;
+        let help = "Log writes that waited in the shard for the disk's queue to shorten.";
+        counters(
+            e,
+            "tidegate_flow_disk_writes_waited",
+            help,
+            g(|g| g.writes_waited_total),
+        )?;
+        let help = "fdatasyncs of the shard's logs at the disk now (flow.disk_syncs_max at most).";
+        gauges(
+            e,
+            "tidegate_flow_disk_syncs_inflight",
+            help,
+            g(|g| g.syncs_in_flight),
+        )?;
+        let help = "fdatasyncs the shard let through to the disk.";
+        counters(e, "tidegate_flow_disk_syncs", help, g(|g| g.syncs_total))?;
+        let help = "fdatasyncs that waited in the shard for another to finish.";
+        counters(
+            e,
+            "tidegate_flow_disk_syncs_waited",
+            help,
+            g(|g| g.syncs_waited_total),
+        )?;
         let help = "Bytes of requests admitted into the window.";
         let q = |get: fn(&super::QuicSnapshot) -> u64| self.per_shard(move |s| get(&s.quic));
         counters(

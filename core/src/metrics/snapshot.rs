@@ -93,6 +93,8 @@ pub struct ShardSnapshot {
     pub auth: super::AuthSnapshot,
     /// Adaptive flow control.
     pub flow: crate::flow::FlowStats,
+    /// The shard's write gate: log writes at the disk and its limit.
+    pub write_gate: tidegate_queue::GateStats,
     /// Request bytes admitted, by the principals that have a fair-share
     /// weight (`flow.weights`).
     pub admitted_by_principal: Vec<(std::sync::Arc<str>, u64)>,

@@ -191,6 +191,16 @@ fn example(shard: usize) -> ShardSnapshot {
             throttle_hints_total: 12,
             ..crate::flow::FlowStats::default()
         },
+        write_gate: tidegate_queue::GateStats {
+            enabled: true,
+            limit_bytes: 100_000,
+            in_flight_bytes: 65_536,
+            writes_total: 40,
+            writes_waited_total: 9,
+            syncs_in_flight: 1,
+            syncs_total: 30,
+            syncs_waited_total: 12,
+        },
         admitted_by_principal: vec![("svc-orders".into(), 4_096)],
         partitions: vec![PartitionSnapshot {
             topic: "events".into(),
@@ -387,6 +397,18 @@ fn rendered_values_are_the_snapshot_values() {
         }
         assert_eq!(value(&samples, "tidegate_flow_window_bytes", &s), 300_000.0);
         assert_eq!(value(&samples, "tidegate_flow_latency_seconds", &s), 0.0042);
+        let disk = [
+            ("tidegate_flow_disk_limit_bytes", 100_000.0),
+            ("tidegate_flow_disk_inflight_bytes", 65_536.0),
+            ("tidegate_flow_disk_writes_total", 40.0),
+            ("tidegate_flow_disk_writes_waited_total", 9.0),
+            ("tidegate_flow_disk_syncs_inflight", 1.0),
+            ("tidegate_flow_disk_syncs_total", 30.0),
+            ("tidegate_flow_disk_syncs_waited_total", 12.0),
+        ];
+        for (name, want) in disk {
+            assert_eq!(value(&samples, name, &s), want, "{name}");
+        }
         assert_eq!(
             value(&samples, "tidegate_flow_throttle_hints_total", &s),
             12.0

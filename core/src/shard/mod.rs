@@ -12,7 +12,7 @@ mod partitions;
 use std::{cell::RefCell, num::NonZeroUsize, path::PathBuf, rc::Rc};
 
 use tidegate_proto::protocol::ErrorCode;
-use tidegate_queue::{Log, LogConfig, LogError};
+use tidegate_queue::{Log, LogConfig, LogError, WriteGate};
 
 use crate::catalog::{Catalog, CatalogError, CatalogStore, TopicMeta};
 
@@ -86,6 +86,8 @@ pub(crate) struct Shard {
     pub(crate) shards: NonZeroUsize,
     pub(crate) data_dir: PathBuf,
     pub(crate) log_config: LogConfig,
+    /// Where every log of the shard queues its writes for the disk.
+    pub(crate) write_gate: Rc<WriteGate>,
     /// The bounds of subscription windows (`[subscriptions]`).
     pub(crate) window_defaults: crate::subscription::WindowConfig,
     /// This shard's copy of the catalog (shard 0's is the source).
@@ -113,6 +115,7 @@ impl Shard {
         shards: NonZeroUsize,
         data_dir: PathBuf,
         log_config: LogConfig,
+        write_gate: Rc<WriteGate>,
         window_defaults: crate::subscription::WindowConfig,
         catalog: Rc<Catalog>,
     ) -> Shard {
@@ -124,6 +127,7 @@ impl Shard {
             groups: crate::groups::Groups::new(id, crate::router::now_ms()),
             data_dir,
             log_config,
+            write_gate,
             window_defaults,
             catalog: RefCell::new(catalog),
             admin: futures::lock::Mutex::new(()),
@@ -203,7 +207,7 @@ impl Shard {
         *self.catalog.borrow_mut() = catalog.clone();
         self.subscriptions.forget_deleted(&catalog).await;
         self.partitions
-            .reconcile(&self.data_dir, &self.log_config, &wanted)
+            .reconcile(&self.data_dir, &self.log_config, &self.write_gate, &wanted)
             .await
     }
 }

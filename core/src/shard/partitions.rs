@@ -5,7 +5,7 @@ use std::{cell::RefCell, collections::HashMap, path::Path, rc::Rc};
 use tidegate_proto::protocol::ErrorCode;
 use tidegate_queue::{
     cursors::{CursorJournal, JournalConfig},
-    Log, LogConfig,
+    Log, LogConfig, WriteGate,
 };
 
 use super::Failure;
@@ -100,6 +100,7 @@ impl Partitions {
         &self,
         data_dir: &Path,
         base: &LogConfig,
+        gate: &Rc<WriteGate>,
         wanted: &[(TopicMeta, u32)],
     ) -> Result<(), Failure> {
         let keep: std::collections::HashSet<(u64, u32)> =
@@ -128,7 +129,7 @@ impl Partitions {
                 continue;
             }
             let dir = partition_dir(data_dir, topic, *partition);
-            let log = Log::open(&dir, topic_config(base, topic))
+            let log = Log::open_gated(&dir, topic_config(base, topic), gate.clone())
                 .await
                 .map_err(|e| {
                     Failure::new(
