@@ -620,6 +620,13 @@ fn quic_settings(
         // A rate per shard: each shard's bucket fills on its own.
         retry_handshakes_per_s: q.retry_handshakes_per_s,
         fair_quantum: config.flow.quantum.bytes_usize(),
+        // One quantum, shared by the producers that hold nothing; static
+        // limits stay static.
+        sparse_overdraw: if config.flow.enabled {
+            config.flow.quantum.bytes_usize()
+        } else {
+            0
+        },
         reset_key: Some(reset_key),
     }
 }

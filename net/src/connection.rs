@@ -49,6 +49,12 @@ pub(crate) struct Budget {
     /// waits, a new request queues behind them and the round robin
     /// (`fair.rs`) decides who goes next.
     pub(crate) waiting: usize,
+    /// Bytes above `max` that connections holding nothing may take
+    /// (all such connections together), rather than wait for the round:
+    /// see [`Budget::try_take_sparse`].
+    sparse_overdraw: usize,
+    /// Of the reservations, those taken that way.
+    pub(crate) admitted_sparse_requests: u64,
     /// Reservations that succeeded, and their bytes.
     pub(crate) admitted_requests: u64,
     pub(crate) admitted_bytes: u64,
@@ -60,12 +66,14 @@ pub(crate) struct Budget {
 }
 
 impl Budget {
-    pub(crate) fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize, sparse_overdraw: usize) -> Self {
         Budget {
             used: 0,
             max: max.max(1),
             stalls: 0,
             waiting: 0,
+            sparse_overdraw,
+            admitted_sparse_requests: 0,
             admitted_requests: 0,
             admitted_bytes: 0,
             weights: HashMap::new(),
@@ -85,6 +93,25 @@ impl Budget {
             return false;
         }
         self.take(bytes, peer);
+        true
+    }
+
+    /// Takes `bytes` for a request of a connection that holds nothing of
+    /// the budget, if they fit under `max` plus the sparse overdraw. Such a
+    /// connection goes before the round, as FQ-CoDel's sparse flows do:
+    /// otherwise it waits for the window to turn over however little it
+    /// sends. The overdraw is shared, so memory stays bounded by
+    /// `max + sparse_overdraw`, and a busy connection never holds it (it
+    /// holds what it was admitted, so it is not sparse).
+    /// With no overdraw every request waits its turn.
+    fn try_take_sparse(&mut self, bytes: usize, peer: &Peer) -> bool {
+        if self.sparse_overdraw == 0
+            || self.used.saturating_add(bytes) > self.max.saturating_add(self.sparse_overdraw)
+        {
+            return false;
+        }
+        self.take(bytes, peer);
+        self.admitted_sparse_requests += 1;
         true
     }
 
@@ -374,6 +401,11 @@ impl ConnState {
     /// the whole request is reserved, its body; a finished stream completes
     /// the request.
     fn read(&mut self, id: StreamId, budget: &mut Budget, requests: &mut Vec<(StreamId, Vec<u8>)>) {
+        // Whether the connection holds no budget (asked only before a
+        // request's header, the one time it matters).
+        let sparse = self.awaiting.is_empty()
+            && self.deferred.is_empty()
+            && self.receiving.values().all(|r| r.reserved.is_none());
         let Some(rx) = self.receiving.get_mut(&id) else {
             return;
         };
@@ -407,8 +439,11 @@ impl ConnState {
                             break;
                         }
                         // Requests already waiting go first: the round robin
-                        // decides, not who arrives when budget is free.
-                        if budget.waiting > 0 || !budget.try_take(need, &self.peer) {
+                        // decides, not who arrives when budget is free;
+                        // only a connection that holds nothing goes ahead.
+                        let admitted = (budget.waiting == 0 && budget.try_take(need, &self.peer))
+                            || (sparse && budget.try_take_sparse(need, &self.peer));
+                        if !admitted {
                             outcome = Some(Outcome::Wait(need));
                             break;
                         }
@@ -650,7 +685,7 @@ mod tests {
     #[test]
     fn lowering_the_window_keeps_what_is_held_and_holds_back_new_requests() {
         let peer = peer_of(None);
-        let mut budget = Budget::new(100);
+        let mut budget = Budget::new(100, 0);
         assert!(budget.try_take(60, &peer));
         assert!(budget.try_take(40, &peer));
         budget.max = 50;
@@ -665,7 +700,7 @@ mod tests {
     #[test]
     fn a_request_larger_than_the_window_goes_alone() {
         let peer = peer_of(None);
-        let mut budget = Budget::new(100);
+        let mut budget = Budget::new(100, 0);
         assert!(budget.try_take(10, &peer));
         assert!(!budget.try_take(500, &peer));
         budget.release(10);
@@ -675,7 +710,7 @@ mod tests {
 
     #[test]
     fn weights_and_admitted_bytes_follow_the_principal() {
-        let mut budget = Budget::new(1 << 20);
+        let mut budget = Budget::new(1 << 20, 0);
         budget.set_weights(HashMap::from([("a".into(), 3), ("zero".into(), 0)]));
         let (a, zero, other, none) = (
             peer_of(Some("a")),

@@ -128,6 +128,9 @@ pub struct ServerStats {
     pub admitted_bytes_total: u64,
     /// Requests admitted into the window since start.
     pub admitted_requests_total: u64,
+    /// Of those, requests of connections that held nothing, admitted above
+    /// the window (within `fair_quantum`) instead of waiting for the round.
+    pub admitted_sparse_requests_total: u64,
 }
 
 struct Driver {
@@ -233,7 +236,7 @@ impl QuicServer {
                 conns: HashMap::new(),
                 open: HashMap::new(),
                 requests: VecDeque::new(),
-                budget: Budget::new(settings.max_inflight_bytes),
+                budget: Budget::new(settings.max_inflight_bytes, settings.sparse_overdraw),
                 fair: Fair::new(settings.fair_quantum),
                 door: FrontDoor::new(
                     settings.max_connections_per_address,
@@ -320,6 +323,7 @@ impl QuicServer {
             inflight_max_bytes: driver.budget.max,
             admitted_bytes_total: driver.budget.admitted_bytes,
             admitted_requests_total: driver.budget.admitted_requests,
+            admitted_sparse_requests_total: driver.budget.admitted_sparse_requests,
             handshakes: driver.door.handshakes(),
             ..driver.stats
         }

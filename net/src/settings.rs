@@ -37,6 +37,11 @@ pub struct QuicSettings {
     /// requests wait for `max_inflight_bytes` (deficit round robin over
     /// connections). At least 1.
     pub fair_quantum: usize,
+    /// Bytes above `max_inflight_bytes` that connections holding nothing
+    /// of it may take, all together, instead of waiting for the round
+    /// robin: a producer that sends now and then does not wait for the
+    /// window to turn over. 0 makes every request wait its turn.
+    pub sparse_overdraw: usize,
     /// Send with UDP GSO when the kernel has it (several datagrams per
     /// system call).
     pub gso: bool,
@@ -83,6 +88,7 @@ impl Default for QuicSettings {
             request_timeout: Duration::from_secs(10),
             max_inflight_bytes: 256 << 20,
             fair_quantum: 256 << 10,
+            sparse_overdraw: 0,
             shard: 0,
             shards: 1,
             gso: true,

@@ -407,3 +407,72 @@ fn while_a_request_waits_later_ones_queue_behind_it_even_if_they_fit() {
     control.send(Command::AnswerHeld);
     assert_eq!(late.recv_timeout(limit), Ok(1));
 }
+
+#[test]
+fn a_connection_holding_nothing_goes_ahead_within_the_overdraw() {
+    let settings = QuicSettings {
+        max_inflight_bytes: 64 * KIB,
+        fair_quantum: 16 * KIB,
+        sparse_overdraw: 16 * KIB,
+        ..QuicSettings::default()
+    };
+    let control = Control::default();
+    let server = app(settings, Answer::WhenTold, control.clone());
+    let limit = Duration::from_secs(10);
+    let held = burst(&server, 15, 4 * KIB);
+    control.wait_for("the window nearly full", limit, |s| {
+        s.stats.requests_total == 15
+    });
+    // Too large for the window and the overdraw: it waits its turn.
+    let big = burst(&server, 1, 100 * KIB);
+    control.wait_for("the large request waiting", limit, |s| {
+        s.stats.credit_stalls_total == 1
+    });
+    // A new connection holds nothing: its request goes ahead, above the
+    // window, instead of queueing behind the large one.
+    let sparse = burst(&server, 1, 4 * KIB);
+    let seen = control.wait_for("the sparse request admitted", limit, |s| {
+        s.stats.requests_total == 16
+    });
+    assert_eq!(
+        seen.stats.admitted_sparse_requests_total, 1,
+        "{:?}",
+        seen.stats
+    );
+    assert!(seen.stats.inflight_bytes > 64 * KIB, "{:?}", seen.stats);
+    // Of two at once, only the first finds its connection holding nothing.
+    let pair = burst(&server, 2, 4 * KIB);
+    let seen = control.wait_for("one of the pair waiting", limit, |s| {
+        s.stats.requests_total == 17 && s.stats.credit_stalls_total == 2
+    });
+    assert_eq!(
+        seen.stats.admitted_sparse_requests_total, 2,
+        "{:?}",
+        seen.stats
+    );
+    // Nothing more fits the overdraw: 16 KiB is shared by all.
+    let over = burst(&server, 1, 12 * KIB);
+    let seen = control.wait_for("the overdraw spent", limit, |s| {
+        s.stats.credit_stalls_total == 3
+    });
+    assert_eq!(seen.stats.requests_total, 17, "{:?}", seen.stats);
+    assert!(seen.stats.inflight_bytes <= 80 * KIB, "{:?}", seen.stats);
+    // Everyone gets through as the held requests are answered: each
+    // answer frees room for at least one more.
+    let mut admitted = 17;
+    while admitted < 20 {
+        control.send(Command::AnswerHeld);
+        admitted = control
+            .wait_for("the round moving on", limit, |s| {
+                s.stats.requests_total > admitted
+            })
+            .stats
+            .requests_total;
+    }
+    control.send(Command::AnswerHeld);
+    assert_eq!(held.recv_timeout(limit), Ok(15));
+    assert_eq!(sparse.recv_timeout(limit), Ok(1));
+    assert_eq!(big.recv_timeout(limit), Ok(1));
+    assert_eq!(pair.recv_timeout(limit), Ok(2));
+    assert_eq!(over.recv_timeout(limit), Ok(1));
+}

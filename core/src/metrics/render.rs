@@ -418,6 +418,15 @@ impl Scrape {
             help,
             q(|q| q.admitted_requests_total),
         )?;
+        let help = "Of those, requests of connections that held nothing of the window, \
+                    admitted above it (by up to flow.quantum in all) instead of waiting \
+                    for the round.";
+        counters(
+            e,
+            "tidegate_flow_admitted_sparse_requests",
+            help,
+            q(|q| q.admitted_sparse_requests_total),
+        )?;
         let help = "Bytes of requests admitted into the window, by the principals that have \
                     a fair-share weight (flow.weights).";
         let by_principal = self.shards.iter().flat_map(|s| {

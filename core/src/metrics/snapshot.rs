@@ -208,6 +208,8 @@ pub struct QuicSnapshot {
     pub admitted_bytes_total: u64,
     /// Requests admitted into the window.
     pub admitted_requests_total: u64,
+    /// Of those, sparse connections' requests admitted above the window.
+    pub admitted_sparse_requests_total: u64,
     /// Admitted requests reset for not arriving whole in time.
     pub request_timeouts_total: u64,
 }
@@ -232,6 +234,7 @@ impl From<tidegate_net::ServerStats> for QuicSnapshot {
             datagrams_dropped_total: s.datagrams_dropped_total,
             admitted_bytes_total: s.admitted_bytes_total,
             admitted_requests_total: s.admitted_requests_total,
+            admitted_sparse_requests_total: s.admitted_sparse_requests_total,
             request_timeouts_total: s.request_timeouts_total,
         }
     }
