@@ -5,7 +5,7 @@ use std::{cell::RefCell, collections::HashMap, path::Path, rc::Rc};
 use tidegate_proto::protocol::ErrorCode;
 use tidegate_queue::{
     cursors::{CursorJournal, JournalConfig},
-    Log, LogConfig, WriteGate,
+    GateFlow, Log, LogConfig, WriteGate,
 };
 
 use super::Failure;
@@ -19,6 +19,11 @@ pub(crate) struct Partitions {
     journals: RefCell<HashMap<(u64, u32), Rc<CursorJournal>>>,
     /// One journal opening at a time, so two first uses open it once.
     opening: futures::lock::Mutex<()>,
+    /// Each topic's flow at the shard's write gate: its partitions share
+    /// one place in the fair order, so a producer spread over many
+    /// partitions counts once against a light topic
+    /// (`docs/FLOW_CONTROL.md`, "The disk's queue").
+    flows: RefCell<HashMap<u64, GateFlow>>,
 }
 
 impl Partitions {
@@ -124,12 +129,21 @@ impl Partitions {
                 remove_dir(&dir);
             }
         }
+        self.flows
+            .borrow_mut()
+            .retain(|topic, _| keep.iter().any(|(t, _)| t == topic));
         for (topic, partition) in wanted {
             if self.get(topic.id, *partition).is_some() {
                 continue;
             }
             let dir = partition_dir(data_dir, topic, *partition);
-            let log = Log::open_gated(&dir, topic_config(base, topic), gate.clone())
+            let flow = self
+                .flows
+                .borrow_mut()
+                .entry(topic.id)
+                .or_insert_with(|| GateFlow::new(gate.clone()))
+                .clone();
+            let log = Log::open_gated(&dir, topic_config(base, topic), flow)
                 .await
                 .map_err(|e| {
                     Failure::new(

@@ -11,7 +11,10 @@
 //! partitions ([`schedule`]): the batch of a partition that is written to
 //! now and then goes before the backlog of the busy ones.
 //!
-//! One gate serves every log of a shard (one thread: `Rc`, no locks).
+//! One gate serves every log of a shard (one thread: `Rc`, no locks). A
+//! flow of the fair order ([`GateFlow`]) may be one log or several: the
+//! shard gives each topic one, so a producer that spreads over many
+//! partitions counts once, and a light topic is the sparse flow it is.
 
 mod estimate;
 mod schedule;
@@ -135,19 +138,26 @@ enum Kind {
     Sync,
 }
 
-/// One log's place in its gate's order.
-pub(crate) struct GateFlow {
+/// A flow's place in its gate's order, shared by the logs that are one
+/// flow (clones are the same flow).
+#[derive(Clone)]
+pub struct GateFlow {
     gate: Rc<WriteGate>,
-    write_tag: RefCell<FlowTag>,
-    sync_tag: RefCell<FlowTag>,
+    tags: Rc<Tags>,
+}
+
+#[derive(Default)]
+struct Tags {
+    write: RefCell<FlowTag>,
+    sync: RefCell<FlowTag>,
 }
 
 impl GateFlow {
-    pub(crate) fn new(gate: Rc<WriteGate>) -> Self {
+    /// A new flow through `gate`.
+    pub fn new(gate: Rc<WriteGate>) -> Self {
         GateFlow {
             gate,
-            write_tag: RefCell::default(),
-            sync_tag: RefCell::default(),
+            tags: Rc::default(),
         }
     }
 
@@ -155,12 +165,12 @@ impl GateFlow {
     /// [`Permit::poll_ready`], and its bytes count as at the disk until the
     /// permit is dropped.
     pub(crate) fn write(&self, bytes: usize) -> Permit {
-        self.permit(Kind::Write, &self.write_tag, bytes as u64)
+        self.permit(Kind::Write, &self.tags.write, bytes as u64)
     }
 
     /// Asks to fdatasync, as [`GateFlow::write`] asks to write.
     pub(crate) fn sync(&self) -> Permit {
-        self.permit(Kind::Sync, &self.sync_tag, 1)
+        self.permit(Kind::Sync, &self.tags.sync, 1)
     }
 
     fn permit(&self, kind: Kind, tag: &RefCell<FlowTag>, cost: u64) -> Permit {

@@ -228,15 +228,16 @@ impl Log {
     /// corrupt tail is truncated, missing indexes are rebuilt. Must run on a
     /// glommio executor; the log stays on it.
     pub async fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Log, LogError> {
-        Log::open_gated(dir, config, WriteGate::unlimited()).await
+        Log::open_gated(dir, config, GateFlow::new(WriteGate::unlimited())).await
     }
 
     /// Opens the log as [`Log::open`] does, its writes going to the disk
-    /// through `gate`, which the shard's other logs share.
+    /// through `gate`'s write gate as part of that flow (which other logs
+    /// may share).
     pub async fn open_gated(
         dir: impl AsRef<Path>,
         config: LogConfig,
-        gate: Rc<WriteGate>,
+        gate: GateFlow,
     ) -> Result<Log, LogError> {
         config.validate()?;
         let disk = Disk::new();
@@ -254,7 +255,7 @@ impl Log {
                 config.buffer_pool_bytes_max,
             )),
             disk,
-            gate: GateFlow::new(gate),
+            gate,
             config,
             stats: Default::default(),
             dedup: RefCell::new(None),
