@@ -363,15 +363,22 @@ fn a_request_larger_than_the_window_gets_through_a_steady_flow_of_small_ones() {
     assert!(small.join().unwrap()[0] > 0);
 }
 
-#[test]
-fn while_a_request_waits_later_ones_queue_behind_it_even_if_they_fit() {
+/// A server with a window of 64 KiB and a quantum of 16 KiB that answers
+/// only when told, and `sparse_overdraw` for connections holding nothing.
+fn held_server(sparse_overdraw: usize) -> (common::EchoServer, Control) {
     let settings = QuicSettings {
         max_inflight_bytes: 64 * KIB,
         fair_quantum: 16 * KIB,
+        sparse_overdraw,
         ..QuicSettings::default()
     };
     let control = Control::default();
-    let server = app(settings, Answer::WhenTold, control.clone());
+    (app(settings, Answer::WhenTold, control.clone()), control)
+}
+
+#[test]
+fn while_a_request_waits_later_ones_queue_behind_it_even_if_they_fit() {
+    let (server, control) = held_server(0);
     let limit = Duration::from_secs(10);
     let small = burst(&server, 2, 4 * KIB);
     control.wait_for("two small requests held", limit, |s| {
@@ -410,14 +417,7 @@ fn while_a_request_waits_later_ones_queue_behind_it_even_if_they_fit() {
 
 #[test]
 fn a_connection_holding_nothing_goes_ahead_within_the_overdraw() {
-    let settings = QuicSettings {
-        max_inflight_bytes: 64 * KIB,
-        fair_quantum: 16 * KIB,
-        sparse_overdraw: 16 * KIB,
-        ..QuicSettings::default()
-    };
-    let control = Control::default();
-    let server = app(settings, Answer::WhenTold, control.clone());
+    let (server, control) = held_server(16 * KIB);
     let limit = Duration::from_secs(10);
     let held = burst(&server, 15, 4 * KIB);
     control.wait_for("the window nearly full", limit, |s| {
