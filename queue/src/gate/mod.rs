@@ -7,9 +7,9 @@
 //! queued behind the heavy producers' whole window, and so did its
 //! fdatasync. The gate keeps the disk's own queue short instead, near
 //! `target` of the disk's measured throughput ([`estimate`]), and holds the
-//! rest of the window in the shard, where it is ordered fairly between the
-//! partitions ([`schedule`]): the batch of a partition that is written to
-//! now and then goes before the backlog of the busy ones.
+//! rest of the window in the shard, where it is ordered fairly between
+//! flows ([`schedule`]): the batch of a flow that is written to now and
+//! then goes before the backlog of the busy ones.
 //!
 //! One gate serves every log of a shard (one thread: `Rc`, no locks). A
 //! flow of the fair order ([`GateFlow`]) may be one log or several: the

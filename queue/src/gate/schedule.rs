@@ -2,13 +2,14 @@
 //! next, and how many bytes the disk may hold.
 //!
 //! Waiting operations are ordered by start-time fair queueing (Goyal, Vin
-//! and Cheng, 1996), with one flow per partition log and an operation's
+//! and Cheng, 1996), with one flow per [`GateFlow`](super::GateFlow) (the
+//! shard gives each topic one; a log opened alone is its own) and an operation's
 //! cost (a write's bytes, 1 for an fdatasync) as its length. A flow that
 //! has used no more than its share (its last finish tag is not past the
 //! virtual time) starts at the virtual time, and it goes before the
 //! operations waiting at that same tag, as FQ-CoDel's new flows do: a
-//! sparse partition waits for the disk's short queue, not for a round of
-//! the busy partitions, whose tags ran ahead by what they wrote.
+//! sparse flow waits for the disk's short queue, not for a round of the
+//! busy flows, whose tags ran ahead by what they wrote.
 
 use std::time::{Duration, Instant};
 
