@@ -401,9 +401,14 @@ impl ConnState {
     /// the whole request is reserved, its body; a finished stream completes
     /// the request.
     fn read(&mut self, id: StreamId, budget: &mut Budget, requests: &mut Vec<(StreamId, Vec<u8>)>) {
-        // Whether the connection holds no budget (asked only before a
-        // request's header, the one time it matters).
-        let sparse = self.awaiting.is_empty()
+        // Whether the connection holds no budget: asked only before the
+        // request's header is read, the one time it matters, not for every
+        // chunk of a body.
+        let sparse = self
+            .receiving
+            .get(&id)
+            .is_some_and(|r| r.reserved.is_none())
+            && self.awaiting.is_empty()
             && self.deferred.is_empty()
             && self.receiving.values().all(|r| r.reserved.is_none());
         let Some(rx) = self.receiving.get_mut(&id) else {
