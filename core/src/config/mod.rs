@@ -418,7 +418,7 @@ pub struct FlowConfig {
     pub control_interval: Duration,
     /// The queue of log writes each shard lets the disk hold, in time at
     /// the disk's measured throughput; the rest of the window waits in the
-    /// shard, where a partition written to now and then goes first. `0s`
+    /// shard, where a topic written to now and then goes first. `0s`
     /// lets every write through at once. Below `control_interval`.
     /// Default 5ms.
     pub disk_queue_target: Duration,

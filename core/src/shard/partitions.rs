@@ -129,9 +129,8 @@ impl Partitions {
                 remove_dir(&dir);
             }
         }
-        self.flows
-            .borrow_mut()
-            .retain(|topic, _| keep.iter().any(|(t, _)| t == topic));
+        let topics: std::collections::HashSet<u64> = keep.iter().map(|(t, _)| *t).collect();
+        self.flows.borrow_mut().retain(|t, _| topics.contains(t));
         for (topic, partition) in wanted {
             if self.get(topic.id, *partition).is_some() {
                 continue;
