@@ -228,6 +228,21 @@ fn the_environment_beats_the_file() {
 }
 
 #[test]
+fn the_write_gate_keys_come_from_the_environment() {
+    let defaults = ServeConfig::load(None, &no_env(), &Overrides::default()).unwrap();
+    assert!(defaults.flow.disk_sync_barriers);
+    let env = vars(&[
+        ("TIDEGATE_FLOW__DISK_QUEUE_TARGET", "2ms"),
+        ("TIDEGATE_FLOW__DISK_SYNCS_MAX", "8"),
+        ("TIDEGATE_FLOW__DISK_SYNC_BARRIERS", "false"),
+    ]);
+    let c = ServeConfig::load(None, &env, &Overrides::default()).unwrap();
+    assert_eq!(c.flow.disk_queue_target, Duration::millis(2));
+    assert_eq!(c.flow.disk_syncs_max, 8);
+    assert!(!c.flow.disk_sync_barriers);
+}
+
+#[test]
 fn a_flag_beats_the_environment_and_the_file() {
     let (_dir, path) =
         file("data_dir = \"/from/file\"\nlisten = \"0.0.0.0:1\"\nadmin_listen = \"0.0.0.0:2\"\n");

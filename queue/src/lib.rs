@@ -23,7 +23,7 @@ mod segment;
 
 pub use config::LogConfig;
 pub use error::{IoFailure, LogError};
-pub use gate::{GateFlow, GateStats, WriteGate};
+pub use gate::{GateConfig, GateFlow, GateStats, WriteGate};
 pub use log::{
     Ack, Appended, Log, LogOffsets, LogStats, ReadBatches, RecoveryReport, RetentionReport,
     REBUILD_RECORDS_PER_ID,

@@ -58,6 +58,7 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("flow.control_interval", KeyKind::Text),
     ("flow.disk_queue_target", KeyKind::Text),
     ("flow.disk_syncs_max", KeyKind::Integer),
+    ("flow.disk_sync_barriers", KeyKind::Bool),
     ("flow.min_window", KeyKind::Text),
     ("flow.quantum", KeyKind::Text),
     ("flow.max_fetches", KeyKind::Integer),

@@ -425,6 +425,10 @@ pub struct FlowConfig {
     /// fdatasyncs each shard lets the disk hold at once while the gate
     /// holds writes back; more wait in the shard, in fair order. Default 4.
     pub disk_syncs_max: u32,
+    /// While the gate holds writes back, a topic written to now and then
+    /// holds the others' writes back until its fdatasync is at the disk,
+    /// at most once per `disk_queue_target`. Default true.
+    pub disk_sync_barriers: bool,
     /// Smallest window: a shard always admits this much (and a request
     /// larger than the window alone). Default 128KiB: the bandwidth-delay
     /// product of a 25 MB/s disk at 5 ms.
@@ -449,6 +453,7 @@ impl Default for FlowConfig {
             control_interval: Duration::millis(100),
             disk_queue_target: Duration::millis(5),
             disk_syncs_max: 4,
+            disk_sync_barriers: true,
             min_window: Size::kib(128),
             quantum: Size::kib(256),
             max_fetches: 256,

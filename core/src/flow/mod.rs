@@ -133,8 +133,12 @@ impl Flow {
 pub(crate) fn write_gate(config: &ServeConfig) -> std::rc::Rc<tidegate_queue::WriteGate> {
     let f = &config.flow;
     let target = Some(f.disk_queue_target.get()).filter(|t| f.enabled && !t.is_zero());
-    let syncs = usize::try_from(f.disk_syncs_max).unwrap_or(usize::MAX);
-    tidegate_queue::WriteGate::new(target, f.control_interval.get(), syncs)
+    tidegate_queue::WriteGate::new(tidegate_queue::GateConfig {
+        target,
+        interval: f.control_interval.get(),
+        syncs: usize::try_from(f.disk_syncs_max).unwrap_or(usize::MAX),
+        sync_barriers: f.disk_sync_barriers,
+    })
 }
 
 fn duration_us(d: Duration) -> u64 {

@@ -403,6 +403,14 @@ impl Scrape {
             help,
             g(|g| g.syncs_waited_total),
         )?;
+        let help = "Writes of sparse flows that held the other flows' writes back until their \
+                    fdatasync was at the disk.";
+        counters(
+            e,
+            "tidegate_flow_disk_sync_barriers",
+            help,
+            g(|g| g.sync_barriers_total),
+        )?;
         let help = "Bytes of requests admitted into the window.";
         let q = |get: fn(&super::QuicSnapshot) -> u64| self.per_shard(move |s| get(&s.quic));
         counters(

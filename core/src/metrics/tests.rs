@@ -200,6 +200,7 @@ fn example(shard: usize) -> ShardSnapshot {
             syncs_in_flight: 1,
             syncs_total: 30,
             syncs_waited_total: 12,
+            sync_barriers_total: 3,
         },
         admitted_by_principal: vec![("svc-orders".into(), 4_096)],
         partitions: vec![PartitionSnapshot {
@@ -405,6 +406,7 @@ fn rendered_values_are_the_snapshot_values() {
             ("tidegate_flow_disk_syncs_inflight", 1.0),
             ("tidegate_flow_disk_syncs_total", 30.0),
             ("tidegate_flow_disk_syncs_waited_total", 12.0),
+            ("tidegate_flow_disk_sync_barriers_total", 3.0),
         ];
         for (name, want) in disk {
             assert_eq!(value(&samples, name, &s), want, "{name}");

@@ -9,7 +9,8 @@
 //! `target` of the disk's measured throughput ([`estimate`]), and holds the
 //! rest of the window in the shard, where it is ordered fairly between
 //! flows ([`schedule`]): the batch of a flow that is written to now and
-//! then goes before the backlog of the busy ones.
+//! then goes before the backlog of the busy ones, and its fdatasync does
+//! not wait for their writes let through after it (a barrier).
 //!
 //! One gate serves every log of a shard (one thread: `Rc`, no locks). A
 //! flow of the fair order ([`GateFlow`]) may be one log or several: the
@@ -27,7 +28,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use schedule::{FlowTag, Grant, LaneStats, Schedule, Ticket};
+use schedule::{FlowId, FlowTag, Grant, LaneStats, Schedule, Ticket};
 
 /// See the module documentation.
 pub struct WriteGate {
@@ -36,6 +37,7 @@ pub struct WriteGate {
     writes: Lane,
     /// The logs' fdatasyncs, limited in number.
     syncs: Lane,
+    next_flow: Cell<FlowId>,
 }
 
 /// The gate's figures, for metrics.
@@ -58,29 +60,57 @@ pub struct GateStats {
     pub syncs_total: u64,
     /// Of those, the ones that waited for another to finish.
     pub syncs_waited_total: u64,
+    /// Sparse flows' writes that held the other flows' writes back until
+    /// their fdatasync was at the disk ([`schedule`]).
+    pub sync_barriers_total: u64,
+}
+
+/// How a [`WriteGate`] holds operations back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GateConfig {
+    /// The queue of writes the disk may hold, in time at its measured
+    /// throughput; `None` holds nothing back and only counts.
+    pub target: Option<Duration>,
+    /// How often the disk's throughput is estimated again.
+    pub interval: Duration,
+    /// fdatasyncs at the disk at once (at least 1).
+    pub syncs: usize,
+    /// Whether a sparse flow's write holds the others back until its
+    /// fdatasync ([`schedule`]'s barriers).
+    pub sync_barriers: bool,
 }
 
 impl WriteGate {
-    /// A gate that keeps the disk's queue of writes near `target`,
-    /// re-estimating the disk's throughput every `interval`, and lets at
-    /// most `syncs` fdatasyncs at the disk at once. With `target` `None` it
-    /// holds nothing back and only counts.
-    pub fn new(target: Option<Duration>, interval: Duration, syncs: usize) -> Rc<WriteGate> {
+    /// A gate as `config` says.
+    pub fn new(config: GateConfig) -> Rc<WriteGate> {
         let now = Instant::now();
+        let target = config.target;
         let sync_limit = match target {
-            Some(_) => syncs.max(1) as u64,
+            Some(_) => config.syncs.max(1) as u64,
             None => u64::MAX,
         };
+        let barrier_gap = target.filter(|_| config.sync_barriers);
         Rc::new(WriteGate {
             enabled: target.is_some(),
-            writes: Lane::new(Schedule::adaptive(target, interval, now)),
+            writes: Lane::new(Schedule::adaptive(
+                target,
+                config.interval,
+                barrier_gap,
+                now,
+            )),
             syncs: Lane::new(Schedule::fixed(sync_limit)),
+            next_flow: Cell::new(0),
         })
     }
 
     /// A gate that holds nothing back: what a log opened on its own uses.
     pub fn unlimited() -> Rc<WriteGate> {
-        WriteGate::new(None, Duration::from_secs(1), 1)
+        WriteGate::new(GateConfig {
+            target: None,
+            interval: Duration::from_secs(1),
+            syncs: 1,
+            sync_barriers: false,
+        })
     }
 
     pub fn stats(&self) -> GateStats {
@@ -94,6 +124,7 @@ impl WriteGate {
             syncs_in_flight: s.in_flight,
             syncs_total: s.granted_total,
             syncs_waited_total: s.waited_total,
+            sync_barriers_total: w.barriers_total,
         }
     }
 }
@@ -146,8 +177,8 @@ pub struct GateFlow {
     tags: Rc<Tags>,
 }
 
-#[derive(Default)]
 struct Tags {
+    id: FlowId,
     write: RefCell<FlowTag>,
     sync: RefCell<FlowTag>,
 }
@@ -155,33 +186,48 @@ struct Tags {
 impl GateFlow {
     /// A new flow through `gate`.
     pub fn new(gate: Rc<WriteGate>) -> Self {
+        let id = gate.next_flow.get();
+        gate.next_flow.set(id.wrapping_add(1));
         GateFlow {
             gate,
-            tags: Rc::default(),
+            tags: Rc::new(Tags {
+                id,
+                write: RefCell::new(FlowTag::new(id)),
+                sync: RefCell::new(FlowTag::new(id)),
+            }),
         }
     }
 
-    /// Asks to write `bytes`; the write may start once the permit is
+    /// Asks to write `bytes`, which this flow will fdatasync once written
+    /// if `sync_follows`; the write may start once the permit is
     /// [`Permit::poll_ready`], and its bytes count as at the disk until the
     /// permit is dropped.
-    pub(crate) fn write(&self, bytes: usize) -> Permit {
-        self.permit(Kind::Write, &self.tags.write, bytes as u64)
+    pub(crate) fn write(&self, bytes: usize, sync_follows: bool) -> Permit {
+        self.permit(Kind::Write, &self.tags.write, bytes as u64, sync_follows)
     }
 
-    /// Asks to fdatasync, as [`GateFlow::write`] asks to write.
+    /// Asks to fdatasync, as [`GateFlow::write`] asks to write. Once it may
+    /// start, it releases the barrier this flow's write raised, if any.
     pub(crate) fn sync(&self) -> Permit {
-        self.permit(Kind::Sync, &self.tags.sync, 1)
+        self.permit(Kind::Sync, &self.tags.sync, 1, false)
     }
 
-    fn permit(&self, kind: Kind, tag: &RefCell<FlowTag>, cost: u64) -> Permit {
+    /// No fdatasync of this flow follows now after all (nothing was due, or
+    /// the log stopped): releases the barrier its write raised, if any.
+    pub(crate) fn release_barrier(&self) {
+        self.gate.release_barrier(self.tags.id);
+    }
+
+    fn permit(&self, kind: Kind, tag: &RefCell<FlowTag>, cost: u64, sync_follows: bool) -> Permit {
         let lane = self.gate.lane(kind);
-        let ticket = lane
-            .schedule
-            .borrow_mut()
-            .enqueue(&mut tag.borrow_mut(), cost, ());
-        lane.grant();
+        let ticket =
+            lane.schedule
+                .borrow_mut()
+                .enqueue(&mut tag.borrow_mut(), cost, sync_follows, ());
+        self.gate.grant(kind);
         Permit {
             gate: self.gate.clone(),
+            flow: self.tags.id,
             kind,
             ticket,
             cost,
@@ -198,11 +244,34 @@ impl WriteGate {
             Kind::Sync => &self.syncs,
         }
     }
+
+    fn release_barrier(&self, flow: FlowId) {
+        self.writes.schedule.borrow_mut().release_barrier(flow);
+        self.grant(Kind::Write);
+    }
+
+    /// Lets through what fits of `kind`. A barrier raised by the writes
+    /// holds the busy flows' fdatasyncs back too: let through meanwhile,
+    /// they would reach the disk before the sparse flow's own.
+    fn grant(&self, kind: Kind) {
+        self.lane(kind).grant();
+        let barrier = self.writes.schedule.borrow().barrier();
+        let changed = {
+            let mut syncs = self.syncs.schedule.borrow_mut();
+            let changed = syncs.barrier() != barrier;
+            syncs.follow_barrier(barrier);
+            changed
+        };
+        if changed {
+            self.syncs.grant();
+        }
+    }
 }
 
 /// An operation's place at the disk: waiting for it, then holding it.
 pub(crate) struct Permit {
     gate: Rc<WriteGate>,
+    flow: FlowId,
     kind: Kind,
     ticket: Ticket,
     cost: u64,
@@ -219,14 +288,26 @@ impl Permit {
         self.done.set(Some(Instant::now()));
     }
 
+    /// Whether this write raised a barrier (see [`schedule`]): the caller
+    /// should have its fdatasync asked for soon after the write.
+    pub(crate) fn raised_barrier(&self) -> bool {
+        self.grant.get().is_some_and(|g| g.barrier)
+    }
+
     /// Ready when the operation may start.
     pub(crate) fn poll_ready(&self, cx: &mut std::task::Context<'_>) -> Poll<()> {
         if self.grant.get().is_some() {
             return Poll::Ready(());
         }
         let lane = self.gate.lane(self.kind);
-        if let Some(grant) = lane.granted.borrow_mut().remove(&self.ticket) {
+        let granted = lane.granted.borrow_mut().remove(&self.ticket);
+        if let Some(grant) = granted {
             self.grant.set(Some(grant));
+            if self.kind == Kind::Sync {
+                // The caller starts the fdatasync now, before the writes
+                // this lets through are submitted.
+                self.gate.release_barrier(self.flow);
+            }
             return Poll::Ready(());
         }
         lane.wakers
@@ -250,6 +331,10 @@ impl Drop for Permit {
             .or_else(|| lane.granted.borrow_mut().remove(&self.ticket));
         match grant {
             Some(grant) => {
+                // A write that never ran has no fdatasync to wait for.
+                if grant.barrier && self.done.get().is_none() {
+                    lane.schedule.borrow_mut().release_barrier(self.flow);
+                }
                 lane.schedule
                     .borrow_mut()
                     .complete(grant, self.cost, self.done.get());
@@ -258,7 +343,7 @@ impl Drop for Permit {
                 lane.schedule.borrow_mut().cancel(self.ticket);
             }
         }
-        lane.grant();
+        self.gate.grant(self.kind);
     }
 }
 

@@ -10,14 +10,35 @@
 //! operations waiting at that same tag, as FQ-CoDel's new flows do: a
 //! sparse flow waits for the disk's short queue, not for a round of the
 //! busy flows, whose tags ran ahead by what they wrote.
+//!
+//! On a disk that serves its queue in order, a write's fdatasync also
+//! waits for every write queued after that write and before the sync. A
+//! sparse flow's write that an fdatasync will follow, let through while
+//! other flows wait, therefore raises a *barrier*: the other flows' writes
+//! wait until that flow's fdatasync is at the disk, so it waits for the
+//! queue once, not twice. One barrier at a time, and at most one per
+//! `target`, so sparse flows cannot keep the busy ones from the disk.
 
 use std::time::{Duration, Instant};
 
 use super::estimate::Estimator;
 
-/// A flow's place in the order: the finish tag of its last write.
-#[derive(Debug, Default)]
-pub(crate) struct FlowTag(u64);
+/// A flow's place in the order: its name and the finish tag of its last
+/// write.
+#[derive(Debug)]
+pub(crate) struct FlowTag {
+    id: FlowId,
+    finish: u64,
+}
+
+/// Names a flow; unique within a gate.
+pub(crate) type FlowId = u64;
+
+impl FlowTag {
+    pub(crate) fn new(id: FlowId) -> Self {
+        FlowTag { id, finish: 0 }
+    }
+}
 
 /// Names one waiting write.
 pub(crate) type Ticket = u64;
@@ -28,15 +49,21 @@ pub(crate) struct Grant {
     /// Bytes in flight when it went, its own included.
     pub(crate) depth: u64,
     pub(crate) at: Instant,
+    /// It raised a barrier, which its flow's fdatasync (or giving the write
+    /// up) releases.
+    pub(crate) barrier: bool,
 }
 
 #[derive(Debug)]
 struct Waiting<T> {
     ticket: Ticket,
+    flow: FlowId,
     start: u64,
     /// The flow had used no more than its share when this arrived.
     new: bool,
     bytes: u64,
+    /// Its flow will fdatasync once it is written.
+    sync_follows: bool,
     /// Set once a `grant` left it waiting for the limit.
     held: bool,
     payload: T,
@@ -53,6 +80,8 @@ pub(crate) struct LaneStats {
     pub(crate) granted_total: u64,
     /// Of those, the ones that waited for the limit.
     pub(crate) waited_total: u64,
+    /// Barriers raised.
+    pub(crate) barriers_total: u64,
 }
 
 /// See the module documentation. `T` is what a waiter needs to be woken.
@@ -65,6 +94,11 @@ pub(crate) struct Schedule<T> {
     virtual_time: u64,
     /// One per log writer at most, so a short list.
     waiting: Vec<Waiting<T>>,
+    /// The flow whose fdatasync the other flows' writes wait for.
+    barrier: Option<FlowId>,
+    /// The least time from one barrier to the next; `None`: no barriers.
+    barrier_gap: Option<Duration>,
+    last_barrier: Option<Instant>,
     next_ticket: Ticket,
     stats: LaneStats,
 }
@@ -72,11 +106,18 @@ pub(crate) struct Schedule<T> {
 impl<T> Schedule<T> {
     /// A schedule of writes that keeps the disk's queue near `target`
     /// (re-estimated every `interval`); with no target it never holds a
-    /// write back.
-    pub(crate) fn adaptive(target: Option<Duration>, interval: Duration, now: Instant) -> Self {
+    /// write back. Barriers are at least `barrier_gap` apart; `None`
+    /// raises none.
+    pub(crate) fn adaptive(
+        target: Option<Duration>,
+        interval: Duration,
+        barrier_gap: Option<Duration>,
+        now: Instant,
+    ) -> Self {
         // Nothing is held back until the disk has been measured.
         let mut s = Schedule::fixed(u64::MAX);
         s.estimator = target.map(|t| Estimator::new(t, interval, now));
+        s.barrier_gap = barrier_gap;
         s
     }
 
@@ -89,6 +130,9 @@ impl<T> Schedule<T> {
             in_flight: 0,
             virtual_time: 0,
             waiting: Vec::new(),
+            barrier: None,
+            barrier_gap: None,
+            last_barrier: None,
             next_ticket: 0,
             stats: LaneStats {
                 limit,
@@ -97,18 +141,27 @@ impl<T> Schedule<T> {
         }
     }
 
-    /// Queues a write of `bytes` for `flow`. Call [`Schedule::grant`] next.
-    pub(crate) fn enqueue(&mut self, flow: &mut FlowTag, bytes: u64, payload: T) -> Ticket {
-        let new = flow.0 <= self.virtual_time;
-        let start = self.virtual_time.max(flow.0);
-        flow.0 = start.saturating_add(bytes);
+    /// Queues a write of `bytes` for `flow`, which an fdatasync of the flow
+    /// will follow if `sync_follows`. Call [`Schedule::grant`] next.
+    pub(crate) fn enqueue(
+        &mut self,
+        flow: &mut FlowTag,
+        bytes: u64,
+        sync_follows: bool,
+        payload: T,
+    ) -> Ticket {
+        let new = flow.finish <= self.virtual_time;
+        let start = self.virtual_time.max(flow.finish);
+        flow.finish = start.saturating_add(bytes);
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         self.waiting.push(Waiting {
             ticket,
+            flow: flow.id,
             start,
             new,
             bytes,
+            sync_follows,
             held: false,
             payload,
         });
@@ -118,28 +171,37 @@ impl<T> Schedule<T> {
     /// Lets through, in order, the waiting writes that fit: while the next
     /// one fits under the limit, or nothing is in flight (a write larger
     /// than the limit still goes, alone). The next write in order blocks
-    /// the ones after it, so no flow is passed over for being large.
+    /// the ones after it, so no flow is passed over for being large; a
+    /// barrier holds back all but its own flow's and the sparse flows'.
     pub(crate) fn grant(&mut self, now: Instant, mut granted: impl FnMut(Ticket, T, Grant)) {
         while let Some(i) = self.next() {
             let bytes = self.waiting[i].bytes;
             if self.in_flight > 0 && self.in_flight.saturating_add(bytes) > self.limit {
-                self.waiting.iter_mut().for_each(|w| w.held = true);
                 break;
             }
             let w = self.waiting.swap_remove(i);
-            self.in_flight += bytes;
+            self.in_flight += w.bytes;
             self.virtual_time = w.start;
             self.stats.granted_total += 1;
             self.stats.waited_total += u64::from(w.held);
+            let barrier = self.may_raise_barrier(&w, now);
+            if barrier {
+                self.barrier = Some(w.flow);
+                self.last_barrier = Some(now);
+                self.stats.barriers_total += 1;
+            }
             granted(
                 w.ticket,
                 w.payload,
                 Grant {
                     depth: self.in_flight,
                     at: now,
+                    barrier,
                 },
             );
         }
+        // What is left waited, for the limit or a barrier.
+        self.waiting.iter_mut().for_each(|w| w.held = true);
         self.stats.in_flight = self.in_flight;
     }
 
@@ -170,8 +232,47 @@ impl<T> Schedule<T> {
         Some(self.waiting.swap_remove(i).payload)
     }
 
+    /// `flow`'s fdatasync is at the disk, or none follows: the other
+    /// flows' writes go on. Call `grant` next.
+    pub(crate) fn release_barrier(&mut self, flow: FlowId) {
+        if self.barrier == Some(flow) {
+            self.barrier = None;
+        }
+    }
+
+    /// The flow whose barrier holds the others back, if any.
+    pub(crate) fn barrier(&self) -> Option<FlowId> {
+        self.barrier
+    }
+
+    /// Holds back all but `flow`'s and the sparse flows' operations, for a
+    /// barrier raised in another schedule (`None` lifts it). Call `grant`
+    /// next.
+    pub(crate) fn follow_barrier(&mut self, flow: Option<FlowId>) {
+        self.barrier = flow;
+    }
+
     pub(crate) fn stats(&self) -> LaneStats {
         self.stats
+    }
+
+    /// Whether `w`, just let through, raises a barrier: a sparse flow's
+    /// write that an fdatasync follows, while the limit holds another
+    /// flow's write back (the disk's queue is full: that write would go
+    /// right behind this one), and no barrier was raised within the gap.
+    fn may_raise_barrier(&self, w: &Waiting<T>, now: Instant) -> bool {
+        let Some(gap) = self.barrier_gap else {
+            return false;
+        };
+        w.sync_follows
+            && w.new
+            && self.barrier.is_none()
+            && self
+                .last_barrier
+                .is_none_or(|last| now.saturating_duration_since(last) >= gap)
+            && self.waiting.iter().any(|o| {
+                o.flow != w.flow && (o.held || self.in_flight.saturating_add(o.bytes) > self.limit)
+            })
     }
 
     #[cfg(test)]
@@ -181,11 +282,13 @@ impl<T> Schedule<T> {
     }
 
     /// The waiting operation that goes next: the smallest start tag, then
-    /// a new flow's, then the one that came first.
+    /// a new flow's, then the one that came first; under a barrier, of the
+    /// barrier's flow and the sparse flows only.
     fn next(&self) -> Option<usize> {
         self.waiting
             .iter()
             .enumerate()
+            .filter(|(_, w)| self.barrier.is_none_or(|f| f == w.flow || w.new))
             .min_by_key(|(_, w)| (w.start, !w.new, w.ticket))
             .map(|(i, _)| i)
     }

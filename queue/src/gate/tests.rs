@@ -7,6 +7,16 @@ use super::{GateFlow, WriteGate};
 
 const MS: Duration = Duration::from_millis(1);
 
+/// A gate with `target`, one fdatasync at a time, and barriers.
+fn config(target: Duration) -> super::GateConfig {
+    super::GateConfig {
+        target: Some(target),
+        interval: 100 * MS,
+        syncs: 1,
+        sync_barriers: true,
+    }
+}
+
 /// Grants what fits and returns the payloads let through, in order.
 fn grant(s: &mut Schedule<&'static str>, now: Instant) -> Vec<(&'static str, Grant)> {
     let mut out = Vec::new();
@@ -19,7 +29,7 @@ fn names(granted: &[(&'static str, Grant)]) -> Vec<&'static str> {
 }
 
 fn limited(limit: u64, now: Instant) -> Schedule<&'static str> {
-    let mut s = Schedule::adaptive(Some(2 * MS), 100 * MS, now);
+    let mut s = Schedule::adaptive(Some(2 * MS), 100 * MS, Some(2 * MS), now);
     s.set_limit(limit);
     s
 }
@@ -27,45 +37,45 @@ fn limited(limit: u64, now: Instant) -> Schedule<&'static str> {
 #[test]
 fn nothing_is_held_back_before_the_disk_was_measured() {
     let t0 = Instant::now();
-    let mut s = Schedule::adaptive(Some(2 * MS), 100 * MS, t0);
-    let mut a = FlowTag::default();
+    let mut s = Schedule::adaptive(Some(2 * MS), 100 * MS, Some(2 * MS), t0);
+    let mut a = FlowTag::new(1);
     for name in ["a1", "a2", "a3"] {
-        s.enqueue(&mut a, 1 << 20, name);
+        s.enqueue(&mut a, 1 << 20, false, name);
     }
     assert_eq!(names(&grant(&mut s, t0)), ["a1", "a2", "a3"]);
     assert_eq!(s.stats().in_flight, 3 << 20);
 }
 
 #[test]
-fn a_sparse_partition_goes_before_the_backlog_of_busy_ones() {
+fn a_sparse_flow_goes_before_the_backlog_of_busy_ones() {
     let t0 = Instant::now();
     let mut s = limited(130, t0);
-    let (mut h1, mut h2, mut light) = Default::default();
-    s.enqueue(&mut h1, 60, "h1-a");
-    s.enqueue(&mut h2, 60, "h2-a");
+    let (mut h1, mut h2, mut light) = (FlowTag::new(1), FlowTag::new(2), FlowTag::new(3));
+    s.enqueue(&mut h1, 60, false, "h1-a");
+    s.enqueue(&mut h2, 60, false, "h2-a");
     let first = grant(&mut s, t0);
     assert_eq!(names(&first), ["h1-a", "h2-a"]);
-    // The busy partitions queue their next writes behind the limit...
-    s.enqueue(&mut h2, 60, "h2-b");
-    s.enqueue(&mut h1, 60, "h1-b");
+    // The busy flows queue their next writes behind the limit...
+    s.enqueue(&mut h2, 60, false, "h2-b");
+    s.enqueue(&mut h1, 60, false, "h1-b");
     assert!(grant(&mut s, t0).is_empty());
     // ...and the sparse one, arriving last, goes first when room frees.
-    s.enqueue(&mut light, 1, "light");
+    s.enqueue(&mut light, 1, false, "light");
     s.complete(first[0].1, 60, Some(t0 + MS));
     assert_eq!(names(&grant(&mut s, t0 + MS)), ["light", "h2-b"]);
     assert_eq!(s.stats().waited_total, 1, "h2-b waited; light did not");
 }
 
 #[test]
-fn busy_partitions_take_turns_by_bytes() {
+fn busy_flows_take_turns_by_bytes() {
     let t0 = Instant::now();
     let mut s = limited(1, t0);
-    let (mut a, mut b) = (FlowTag::default(), FlowTag::default());
+    let (mut a, mut b) = (FlowTag::new(1), FlowTag::new(2));
     let mut order = Vec::new();
     // Each flow keeps one write waiting, as a log's writer does: a writes
     // 2 units at a time, b 1.
-    s.enqueue(&mut a, 2, "a");
-    s.enqueue(&mut b, 1, "b");
+    s.enqueue(&mut a, 2, false, "a");
+    s.enqueue(&mut b, 1, false, "b");
     for _ in 0..9 {
         let g = grant(&mut s, t0);
         assert_eq!(g.len(), 1, "one at a time under a limit of 1 byte");
@@ -74,7 +84,7 @@ fn busy_partitions_take_turns_by_bytes() {
         let bytes = if name == "a" { 2 } else { 1 };
         s.complete(grant, bytes, None);
         let flow = if name == "a" { &mut a } else { &mut b };
-        s.enqueue(flow, bytes, name);
+        s.enqueue(flow, bytes, false, name);
     }
     let bytes_of =
         |n: &str| order.iter().filter(|o| **o == n).count() * if n == "a" { 2 } else { 1 };
@@ -85,9 +95,9 @@ fn busy_partitions_take_turns_by_bytes() {
 fn a_write_larger_than_the_limit_goes_alone() {
     let t0 = Instant::now();
     let mut s = limited(10, t0);
-    let mut a = FlowTag::default();
-    s.enqueue(&mut a, 100, "big");
-    s.enqueue(&mut a, 1, "small");
+    let mut a = FlowTag::new(1);
+    s.enqueue(&mut a, 100, false, "big");
+    s.enqueue(&mut a, 1, false, "small");
     let g = grant(&mut s, t0);
     assert_eq!(names(&g), ["big"]);
     s.complete(g[0].1, 100, Some(t0 + MS));
@@ -98,12 +108,12 @@ fn a_write_larger_than_the_limit_goes_alone() {
 fn a_cancelled_write_no_longer_blocks_the_ones_behind() {
     let t0 = Instant::now();
     let mut s = limited(100, t0);
-    let (mut a, mut b) = (FlowTag::default(), FlowTag::default());
-    s.enqueue(&mut a, 90, "a1");
+    let (mut a, mut b) = (FlowTag::new(1), FlowTag::new(2));
+    s.enqueue(&mut a, 90, false, "a1");
     assert_eq!(names(&grant(&mut s, t0)), ["a1"]);
     // b1 is next in order and does not fit; a2 would, but waits behind it.
-    let blocked = s.enqueue(&mut b, 20, "b1");
-    s.enqueue(&mut a, 5, "a2");
+    let blocked = s.enqueue(&mut b, 20, false, "b1");
+    s.enqueue(&mut a, 5, false, "a2");
     assert!(grant(&mut s, t0).is_empty());
     assert_eq!(s.cancel(blocked), Some("b1"));
     assert_eq!(names(&grant(&mut s, t0)), ["a2"]);
@@ -115,15 +125,15 @@ fn the_limit_follows_a_disk_that_serves_in_order() {
     // A model disk of 50 MB/s that serves one queue in order: a write
     // completes when everything before it and itself have drained.
     let t0 = Instant::now();
-    let mut s = Schedule::adaptive(Some(2 * MS), 100 * MS, t0);
-    let mut flows: Vec<FlowTag> = (0..4).map(|_| FlowTag::default()).collect();
+    let mut s = Schedule::adaptive(Some(2 * MS), 100 * MS, Some(2 * MS), t0);
+    let mut flows: Vec<FlowTag> = (0..4).map(FlowTag::new).collect();
     let chunk = 64 * 1024u64;
     let rate = 50_000_000u64; // bytes per second
     let mut now = t0;
     let mut disk_free_at = t0;
     let mut in_disk: std::collections::VecDeque<(Instant, Grant)> = Default::default();
     for (i, f) in flows.iter_mut().enumerate() {
-        s.enqueue(f, chunk, ["0", "1", "2", "3"][i]);
+        s.enqueue(f, chunk, false, ["0", "1", "2", "3"][i]);
     }
     while now < t0 + Duration::from_millis(500) {
         for (name, g) in grant(&mut s, now) {
@@ -131,7 +141,7 @@ fn the_limit_follows_a_disk_that_serves_in_order() {
                 disk_free_at.max(now) + Duration::from_nanos(chunk * 1_000_000_000 / rate);
             in_disk.push_back((disk_free_at, g));
             let i: usize = name.parse().unwrap();
-            s.enqueue(&mut flows[i], chunk, name);
+            s.enqueue(&mut flows[i], chunk, false, name);
         }
         let (done_at, g) = in_disk.pop_front().expect("something is in flight");
         now = done_at;
@@ -148,12 +158,12 @@ fn the_async_gate_wakes_a_waiting_write_when_room_frees() {
     glommio::LocalExecutorBuilder::default()
         .io_memory(1 << 20)
         .spawn(|| async {
-            let gate = WriteGate::new(Some(2 * MS), 100 * MS, 1);
+            let gate = WriteGate::new(config(2 * MS));
             gate.writes.schedule.borrow_mut().set_limit(10);
             let (a, b) = (GateFlow::new(gate.clone()), GateFlow::new(gate.clone()));
-            let first = a.write(8);
+            let first = a.write(8, false);
             first.ready().await;
-            let second = b.write(8);
+            let second = b.write(8, false);
             let waiting = glommio::spawn_local(async move {
                 second.ready().await;
                 second
@@ -166,11 +176,11 @@ fn the_async_gate_wakes_a_waiting_write_when_room_frees() {
             let second = waiting.await.unwrap();
             assert_eq!(gate.stats().in_flight_bytes, 8);
             // A permit dropped while waiting gives its place up.
-            let third = a.write(8);
+            let third = a.write(8, false);
             drop(third);
             drop(second);
             assert_eq!(gate.stats().in_flight_bytes, 0);
-            let fourth = b.write(8);
+            let fourth = b.write(8, false);
             fourth.ready().await;
             assert_eq!(gate.stats().writes_total, 3);
         })
@@ -180,20 +190,20 @@ fn the_async_gate_wakes_a_waiting_write_when_room_frees() {
 }
 
 #[test]
-fn a_sparse_partition_s_sync_goes_before_a_round_of_busy_ones() {
-    // One sync at a time; three busy partitions each sync again as soon as
+fn a_sparse_flow_s_sync_goes_before_a_round_of_busy_ones() {
+    // One sync at a time; three busy flows each sync again as soon as
     // their last one completed, as a log's syncer does under load.
     let t0 = Instant::now();
     let mut s = Schedule::fixed(1);
-    let mut flows: Vec<FlowTag> = (0..4).map(|_| FlowTag::default()).collect();
+    let mut flows: Vec<FlowTag> = (0..4).map(FlowTag::new).collect();
     let busy = ["b0", "b1", "b2"];
     for (i, name) in busy.iter().enumerate() {
-        s.enqueue(&mut flows[i], 1, *name);
+        s.enqueue(&mut flows[i], 1, false, *name);
     }
     let mut order = Vec::new();
     for step in 0..12 {
         if step == 7 {
-            s.enqueue(&mut flows[3], 1, "sparse");
+            s.enqueue(&mut flows[3], 1, false, "sparse");
         }
         let g = grant(&mut s, t0);
         assert_eq!(g.len(), 1, "one sync at a time");
@@ -201,7 +211,7 @@ fn a_sparse_partition_s_sync_goes_before_a_round_of_busy_ones() {
         order.push(name);
         s.complete(grant, 1, None);
         if let Some(i) = busy.iter().position(|b| *b == name) {
-            s.enqueue(&mut flows[i], 1, name);
+            s.enqueue(&mut flows[i], 1, false, name);
         }
     }
     assert_eq!(order[7], "sparse", "{order:?}");
@@ -216,7 +226,7 @@ fn a_second_sync_waits_for_the_first() {
     glommio::LocalExecutorBuilder::default()
         .io_memory(1 << 20)
         .spawn(|| async {
-            let gate = WriteGate::new(Some(2 * MS), 100 * MS, 1);
+            let gate = WriteGate::new(config(2 * MS));
             let (a, b) = (GateFlow::new(gate.clone()), GateFlow::new(gate.clone()));
             let first = a.sync();
             first.ready().await;
@@ -235,6 +245,149 @@ fn a_second_sync_waits_for_the_first() {
             let stats = gate.stats();
             assert_eq!((stats.syncs_total, stats.syncs_waited_total), (2, 1));
             assert_eq!(stats.syncs_in_flight, 0);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+/// Two busy flows with a write each at the disk and one each waiting under
+/// a limit of 130 bytes.
+fn busy(t0: Instant) -> (Schedule<&'static str>, Vec<(&'static str, Grant)>) {
+    let mut s = limited(130, t0);
+    let (mut h1, mut h2) = (FlowTag::new(1), FlowTag::new(2));
+    s.enqueue(&mut h1, 60, true, "h1-a");
+    s.enqueue(&mut h2, 60, true, "h2-a");
+    let first = grant(&mut s, t0);
+    s.enqueue(&mut h2, 60, true, "h2-b");
+    s.enqueue(&mut h1, 60, true, "h1-b");
+    assert!(grant(&mut s, t0).is_empty());
+    (s, first)
+}
+
+#[test]
+fn a_sparse_write_before_its_sync_holds_the_busy_flows_back_until_the_sync() {
+    let t0 = Instant::now();
+    let (mut s, first) = busy(t0);
+    assert!(
+        first.iter().all(|(_, g)| !g.barrier),
+        "busy flows raise none"
+    );
+    let mut light = FlowTag::new(3);
+    s.enqueue(&mut light, 1, true, "light");
+    s.complete(first[0].1, 60, Some(t0 + MS));
+    let g = grant(&mut s, t0 + MS);
+    // h2-b would fit beside it, but its fdatasync would then wait for it.
+    assert_eq!(names(&g), ["light"]);
+    assert!(g[0].1.barrier);
+    assert_eq!(s.stats().barriers_total, 1);
+    // Another sparse flow still goes; the busy ones wait for the sync.
+    let mut other = FlowTag::new(4);
+    s.enqueue(&mut other, 1, false, "other");
+    assert_eq!(names(&grant(&mut s, t0 + MS)), ["other"]);
+    s.release_barrier(2); // not the barrier's flow: nothing changes
+    assert!(grant(&mut s, t0 + MS).is_empty());
+    s.release_barrier(3);
+    assert_eq!(names(&grant(&mut s, t0 + MS)), ["h2-b"]);
+}
+
+#[test]
+fn no_barrier_without_a_sync_or_another_flow_waiting() {
+    let t0 = Instant::now();
+    let mut s = limited(1000, t0);
+    let (mut a, mut b) = (FlowTag::new(1), FlowTag::new(2));
+    // Nothing else waits: the disk is not contended.
+    s.enqueue(&mut a, 10, true, "a");
+    assert!(!grant(&mut s, t0)[0].1.barrier);
+    // No fdatasync follows.
+    let (mut s, first) = busy(t0);
+    s.enqueue(&mut b, 1, false, "b");
+    s.complete(first[0].1, 60, Some(t0 + MS));
+    let g = grant(&mut s, t0 + MS);
+    assert_eq!(names(&g), ["b", "h2-b"]);
+    assert!(g.iter().all(|(_, g)| !g.barrier));
+    // A schedule without a target (the fdatasyncs') raises none.
+    let mut fixed = Schedule::fixed(1);
+    fixed.enqueue(&mut a, 1, true, "a");
+    fixed.enqueue(&mut b, 1, true, "b");
+    assert!(!grant(&mut fixed, t0)[0].1.barrier);
+}
+
+#[test]
+fn barriers_are_at_least_the_target_apart() {
+    let t0 = Instant::now();
+    let mut s = limited(100, t0);
+    let mut heavy = FlowTag::new(1);
+    let [mut l1, mut l2, mut l3] = [2, 3, 4].map(FlowTag::new);
+    s.enqueue(&mut heavy, 90, true, "h1");
+    s.enqueue(&mut heavy, 90, true, "h2");
+    assert_eq!(names(&grant(&mut s, t0)), ["h1"]);
+    // h2 waits for the limit throughout; each light write fits beside h1.
+    let mut light = |s: &mut Schedule<_>, flow: &mut FlowTag, at: Instant, name| {
+        s.enqueue(flow, 1, true, name);
+        let g = grant(s, at);
+        assert_eq!(names(&g), [name]);
+        (2..=4).for_each(|flow| s.release_barrier(flow));
+        g[0].1.barrier
+    };
+    assert!(light(&mut s, &mut l1, t0, "l1"));
+    // 1 ms later (the target is 2 ms) a sparse write raises none...
+    assert!(!light(&mut s, &mut l2, t0 + MS, "l2"));
+    // ...2 ms after the last one it does.
+    assert!(light(&mut s, &mut l3, t0 + 2 * MS, "l3"));
+    assert_eq!(s.stats().barriers_total, 2);
+}
+
+#[test]
+fn the_async_gate_releases_a_barrier_at_the_sync_or_when_the_write_is_given_up() {
+    glommio::LocalExecutorBuilder::default()
+        .io_memory(1 << 20)
+        .spawn(|| async {
+            let gate = WriteGate::new(config(2 * MS));
+            gate.writes.schedule.borrow_mut().set_limit(20);
+            let (heavy, light) = (GateFlow::new(gate.clone()), GateFlow::new(gate.clone()));
+            let a1 = heavy.write(8, true);
+            let a2 = heavy.write(8, true);
+            let a3 = heavy.write(8, true);
+            a1.ready().await;
+            a2.ready().await;
+            let l1 = light.write(1, true);
+            l1.ready().await;
+            assert!(l1.raised_barrier());
+            // Room frees for a3, but the barrier holds it.
+            a1.done();
+            drop(a1);
+            {
+                let ready = a3.ready();
+                futures::pin_mut!(ready);
+                assert!(futures::poll!(ready.as_mut()).is_pending());
+                l1.done();
+                drop(l1);
+                assert!(futures::poll!(ready.as_mut()).is_pending());
+                // The light flow's fdatasync may start: a3 goes.
+                let sync = light.sync();
+                sync.ready().await;
+                ready.await;
+            }
+            assert_eq!(gate.stats().sync_barriers_total, 1);
+
+            // A barrier whose write never ran is released when it is given up.
+            let gate = WriteGate::new(config(2 * MS));
+            gate.writes.schedule.borrow_mut().set_limit(20);
+            let (heavy, light) = (GateFlow::new(gate.clone()), GateFlow::new(gate.clone()));
+            let h1 = heavy.write(8, true);
+            let h2 = heavy.write(8, true);
+            let h3 = heavy.write(8, true);
+            h1.ready().await;
+            h2.ready().await;
+            let l1 = light.write(1, true);
+            l1.ready().await;
+            assert!(l1.raised_barrier());
+            drop(l1);
+            h1.done();
+            drop(h1);
+            h3.ready().await;
+            assert_eq!(gate.stats().in_flight_bytes, 16);
         })
         .unwrap()
         .join()

@@ -20,8 +20,15 @@ pub(crate) async fn run(shared: Rc<Shared>) {
                     write_checkpoint(&shared, cp).await;
                 }
             }
-            Next::Wait => work.await,
-            Next::Stop => break,
+            Next::Wait => {
+                // No fdatasync is due, so none for a barrier to wait for.
+                shared.gate.release_barrier();
+                work.await;
+            }
+            Next::Stop => {
+                shared.gate.release_barrier();
+                break;
+            }
         }
     }
 }

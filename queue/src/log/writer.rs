@@ -62,7 +62,7 @@ async fn write_unit(shared: &Shared, mut unit: PendingUnit) -> Result<(), IoFail
     if let Some(header) = unit.new_segment {
         roll(shared, unit.segment_base, header, unit.producers.take()).await?;
     }
-    let file = {
+    let (file, sync_follows) = {
         let state = shared.state.borrow();
         let seg = state.segments.last().ok_or_else(closed_failure)?;
         assert_eq!(
@@ -70,7 +70,13 @@ async fn write_unit(shared: &Shared, mut unit: PendingUnit) -> Result<(), IoFail
             "a unit goes to the active segment"
         );
         assert_eq!(seg.size, unit.start_pos, "units are written in order");
-        seg.file.clone()
+        // Someone waits for this unit to be durable: the syncer will
+        // fdatasync once it is written.
+        let sync_follows = state
+            .durable_waiters
+            .front()
+            .is_some_and(|(end, _)| *end <= unit.end_offset);
+        (seg.file.clone(), sync_follows)
     };
     let end_pos = unit.end_pos();
     let written_at = super::tail_cache::Seek {
@@ -90,7 +96,7 @@ async fn write_unit(shared: &Shared, mut unit: PendingUnit) -> Result<(), IoFail
         None
     };
     let writes = unit.into_writes(&mut shared.pool.borrow_mut());
-    write_all(shared, &file, writes).await?;
+    let raised_barrier = write_all(shared, &file, writes, sync_follows).await?;
     shared.count(|s| {
         s.flushes += 1;
         s.bytes_written += batch_bytes as u64;
@@ -123,31 +129,43 @@ async fn write_unit(shared: &Shared, mut unit: PendingUnit) -> Result<(), IoFail
     state.written_offset = end_offset;
     state.pending_bytes -= batch_bytes;
     state.complete_written();
+    if raised_barrier {
+        // The other flows' writes wait for this fdatasync: ask for it now,
+        // not after the rest of the group.
+        shared.sync_work.notify(usize::MAX);
+    }
     Ok(())
 }
 
 /// Submits the writes, at most `write_concurrency` in flight and each when
 /// the shard's write gate lets it through, and returns their buffers to the
-/// pool.
+/// pool. `sync_follows` tells the gate an fdatasync follows the writes;
+/// the result is whether that raised a barrier at the gate.
 async fn write_all(
     shared: &Shared,
     file: &DiskFile,
     writes: Vec<(DmaBuffer, u64)>,
-) -> Result<(), IoFailure> {
+    sync_follows: bool,
+) -> Result<bool, IoFailure> {
     let mut in_flight = FuturesUnordered::new();
     let mut failed = None;
-    for (buf, pos) in writes {
+    let mut raised_barrier = false;
+    for (i, (buf, pos)) in writes.into_iter().enumerate() {
         if in_flight.len() == shared.config.write_concurrency {
             if let Err(e) = recycle(shared, in_flight.next().await) {
                 failed = Some(e);
                 break;
             }
         }
-        let permit = shared.gate.write(buf.len());
+        // The first write tells: whether the flow is sparse is judged by
+        // it (the unit's later writes follow it in the flow's tag), and a
+        // barrier it raises lets the flow's own later writes through.
+        let permit = shared.gate.write(buf.len(), sync_follows && i == 0);
         if let Err(e) = wait_for_gate(shared, &permit, &mut in_flight).await {
             failed = Some(e);
             break;
         }
+        raised_barrier |= permit.raised_barrier();
         in_flight.push(async move {
             let done = file.write_at(buf, pos).await;
             permit.done();
@@ -162,7 +180,7 @@ async fn write_all(
             failed.get_or_insert(e);
         }
     }
-    failed.map_or(Ok(()), Err)
+    failed.map_or(Ok(raised_barrier), Err)
 }
 
 /// Waits until the gate lets `permit`'s write through, driving the writes
