@@ -220,3 +220,59 @@ fn remove_dir(dir: &Path) {
         let _ = std::fs::remove_dir(parent);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn topic(id: u64, partitions: u32) -> TopicMeta {
+        TopicMeta {
+            id,
+            name: format!("t{id}"),
+            partitions,
+            retention_ms: None,
+            retention_bytes: None,
+            segment_bytes: Some(1 << 20),
+            message_ttl_ms: None,
+            dedup_window_ms: None,
+            created_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_topic_s_partitions_share_one_flow_which_goes_with_the_topic() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_path_buf();
+        glommio::LocalExecutorBuilder::default()
+            .io_memory(1 << 20)
+            .spawn(move || async move {
+                let base = LogConfig::default();
+                let gate = WriteGate::unlimited();
+                let (a, b) = (topic(1, 2), topic(2, 1));
+                let parts = Partitions::default();
+                let wanted = [(a.clone(), 0), (a.clone(), 1), (b.clone(), 0)];
+                parts.reconcile(&data, &base, &gate, &wanted).await.unwrap();
+                let flow = |t: u64, p: u32| parts.get(t, p).unwrap().gate_flow().clone();
+                assert!(flow(1, 0).same_as(&flow(1, 1)), "a topic is one flow");
+                assert!(
+                    !flow(1, 0).same_as(&flow(2, 0)),
+                    "topics are flows of their own"
+                );
+                // Deleting topic a drops its flow; b keeps its own.
+                let b_flow = flow(2, 0);
+                parts
+                    .reconcile(&data, &base, &gate, &wanted[2..])
+                    .await
+                    .unwrap();
+                assert!(parts.get(1, 0).is_none());
+                assert_eq!(parts.flows.borrow().len(), 1);
+                assert!(parts.flows.borrow()[&2].same_as(&b_flow));
+                parts.close_all().await;
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+}

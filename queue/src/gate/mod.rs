@@ -184,6 +184,11 @@ struct Tags {
 }
 
 impl GateFlow {
+    /// Whether `self` and `other` are the same flow (clones of one).
+    pub fn same_as(&self, other: &GateFlow) -> bool {
+        Rc::ptr_eq(&self.tags, &other.tags)
+    }
+
     /// A new flow through `gate`.
     pub fn new(gate: Rc<WriteGate>) -> Self {
         let id = gate.next_flow.get();

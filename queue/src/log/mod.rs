@@ -345,6 +345,11 @@ impl Log {
         &self.dir
     }
 
+    /// The log's flow at its write gate.
+    pub fn gate_flow(&self) -> &GateFlow {
+        &self.shared.gate
+    }
+
     /// What recovery found and did when the log was opened.
     pub fn recovery(&self) -> &RecoveryReport {
         &self.recovery
