@@ -1,6 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::{
+    rc::Rc,
+    time::{Duration, Instant},
+};
 
 use super::schedule::{FlowTag, Grant, Schedule};
 use super::{GateFlow, WriteGate};
@@ -155,38 +158,33 @@ fn the_limit_follows_a_disk_that_serves_in_order() {
 
 #[test]
 fn the_async_gate_wakes_a_waiting_write_when_room_frees() {
-    glommio::LocalExecutorBuilder::default()
-        .io_memory(1 << 20)
-        .spawn(|| async {
-            let gate = WriteGate::new(config(2 * MS));
-            gate.writes.schedule.borrow_mut().set_limit(10);
-            let (a, b) = (GateFlow::new(gate.clone()), GateFlow::new(gate.clone()));
-            let first = a.write(8, false);
-            first.ready().await;
-            let second = b.write(8, false);
-            let waiting = glommio::spawn_local(async move {
-                second.ready().await;
-                second
-            })
-            .detach();
-            glommio::yield_if_needed().await;
-            assert_eq!(gate.stats().in_flight_bytes, 8, "the second waits");
-            first.done();
-            drop(first);
-            let second = waiting.await.unwrap();
-            assert_eq!(gate.stats().in_flight_bytes, 8);
-            // A permit dropped while waiting gives its place up.
-            let third = a.write(8, false);
-            drop(third);
-            drop(second);
-            assert_eq!(gate.stats().in_flight_bytes, 0);
-            let fourth = b.write(8, false);
-            fourth.ready().await;
-            assert_eq!(gate.stats().writes_total, 3);
+    run(|| async {
+        let gate = WriteGate::new(config(2 * MS));
+        gate.writes.schedule.borrow_mut().set_limit(10);
+        let (a, b) = (GateFlow::new(gate.clone()), GateFlow::new(gate.clone()));
+        let first = a.write(8, false);
+        first.ready().await;
+        let second = b.write(8, false);
+        let waiting = glommio::spawn_local(async move {
+            second.ready().await;
+            second
         })
-        .unwrap()
-        .join()
-        .unwrap();
+        .detach();
+        glommio::yield_if_needed().await;
+        assert_eq!(gate.stats().in_flight_bytes, 8, "the second waits");
+        first.done();
+        drop(first);
+        let second = waiting.await.unwrap();
+        assert_eq!(gate.stats().in_flight_bytes, 8);
+        // A permit dropped while waiting gives its place up.
+        let third = a.write(8, false);
+        drop(third);
+        drop(second);
+        assert_eq!(gate.stats().in_flight_bytes, 0);
+        let fourth = b.write(8, false);
+        fourth.ready().await;
+        assert_eq!(gate.stats().writes_total, 3);
+    });
 }
 
 #[test]
@@ -223,32 +221,27 @@ fn a_sparse_flow_s_sync_goes_before_a_round_of_busy_ones() {
 
 #[test]
 fn a_second_sync_waits_for_the_first() {
-    glommio::LocalExecutorBuilder::default()
-        .io_memory(1 << 20)
-        .spawn(|| async {
-            let gate = WriteGate::new(config(2 * MS));
-            let (a, b) = (GateFlow::new(gate.clone()), GateFlow::new(gate.clone()));
-            let first = a.sync();
-            first.ready().await;
-            let second = b.sync();
-            {
-                let ready = second.ready();
-                futures::pin_mut!(ready);
-                assert!(futures::poll!(ready.as_mut()).is_pending());
-                assert_eq!(gate.stats().syncs_in_flight, 1);
-                first.done();
-                drop(first);
-                ready.await;
-            }
-            second.done();
-            drop(second);
-            let stats = gate.stats();
-            assert_eq!((stats.syncs_total, stats.syncs_waited_total), (2, 1));
-            assert_eq!(stats.syncs_in_flight, 0);
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+    run(|| async {
+        let gate = WriteGate::new(config(2 * MS));
+        let (a, b) = (GateFlow::new(gate.clone()), GateFlow::new(gate.clone()));
+        let first = a.sync();
+        first.ready().await;
+        let second = b.sync();
+        {
+            let ready = second.ready();
+            futures::pin_mut!(ready);
+            assert!(futures::poll!(ready.as_mut()).is_pending());
+            assert_eq!(gate.stats().syncs_in_flight, 1);
+            first.done();
+            drop(first);
+            ready.await;
+        }
+        second.done();
+        drop(second);
+        let stats = gate.stats();
+        assert_eq!((stats.syncs_total, stats.syncs_waited_total), (2, 1));
+        assert_eq!(stats.syncs_in_flight, 0);
+    });
 }
 
 /// Two busy flows with a write each at the disk and one each waiting under
@@ -323,7 +316,7 @@ fn barriers_are_at_least_the_target_apart() {
     s.enqueue(&mut heavy, 90, true, "h2");
     assert_eq!(names(&grant(&mut s, t0)), ["h1"]);
     // h2 waits for the limit throughout; each light write fits beside h1.
-    let mut light = |s: &mut Schedule<_>, flow: &mut FlowTag, at: Instant, name| {
+    let light = |s: &mut Schedule<_>, flow: &mut FlowTag, at: Instant, name| {
         s.enqueue(flow, 1, true, name);
         let g = grant(s, at);
         assert_eq!(names(&g), [name]);
@@ -338,58 +331,93 @@ fn barriers_are_at_least_the_target_apart() {
     assert_eq!(s.stats().barriers_total, 2);
 }
 
-#[test]
-fn the_async_gate_releases_a_barrier_at_the_sync_or_when_the_write_is_given_up() {
+/// A gate of 20 bytes and one fdatasync, with a heavy flow's two writes of
+/// 8 at the disk and a third waiting, and a light flow's write of 1 that
+/// raised a barrier.
+struct Barred {
+    gate: Rc<WriteGate>,
+    heavy: GateFlow,
+    light: GateFlow,
+    at_disk: [super::Permit; 2],
+    waiting: super::Permit,
+    sparse: super::Permit,
+}
+
+async fn barred() -> Barred {
+    let gate = WriteGate::new(config(2 * MS));
+    gate.writes.schedule.borrow_mut().set_limit(20);
+    let (heavy, light) = (GateFlow::new(gate.clone()), GateFlow::new(gate.clone()));
+    // The heavy flow has synced before, so its next fdatasync is not a
+    // sparse flow's.
+    let synced = heavy.sync();
+    synced.ready().await;
+    synced.done();
+    drop(synced);
+    let at_disk = [heavy.write(8, true), heavy.write(8, true)];
+    let waiting = heavy.write(8, true);
+    for p in &at_disk {
+        p.ready().await;
+    }
+    let sparse = light.write(1, true);
+    sparse.ready().await;
+    assert!(sparse.raised_barrier());
+    Barred {
+        gate,
+        heavy,
+        light,
+        at_disk,
+        waiting,
+        sparse,
+    }
+}
+
+fn run<F: std::future::Future<Output = ()> + 'static>(f: impl FnOnce() -> F + Send + 'static) {
     glommio::LocalExecutorBuilder::default()
         .io_memory(1 << 20)
-        .spawn(|| async {
-            let gate = WriteGate::new(config(2 * MS));
-            gate.writes.schedule.borrow_mut().set_limit(20);
-            let (heavy, light) = (GateFlow::new(gate.clone()), GateFlow::new(gate.clone()));
-            let a1 = heavy.write(8, true);
-            let a2 = heavy.write(8, true);
-            let a3 = heavy.write(8, true);
-            a1.ready().await;
-            a2.ready().await;
-            let l1 = light.write(1, true);
-            l1.ready().await;
-            assert!(l1.raised_barrier());
-            // Room frees for a3, but the barrier holds it.
-            a1.done();
-            drop(a1);
-            {
-                let ready = a3.ready();
-                futures::pin_mut!(ready);
-                assert!(futures::poll!(ready.as_mut()).is_pending());
-                l1.done();
-                drop(l1);
-                assert!(futures::poll!(ready.as_mut()).is_pending());
-                // The light flow's fdatasync may start: a3 goes.
-                let sync = light.sync();
-                sync.ready().await;
-                ready.await;
-            }
-            assert_eq!(gate.stats().sync_barriers_total, 1);
-
-            // A barrier whose write never ran is released when it is given up.
-            let gate = WriteGate::new(config(2 * MS));
-            gate.writes.schedule.borrow_mut().set_limit(20);
-            let (heavy, light) = (GateFlow::new(gate.clone()), GateFlow::new(gate.clone()));
-            let h1 = heavy.write(8, true);
-            let h2 = heavy.write(8, true);
-            let h3 = heavy.write(8, true);
-            h1.ready().await;
-            h2.ready().await;
-            let l1 = light.write(1, true);
-            l1.ready().await;
-            assert!(l1.raised_barrier());
-            drop(l1);
-            h1.done();
-            drop(h1);
-            h3.ready().await;
-            assert_eq!(gate.stats().in_flight_bytes, 16);
-        })
+        .spawn(f)
         .unwrap()
         .join()
         .unwrap();
+}
+
+#[test]
+fn the_async_gate_holds_busy_writes_and_syncs_until_the_sparse_flow_s_sync() {
+    run(|| async {
+        let b = barred().await;
+        let [first, _second] = b.at_disk;
+        let heavy_sync = b.heavy.sync();
+        // Room frees for the waiting write, but the barrier holds it, and
+        // the heavy flow's fdatasync too, though a slot is free.
+        first.done();
+        drop(first);
+        let write = b.waiting.ready();
+        let sync = heavy_sync.ready();
+        futures::pin_mut!(write, sync);
+        assert!(futures::poll!(write.as_mut()).is_pending());
+        assert!(futures::poll!(sync.as_mut()).is_pending());
+        b.sparse.done();
+        drop(b.sparse);
+        assert!(futures::poll!(write.as_mut()).is_pending());
+        // The light flow's fdatasync may start: both go after it.
+        let light_sync = b.light.sync();
+        light_sync.ready().await;
+        write.await;
+        light_sync.done();
+        drop(light_sync);
+        sync.await;
+        assert_eq!(b.gate.stats().sync_barriers_total, 1);
+    });
+}
+
+#[test]
+fn the_async_gate_releases_a_barrier_whose_write_is_given_up() {
+    run(|| async {
+        let b = barred().await;
+        let [first, _second] = b.at_disk;
+        drop(b.sparse);
+        first.done();
+        drop(first);
+        b.waiting.ready().await;
+        assert_eq!(b.gate.stats().in_flight_bytes, 16);
+    });
 }
