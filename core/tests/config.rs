@@ -230,16 +230,16 @@ fn the_environment_beats_the_file() {
 #[test]
 fn the_write_gate_keys_come_from_the_environment() {
     let defaults = ServeConfig::load(None, &no_env(), &Overrides::default()).unwrap();
-    assert!(defaults.flow.disk_sync_barriers);
+    assert!(!defaults.flow.disk_sync_barriers);
     let env = vars(&[
         ("TIDEGATE_FLOW__DISK_QUEUE_TARGET", "2ms"),
         ("TIDEGATE_FLOW__DISK_SYNCS_MAX", "8"),
-        ("TIDEGATE_FLOW__DISK_SYNC_BARRIERS", "false"),
+        ("TIDEGATE_FLOW__DISK_SYNC_BARRIERS", "true"),
     ]);
     let c = ServeConfig::load(None, &env, &Overrides::default()).unwrap();
     assert_eq!(c.flow.disk_queue_target, Duration::millis(2));
     assert_eq!(c.flow.disk_syncs_max, 8);
-    assert!(!c.flow.disk_sync_barriers);
+    assert!(c.flow.disk_sync_barriers);
 }
 
 #[test]
