@@ -380,7 +380,8 @@ impl Scrape {
         )?;
         let help = "Log writes the shard let through to the disk.";
         counters(e, "tidegate_flow_disk_writes", help, g(|g| g.writes_total))?;
-        let help = "Log writes that waited in the shard for the disk's queue to shorten.";
+        let help = "Log writes that waited in the shard for the disk's queue to shorten \
+                    (or for a barrier).";
         counters(
             e,
             "tidegate_flow_disk_writes_waited",
@@ -396,7 +397,7 @@ impl Scrape {
         )?;
         let help = "fdatasyncs the shard let through to the disk.";
         counters(e, "tidegate_flow_disk_syncs", help, g(|g| g.syncs_total))?;
-        let help = "fdatasyncs that waited in the shard for another to finish.";
+        let help = "fdatasyncs that waited in the shard for another to finish (or for a barrier).";
         counters(
             e,
             "tidegate_flow_disk_syncs_waited",

@@ -52,13 +52,14 @@ pub struct GateStats {
     pub in_flight_bytes: u64,
     /// Log writes let through.
     pub writes_total: u64,
-    /// Of those, the ones that waited for the limit.
+    /// Of those, the ones that waited for the limit (or a barrier).
     pub writes_waited_total: u64,
     /// fdatasyncs at the disk now.
     pub syncs_in_flight: u64,
     /// fdatasyncs let through.
     pub syncs_total: u64,
-    /// Of those, the ones that waited for another to finish.
+    /// Of those, the ones that waited for another to finish (or for a
+    /// barrier).
     pub syncs_waited_total: u64,
     /// Sparse flows' writes that held the other flows' writes back until
     /// their fdatasync was at the disk ([`schedule`]).

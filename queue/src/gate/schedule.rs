@@ -78,7 +78,7 @@ pub(crate) struct LaneStats {
     pub(crate) in_flight: u64,
     /// Operations let through.
     pub(crate) granted_total: u64,
-    /// Of those, the ones that waited for the limit.
+    /// Of those, the ones that waited for the limit or a barrier.
     pub(crate) waited_total: u64,
     /// Barriers raised.
     pub(crate) barriers_total: u64,
