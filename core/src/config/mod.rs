@@ -426,7 +426,7 @@ pub struct FlowConfig {
     /// holds writes back; more wait in the shard, in fair order. Default 4.
     pub disk_syncs_max: u32,
     /// While the gate holds writes back, a topic written to now and then
-    /// holds the others' writes back until its fdatasync is at the disk,
+    /// holds the others' writes back until its fdatasync may start,
     /// at most once per `disk_queue_target`: lower latency for sparse
     /// topics, at some throughput of the busy ones. Default false.
     pub disk_sync_barriers: bool,

@@ -405,7 +405,7 @@ impl Scrape {
             g(|g| g.syncs_waited_total),
         )?;
         let help = "Writes of sparse flows that held the other flows' writes back until their \
-                    fdatasync was at the disk.";
+                    fdatasync could start.";
         counters(
             e,
             "tidegate_flow_disk_sync_barriers",

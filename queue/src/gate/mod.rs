@@ -62,7 +62,7 @@ pub struct GateStats {
     /// barrier).
     pub syncs_waited_total: u64,
     /// Sparse flows' writes that held the other flows' writes back until
-    /// their fdatasync was at the disk ([`schedule`]).
+    /// their fdatasync could start ([`schedule`]).
     pub sync_barriers_total: u64,
 }
 

@@ -15,8 +15,10 @@
 //! waits for every write queued after that write and before the sync. A
 //! sparse flow's write that an fdatasync will follow, let through while
 //! other flows wait, therefore raises a *barrier*: the other flows' writes
-//! wait until that flow's fdatasync is at the disk, so it waits for the
-//! queue once, not twice. One barrier at a time, and at most one per
+//! wait until that flow's fdatasync may start, so it need not wait for the
+//! queue twice. (Writes let through then can still reach the disk first
+//! if the fdatasync's way there is the slower: on the FUSE test disk,
+//! `docs/BENCHMARKS.md`.) One barrier at a time, and at most one per
 //! `target`, so sparse flows cannot keep the busy ones from the disk.
 
 use std::time::{Duration, Instant};
@@ -64,7 +66,7 @@ struct Waiting<T> {
     bytes: u64,
     /// Its flow will fdatasync once it is written.
     sync_follows: bool,
-    /// Set once a `grant` left it waiting for the limit.
+    /// Set once a `grant` left it waiting (for the limit or a barrier).
     held: bool,
     payload: T,
 }
@@ -232,7 +234,7 @@ impl<T> Schedule<T> {
         Some(self.waiting.swap_remove(i).payload)
     }
 
-    /// `flow`'s fdatasync is at the disk, or none follows: the other
+    /// `flow`'s fdatasync may start, or none follows: the other
     /// flows' writes go on. Call `grant` next.
     pub(crate) fn release_barrier(&mut self, flow: FlowId) {
         if self.barrier == Some(flow) {
