@@ -189,6 +189,7 @@ fn rows(a: &Report, b: &Report) -> Vec<Row> {
         fb.throttled_ms_total as f64,
         Unit::Count,
     ));
+    hiccup_rows(&mut rows, a, b);
     let (va, vb) = (&a.verify, &b.verify);
     // failed and foreign are included because Verify::passed depends on them.
     let counts = [
@@ -212,6 +213,36 @@ fn rows(a: &Report, b: &Report) -> Vec<Row> {
         ));
     }
     rows
+}
+
+/// The platform's stalls on each CPU either run watched: a run's tail
+/// differs from another's as much through these as through the change.
+fn hiccup_rows(rows: &mut Vec<Row>, a: &Report, b: &Report) {
+    let mut cpus: Vec<usize> = a.hiccups.iter().chain(&b.hiccups).map(|h| h.cpu).collect();
+    cpus.sort_unstable();
+    cpus.dedup();
+    let of = |r: &Report, cpu: usize| r.hiccups.iter().find(|h| h.cpu == cpu).cloned();
+    for cpu in cpus {
+        let (ha, hb) = (of(a, cpu), of(b, cpu));
+        rows.push(Row {
+            metric: format!("hiccups cpu{cpu} p99"),
+            a: ha.as_ref().map(|h| h.p99_us),
+            b: hb.as_ref().map(|h| h.p99_us),
+            unit: Unit::Micros,
+        });
+        rows.push(Row {
+            metric: format!("hiccups cpu{cpu} max"),
+            a: ha.as_ref().map(|h| h.max_us),
+            b: hb.as_ref().map(|h| h.max_us),
+            unit: Unit::Micros,
+        });
+        rows.push(Row {
+            metric: format!("hiccups cpu{cpu} stalled"),
+            a: ha.as_ref().map(|h| h.stalled_ms * 1000.0),
+            b: hb.as_ref().map(|h| h.stalled_ms * 1000.0),
+            unit: Unit::Micros,
+        });
+    }
 }
 
 fn latency_rows(rows: &mut Vec<Row>, kind: &str, a: &Percentiles, b: &Percentiles) {
@@ -394,6 +425,7 @@ mod tests {
             producers: Vec::new(),
             timeline: Vec::new(),
             stream_beside: None,
+            hiccups: Vec::new(),
         }
     }
 
@@ -427,6 +459,34 @@ mod tests {
         let p99 = line_of(&text, "produce_ack p99");
         assert!(p99.contains("812 µs") && p99.contains("4.31 ms"), "{p99}");
         assert_eq!(ratio_cell(p99), "5.31", "{p99}");
+    }
+
+    #[test]
+    fn render_compares_hiccups_cpu_by_cpu() {
+        let a = report(1_000.0, "written", 900.0);
+        let mut b = a.clone();
+        let cpu = |cpu, max_us, stalled_ms| crate::report::CpuHiccups {
+            cpu,
+            samples: 10_000,
+            p99_us: 150.0,
+            max_us,
+            stalled_ms,
+            ..Default::default()
+        };
+        b.hiccups = vec![cpu(0, 4_000.0, 32.0), cpu(1, 800.0, 0.0)];
+        let mut a = a;
+        a.hiccups = vec![cpu(0, 2_000.0, 8.0)];
+        let text = render("a", &a, "b", &b);
+        let max = line_of(&text, "hiccups cpu0 max");
+        assert!(max.contains("2.00 ms") && max.contains("4.00 ms"), "{max}");
+        assert_eq!(ratio_cell(max), "2.00", "{max}");
+        assert_eq!(ratio_cell(line_of(&text, "hiccups cpu0 stalled")), "4.00");
+        // A CPU only one run watched: a dash on the other side.
+        let only_b = line_of(&text, "hiccups cpu1 max");
+        assert!(
+            only_b.contains("800 µs") && only_b.contains('-'),
+            "{only_b}"
+        );
     }
 
     #[test]

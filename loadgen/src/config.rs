@@ -219,6 +219,12 @@ pub struct RunArgs {
     /// e.g. to keep them off a server's shard cores on the same host.
     #[arg(long, value_name = "LIST", value_parser = parse_cpus)]
     pub cpus: Option<CpuList>,
+    /// Watch CPUs for platform hiccups: a thread on each sleeps 1 ms at a
+    /// time and records how late it wakes, so the latency tail can be read
+    /// beside the platform's own stalls. `all` (every CPU loadgen may run
+    /// on, a spawned server's included), `none`, or a list such as `0-1`.
+    #[arg(long, value_name = "all|none|LIST", default_value = "all", value_parser = parse_hiccups)]
+    pub hiccups: HiccupCpus,
     /// Write the report as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -236,6 +242,34 @@ pub struct RunArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct CpuList(pub Vec<usize>);
+
+/// `--hiccups`: which CPUs to watch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HiccupCpus {
+    All,
+    None,
+    List(CpuList),
+}
+
+impl HiccupCpus {
+    /// The CPUs to watch (`All`: the ones this process may run on).
+    pub fn resolve(&self) -> Result<Vec<usize>, tidegate_affinity::AffinityError> {
+        match self {
+            HiccupCpus::All => tidegate_affinity::allowed_cpus(),
+            HiccupCpus::None => Ok(Vec::new()),
+            HiccupCpus::List(list) => Ok(list.0.clone()),
+        }
+    }
+}
+
+fn parse_hiccups(value: &str) -> Result<HiccupCpus, String> {
+    match value {
+        "all" => Ok(HiccupCpus::All),
+        "none" => Ok(HiccupCpus::None),
+        list => parse_cpus(list).map(HiccupCpus::List),
+    }
+}
 
 fn parse_cpus(list: &str) -> Result<CpuList, String> {
     tidegate_affinity::parse_cpu_list(list)
@@ -350,5 +384,20 @@ mod tests {
         // More connections than producers would leave some idle.
         let a = args(&["--producers", "2", "--connections", "8"]);
         assert_eq!(a.connections(), 2);
+    }
+
+    #[test]
+    fn hiccups_watch_every_cpu_by_default_none_or_a_list() {
+        use super::{CpuList, HiccupCpus};
+        assert_eq!(args(&[]).hiccups, HiccupCpus::All);
+        assert_eq!(args(&["--hiccups", "none"]).hiccups, HiccupCpus::None);
+        assert_eq!(
+            args(&["--hiccups", "0,2-3"]).hiccups,
+            HiccupCpus::List(CpuList(vec![0, 2, 3]))
+        );
+        assert!(HiccupCpus::None.resolve().unwrap().is_empty());
+        assert!(!HiccupCpus::All.resolve().unwrap().is_empty());
+        let bad = Cli::try_parse_from(["tidegate-loadgen", "--hiccups", "some"]);
+        assert!(bad.is_err());
     }
 }

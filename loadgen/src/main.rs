@@ -13,6 +13,7 @@ mod compare;
 mod config;
 mod consumer;
 mod flood;
+mod hiccup;
 mod payload;
 mod plot;
 mod producer;

@@ -490,6 +490,7 @@ mod tests {
             producers: Vec::new(),
             timeline: Vec::new(),
             stream_beside: None,
+            hiccups: Vec::new(),
         }
     }
 

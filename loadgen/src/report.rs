@@ -42,6 +42,33 @@ pub struct Report {
     /// beside the subscription's (which are `throughput.consume_*`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_beside: Option<Beside>,
+    /// How late a sleeping thread woke on each watched CPU in the measured
+    /// window (`--hiccups`): the platform's own stalls, to read the
+    /// latency tail against.
+    #[serde(default)]
+    pub hiccups: Vec<CpuHiccups>,
+}
+
+/// One CPU's hiccups: how much later than asked a thread sleeping 1 ms at
+/// a time woke (see [`hiccup`](crate::hiccup)).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuHiccups {
+    pub cpu: usize,
+    /// Sleeps measured.
+    pub samples: u64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+    /// Wakes at least 1 ms late.
+    pub stalls: u64,
+    /// The lateness of those wakes, summed: time the CPU was not there.
+    pub stalled_ms: f64,
+    /// The watcher ran at real-time priority, ahead of the run's threads:
+    /// its lateness is the platform's alone. When false it also measures
+    /// how busy the run kept the CPU.
+    #[serde(default)]
+    pub realtime: bool,
 }
 
 /// A stream consumer that read the whole topic beside a subscription's
@@ -313,6 +340,33 @@ impl Report {
                     v.duplicated,
                     v.out_of_order,
                     if v.passed() { "ok" } else { "FAILED" }
+                ),
+            );
+        }
+        for h in &self.hiccups {
+            let share = if self.measured_s > 0.0 {
+                h.stalled_ms / (self.measured_s * 10.0)
+            } else {
+                0.0
+            };
+            line(
+                &mut out,
+                format!(
+                    "hiccups  CPU {:<3} late p50 {:.3} p99 {:.3} p99.9 {:.3} max {:.3} ms  \
+                     {} stalls over 1 ms, {:.1} ms stalled ({:.2}% of the window){}",
+                    h.cpu,
+                    h.p50_us / 1000.0,
+                    h.p99_us / 1000.0,
+                    h.p999_us / 1000.0,
+                    h.max_us / 1000.0,
+                    h.stalls,
+                    h.stalled_ms,
+                    share,
+                    if h.realtime {
+                        ""
+                    } else {
+                        ", ordinary priority"
+                    }
                 ),
             );
         }

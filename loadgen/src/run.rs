@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::config::{Mode, RunArgs};
 use crate::consumer;
+use crate::hiccup;
 use crate::producer::{Outcome, Producer};
 use crate::report::{
     self, Beside, Flow, Host, Latencies, Percentiles, ProducerFigures, Report, Spectra, Throughput,
@@ -87,9 +88,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Report> {
             spawned_server: args.spawn_server,
         },
     };
+    // Before this thread is pinned: `all` means the CPUs the process may
+    // use, not the one loadgen's main thread is given.
+    let watch_cpus = args
+        .hiccups
+        .resolve()
+        .context("cannot list the CPUs to watch for hiccups")?;
     pinning.pin_this_thread();
     let handle = runtime.handle().clone();
-    let result = runtime.block_on(measure(args, about, addr, tls, handle, pinning));
+    let result = runtime.block_on(measure(args, about, addr, tls, handle, pinning, watch_cpus));
     if let Some(spawned) = spawned {
         if let Err(e) = spawned.stop() {
             eprintln!("loadgen: {e:#}");
@@ -196,6 +203,7 @@ async fn measure(
     tls: Tls,
     runtime: tokio::runtime::Handle,
     pinning: Pinning,
+    watch_cpus: Vec<usize>,
 ) -> anyhow::Result<Report> {
     let mut producer_clients = Vec::new();
     for _ in 0..args.connections() {
@@ -255,6 +263,12 @@ async fn measure(
     };
 
     let clock = Clock::start(args.warmup, args.duration);
+    let hiccups = match watch_cpus.is_empty() {
+        true => None,
+        false => Some(
+            hiccup::Meter::start(&watch_cpus, clock).context("cannot start a hiccup watcher")?,
+        ),
+    };
     let shared = Arc::new(Shared::new(args.producers, clock.end_ns()));
     let beside_shared = Arc::new(Shared::new(args.producers, clock.end_ns()));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -359,6 +373,13 @@ async fn measure(
     if outcomes.len() != args.producers as usize {
         bail!("a producer thread panicked");
     }
+    // The window is over: the watchers have stopped or are about to.
+    let hiccups = match hiccups {
+        Some(meter) => tokio::task::spawn_blocking(move || meter.finish())
+            .await
+            .context("hiccup watchers")?,
+        None => Vec::new(),
+    };
     let acked: HashMap<u32, SeqSet> = outcomes.iter().map(|o| (o.id, o.acked.clone())).collect();
     let acked_total: u64 = acked.values().map(SeqSet::len).sum();
     let failed: u64 = outcomes.iter().map(|o| o.failed).sum();
@@ -472,6 +493,7 @@ async fn measure(
             end_to_end: Percentiles::of(&Shared::snapshot(&beside_shared.end_to_end)),
             verify: verify(&v),
         }),
+        hiccups,
     })
 }
 

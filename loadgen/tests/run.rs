@@ -101,6 +101,19 @@ fn open_loop_run_is_verified_and_reported() {
     assert!(plot.starts_with("<svg"), "{plot:.100}");
     assert!(plot.contains("produce → ack p99"), "{plot:.100}");
 
+    // Every CPU loadgen may run on was watched for hiccups over the 1 s
+    // window (1 ms sleeps: at most about 1,000 each) and is in the table.
+    let hiccups = r["hiccups"].as_array().unwrap();
+    let cpus = tidegate_affinity::allowed_cpus().unwrap().len();
+    assert_eq!(hiccups.len(), cpus, "{hiccups:?}");
+    for h in hiccups {
+        let samples = h["samples"].as_u64().unwrap();
+        assert!((1..=1_001).contains(&samples), "{h}");
+        assert!(h["p50_us"].as_f64() <= h["max_us"].as_f64(), "{h}");
+        let cpu = h["cpu"].as_u64().unwrap();
+        assert!(text(&output).contains(&format!("hiccups  CPU {cpu:<3} late")));
+    }
+
     // Hints depend on the server's latency here (see the throttle test):
     // only that they are reported.
     let hints = r["flow"]["throttle_hints"].as_u64().unwrap();
@@ -172,6 +185,8 @@ fn closed_loop_with_several_producers_partitions_and_consumers() {
         "--in-flight",
         "3",
         "--idempotent",
+        "--hiccups",
+        "none",
         "--warmup",
         "200ms",
         "--duration",
@@ -181,6 +196,8 @@ fn closed_loop_with_several_producers_partitions_and_consumers() {
     ]);
     assert!(output.status.success(), "{}", text(&output));
     let r = report(&json);
+    assert_eq!(r["hiccups"], serde_json::json!([]), "nothing watched");
+    assert!(!text(&output).contains("hiccups  CPU"));
     // Idempotent producers: every batch checked by the server, none
     // refused, none stored twice.
     assert!(
