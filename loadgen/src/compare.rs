@@ -215,14 +215,25 @@ fn rows(a: &Report, b: &Report) -> Vec<Row> {
     rows
 }
 
-/// The platform's stalls on each CPU either run watched: a run's tail
-/// differs from another's as much through these as through the change.
+/// How busy each CPU was and the platform's stalls on it, for each CPU
+/// either run measured: a run's tail differs from another's as much
+/// through these as through the change.
 fn hiccup_rows(rows: &mut Vec<Row>, a: &Report, b: &Report) {
     let mut cpus: Vec<usize> = a.hiccups.iter().chain(&b.hiccups).map(|h| h.cpu).collect();
+    cpus.extend(a.cpu_busy.iter().chain(&b.cpu_busy).map(|c| c.cpu));
     cpus.sort_unstable();
     cpus.dedup();
     let of = |r: &Report, cpu: usize| r.hiccups.iter().find(|h| h.cpu == cpu).cloned();
     for cpu in cpus {
+        let busy = |r: &Report| r.cpu_busy.iter().find(|c| c.cpu == cpu).map(|c| c.busy_pct);
+        if busy(a).is_some() || busy(b).is_some() {
+            rows.push(Row {
+                metric: format!("cpu{cpu} busy %"),
+                a: busy(a),
+                b: busy(b),
+                unit: Unit::Count,
+            });
+        }
         let (ha, hb) = (of(a, cpu), of(b, cpu));
         rows.push(Row {
             metric: format!("hiccups cpu{cpu} p99"),
@@ -426,6 +437,7 @@ mod tests {
             timeline: Vec::new(),
             stream_beside: None,
             hiccups: Vec::new(),
+            cpu_busy: Vec::new(),
         }
     }
 

@@ -12,6 +12,7 @@ mod clock;
 mod compare;
 mod config;
 mod consumer;
+mod cpustat;
 mod flood;
 mod hiccup;
 mod payload;

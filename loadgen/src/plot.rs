@@ -491,6 +491,7 @@ mod tests {
             timeline: Vec::new(),
             stream_beside: None,
             hiccups: Vec::new(),
+            cpu_busy: Vec::new(),
         }
     }
 

@@ -47,6 +47,19 @@ pub struct Report {
     /// latency tail against.
     #[serde(default)]
     pub hiccups: Vec<CpuHiccups>,
+    /// How busy each CPU of the host was over the measured window.
+    #[serde(default)]
+    pub cpu_busy: Vec<CpuBusy>,
+}
+
+/// One CPU's time over the measured window (`/proc/stat`), in percent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuBusy {
+    pub cpu: usize,
+    /// Running anything (user, system, interrupts), steal excluded.
+    pub busy_pct: f64,
+    /// Taken by the hypervisor for another guest.
+    pub steal_pct: f64,
 }
 
 /// One CPU's hiccups: how much later than asked a thread sleeping 1 ms at
@@ -342,6 +355,19 @@ impl Report {
                     if v.passed() { "ok" } else { "FAILED" }
                 ),
             );
+        }
+        if !self.cpu_busy.is_empty() {
+            let cpus: Vec<String> = self
+                .cpu_busy
+                .iter()
+                .map(|c| {
+                    format!(
+                        "CPU {} {:.1}% busy (steal {:.1}%)",
+                        c.cpu, c.busy_pct, c.steal_pct
+                    )
+                })
+                .collect();
+            line(&mut out, format!("cpus     {}", cpus.join(", ")));
         }
         for h in &self.hiccups {
             let share = if self.measured_s > 0.0 {

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::config::{Mode, RunArgs};
 use crate::consumer;
+use crate::cpustat;
 use crate::hiccup;
 use crate::producer::{Outcome, Producer};
 use crate::report::{
@@ -344,11 +345,13 @@ async fn measure(
         Snapshot::take(&shared, &clock),
         Snapshot::take(&beside_shared, &clock),
     );
+    let ticks_warm = cpustat::read();
     tokio::time::sleep_until(clock.instant(clock.end_ns()).into()).await;
     let (end, end_beside) = (
         Snapshot::take(&shared, &clock),
         Snapshot::take(&beside_shared, &clock),
     );
+    let cpu_busy = cpustat::busy(&ticks_warm, &cpustat::read());
     progress.abort();
     // Producers finish what is in flight; one that lags (open loop over
     // capacity, a stalled server) is stopped after the drain timeout, and
@@ -494,6 +497,7 @@ async fn measure(
             verify: verify(&v),
         }),
         hiccups,
+        cpu_busy,
     })
 }
 

@@ -114,6 +114,15 @@ fn open_loop_run_is_verified_and_reported() {
         assert!(text(&output).contains(&format!("hiccups  CPU {cpu:<3} late")));
     }
 
+    // Every CPU of the host, busy for some share of the window.
+    let busy = r["cpu_busy"].as_array().unwrap();
+    assert!(!busy.is_empty(), "{r}");
+    for c in busy {
+        let pct = c["busy_pct"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&pct), "{c}");
+    }
+    assert!(text(&output).contains("cpus     CPU "), "{}", text(&output));
+
     // Hints depend on the server's latency here (see the throttle test):
     // only that they are reported.
     let hints = r["flow"]["throttle_hints"].as_u64().unwrap();
