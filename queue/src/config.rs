@@ -12,12 +12,12 @@ pub struct LogConfig {
     /// Preallocate each new segment to `segment_bytes_max` (fallocate), so
     /// appends do not allocate extents one write at a time.
     pub preallocate: bool,
-    /// Prepare the next segment in the background while the active one
-    /// fills: write zeros over it, so appends to it overwrite written
-    /// blocks instead of converting preallocated ones (a metadata write
-    /// in each fdatasync). Costs a second write of every segment byte and
-    /// a segment of disk per filling partition.
-    pub prepare_segments: bool,
+    /// Whether to prepare the next segment in the background while the
+    /// active one fills: write zeros over it, so appends to it overwrite
+    /// written blocks instead of converting preallocated ones (a metadata
+    /// write in each fdatasync). Costs a second write of every segment byte
+    /// and a segment of disk per filling partition.
+    pub prepare_segments: PrepareSegments,
     /// One sparse index entry per this many bytes of batches.
     pub index_interval_bytes: u64,
     /// Size of the writes one group commit is split into.
@@ -61,12 +61,31 @@ pub struct LogConfig {
     pub dedup_ids_max: usize,
 }
 
+/// When a log zero-fills its next segment ([`LogConfig::prepare_segments`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PrepareSegments {
+    /// Never: each new segment is only preallocated.
+    #[default]
+    Off,
+    /// Always, whatever else the disk is doing.
+    On,
+    /// With the time the appends leave the disk, for logs that fill their
+    /// segment within a minute: a chunk of zeros is written only after a
+    /// round of appends none of which waited at the shard's write gate (the
+    /// disk's queue was never at its target). On a disk whose bandwidth is
+    /// the limit the zeros wait and the roll takes an unprepared segment;
+    /// on one with room to spare they are written, as with `On`. A gate
+    /// without a target cannot tell spare time, and `Auto` prepares
+    /// nothing behind one.
+    Auto,
+}
+
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             segment_bytes_max: 256 << 20,
             preallocate: true,
-            prepare_segments: false,
+            prepare_segments: PrepareSegments::Off,
             index_interval_bytes: 4096,
             write_chunk_bytes: 256 << 10,
             write_concurrency: 8,

@@ -21,7 +21,7 @@ pub mod producers;
 pub mod ring;
 mod segment;
 
-pub use config::LogConfig;
+pub use config::{LogConfig, PrepareSegments};
 pub use error::{IoFailure, LogError};
 pub use gate::{GateConfig, GateFlow, GateStats, WriteGate};
 pub use log::{

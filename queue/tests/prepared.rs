@@ -12,7 +12,7 @@ use std::time::Duration;
 use support::{batch, decode, run, view};
 use tidegate_queue::{
     fault::{FaultKind, FaultPlan},
-    Ack, Log, LogConfig, LogError,
+    Ack, GateConfig, GateFlow, Log, LogConfig, LogError, PrepareSegments, WriteGate,
 };
 
 const SEGMENT: u64 = 1 << 20;
@@ -21,7 +21,7 @@ const SPARE: &str = "next-segment.spare.tmp";
 fn prepared() -> LogConfig {
     LogConfig {
         segment_bytes_max: SEGMENT,
-        prepare_segments: true,
+        prepare_segments: PrepareSegments::On,
         ..LogConfig::default()
     }
 }
@@ -137,12 +137,66 @@ fn what_a_crash_leaves_of_a_spare_is_removed_at_open() {
 }
 
 #[test]
-fn without_the_setting_no_spare_is_made() {
+fn auto_prepares_as_on_does_while_the_gate_holds_no_append_back() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
     run(move || async move {
         let config = LogConfig {
-            prepare_segments: false,
+            prepare_segments: PrepareSegments::Auto,
+            ..prepared()
+        };
+        // A gate whose target (a second of writes) a lone log never
+        // reaches: the disk always has time to spare.
+        let gate = WriteGate::new(GateConfig {
+            target: Some(Duration::from_secs(1)),
+            interval: Duration::from_millis(10),
+            syncs: 4,
+            sync_barriers: false,
+        });
+        let log = Log::open_gated(&path, config, GateFlow::new(gate))
+            .await
+            .unwrap();
+        let mut tag = 0;
+        while log.stats().bytes_written < SEGMENT / 2 {
+            log.append(&view(&batch(tag, 10, 1000, 0)), Ack::Durable)
+                .await
+                .unwrap();
+            tag += 1;
+        }
+        // The spare is made without any further append.
+        while log.stats().segments_prepared == 0 {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+        while log.stats().bytes_written < SEGMENT * 2 {
+            log.append(&view(&batch(tag, 10, 1000, 0)), Ack::Durable)
+                .await
+                .unwrap();
+            tag += 1;
+        }
+        let stats = log.stats();
+        assert!(stats.rolls_prepared >= 1, "{stats:?}");
+        assert_eq!(all_records(&log).await.len() as u64, tag * 10);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn auto_behind_a_gate_without_a_target_makes_no_spare() {
+    without_spares(PrepareSegments::Auto);
+}
+
+#[test]
+fn without_the_setting_no_spare_is_made() {
+    without_spares(PrepareSegments::Off);
+}
+
+/// `Log::open`'s gate has no target: it cannot tell the disk's spare time.
+fn without_spares(prepare_segments: PrepareSegments) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let config = LogConfig {
+            prepare_segments,
             ..prepared()
         };
         let log = Log::open(&path, config).await.unwrap();

@@ -25,7 +25,7 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("tls.cert", KeyKind::Text),
     ("tls.key", KeyKind::Text),
     ("storage.segment_bytes", KeyKind::Text),
-    ("storage.prepare_segments", KeyKind::Bool),
+    ("storage.prepare_segments", KeyKind::Text),
     ("storage.index_interval_bytes", KeyKind::Text),
     ("storage.write_chunk_bytes", KeyKind::Text),
     ("storage.write_concurrency", KeyKind::Integer),

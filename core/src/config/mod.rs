@@ -22,6 +22,7 @@ mod disk;
 mod error;
 mod keys;
 mod load;
+mod prepare;
 mod units;
 mod validate;
 
@@ -41,6 +42,7 @@ pub use disk::DISK_FILE_NAME;
 pub use error::{ConfigError, Origin};
 pub use keys::{env_var_name, KeyKind, IGNORED_ENV_VARS, KEYS};
 pub use load::Overrides;
+pub use prepare::Prepare;
 pub use units::{Duration, Size, UnitError};
 
 /// Default QUIC listen address.
@@ -118,7 +120,7 @@ impl ServeConfig {
         let s = &self.storage;
         LogConfig {
             segment_bytes_max: s.segment_bytes.bytes(),
-            prepare_segments: s.prepare_segments,
+            prepare_segments: s.prepare_segments.into(),
             index_interval_bytes: s.index_interval_bytes.bytes(),
             write_chunk_bytes: s.write_chunk_bytes.bytes_usize(),
             write_concurrency: usize::try_from(s.write_concurrency).unwrap_or(usize::MAX),
@@ -275,9 +277,9 @@ pub struct StorageConfig {
     /// Largest segment file, at least 1MiB and below 4GiB. Default 256MiB.
     pub segment_bytes: Size,
     /// Zero-fill the next segment in the background while the active one
-    /// fills, so durable appends do not convert preallocated blocks.
-    /// Default false (it writes every segment byte twice).
-    pub prepare_segments: bool,
+    /// fills, so durable appends do not convert preallocated blocks:
+    /// `auto` (the default) with the disk's spare time only, `on`, `off`.
+    pub prepare_segments: Prepare,
     /// One sparse index entry per this many bytes of batches. Default 4KiB.
     pub index_interval_bytes: Size,
     /// Size of each write of a group commit; a power-of-two multiple of
@@ -310,7 +312,7 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             segment_bytes: Size::mib(256),
-            prepare_segments: false,
+            prepare_segments: Prepare::Auto,
             index_interval_bytes: Size::kib(4),
             write_chunk_bytes: Size::kib(256),
             write_concurrency: 8,

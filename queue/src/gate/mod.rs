@@ -38,7 +38,13 @@ pub struct WriteGate {
     /// The logs' fdatasyncs, limited in number.
     syncs: Lane,
     next_flow: Cell<FlowId>,
+    /// Background writers at work now (see [`WriteGate::background`]).
+    background: Cell<usize>,
 }
+
+/// Background writers a gate lets work at once: each holds a buffer, so
+/// this bounds their memory per shard, whatever the partition count.
+pub const BACKGROUND_MAX: usize = 4;
 
 /// The gate's figures, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -101,6 +107,7 @@ impl WriteGate {
             )),
             syncs: Lane::new(Schedule::fixed(sync_limit)),
             next_flow: Cell::new(0),
+            background: Cell::new(0),
         })
     }
 
@@ -112,6 +119,25 @@ impl WriteGate {
             syncs: 1,
             sync_barriers: false,
         })
+    }
+
+    /// Whether the gate holds a log write back now: the disk's queue is
+    /// at its target and appends wait for it. Background writes (zeros
+    /// for a spare segment) wait while it is, so that they only use time
+    /// the appends leave.
+    pub fn holding_writes(&self) -> bool {
+        self.writes.schedule.borrow().holding()
+    }
+
+    /// A slot for a background writer, or `None` while
+    /// [`BACKGROUND_MAX`] are at work; the slot is given back on drop.
+    pub(crate) fn background(self: &Rc<Self>) -> Option<Background> {
+        let n = self.background.get();
+        if n >= BACKGROUND_MAX {
+            return None;
+        }
+        self.background.set(n + 1);
+        Some(Background { gate: self.clone() })
     }
 
     pub fn stats(&self) -> GateStats {
@@ -170,6 +196,18 @@ enum Kind {
     Sync,
 }
 
+/// A background writer's slot at its gate ([`WriteGate::background`]).
+pub(crate) struct Background {
+    gate: Rc<WriteGate>,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let n = self.gate.background.get();
+        self.gate.background.set(n.saturating_sub(1));
+    }
+}
+
 /// A flow's place in its gate's order, shared by the logs that are one
 /// flow (clones are the same flow).
 #[derive(Clone)]
@@ -188,6 +226,11 @@ impl GateFlow {
     /// Whether `self` and `other` are the same flow (clones of one).
     pub fn same_as(&self, other: &GateFlow) -> bool {
         Rc::ptr_eq(&self.tags, &other.tags)
+    }
+
+    /// The gate this flow goes through.
+    pub(crate) fn gate(&self) -> &Rc<WriteGate> {
+        &self.gate
     }
 
     /// A new flow through `gate`.

@@ -258,6 +258,12 @@ impl<T> Schedule<T> {
         self.stats
     }
 
+    /// Whether an operation is waiting that a grant left waiting (for the
+    /// limit or a barrier): the disk's queue is full now.
+    pub(crate) fn holding(&self) -> bool {
+        self.waiting.iter().any(|w| w.held)
+    }
+
     /// Whether `w`, just let through, raises a barrier: a sparse flow's
     /// write that an fdatasync follows, while the limit holds another
     /// flow's write back (the disk's queue is full: that write would go

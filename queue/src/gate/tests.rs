@@ -38,6 +38,22 @@ fn limited(limit: u64, now: Instant) -> Schedule<&'static str> {
 }
 
 #[test]
+fn the_schedule_is_holding_once_a_grant_leaves_a_write_waiting() {
+    let t0 = Instant::now();
+    let mut s = limited(100, t0);
+    let mut a = FlowTag::new(1);
+    s.enqueue(&mut a, 80, false, "a1");
+    s.enqueue(&mut a, 80, false, "a2");
+    assert!(!s.holding(), "not granted yet: nothing was held");
+    let first = grant(&mut s, t0);
+    assert_eq!(names(&first), ["a1"]);
+    assert!(s.holding());
+    s.complete(first[0].1, 80, Some(t0 + MS));
+    assert_eq!(names(&grant(&mut s, t0 + MS)), ["a2"]);
+    assert!(!s.holding());
+}
+
+#[test]
 fn nothing_is_held_back_before_the_disk_was_measured() {
     let t0 = Instant::now();
     let mut s = Schedule::adaptive(Some(2 * MS), 100 * MS, Some(2 * MS), t0);
@@ -185,6 +201,43 @@ fn the_async_gate_wakes_a_waiting_write_when_room_frees() {
         fourth.ready().await;
         assert_eq!(gate.stats().writes_total, 3);
     });
+}
+
+#[test]
+fn holding_writes_is_true_exactly_while_a_write_waits_for_the_disk() {
+    run(|| async {
+        let gate = WriteGate::new(config(2 * MS));
+        gate.writes.schedule.borrow_mut().set_limit(10);
+        let (a, b) = (GateFlow::new(gate.clone()), GateFlow::new(gate.clone()));
+        let first = a.write(8, false);
+        first.ready().await;
+        assert!(!gate.holding_writes(), "one write fits the limit");
+        let second = b.write(8, false);
+        assert!(gate.holding_writes(), "the second waits for room");
+        first.done();
+        drop(first);
+        second.ready().await;
+        assert!(!gate.holding_writes(), "nothing waits any more");
+        // A waiting write given up is no longer held either.
+        let third = a.write(8, false);
+        assert!(gate.holding_writes());
+        drop(third);
+        assert!(!gate.holding_writes());
+    });
+}
+
+#[test]
+fn background_slots_are_bounded_per_gate_and_given_back_on_drop() {
+    let gate = WriteGate::unlimited();
+    let slots: Vec<_> = (0..super::BACKGROUND_MAX)
+        .map(|_| gate.background().expect("a slot below the bound"))
+        .collect();
+    assert!(gate.background().is_none(), "no slot above the bound");
+    drop(slots);
+    let again: Vec<_> = (0..super::BACKGROUND_MAX)
+        .filter_map(|_| gate.background())
+        .collect();
+    assert_eq!(again.len(), super::BACKGROUND_MAX, "all given back");
 }
 
 #[test]

@@ -8,7 +8,16 @@
 //! turns its blocks into written ones, so appends overwrite data and their
 //! fdatasyncs write data only (measured in docs/BENCHMARKS.md). The price
 //! is every segment byte written twice, and one more segment of disk per
-//! partition while a spare waits; hence a setting, off by default.
+//! partition while a spare waits; hence a setting. In `Auto` the zeros use
+//! only the disk's spare time: a chunk is written only after a round of
+//! appends none of which waited at the shard's write gate, so on a disk
+//! whose bandwidth is the limit the appends keep nearly all of it and the
+//! roll takes an unprepared segment.
+//! At most [`BACKGROUND_MAX`] logs of a shard prepare at once, which
+//! bounds the zero buffers' memory. `Auto` also prepares only for a log
+//! that, at the rate it has grown since its last roll, fills its active
+//! segment within [`AUTO_FILL_HORIZON`]: a slow partition gains little
+//! from a spare, and holding one for hours would double its disk use.
 //!
 //! The spare is a temporary file (`.tmp`), which recovery removes, so a
 //! crash can leave nothing a reader would mistake for a segment. A roll
@@ -19,10 +28,14 @@
 
 use std::path::Path;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use super::Shared;
+use crate::config::PrepareSegments;
 use crate::disk::{align_up, DiskFile};
 use crate::error::IoFailure;
+#[cfg(doc)]
+use crate::gate::BACKGROUND_MAX;
 
 /// The spare's file name in the partition's directory.
 const SPARE_NAME: &str = "next-segment.spare.tmp";
@@ -32,6 +45,10 @@ const ZERO_CHUNK: usize = 256 << 10;
 /// Zeros written ahead of the pace (see [`allowance`]).
 const ZERO_LEAD: u64 = 4 << 20;
 
+/// `Auto` prepares only for a log whose active segment fills within this,
+/// at the rate it has grown since the last roll.
+pub const AUTO_FILL_HORIZON: Duration = Duration::from_secs(60);
+
 /// The spare of one log: ready, being prepared, or neither.
 #[derive(Default)]
 pub(crate) struct Spare {
@@ -40,6 +57,9 @@ pub(crate) struct Spare {
     /// Preparing failed, or the disk filled, since the last roll: not
     /// tried again until then.
     failed: bool,
+    /// When the active segment was first seen, and its size then (at the
+    /// last roll, or the first write after open): how fast it fills.
+    seen: Option<(Instant, u64)>,
 }
 
 impl Spare {
@@ -47,6 +67,7 @@ impl Spare {
     /// may be prepared from then on.
     pub(crate) fn take(&mut self) -> Option<DiskFile> {
         self.failed = false;
+        self.seen = None;
         self.ready.take()
     }
 
@@ -60,24 +81,42 @@ impl Spare {
 /// its active segment is half full (so only logs that are filling hold a
 /// spare).
 pub(crate) fn maybe_start(shared: &Rc<Shared>) {
-    if !shared.config.prepare_segments {
-        return;
+    let auto = match shared.config.prepare_segments {
+        PrepareSegments::Off => return,
+        PrepareSegments::On => false,
+        PrepareSegments::Auto => true,
+    };
+    if auto {
+        let gate = shared.gate.gate();
+        // Without a target the gate cannot tell the disk's spare time.
+        if !gate.stats().enabled || gate.holding_writes() {
+            return; // no time to spare (now); asked again later
+        }
     }
     {
-        let spare = shared.spare.borrow();
+        let mut spare = shared.spare.borrow_mut();
         if spare.ready.is_some() || spare.task.is_some() || spare.failed {
             return;
         }
         let state = shared.state.borrow();
-        let half_full = state
-            .segments
-            .last()
-            .is_some_and(|s| s.size * 2 >= shared.config.segment_bytes_max);
+        let Some(size) = state.segments.last().map(|s| s.size) else {
+            return;
+        };
+        let now = Instant::now();
+        let seen = *spare.seen.get_or_insert((now, size));
+        let max = shared.config.segment_bytes_max;
+        let half_full = size.saturating_mul(2) >= max;
         if !half_full || state.closing || state.failed.is_some() {
             return;
         }
+        if auto && !fills_within(seen, (now, size), max, AUTO_FILL_HORIZON) {
+            return;
+        }
     }
-    let task = glommio::spawn_local(prepare(shared.clone())).detach();
+    let Some(slot) = shared.gate.gate().background() else {
+        return; // other logs of the shard are preparing; asked again later
+    };
+    let task = glommio::spawn_local(prepare(shared.clone(), slot)).detach();
     shared.spare.borrow_mut().task = Some(task);
 }
 
@@ -101,10 +140,12 @@ pub(crate) async fn discard(shared: &Shared) {
     let _ = shared.disk.remove(&dir.join(SPARE_NAME));
 }
 
-/// Creates the spare: reserved, zeroed and synced; then hands it over.
-async fn prepare(shared: Rc<Shared>) {
+/// Creates the spare: reserved, zeroed and synced; then hands it over and
+/// gives the background slot back.
+async fn prepare(shared: Rc<Shared>, slot: crate::gate::Background) {
     let path = shared.state.borrow().dir.join(SPARE_NAME);
     let result = zero_filled(&shared, &path).await;
+    drop(slot);
     let mut spare = shared.spare.borrow_mut();
     spare.task = None;
     match result {
@@ -141,10 +182,16 @@ async fn zero_filled(shared: &Shared, path: &Path) -> Result<Option<DiskFile>, I
         };
         let mut buf = zeros();
         let mut pos = 0;
+        let mut waited = gate_waits(shared);
         while pos < len {
             // Paced by the appends: zeros in bursts would sit in the
             // device's cache and make the appends' fdatasyncs flush them.
-            while pos >= allowance(shared, len) && !stopped(shared) {
+            // In `Auto`, only after a round of appends none of which
+            // waited at the gate: a disk that is the limit now and then
+            // gives the zeros none of its time.
+            while (pos >= allowance(shared, len) || appends_waited(shared, &mut waited))
+                && !stopped(shared)
+            {
                 shared.progress.listen().await;
             }
             if stopped(shared) {
@@ -189,7 +236,60 @@ fn allowance(shared: &Shared, len: u64) -> u64 {
     grown.saturating_mul(3).saturating_add(ZERO_LEAD).min(len)
 }
 
+/// Whether a segment of `max` bytes, seen at `then` and at `now` as
+/// `(time, size)`, fills within `horizon` at the rate it grew between.
+fn fills_within(then: (Instant, u64), now: (Instant, u64), max: u64, horizon: Duration) -> bool {
+    let grown = now.1.saturating_sub(then.1);
+    if grown == 0 {
+        return false;
+    }
+    let elapsed = now.0.saturating_duration_since(then.0).as_secs_f64();
+    let rest = max.saturating_sub(now.1) as f64;
+    elapsed * rest / grown as f64 <= horizon.as_secs_f64()
+}
+
+/// Appends that waited at the shard's gate so far.
+fn gate_waits(shared: &Shared) -> u64 {
+    shared.gate.gate().stats().writes_waited_total
+}
+
+/// `Auto`, and an append waited at the gate since `seen` was read, or
+/// waits now: the disk's queue was full. Reads the count again.
+fn appends_waited(shared: &Shared, seen: &mut u64) -> bool {
+    if shared.config.prepare_segments != PrepareSegments::Auto {
+        return false;
+    }
+    let now = gate_waits(shared);
+    let waited = now != *seen || shared.gate.gate().holding_writes();
+    *seen = now;
+    waited
+}
+
 fn stopped(shared: &Shared) -> bool {
     let state = shared.state.borrow();
     state.closing || state.failed.is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_segment_fills_within_the_horizon_only_at_a_rate_that_gets_there() {
+        let t0 = Instant::now();
+        let s = |secs: u64| t0 + Duration::from_secs(secs);
+        let horizon = Duration::from_secs(60);
+        // 60 of 100 bytes in 10 s: the 40 left take about 7 s.
+        assert!(fills_within((t0, 0), (s(10), 60), 100, horizon));
+        // 60 in 200 s: the rest takes 133 s.
+        assert!(!fills_within((t0, 0), (s(200), 60), 100, horizon));
+        // Exactly at the horizon counts.
+        assert!(fills_within((t0, 0), (s(60), 50), 100, horizon));
+        // No growth seen yet (just opened, or idle): no estimate, no spare.
+        assert!(!fills_within((t0, 60), (s(10), 60), 100, horizon));
+        // Seen twice at once: all growth in no time fills at once.
+        assert!(fills_within((t0, 0), (t0, 60), 100, horizon));
+        // A full segment has nothing left to fill.
+        assert!(fills_within((t0, 0), (s(1_000), 100), 100, horizon));
+    }
 }
