@@ -36,6 +36,24 @@ fn segments(dir: &Path) -> Vec<String> {
     names
 }
 
+/// Appends durable batches of 10 records, tagged from `*tag` on, until
+/// the log has written `bytes`.
+async fn append_until(log: &Log, tag: &mut u64, bytes: u64) {
+    while log.stats().bytes_written < bytes {
+        log.append(&view(&batch(*tag, 10, 1000, 0)), Ack::Durable)
+            .await
+            .unwrap();
+        *tag += 1;
+    }
+}
+
+/// Waits for the log's spare to be made (it needs no further append).
+async fn spare_made(log: &Log) {
+    while log.stats().segments_prepared == 0 {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// Every record of the log, as `(offset, tag, index)`.
 async fn all_records(log: &Log) -> Vec<(u64, u64, u32)> {
     let mut out = Vec::new();
@@ -56,23 +74,11 @@ fn a_roll_takes_the_prepared_segment_and_every_batch_reads_back() {
         let log = Log::open(&path, prepared()).await.unwrap();
         let mut tag = 0;
         // Half a segment: the spare is prepared from here on.
-        while log.stats().bytes_written < SEGMENT / 2 {
-            log.append(&view(&batch(tag, 10, 1000, 0)), Ack::Durable)
-                .await
-                .unwrap();
-            tag += 1;
-        }
-        while log.stats().segments_prepared == 0 {
-            glommio::timer::sleep(Duration::from_millis(1)).await;
-        }
+        append_until(&log, &mut tag, SEGMENT / 2).await;
+        spare_made(&log).await;
         assert!(path.join(SPARE).exists());
         // On past the roll, and past the next one's half.
-        while log.stats().bytes_written < SEGMENT * 2 {
-            log.append(&view(&batch(tag, 10, 1000, 0)), Ack::Durable)
-                .await
-                .unwrap();
-            tag += 1;
-        }
+        append_until(&log, &mut tag, SEGMENT * 2).await;
         let stats = log.stats();
         assert!(stats.rolls_prepared >= 1, "{stats:?}");
         assert_eq!(segments(&path).len(), 3, "{:?}", segments(&path));
@@ -157,22 +163,10 @@ fn auto_prepares_as_on_does_while_the_gate_holds_no_append_back() {
             .await
             .unwrap();
         let mut tag = 0;
-        while log.stats().bytes_written < SEGMENT / 2 {
-            log.append(&view(&batch(tag, 10, 1000, 0)), Ack::Durable)
-                .await
-                .unwrap();
-            tag += 1;
-        }
+        append_until(&log, &mut tag, SEGMENT / 2).await;
         // The spare is made without any further append.
-        while log.stats().segments_prepared == 0 {
-            glommio::timer::sleep(Duration::from_millis(1)).await;
-        }
-        while log.stats().bytes_written < SEGMENT * 2 {
-            log.append(&view(&batch(tag, 10, 1000, 0)), Ack::Durable)
-                .await
-                .unwrap();
-            tag += 1;
-        }
+        spare_made(&log).await;
+        append_until(&log, &mut tag, SEGMENT * 2).await;
         let stats = log.stats();
         assert!(stats.rolls_prepared >= 1, "{stats:?}");
         assert_eq!(all_records(&log).await.len() as u64, tag * 10);
