@@ -121,7 +121,7 @@ impl Acker {
         clock: &Clock,
     ) -> anyhow::Result<()> {
         let settled = done?;
-        shared.consumed(clock.now_ns(), settled.msgs, settled.bytes);
+        shared.consumed(clock.now_ns(), settled.msgs, settled.bytes, 0);
         while let Some(grant) = self.grants.try_join_next() {
             grant??;
         }

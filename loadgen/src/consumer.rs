@@ -55,8 +55,9 @@ pub async fn run(
     let mut local = Latency::new();
     let mut merged_at = clock.now_ns();
     let mut since_yield = 0u32;
-    // Messages and bytes counted but not yet added to the shared counters.
-    let mut pending = (0u64, 0u64);
+    // Messages and bytes counted but not yet added to the shared counters,
+    // and the longest end-to-end latency among them (for the timeline).
+    let mut pending = (0u64, 0u64, 0u64);
     let warm = clock.warm_ns();
     // One stop future for the whole run: making one per message costs more
     // than the message.
@@ -81,8 +82,8 @@ pub async fn run(
         let message = match consumer.next().now_or_never() {
             Some(message) => message,
             None => {
-                let (msgs, bytes) = std::mem::take(&mut pending);
-                shared.consumed(clock.now_ns(), msgs, bytes);
+                let (msgs, bytes, longest) = std::mem::take(&mut pending);
+                shared.consumed(clock.now_ns(), msgs, bytes, longest);
                 until_clock = 0; // read the clock after the wait
                 tokio::select! {
                     biased;
@@ -114,21 +115,23 @@ pub async fn run(
             Seen::Duplicate => continue,
             Seen::New | Seen::OutOfOrder => {}
         }
+        let latency = now.saturating_sub(stamp.stamp_ns);
         pending.0 += 1;
         pending.1 += value.len() as u64;
+        pending.2 = pending.2.max(latency);
         if stamp.stamp_ns >= warm {
-            local.record(now.saturating_sub(stamp.stamp_ns));
+            local.record(latency);
         }
         if pending.0 >= PUBLISH_EVERY {
-            let (msgs, bytes) = std::mem::take(&mut pending);
-            shared.consumed(now, msgs, bytes);
+            let (msgs, bytes, longest) = std::mem::take(&mut pending);
+            shared.consumed(now, msgs, bytes, longest);
         }
         if until_clock == 0 && now.saturating_sub(merged_at) >= MERGE_EVERY_NS {
             merged_at = now;
             Shared::merge(&shared.end_to_end, &mut local);
         }
     }
-    shared.consumed(clock.now_ns(), pending.0, pending.1);
+    shared.consumed(clock.now_ns(), pending.0, pending.1, pending.2);
     Shared::merge(&shared.end_to_end, &mut local);
     consumer.close().await;
     Ok(tally)

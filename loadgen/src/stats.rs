@@ -158,15 +158,17 @@ impl Shared {
         })
     }
 
-    /// Counts `msgs` consumed at `at_ns`, in the totals and the timeline.
-    pub fn consumed(&self, at_ns: u64, msgs: u64, bytes: u64) {
+    /// Counts `msgs` consumed at `at_ns`, the longest of them
+    /// `latency_max_ns` end to end (0: not known), in the totals and the
+    /// timeline.
+    pub fn consumed(&self, at_ns: u64, msgs: u64, bytes: u64, latency_max_ns: u64) {
         if msgs == 0 {
             return;
         }
         Shared::add(&self.consumed, msgs);
         Shared::add(&self.consumed_bytes, bytes);
         if let Ok(mut t) = self.timeline.lock() {
-            t.consumed(at_ns, msgs);
+            t.consumed(at_ns, msgs, latency_max_ns);
         }
     }
 }

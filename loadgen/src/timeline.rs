@@ -49,6 +49,10 @@ pub struct Sample {
     pub throttle_hints: u64,
     /// Sum of those hints as honoured (each at most 1 s), ms.
     pub throttled_ms: u64,
+    /// The longest end-to-end latency of the messages consumed in this
+    /// second: where the consumer fell behind; null without any.
+    #[serde(default)]
+    pub end_to_end_max_us: Option<f64>,
 }
 
 /// Counts of one second, and its percentiles once its histogram is closed.
@@ -58,6 +62,8 @@ struct Second {
     sent_bytes: u64,
     acked: u64,
     consumed: u64,
+    /// Longest end-to-end latency consumed, ns (0: none known).
+    consumed_latency_max_ns: u64,
     throttle_hints: u64,
     throttled_ms: u64,
     /// p50 and p99 in ns, once closed (none when it had no latencies).
@@ -105,9 +111,12 @@ impl Timeline {
         }
     }
 
-    pub fn consumed(&mut self, at_ns: u64, msgs: u64) {
+    /// `msgs` consumed at `at_ns`, the longest of them `latency_max_ns`
+    /// from production to consumption (0 when not known).
+    pub fn consumed(&mut self, at_ns: u64, msgs: u64, latency_max_ns: u64) {
         if let Some((_, s)) = self.second(at_ns) {
             s.consumed += msgs;
+            s.consumed_latency_max_ns = s.consumed_latency_max_ns.max(latency_max_ns);
         }
     }
 
@@ -182,6 +191,8 @@ impl Timeline {
                 produce_ack_p99_us: percentiles.map(|(_, p99)| us(p99)),
                 throttle_hints: s.throttle_hints,
                 throttled_ms: s.throttled_ms,
+                end_to_end_max_us: (s.consumed_latency_max_ns > 0)
+                    .then(|| us(s.consumed_latency_max_ns)),
             });
         }
         samples
@@ -215,7 +226,9 @@ mod tests {
         t.sent(0, 100, 10_000);
         t.sent(999 * MS, 100, 10_000);
         t.sent(1_000 * MS, 50, 5_000);
-        t.consumed(1_999 * MS, 70);
+        t.consumed(1_999 * MS, 70, 3 * MS);
+        t.consumed(1_500 * MS, 10, 40 * MS);
+        t.consumed(1_600 * MS, 10, 0);
         t.throttled(2_100 * MS, 40);
         t.throttled(2_200 * MS, 1_000);
         let s = t.samples();
@@ -225,7 +238,9 @@ mod tests {
         assert_eq!(s[0].produced_mb_per_s, 0.02);
         assert_eq!(s[1].t_s, 1.0);
         assert_eq!(s[1].produced_msgs_per_s, 50.0);
-        assert_eq!(s[1].consumed_msgs_per_s, 70.0);
+        assert_eq!(s[1].consumed_msgs_per_s, 90.0);
+        assert_eq!(s[1].end_to_end_max_us, Some(40_000.0), "the longest");
+        assert_eq!(s[0].end_to_end_max_us, None, "nothing consumed");
         assert_eq!(s[2].throttle_hints, 2);
         assert_eq!(s[2].throttled_ms, 1_040);
         assert_eq!(s[0].throttle_hints, 0);

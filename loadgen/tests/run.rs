@@ -162,6 +162,12 @@ fn open_loop_run_is_verified_and_reported() {
         let (p50, p99) = (rate("produce_ack_p50_us"), rate("produce_ack_p99_us"));
         assert!(p50 > 0.0 && p50 <= p99, "second {i}: {sample}");
         assert!(p99 < 10_000_000.0, "second {i}: {sample}");
+        // Every second consumed something, so it has a longest wait.
+        let longest = rate("end_to_end_max_us");
+        assert!(
+            longest > 0.0 && longest < 10_000_000.0,
+            "second {i}: {sample}"
+        );
         assert!(sample["throttle_hints"].as_u64().unwrap() <= hints);
     }
     // Everything sent before the end is in the timeline.
