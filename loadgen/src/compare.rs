@@ -12,7 +12,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::report::{Percentiles, Report, REPORT_VERSION};
+use crate::report::{CpuHiccups, Percentiles, Report, REPORT_VERSION};
 
 /// Reads a report written by `--json`.
 ///
@@ -215,15 +215,18 @@ fn rows(a: &Report, b: &Report) -> Vec<Row> {
     rows
 }
 
+/// One figure of a CPU's hiccups, as compared.
+type HiccupFigure = fn(&CpuHiccups) -> f64;
+
 /// How busy each CPU was and the platform's stalls on it, for each CPU
 /// either run measured: a run's tail differs from another's as much
 /// through these as through the change.
-fn hiccup_rows(rows: &mut Vec<Row>, a: &Report, b: &Report) {
+fn hiccup_rows<'a>(rows: &mut Vec<Row>, a: &'a Report, b: &'a Report) {
     let mut cpus: Vec<usize> = a.hiccups.iter().chain(&b.hiccups).map(|h| h.cpu).collect();
     cpus.extend(a.cpu_busy.iter().chain(&b.cpu_busy).map(|c| c.cpu));
     cpus.sort_unstable();
     cpus.dedup();
-    let of = |r: &Report, cpu: usize| r.hiccups.iter().find(|h| h.cpu == cpu).cloned();
+    let of = |r: &'a Report, cpu: usize| r.hiccups.iter().find(|h| h.cpu == cpu);
     for cpu in cpus {
         let busy = |r: &Report| r.cpu_busy.iter().find(|c| c.cpu == cpu).map(|c| c.busy_pct);
         if busy(a).is_some() || busy(b).is_some() {
@@ -235,24 +238,19 @@ fn hiccup_rows(rows: &mut Vec<Row>, a: &Report, b: &Report) {
             });
         }
         let (ha, hb) = (of(a, cpu), of(b, cpu));
-        rows.push(Row {
-            metric: format!("hiccups cpu{cpu} p99"),
-            a: ha.as_ref().map(|h| h.p99_us),
-            b: hb.as_ref().map(|h| h.p99_us),
-            unit: Unit::Micros,
-        });
-        rows.push(Row {
-            metric: format!("hiccups cpu{cpu} max"),
-            a: ha.as_ref().map(|h| h.max_us),
-            b: hb.as_ref().map(|h| h.max_us),
-            unit: Unit::Micros,
-        });
-        rows.push(Row {
-            metric: format!("hiccups cpu{cpu} stalled"),
-            a: ha.as_ref().map(|h| h.stalled_ms * 1000.0),
-            b: hb.as_ref().map(|h| h.stalled_ms * 1000.0),
-            unit: Unit::Micros,
-        });
+        let figures: [(&str, HiccupFigure); 3] = [
+            ("p99", |h| h.p99_us),
+            ("max", |h| h.max_us),
+            ("stalled", |h| h.stalled_ms * 1000.0),
+        ];
+        for (name, figure) in figures {
+            rows.push(Row {
+                metric: format!("hiccups cpu{cpu} {name}"),
+                a: ha.map(figure),
+                b: hb.map(figure),
+                unit: Unit::Micros,
+            });
+        }
     }
 }
 

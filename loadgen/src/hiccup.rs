@@ -22,7 +22,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::report::CpuHiccups;
+use crate::report::{CpuHiccups, Percentiles};
 use crate::stats::Latency;
 
 /// How long each sleep asks for (jHiccup's default).
@@ -133,23 +133,14 @@ impl Watched {
 }
 
 fn figures(cpu: usize, watched: &Watched) -> CpuHiccups {
-    let h = watched.late.histogram();
-    let us = |ns: u64| ns as f64 / 1000.0;
-    let empty = h.is_empty();
-    let at = |q: f64| {
-        if empty {
-            0.0
-        } else {
-            us(h.value_at_quantile(q))
-        }
-    };
+    let late = Percentiles::of(&watched.late);
     CpuHiccups {
         cpu,
-        samples: h.len(),
-        p50_us: at(0.50),
-        p99_us: at(0.99),
-        p999_us: at(0.999),
-        max_us: if empty { 0.0 } else { us(h.max()) },
+        samples: late.count,
+        p50_us: late.p50,
+        p99_us: late.p99,
+        p999_us: late.p999,
+        max_us: late.max,
         stalls: watched.stalls,
         stalled_ms: watched.stalled_ns as f64 / 1e6,
         realtime: watched.realtime,

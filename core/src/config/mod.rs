@@ -33,7 +33,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use tidegate_affinity::CoreSpec;
-use tidegate_queue::LogConfig;
+use tidegate_queue::{LogConfig, PrepareSegments};
 
 /// `[auth]`: defined with the rules it configures, in `tidegate-auth`.
 pub use tidegate_auth::AuthConfig;
@@ -42,7 +42,6 @@ pub use disk::DISK_FILE_NAME;
 pub use error::{ConfigError, Origin};
 pub use keys::{env_var_name, KeyKind, IGNORED_ENV_VARS, KEYS};
 pub use load::Overrides;
-pub use prepare::Prepare;
 pub use units::{Duration, Size, UnitError};
 
 /// Default QUIC listen address.
@@ -120,7 +119,7 @@ impl ServeConfig {
         let s = &self.storage;
         LogConfig {
             segment_bytes_max: s.segment_bytes.bytes(),
-            prepare_segments: s.prepare_segments.into(),
+            prepare_segments: s.prepare_segments,
             index_interval_bytes: s.index_interval_bytes.bytes(),
             write_chunk_bytes: s.write_chunk_bytes.bytes_usize(),
             write_concurrency: usize::try_from(s.write_concurrency).unwrap_or(usize::MAX),
@@ -279,7 +278,8 @@ pub struct StorageConfig {
     /// Zero-fill the next segment in the background while the active one
     /// fills, so durable appends do not convert preallocated blocks:
     /// `auto` (the default) with the disk's spare time only, `on`, `off`.
-    pub prepare_segments: Prepare,
+    #[serde(with = "prepare")]
+    pub prepare_segments: PrepareSegments,
     /// One sparse index entry per this many bytes of batches. Default 4KiB.
     pub index_interval_bytes: Size,
     /// Size of each write of a group commit; a power-of-two multiple of
@@ -312,7 +312,7 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             segment_bytes: Size::mib(256),
-            prepare_segments: Prepare::Auto,
+            prepare_segments: PrepareSegments::Auto,
             index_interval_bytes: Size::kib(4),
             write_chunk_bytes: Size::kib(256),
             write_concurrency: 8,

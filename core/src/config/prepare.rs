@@ -1,68 +1,56 @@
-//! `storage.prepare_segments`: when a partition zero-fills its next
-//! segment in the background (`tidegate_queue::PrepareSegments`).
+//! `storage.prepare_segments` as written in the configuration: `"auto"`,
+//! `"on"` or `"off"`, read into the log's own
+//! [`PrepareSegments`](tidegate_queue::PrepareSegments) (a `serde(with)`
+//! module, so there is one enum). The setting was a boolean first, so
+//! `true` and `false` (in a file, or as the words in an environment
+//! variable) still mean on and off.
 
-use serde::{de, Deserialize, Deserializer, Serialize};
+use serde::{de, Deserialize, Deserializer, Serializer};
 use tidegate_queue::PrepareSegments;
 
-/// The setting as written: `"auto"`, `"on"` or `"off"`. The setting was a
-/// boolean first, so `true` and `false` (in a file, or as the words in an
-/// environment variable) still mean on and off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Prepare {
-    /// With the disk's spare time only (the default).
-    #[default]
-    Auto,
-    On,
-    Off,
+pub fn serialize<S: Serializer>(p: &PrepareSegments, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(match p {
+        PrepareSegments::Auto => "auto",
+        PrepareSegments::On => "on",
+        PrepareSegments::Off => "off",
+    })
 }
 
-impl From<Prepare> for PrepareSegments {
-    fn from(p: Prepare) -> Self {
-        match p {
-            Prepare::Auto => PrepareSegments::Auto,
-            Prepare::On => PrepareSegments::On,
-            Prepare::Off => PrepareSegments::Off,
-        }
+pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PrepareSegments, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Flag(bool),
+        Word(String),
     }
-}
-
-impl<'de> Deserialize<'de> for Prepare {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Written {
-            Flag(bool),
-            Word(String),
-        }
-        let written = Written::deserialize(d)
-            .map_err(|_| de::Error::custom("expected \"auto\", \"on\" or \"off\""))?;
-        match written {
-            Written::Flag(true) => Ok(Prepare::On),
-            Written::Flag(false) => Ok(Prepare::Off),
-            Written::Word(word) => match word.as_str() {
-                "auto" => Ok(Prepare::Auto),
-                "on" | "true" => Ok(Prepare::On),
-                "off" | "false" => Ok(Prepare::Off),
-                other => Err(de::Error::custom(format!(
-                    "`{other}` is not \"auto\", \"on\" or \"off\""
-                ))),
-            },
-        }
+    let written = Written::deserialize(d)
+        .map_err(|_| de::Error::custom("expected \"auto\", \"on\" or \"off\""))?;
+    match written {
+        Written::Flag(true) => Ok(PrepareSegments::On),
+        Written::Flag(false) => Ok(PrepareSegments::Off),
+        Written::Word(word) => match word.as_str() {
+            "auto" => Ok(PrepareSegments::Auto),
+            "on" | "true" => Ok(PrepareSegments::On),
+            "off" | "false" => Ok(PrepareSegments::Off),
+            other => Err(de::Error::custom(format!(
+                "`{other}` is not \"auto\", \"on\" or \"off\""
+            ))),
+        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::Prepare;
+    use tidegate_queue::PrepareSegments::{self, Auto, Off, On};
 
-    #[derive(serde::Deserialize)]
+    #[derive(serde::Deserialize, serde::Serialize)]
     struct Holder {
-        p: Prepare,
+        #[serde(with = "super")]
+        p: PrepareSegments,
     }
 
-    fn parse(value: &str) -> Result<Prepare, String> {
+    fn parse(value: &str) -> Result<PrepareSegments, String> {
         toml::from_str::<Holder>(&format!("p = {value}"))
             .map(|h| h.p)
             .map_err(|e| e.to_string())
@@ -70,13 +58,13 @@ mod tests {
 
     #[test]
     fn words_and_the_old_booleans_are_read() {
-        assert_eq!(parse("\"auto\""), Ok(Prepare::Auto));
-        assert_eq!(parse("\"on\""), Ok(Prepare::On));
-        assert_eq!(parse("\"off\""), Ok(Prepare::Off));
-        assert_eq!(parse("true"), Ok(Prepare::On));
-        assert_eq!(parse("false"), Ok(Prepare::Off));
-        assert_eq!(parse("\"true\""), Ok(Prepare::On));
-        assert_eq!(parse("\"false\""), Ok(Prepare::Off));
+        assert_eq!(parse("\"auto\""), Ok(Auto));
+        assert_eq!(parse("\"on\""), Ok(On));
+        assert_eq!(parse("\"off\""), Ok(Off));
+        assert_eq!(parse("true"), Ok(On));
+        assert_eq!(parse("false"), Ok(Off));
+        assert_eq!(parse("\"true\""), Ok(On));
+        assert_eq!(parse("\"false\""), Ok(Off));
     }
 
     #[test]
@@ -88,8 +76,16 @@ mod tests {
     }
 
     #[test]
-    fn written_back_as_the_word() {
-        let v = toml::Value::try_from(Prepare::Auto).unwrap();
-        assert_eq!(v.as_str(), Some("auto"));
+    fn written_back_as_the_word_it_is_read_from() {
+        for p in [Auto, On, Off] {
+            let text = toml::to_string(&Holder { p }).unwrap();
+            assert_eq!(
+                parse(text.trim().trim_start_matches("p = ")),
+                Ok(p),
+                "{text}"
+            );
+        }
+        let auto = toml::to_string(&Holder { p: Auto }).unwrap();
+        assert_eq!(auto.trim(), "p = \"auto\"");
     }
 }

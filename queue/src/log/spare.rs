@@ -57,8 +57,9 @@ pub(crate) struct Spare {
     /// Preparing failed, or the disk filled, since the last roll: not
     /// tried again until then.
     failed: bool,
-    /// When the active segment was first seen, and its size then (at the
-    /// last roll, or the first write after open): how fast it fills.
+    /// `Auto`: when the active segment was first looked at, and its size
+    /// then (after the last roll, or the first write after open): how fast
+    /// it fills.
     seen: Option<(Instant, u64)>,
 }
 
@@ -102,14 +103,18 @@ pub(crate) fn maybe_start(shared: &Rc<Shared>) {
         let Some(size) = state.segments.last().map(|s| s.size) else {
             return;
         };
-        let now = Instant::now();
-        let seen = *spare.seen.get_or_insert((now, size));
+        // `Auto` judges the fill rate from the first look at the segment
+        // on, so it looks before the segment is half full too.
+        let looked = auto.then(|| {
+            let now = (Instant::now(), size);
+            (*spare.seen.get_or_insert(now), now)
+        });
         let max = shared.config.segment_bytes_max;
         let half_full = size.saturating_mul(2) >= max;
         if !half_full || state.closing || state.failed.is_some() {
             return;
         }
-        if auto && !fills_within(seen, (now, size), max, AUTO_FILL_HORIZON) {
+        if looked.is_some_and(|(seen, now)| !fills_within(seen, now, max, AUTO_FILL_HORIZON)) {
             return;
         }
     }
