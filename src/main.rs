@@ -4,6 +4,12 @@
 mod cli;
 mod serve;
 
+/// mimalloc instead of glibc's malloc: the shard's request path allocates
+/// small buffers per datagram and per request, and glibc's `_int_malloc`
+/// was 5% of a busy shard's core (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
