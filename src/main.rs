@@ -4,11 +4,12 @@
 mod cli;
 mod serve;
 
-/// mimalloc instead of glibc's malloc: the shard's request path allocates
+/// jemalloc instead of glibc's malloc: the shard's request path allocates
 /// small buffers per datagram and per request, and glibc's `_int_malloc`
-/// was 5% of a busy shard's core (docs/BENCHMARKS.md).
+/// was 5% of a busy shard's core. mimalloc was as fast but held 1.7 times
+/// the memory (docs/BENCHMARKS.md, "The server's allocator").
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::process::ExitCode;
 
