@@ -12,7 +12,9 @@
 //! only the disk's spare time: a chunk is written only after a round of
 //! appends none of which waited at the shard's write gate, so on a disk
 //! whose bandwidth is the limit the appends keep nearly all of it and the
-//! roll takes an unprepared segment.
+//! roll takes an unprepared segment. Each zero write is then an eighth of
+//! what the gate lets the disk hold, so an append arriving behind one
+//! waits for little of the disk's time.
 //! At most [`BACKGROUND_MAX`] logs of a shard prepare at once, which
 //! bounds the zero buffers' memory. `Auto` also prepares only for a log
 //! that, at the rate it has grown since its last roll, fills its active
@@ -32,16 +34,22 @@ use std::time::{Duration, Instant};
 
 use super::Shared;
 use crate::config::PrepareSegments;
-use crate::disk::{align_up, DiskFile};
+use crate::disk::{align_down, align_up, DiskFile, BLOCK};
 use crate::error::IoFailure;
 #[cfg(doc)]
 use crate::gate::BACKGROUND_MAX;
 
 /// The spare's file name in the partition's directory.
 const SPARE_NAME: &str = "next-segment.spare.tmp";
-/// Zeros written at a time: large enough to cost little per write, small
-/// enough that one write never holds the device long before an append's.
+/// Zeros written at a time, at most: large enough to cost little per
+/// write on a fast disk.
 const ZERO_CHUNK: usize = 256 << 10;
+/// In `Auto`, a zero write is at most this share of the bytes the shard's
+/// write gate lets the disk hold (its measured throughput times
+/// `flow.disk_queue_target`): an append that arrives behind one waits for
+/// an eighth of the target, not for 256 KiB. On a 50 MiB/s disk 256 KiB
+/// took 5 ms and tripled a light producer's p99 (docs/BENCHMARKS.md).
+const ZERO_CHUNK_SHARE: u64 = 8;
 /// Zeros written ahead of the pace (see [`allowance`]).
 const ZERO_LEAD: u64 = 4 << 20;
 
@@ -202,9 +210,12 @@ async fn zero_filled(shared: &Shared, path: &Path) -> Result<Option<DiskFile>, I
             if stopped(shared) {
                 return Ok(false);
             }
-            let n = (len - pos).min(ZERO_CHUNK as u64) as usize;
+            let n = (len - pos).min(chunk_bytes(shared)) as usize;
+            if buf.len() < n {
+                buf = zeros(); // trimmed for a smaller chunk before
+            }
             if n < buf.len() {
-                // `len` is block-aligned, so `n` is too.
+                // `len` and the chunk are block-aligned, so `n` is too.
                 buf.trim_to_size(n);
             }
             // The buffer comes back unless the write kept it.
@@ -239,6 +250,23 @@ fn allowance(shared: &Shared, len: u64) -> u64 {
         s.size.saturating_sub(shared.config.segment_bytes_max / 2)
     });
     grown.saturating_mul(3).saturating_add(ZERO_LEAD).min(len)
+}
+
+/// Bytes of the next zero write: [`ZERO_CHUNK`], or in `Auto` less, as
+/// the shard's write gate measures the disk now.
+fn chunk_bytes(shared: &Shared) -> u64 {
+    let limit = match shared.config.prepare_segments {
+        PrepareSegments::Auto => shared.gate.gate().stats().limit_bytes,
+        PrepareSegments::On | PrepareSegments::Off => u64::MAX,
+    };
+    zero_chunk(limit)
+}
+
+/// A zero write's size under a gate that lets the disk hold `limit`
+/// bytes: a [`ZERO_CHUNK_SHARE`] of it, block-aligned, from one block to
+/// [`ZERO_CHUNK`].
+fn zero_chunk(limit: u64) -> u64 {
+    align_down(limit / ZERO_CHUNK_SHARE).clamp(BLOCK as u64, ZERO_CHUNK as u64)
 }
 
 /// Whether a segment of `max` bytes, seen at `then` and at `now` as
@@ -278,6 +306,19 @@ fn stopped(shared: &Shared) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zero_write_is_an_eighth_of_the_gates_limit_within_bounds() {
+        // A 50 MiB/s disk at a 5 ms target: about 260 KB at the disk.
+        assert_eq!(zero_chunk(262_144), 32 << 10);
+        assert_eq!(zero_chunk(204_971), 24 << 10, "block-aligned down");
+        // Before the disk is measured, or a fast one: the largest.
+        assert_eq!(zero_chunk(u64::MAX), ZERO_CHUNK as u64);
+        assert_eq!(zero_chunk(64 << 20), ZERO_CHUNK as u64);
+        // A crawling disk still writes a block at a time.
+        assert_eq!(zero_chunk(0), BLOCK as u64);
+        assert_eq!(zero_chunk(20_000), BLOCK as u64);
+    }
 
     #[test]
     fn a_segment_fills_within_the_horizon_only_at_a_rate_that_gets_there() {
