@@ -425,8 +425,9 @@ impl Fetched {
     /// Read off the batches' headers only: [`messages`](Self::messages)
     /// checks each batch's CRC and records where they are read, and fails
     /// on a bad one. Checking them here too walked every record of a
-    /// response two more times in the consumer (about 7% of a busy
-    /// consumer's core, docs/BENCHMARKS.md).
+    /// response two more times in the consumer, which called this twice
+    /// per response (batch validation was 10% of a busy consumer's core,
+    /// docs/BENCHMARKS.md).
     pub fn next_offset(&self) -> u64 {
         BatchIter::verified(&self.batches)
             .map_while(Result::ok)
