@@ -12,6 +12,7 @@ mod producer_recovery;
 mod read;
 mod recovery;
 mod retention;
+mod roll;
 mod scan;
 mod spare;
 mod state;

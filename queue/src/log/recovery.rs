@@ -10,9 +10,9 @@
 use std::{path::Path, rc::Rc, time::Instant};
 
 use super::{
+    roll::create_segment,
     scan::{scan, Stop},
     state::{tail_of, Segment, State},
-    writer::create_segment,
 };
 use crate::{
     config::LogConfig,

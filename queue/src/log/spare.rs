@@ -23,10 +23,9 @@
 //!
 //! The spare is a temporary file (`.tmp`), which recovery removes, so a
 //! crash can leave nothing a reader would mistake for a segment. A roll
-//! takes it only once it is whole and synced, renames it to the segment's
-//! name and then writes and syncs the header before any batch, as for a
-//! new file: a crash after the rename leaves an all-zero last segment,
-//! which recovery removes as half-created.
+//! takes it only once it is whole and synced, writes and syncs the header
+//! into it, and only then renames it to the segment's name (`roll.rs`), as
+//! for a new file.
 
 use std::path::Path;
 use std::rc::Rc;

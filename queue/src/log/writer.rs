@@ -12,11 +12,9 @@ use super::{
     Shared,
 };
 use crate::{
-    disk::{Disk, DiskFile},
+    disk::DiskFile,
     error::{IoFailure, LogError},
     gate::Permit,
-    index::SparseIndex,
-    segment,
 };
 
 /// Runs until the log closes: takes everything queued and writes it as one
@@ -60,7 +58,7 @@ fn take_pending(shared: &Shared) -> (Vec<PendingUnit>, bool, bool) {
 /// Writes one unit: rolls to its segment first if it starts a new one.
 async fn write_unit(shared: &Shared, mut unit: PendingUnit) -> Result<(), IoFailure> {
     if let Some(header) = unit.new_segment {
-        roll(shared, unit.segment_base, header, unit.producers.take()).await?;
+        super::roll::roll(shared, unit.segment_base, header, unit.producers.take()).await?;
     }
     let (file, sync_follows) = {
         let state = shared.state.borrow();
@@ -217,137 +215,6 @@ fn recycle(
     Ok(())
 }
 
-/// Seals the active segment (fdatasync, index checkpoint) and starts a new
-/// one at `base`: header written and synced, directory synced, before any
-/// batch goes into it.
-async fn roll(
-    shared: &Shared,
-    base: u64,
-    header: [u8; segment::HEADER_LEN],
-    producers: Option<Vec<u8>>,
-) -> Result<(), IoFailure> {
-    let (file, checkpoint, index_path, dir) = {
-        let state = shared.state.borrow();
-        let seg = state.segments.last().ok_or_else(closed_failure)?;
-        (
-            seg.file.clone(),
-            seg.checkpoint(),
-            seg.index_path(),
-            state.dir.clone(),
-        )
-    };
-    // Give back the preallocated space the sealed segment will not use.
-    file.truncate(checkpoint.end_pos).await?;
-    // The syncer may have failed the log during the await: never fdatasync
-    // a file again after a failed fdatasync.
-    check_not_failed(shared)?;
-    file.fdatasync().await?;
-    {
-        let mut state = shared.state.borrow_mut();
-        if let Some(failure) = &state.failed {
-            return Err(failure.clone());
-        }
-        state.durable_offset = state.written_offset;
-        state.complete_durable();
-    }
-    shared
-        .disk
-        .write_atomic(&index_path, &checkpoint.encode())
-        .await?;
-    if let Some(snapshot) = producers {
-        // Before the segment exists: a segment on disk always has its
-        // snapshot, unless the disk lost it (then recovery scans further).
-        let path = segment::producers_path(&dir, base);
-        crate::durable::write(&path, &snapshot)
-            .await
-            .map_err(|e| match e {
-                LogError::Io(f) | LogError::NoSpace(f) | LogError::Failed(f) => f,
-                other => IoFailure {
-                    op: "write",
-                    path,
-                    errno: None,
-                    message: other.to_string(),
-                },
-            })?;
-    }
-    let spare = shared.spare.borrow_mut().take();
-    let (seg, prepared) =
-        create_segment(&shared.disk, &dir, base, header, &shared.config, spare).await?;
-    if prepared {
-        shared.count(|s| s.rolls_prepared += 1);
-    }
-    let mut state = shared.state.borrow_mut();
-    if let Some(old) = state.segments.last_mut() {
-        old.sealed = true;
-        old.tail = Vec::new();
-    }
-    state.segments.push(seg);
-    Ok(())
-}
-
-/// Creates segment `base` in `dir`, durably, and returns it empty: from
-/// `spare`, a prepared file of zeros (`spare.rs`), when there is one and
-/// it could be renamed into place (then with `true`).
-pub(crate) async fn create_segment(
-    disk: &Disk,
-    dir: &std::path::Path,
-    base: u64,
-    header: [u8; segment::HEADER_LEN],
-    config: &crate::LogConfig,
-    spare: Option<DiskFile>,
-) -> Result<(Segment, bool), IoFailure> {
-    let path = segment::log_path(dir, base);
-    let mut prepared = false;
-    if let Some(spare) = spare {
-        spare.close().await;
-        match std::fs::rename(spare.path(), &path) {
-            Ok(()) => prepared = true,
-            Err(e) => {
-                // The segment is created as without a spare.
-                tracing::warn!(path = %spare.path().display(), error = %e, "cannot use the prepared segment");
-                let _ = disk.remove(spare.path());
-            }
-        }
-    }
-    let file = disk.open(&path, true).await?;
-    let mut buf = file.alloc(crate::disk::BLOCK);
-    let dst = buf.as_bytes_mut();
-    dst.fill(0);
-    dst[..header.len()].copy_from_slice(&header);
-    let result = async {
-        // The header goes first: a segment file is either all zeros (a
-        // crash before the header, removed on recovery) or starts valid.
-        // A prepared file is all zeros already, and stays as long.
-        if !prepared {
-            file.truncate(0).await?;
-        }
-        file.write_at(buf, 0).await?;
-        if config.preallocate && !prepared {
-            file.preallocate(config.segment_bytes_max).await?;
-        }
-        file.fdatasync().await?;
-        disk.sync_dir(dir).await
-    }
-    .await;
-    if let Err(e) = result {
-        file.close().await;
-        let _ = disk.remove(&path);
-        return Err(e);
-    }
-    let seg = Segment {
-        base_offset: base,
-        file: Rc::new(file),
-        size: segment::HEADER_LEN as u64,
-        next_offset: base,
-        max_timestamp_ms: i64::MIN,
-        index: SparseIndex::default(),
-        tail: header.to_vec(),
-        sealed: false,
-        checkpointed_pos: segment::HEADER_LEN as u64,
-    };
-    Ok((seg, prepared))
-}
-
 /// A write failed. Out of space is recoverable: drop what was not written,
 /// cut the file back to the written size (so no half-written bytes can look
 /// like batches later), and keep serving. Anything else fails the log.
@@ -442,14 +309,14 @@ async fn finish(shared: &Shared) {
 }
 
 /// The failure that failed the log, if one did.
-fn check_not_failed(shared: &Shared) -> Result<(), IoFailure> {
+pub(super) fn check_not_failed(shared: &Shared) -> Result<(), IoFailure> {
     match &shared.state.borrow().failed {
         Some(failure) => Err(failure.clone()),
         None => Ok(()),
     }
 }
 
-fn closed_failure() -> IoFailure {
+pub(super) fn closed_failure() -> IoFailure {
     IoFailure {
         op: "write",
         path: Default::default(),
