@@ -141,20 +141,65 @@ impl Disk {
     /// file or the new one, never a mix. The file is padded to a block; the
     /// content must carry its own length.
     pub(crate) async fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), IoFailure> {
-        let tmp = temporary_name(path);
-        let file = self.open(&tmp, true).await?;
-        file.truncate(0).await?;
-        let len = align_up(bytes.len() as u64).max(BLOCK as u64) as usize;
-        let mut buf = file.alloc(len);
-        let dst = buf.as_bytes_mut();
-        dst.fill(0);
-        dst[..bytes.len()].copy_from_slice(bytes);
-        let _ = file.write_at(buf, 0).await?;
-        file.fdatasync().await?;
-        file.close().await;
-        std::fs::rename(&tmp, path).map_err(|e| IoFailure::new("rename", &tmp, e))?;
+        self.stage_atomic(path, bytes).await?.place()?;
         let dir = path.parent().unwrap_or(Path::new("."));
         self.sync_dir(dir).await
+    }
+
+    /// The first half of [`Disk::write_atomic`]: the bytes durable under a
+    /// temporary name. [`Staged::place`] and a directory sync finish it;
+    /// several files staged at once can share that one sync.
+    pub(crate) async fn stage_atomic(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<Staged, IoFailure> {
+        let tmp = temporary_name(path);
+        let file = self.open(&tmp, true).await?;
+        let written = async {
+            file.truncate(0).await?;
+            let len = align_up(bytes.len() as u64).max(BLOCK as u64) as usize;
+            let mut buf = file.alloc(len);
+            let dst = buf.as_bytes_mut();
+            dst.fill(0);
+            dst[..bytes.len()].copy_from_slice(bytes);
+            let _ = file.write_at(buf, 0).await?;
+            file.fdatasync().await
+        }
+        .await;
+        file.close().await;
+        let staged = Staged {
+            tmp,
+            path: path.to_path_buf(),
+        };
+        match written {
+            Ok(()) => Ok(staged),
+            Err(e) => {
+                staged.discard();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A small file written and synced under a temporary name (`.tmp`, which
+/// recovery removes), not yet in place.
+#[derive(Debug)]
+pub(crate) struct Staged {
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl Staged {
+    /// Renames it into place. It is durable there once the directory is
+    /// synced.
+    pub(crate) fn place(self) -> Result<(), IoFailure> {
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| IoFailure::new("rename", &self.tmp, e))
+    }
+
+    /// Removes it, for a caller that will not place it.
+    pub(crate) fn discard(self) {
+        let _ = std::fs::remove_file(&self.tmp);
     }
 }
 

@@ -19,7 +19,10 @@
 
 use std::path::Path;
 
-use crate::{disk::Disk, error::LogError};
+use crate::{
+    disk::{Disk, Staged},
+    error::LogError,
+};
 
 const MAGIC: [u8; 8] = *b"TGDURAB1";
 const HEADER_LEN: usize = 24;
@@ -29,6 +32,15 @@ pub const MAX_CONTENT_BYTES: usize = 64 << 20;
 
 /// Replaces `path` with `content`, durably and atomically.
 pub async fn write(path: &Path, content: &[u8]) -> Result<(), LogError> {
+    let staged = stage(path, content).await?;
+    staged.place().map_err(LogError::io)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    Disk::new().sync_dir(dir).await.map_err(LogError::io)
+}
+
+/// The first half of [`write`]: `content` framed, durable under a temporary
+/// name in `path`'s directory, not yet in place.
+pub(crate) async fn stage(path: &Path, content: &[u8]) -> Result<Staged, LogError> {
     if content.len() > MAX_CONTENT_BYTES {
         return Err(LogError::Config(format!(
             "durable file content of {} bytes exceeds {MAX_CONTENT_BYTES}",
@@ -46,7 +58,7 @@ pub async fn write(path: &Path, content: &[u8]) -> Result<(), LogError> {
         create_dir(&disk, dir).await?;
         disk.prepare(dir).await.map_err(LogError::io)?;
     }
-    disk.write_atomic(path, &framed).await.map_err(LogError::io)
+    disk.stage_atomic(path, &framed).await.map_err(LogError::io)
 }
 
 /// Creates `dir` if it is missing, and makes its entry durable (fsync of

@@ -2,23 +2,25 @@
 //!
 //! Each step of a roll waits for the disk, and on a disk that serves one
 //! queue in order each wait is the whole queue: ten of them in a row held a
-//! light producer's partition for 50–90 ms on the 50 MiB/s test disk
-//! (docs/BENCHMARKS.md). So the steps that need not follow each other run
-//! at once, and only what the crash rules below order is ordered:
+//! light producer's partition for 50–100 ms on the 50 MiB/s test disk
+//! (docs/BENCHMARKS.md). So what can be written at once is, and only what
+//! the crash rules order is ordered. At once:
 //!
-//! 1. **Seal:** the old segment is cut to its end and fdatasynced, then its
-//!    final index checkpoint is written. The checkpoint tells recovery that
-//!    what lies below it is acknowledged data, so it must not be durable
-//!    before that data is.
-//! 2. **Producer snapshot** of the new segment's base.
-//! 3. **Stage:** the new segment is written under a temporary name (`.tmp`,
-//!    which recovery removes): header, preallocation, fdatasync. From the
-//!    prepared spare when there is one.
+//! - **Seal:** the old segment is cut to its end and fdatasynced.
+//! - **Its index checkpoint**, written and synced under a temporary name.
+//!   In place, it tells recovery that what lies below it is acknowledged
+//!   data, so it is renamed into place only after the seal.
+//! - **The producer snapshot** of the new segment's base, likewise staged.
+//! - **The new segment**, staged under a temporary name: header,
+//!   preallocation, fdatasync. From the prepared spare when there is one.
 //!
-//! 1, 2 and 3 run concurrently. Only once all three are done is the staged
-//! file renamed to the segment's name and the directory synced, so a
-//! segment that exists on disk always has a durable predecessor, its
-//! predecessor's index and its producer snapshot, as before.
+//! Temporary names end in `.tmp`, which recovery removes. Once all four are
+//! done, the index, the snapshot and then the segment are renamed into
+//! place, and one directory sync makes the three renames durable. So a
+//! segment that exists on disk always has a durable predecessor, and its
+//! snapshot and its predecessor's index unless the disk lost a rename;
+//! recovery does without either (it verifies a sealed segment without a
+//! matching index, and replays producers from further back).
 
 use std::{path::Path, rc::Rc};
 
@@ -28,9 +30,9 @@ use super::{
     Shared,
 };
 use crate::{
-    disk::{Disk, DiskFile},
+    disk::{Disk, DiskFile, Staged},
     error::{IoFailure, LogError},
-    index::{Checkpoint, SparseIndex},
+    index::SparseIndex,
     segment,
 };
 
@@ -53,28 +55,55 @@ pub(crate) async fn roll(
         )
     };
     let spare = shared.spare.borrow_mut().take();
+    let index = checkpoint.encode();
     let snapshot = async {
         match producers {
-            Some(snapshot) => write_snapshot(&segment::producers_path(&dir, base), &snapshot).await,
-            None => Ok(()),
+            Some(snapshot) => stage_snapshot(&segment::producers_path(&dir, base), &snapshot)
+                .await
+                .map(Some),
+            None => Ok(None),
         }
     };
-    let (sealed, snapshot, staged) = futures::join!(
-        seal(shared, &file, checkpoint, &index_path),
+    let (sealed, index, snapshot, staged) = futures::join!(
+        seal(shared, &file, checkpoint.end_pos),
+        shared.disk.stage_atomic(&index_path, &index),
         snapshot,
         stage(&shared.disk, &dir, base, header, &shared.config, spare),
     );
-    // The seal's failure first: it is the one that fails the log.
-    let staged = match (sealed.and(snapshot), staged) {
-        (Ok(()), Ok(staged)) => staged,
-        (Ok(()), Err(e)) => return Err(e),
-        (Err(e), staged) => {
-            if let Ok(staged) = staged {
-                staged.discard(&shared.disk).await;
+    let (index, snapshot, staged) = match (sealed, index, snapshot, staged) {
+        (Ok(()), Ok(index), Ok(snapshot), Ok(staged)) => (index, snapshot, staged),
+        (sealed, index, snapshot, staged) => {
+            // The seal's failure first: it is the one that fails the log.
+            let mut first = sealed.err();
+            for staged in [index.map(Some), snapshot] {
+                match staged {
+                    Ok(staged) => staged.into_iter().for_each(Staged::discard),
+                    Err(e) => {
+                        first.get_or_insert(e);
+                    }
+                }
             }
-            return Err(e);
+            match staged {
+                Ok(staged) => staged.discard(&shared.disk).await,
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+            // One of the four failed to get here; the fallback is never used.
+            return Err(first.unwrap_or_else(closed_failure));
         }
     };
+    let placed = match (index.place(), snapshot) {
+        (Ok(()), Some(snapshot)) => snapshot.place(),
+        (placed, snapshot) => {
+            snapshot.into_iter().for_each(Staged::discard);
+            placed
+        }
+    };
+    if let Err(e) = placed {
+        staged.discard(&shared.disk).await;
+        return Err(e);
+    }
     let (seg, prepared) = place(&shared.disk, &dir, base, staged).await?;
     if prepared {
         shared.count(|s| s.rolls_prepared += 1);
@@ -88,36 +117,26 @@ pub(crate) async fn roll(
     Ok(())
 }
 
-/// Step 1: cut the old segment to its end, sync it, then write its index.
-async fn seal(
-    shared: &Shared,
-    file: &DiskFile,
-    checkpoint: Checkpoint,
-    index_path: &Path,
-) -> Result<(), IoFailure> {
+/// The old segment cut to its end and synced: what it holds is durable.
+async fn seal(shared: &Shared, file: &DiskFile, end_pos: u64) -> Result<(), IoFailure> {
     // Give back the preallocated space the sealed segment will not use.
-    file.truncate(checkpoint.end_pos).await?;
+    file.truncate(end_pos).await?;
     // The syncer may have failed the log during the await: never fdatasync
     // a file again after a failed fdatasync.
     check_not_failed(shared)?;
     file.fdatasync().await?;
-    {
-        let mut state = shared.state.borrow_mut();
-        if let Some(failure) = &state.failed {
-            return Err(failure.clone());
-        }
-        state.durable_offset = state.written_offset;
-        state.complete_durable();
+    let mut state = shared.state.borrow_mut();
+    if let Some(failure) = &state.failed {
+        return Err(failure.clone());
     }
-    shared
-        .disk
-        .write_atomic(index_path, &checkpoint.encode())
-        .await
+    state.durable_offset = state.written_offset;
+    state.complete_durable();
+    Ok(())
 }
 
-/// Step 2: the producers as of the new segment's base.
-async fn write_snapshot(path: &Path, snapshot: &[u8]) -> Result<(), IoFailure> {
-    crate::durable::write(path, snapshot)
+/// The producers as of the new segment's base, staged.
+async fn stage_snapshot(path: &Path, snapshot: &[u8]) -> Result<Staged, IoFailure> {
+    crate::durable::stage(path, snapshot)
         .await
         .map_err(|e| match e {
             LogError::Io(f) | LogError::NoSpace(f) | LogError::Failed(f) => f,
@@ -131,14 +150,14 @@ async fn write_snapshot(path: &Path, snapshot: &[u8]) -> Result<(), IoFailure> {
 }
 
 /// A new segment, whole and synced under a temporary name.
-struct Staged {
+struct StagedSegment {
     file: DiskFile,
     header: [u8; segment::HEADER_LEN],
     /// Made from a prepared spare.
     prepared: bool,
 }
 
-impl Staged {
+impl StagedSegment {
     async fn discard(self, disk: &Disk) {
         self.file.close().await;
         let _ = disk.remove(self.file.path());
@@ -160,7 +179,7 @@ pub(crate) async fn create_segment(
     place(disk, dir, base, staged).await
 }
 
-/// Step 3: the new segment under a temporary name, header first. A
+/// The new segment under a temporary name, header first. A
 /// prepared spare is all zeros already, and stays as long; anything else
 /// is a new file, preallocated.
 async fn stage(
@@ -170,7 +189,7 @@ async fn stage(
     header: [u8; segment::HEADER_LEN],
     config: &crate::LogConfig,
     spare: Option<DiskFile>,
-) -> Result<Staged, IoFailure> {
+) -> Result<StagedSegment, IoFailure> {
     let (file, prepared) = match spare {
         Some(spare) => (spare, true),
         None => {
@@ -194,7 +213,7 @@ async fn stage(
         file.fdatasync().await
     }
     .await;
-    let staged = Staged {
+    let staged = StagedSegment {
         file,
         header,
         prepared,
@@ -208,12 +227,13 @@ async fn stage(
     }
 }
 
-/// Gives the staged file the segment's name, durably, and opens it there.
+/// Gives the staged file the segment's name and opens it there; the
+/// directory sync makes that rename durable, with those done before it.
 async fn place(
     disk: &Disk,
     dir: &Path,
     base: u64,
-    staged: Staged,
+    staged: StagedSegment,
 ) -> Result<(Segment, bool), IoFailure> {
     let path = segment::log_path(dir, base);
     staged.file.close().await;
