@@ -119,6 +119,8 @@ fn partitions(shard: &Shard) -> Vec<PartitionSnapshot> {
                 dedup_markers_total: stats.dedup_markers,
                 dedup_evicted_total: stats.dedup_evicted,
                 segments_prepared_total: stats.rolls_prepared,
+                rolls_total: stats.rolls,
+                roll_seconds_total: stats.roll_us_total as f64 / 1e6,
                 reads_cached_total: stats.reads_cached,
                 group_lag,
             })

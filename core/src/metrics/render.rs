@@ -595,7 +595,12 @@ impl Scrape {
         for (name, help, value) in gauge_families {
             gauges(e, name, help, self.per_partition(value))?;
         }
-        let counter_families: [PartitionFamily; 13] = [
+        let counter_families: [PartitionFamily; 14] = [
+            (
+                "tidegate_partition_rolls",
+                "Segment rolls: the active segment sealed and the next one created.",
+                |p| p.rolls_total,
+            ),
             (
                 "tidegate_partition_reads_cached",
                 "Reads answered from the partition's tail cache, without a disk read (storage.read_cache_bytes).",
@@ -671,6 +676,13 @@ impl Scrape {
             "Seconds spent in the partition's fdatasyncs; divided by the fdatasync count, \
              the mean fdatasync latency.",
             self.per_partition(|p| p.fdatasync_seconds_total),
+        )?;
+        counters(
+            e,
+            "tidegate_partition_roll_seconds",
+            "Seconds the partition's segment rolls held its writer; divided by the roll count, \
+             the mean roll.",
+            self.per_partition(|p| p.roll_seconds_total),
         )?;
         self.fdatasync_latency(e)?;
         let lags = self.shards.iter().flat_map(|s| {

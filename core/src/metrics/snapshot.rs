@@ -296,6 +296,11 @@ pub struct PartitionSnapshot {
     pub dedup_evicted_total: u64,
     /// Rolls that took a segment prepared in the background.
     pub segments_prepared_total: u64,
+    /// Segment rolls since the log was opened.
+    pub rolls_total: u64,
+    /// Seconds those rolls held the partition's writer (with the count:
+    /// the mean roll).
+    pub roll_seconds_total: f64,
     /// Reads answered from the tail cache, without a disk read.
     pub reads_cached_total: u64,
     /// Consumer groups with a committed offset here: (group, high

@@ -216,6 +216,8 @@ fn example(shard: usize) -> ShardSnapshot {
             group_lag: vec![("billing".into(), 5)],
             dedup_markers_total: 3,
             segments_prepared_total: 2,
+            rolls_total: 4,
+            roll_seconds_total: 0.5,
             reads_cached_total: 7,
             ..PartitionSnapshot::default()
         }],
@@ -306,6 +308,11 @@ fn rendered_values_are_the_snapshot_values() {
         assert_eq!(
             value(&samples, "tidegate_partition_segments_prepared_total", &p),
             2.0
+        );
+        assert_eq!(value(&samples, "tidegate_partition_rolls_total", &p), 4.0);
+        assert_eq!(
+            value(&samples, "tidegate_partition_roll_seconds_total", &p),
+            0.5
         );
         assert_eq!(
             value(&samples, "tidegate_partition_reads_cached_total", &p),

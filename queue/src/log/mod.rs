@@ -115,6 +115,11 @@ pub struct LogStats {
     pub segments_prepared: u64,
     /// Rolls that took a prepared segment.
     pub rolls_prepared: u64,
+    /// Segment rolls that completed.
+    pub rolls: u64,
+    /// Time those rolls held the writer, in microseconds (with `rolls`,
+    /// the mean roll): the partition's appends wait that long.
+    pub roll_us_total: u64,
     /// Reads answered from the tail cache, without a disk read
     /// (`LogConfig::read_cache_bytes`).
     pub reads_cached: u64,

@@ -58,7 +58,13 @@ fn take_pending(shared: &Shared) -> (Vec<PendingUnit>, bool, bool) {
 /// Writes one unit: rolls to its segment first if it starts a new one.
 async fn write_unit(shared: &Shared, mut unit: PendingUnit) -> Result<(), IoFailure> {
     if let Some(header) = unit.new_segment {
+        let started = std::time::Instant::now();
         super::roll::roll(shared, unit.segment_base, header, unit.producers.take()).await?;
+        let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        shared.count(|s| {
+            s.rolls += 1;
+            s.roll_us_total = s.roll_us_total.saturating_add(took);
+        });
     }
     let (file, sync_follows) = {
         let state = shared.state.borrow();
