@@ -9,7 +9,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use support::{batch, decode, run, view};
+use support::{all_records, batch, run, view};
 use tidegate_queue::{
     fault::{FaultKind, FaultPlan},
     Ack, GateConfig, GateFlow, Log, LogConfig, LogError, PrepareSegments, WriteGate,
@@ -52,18 +52,6 @@ async fn spare_made(log: &Log) {
     while log.stats().segments_prepared == 0 {
         glommio::timer::sleep(Duration::from_millis(1)).await;
     }
-}
-
-/// Every record of the log, as `(offset, tag, index)`.
-async fn all_records(log: &Log) -> Vec<(u64, u64, u32)> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < log.offsets().latest {
-        let read = log.read(at, 1 << 20).await.unwrap();
-        out.extend(decode(read.as_bytes()));
-        at = read.next_offset;
-    }
-    out
 }
 
 #[test]

@@ -8,7 +8,7 @@ mod support;
 
 use std::path::Path;
 
-use support::{batch, decode, run, view};
+use support::{all_records, batch, run, view};
 use tidegate_queue::{
     fault::{FaultKind, FaultPlan},
     Ack, Log, LogConfig, LogError, PrepareSegments,
@@ -32,17 +32,6 @@ fn names(dir: &Path, suffix: &str) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-async fn all_records(log: &Log) -> Vec<(u64, u64, u32)> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < log.offsets().latest {
-        let read = log.read(at, 1 << 20).await.unwrap();
-        out.extend(decode(read.as_bytes()));
-        at = read.next_offset;
-    }
-    out
 }
 
 fn rolls_leave_every_file_in_place(prepare_segments: PrepareSegments) {

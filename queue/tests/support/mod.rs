@@ -72,3 +72,15 @@ pub fn small_config() -> LogConfig {
         ..LogConfig::default()
     }
 }
+
+/// Every record of the log, as `(offset, tag, index)`.
+pub async fn all_records(log: &tidegate_queue::Log) -> Vec<(u64, u64, u32)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < log.offsets().latest {
+        let read = log.read(at, 1 << 20).await.unwrap();
+        out.extend(decode(read.as_bytes()));
+        at = read.next_offset;
+    }
+    out
+}
