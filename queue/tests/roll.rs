@@ -8,7 +8,7 @@ mod support;
 
 use std::path::Path;
 
-use support::{all_records, batch, run, view};
+use support::{all_records, batch, run, takes_appends_after_five_batches, view};
 use tidegate_queue::{
     fault::{FaultKind, FaultPlan},
     Ack, Log, LogConfig, LogError, PrepareSegments,
@@ -112,14 +112,7 @@ fn what_a_crash_leaves_of_a_staged_segment_is_removed_at_open() {
             .await
             .unwrap();
         assert!(!staged.exists());
-        assert_eq!(log.offsets().latest, 50);
-        let a = log
-            .append(&view(&batch(5, 10, 100, 0)), Ack::Durable)
-            .await
-            .unwrap();
-        assert_eq!(a.base_offset, 50);
-        assert_eq!(all_records(&log).await.len(), 60);
-        log.close().await.unwrap();
+        takes_appends_after_five_batches(log).await;
     });
 }
 

@@ -84,3 +84,17 @@ pub async fn all_records(log: &tidegate_queue::Log) -> Vec<(u64, u64, u32)> {
     }
     out
 }
+
+/// Checks that a log reopened after a crash that left five batches of ten
+/// records takes the next batch at offset 50 and reads all 60 back, then
+/// closes it.
+pub async fn takes_appends_after_five_batches(log: tidegate_queue::Log) {
+    assert_eq!(log.offsets().latest, 50);
+    let a = log
+        .append(&view(&batch(5, 10, 100, 0)), tidegate_queue::Ack::Durable)
+        .await
+        .unwrap();
+    assert_eq!(a.base_offset, 50);
+    assert_eq!(all_records(&log).await.len(), 60);
+    log.close().await.unwrap();
+}
