@@ -141,9 +141,16 @@ impl Disk {
     /// file or the new one, never a mix. The file is padded to a block; the
     /// content must carry its own length.
     pub(crate) async fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), IoFailure> {
-        self.stage_atomic(path, bytes).await?.place()?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        self.sync_dir(dir).await
+        let staged = self.stage_atomic(path, bytes).await?;
+        self.commit(staged).await
+    }
+
+    /// The second half of [`Disk::write_atomic`]: `staged` renamed into
+    /// place and its directory synced.
+    pub(crate) async fn commit(&self, staged: Staged) -> Result<(), IoFailure> {
+        let dir = staged.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        staged.place()?;
+        self.sync_dir(&dir).await
     }
 
     /// The first half of [`Disk::write_atomic`]: the bytes durable under a

@@ -33,9 +33,7 @@ pub const MAX_CONTENT_BYTES: usize = 64 << 20;
 /// Replaces `path` with `content`, durably and atomically.
 pub async fn write(path: &Path, content: &[u8]) -> Result<(), LogError> {
     let staged = stage(path, content).await?;
-    staged.place().map_err(LogError::io)?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    Disk::new().sync_dir(dir).await.map_err(LogError::io)
+    Disk::new().commit(staged).await.map_err(LogError::io)
 }
 
 /// The first half of [`write`]: `content` framed, durable under a temporary

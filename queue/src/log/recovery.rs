@@ -81,8 +81,7 @@ pub(crate) async fn recover(
     }
     if segments.is_empty() {
         let base = bases.first().copied().unwrap_or(0);
-        let header = segment::encode_header(base, super::writer::now_ms());
-        let (seg, _) = create_segment(disk, dir, base, header, config, None)
+        let seg = create_segment(disk, dir, base, config)
             .await
             .map_err(LogError::io)?;
         segments.push(seg);

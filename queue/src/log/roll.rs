@@ -2,7 +2,7 @@
 //!
 //! Each step of a roll waits for the disk, and on a disk that serves one
 //! queue in order each wait is the whole queue: ten of them in a row held a
-//! light producer's partition for 50–100 ms on the 50 MiB/s test disk
+//! light producer's partition for 60–77 ms on the 50 MiB/s test disk
 //! (docs/BENCHMARKS.md). So what can be written at once is, and only what
 //! the crash rules order is ordered. At once:
 //!
@@ -164,19 +164,17 @@ impl StagedSegment {
     }
 }
 
-/// Creates segment `base` in `dir`, durably, and returns it empty: from
-/// `spare`, a prepared file of zeros (`spare.rs`), when there is one (then
-/// with `true`).
+/// Creates segment `base` in `dir`, durably, and returns it empty: what
+/// recovery does for a log with no segment left.
 pub(crate) async fn create_segment(
     disk: &Disk,
     dir: &Path,
     base: u64,
-    header: [u8; segment::HEADER_LEN],
     config: &crate::LogConfig,
-    spare: Option<DiskFile>,
-) -> Result<(Segment, bool), IoFailure> {
-    let staged = stage(disk, dir, base, header, config, spare).await?;
-    place(disk, dir, base, staged).await
+) -> Result<Segment, IoFailure> {
+    let header = segment::encode_header(base, super::writer::now_ms());
+    let staged = stage(disk, dir, base, header, config, None).await?;
+    Ok(place(disk, dir, base, staged).await?.0)
 }
 
 /// The new segment under a temporary name, header first. A
