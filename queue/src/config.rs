@@ -44,6 +44,12 @@ pub struct LogConfig {
     /// tail are answered without a disk read (0 turns it off). Each
     /// partition holds up to this much.
     pub read_cache_bytes: usize,
+    /// Sealed segment files kept open for reads, the most recently read;
+    /// a read of another opens its file and closes the one read longest
+    /// ago. The active segment's file is always open, so a log holds at
+    /// most this many descriptors plus two (the active segment and a
+    /// prepared one). 0 opens a sealed segment's file for each read.
+    pub open_segments_max: usize,
     /// Idempotent producers the partition remembers; at the cap the one
     /// idle longest is forgotten (docs/SEMANTICS.md §2).
     pub producers_max: usize,
@@ -96,6 +102,7 @@ impl Default for LogConfig {
             retention_bytes: None,
             verify_reads: true,
             read_cache_bytes: 4 << 20,
+            open_segments_max: 4,
             producers_max: 10_000,
             producer_expiry_ms: 24 * 3600 * 1000,
             reorder_wait: Duration::from_secs(1),

@@ -16,7 +16,7 @@
 //!   EBADF. Every path is made absolute here first ([`absolute`]).
 
 use std::{
-    cell::{Cell, RefCell},
+    cell::RefCell,
     collections::HashSet,
     path::{Path, PathBuf},
     rc::Rc,
@@ -108,10 +108,9 @@ impl Disk {
             .await
             .map_err(|e| IoFailure::new("open", path, e.into()))?;
         Ok(DiskFile {
-            file: Rc::new(file),
+            file,
             path: path.to_path_buf(),
             faults: self.faults.clone(),
-            closed: Cell::new(false),
         })
     }
 
@@ -287,10 +286,9 @@ fn temporary_name(path: &Path) -> PathBuf {
 
 /// One file opened for DMA I/O.
 pub(crate) struct DiskFile {
-    file: Rc<DmaFile>,
+    file: DmaFile,
     path: PathBuf,
     faults: Faults,
-    closed: Cell<bool>,
 }
 
 impl DiskFile {
@@ -393,15 +391,20 @@ impl DiskFile {
             .map_err(|e| IoFailure::new("stat", &self.path, e.into()))
     }
 
-    /// Closes the file if this is its last holder; otherwise glommio closes
-    /// it when the last holder (a read in flight, say) drops it.
-    pub(crate) async fn close(&self) {
-        if self.closed.replace(true) {
-            return;
+    /// Closes the file now. Errors on close of an O_DIRECT file carry no
+    /// lost data: every byte that matters was fdatasynced before it was
+    /// acknowledged.
+    pub(crate) async fn close(self) {
+        let _ = self.file.close().await;
+    }
+
+    /// Closes a shared file if this is its last holder; otherwise the last
+    /// holder (a read in flight, say) closes it when it drops it (glommio
+    /// then closes the descriptor at its next I/O cycle).
+    pub(crate) async fn close_shared(file: Rc<DiskFile>) {
+        if let Ok(file) = Rc::try_unwrap(file) {
+            file.close().await;
         }
-        // Errors on close of an O_DIRECT file carry no lost data: every byte
-        // that matters was fdatasynced before we acknowledged it.
-        let _ = self.file.clone().close_rc().await;
     }
 
     fn injected(&self, op: &'static str, errno: i32) -> IoFailure {

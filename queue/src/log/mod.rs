@@ -8,6 +8,7 @@
 //! asked for durability. Appends that arrive while a write or fdatasync is in
 //! flight ride on the next one.
 
+mod files;
 mod producer_recovery;
 mod read;
 mod recovery;
@@ -123,6 +124,12 @@ pub struct LogStats {
     /// Reads answered from the tail cache, without a disk read
     /// (`LogConfig::read_cache_bytes`).
     pub reads_cached: u64,
+    /// Sealed segment files opened for reads, because they were not among
+    /// the ones kept open (`LogConfig::open_segments_max`).
+    pub segment_opens: u64,
+    /// Sealed segment files open now (at most
+    /// `LogConfig::open_segments_max`); the active segment's is not counted.
+    pub segments_open: u64,
 }
 
 impl LogStats {
@@ -169,6 +176,8 @@ pub(crate) struct Shared {
     pub(crate) spare: RefCell<spare::Spare>,
     /// The newest written batches, for readers at the tail.
     pub(crate) tail: RefCell<tail_cache::TailCache>,
+    /// The sealed segments' files kept open for reads.
+    pub(crate) open: RefCell<files::OpenSegments>,
 }
 
 impl Shared {
@@ -249,6 +258,7 @@ impl Log {
         let disk = Disk::new();
         let (state, recovery) = recovery::recover(dir.as_ref(), &config, &disk).await?;
         let tail = tail_cache::TailCache::new(config.read_cache_bytes);
+        let open = files::OpenSegments::new(config.open_segments_max);
         let shared = Rc::new(Shared {
             state: RefCell::new(state),
             work: Event::new(),
@@ -267,6 +277,7 @@ impl Log {
             dedup: RefCell::new(None),
             spare: RefCell::default(),
             tail: RefCell::new(tail),
+            open: RefCell::new(open),
         });
         let writer = glommio::spawn_local(writer::run(shared.clone())).detach();
         let syncer = glommio::spawn_local(syncer::run(shared.clone())).detach();

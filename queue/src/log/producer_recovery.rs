@@ -12,6 +12,7 @@ use tidegate_proto::batch::{peek_header, HEADER_LEN};
 use super::state::Segment;
 use crate::{
     config::LogConfig,
+    disk::{Disk, DiskFile},
     error::LogError,
     producers::{snapshot, Identity, ProducerTable},
     segment,
@@ -24,6 +25,7 @@ const WINDOW: usize = 1 << 20;
 /// the bytes of batches walked to build it.
 pub(crate) async fn rebuild(
     dir: &Path,
+    disk: &Disk,
     segments: &[Segment],
     config: &LogConfig,
     now_ms: i64,
@@ -31,7 +33,7 @@ pub(crate) async fn rebuild(
     let (mut table, start) = newest_snapshot(dir, segments, config).await;
     let mut walked = 0;
     for seg in segments.iter().skip(start) {
-        walked += replay(seg, &mut table, now_ms).await?;
+        walked += replay(disk, seg, &mut table, now_ms).await?;
     }
     Ok((table, walked))
 }
@@ -69,18 +71,41 @@ async fn newest_snapshot(
 }
 
 /// Records every identified batch of `seg` in `table`; returns the bytes
-/// walked.
-async fn replay(seg: &Segment, table: &mut ProducerTable, now_ms: i64) -> Result<u64, LogError> {
+/// walked. A sealed segment's file is opened for the walk only.
+async fn replay(
+    disk: &Disk,
+    seg: &Segment,
+    table: &mut ProducerTable,
+    now_ms: i64,
+) -> Result<u64, LogError> {
+    let walked = match &seg.file {
+        Some(file) => walk(seg, file, table, now_ms).await,
+        None => {
+            let file = disk.open(&seg.path, false).await.map_err(LogError::io)?;
+            let walked = walk(seg, &file, table, now_ms).await;
+            file.close().await;
+            walked
+        }
+    };
+    walked
+}
+
+async fn walk(
+    seg: &Segment,
+    file: &DiskFile,
+    table: &mut ProducerTable,
+    now_ms: i64,
+) -> Result<u64, LogError> {
     let mut pos = segment::HEADER_LEN as u64;
     while pos < seg.size {
         let want = WINDOW.min((seg.size - pos) as usize);
-        let buf = seg.file.read_at(pos, want).await.map_err(LogError::io)?;
+        let buf = file.read_at(pos, want).await.map_err(LogError::io)?;
         let mut at = 0usize;
         while let Some(rest) = buf.get(at..).filter(|r| r.len() >= HEADER_LEN) {
             // Recovery verified every batch below `size`: a header that
             // does not read is a bug or damage since, and it ends the walk.
             let header = peek_header(rest).map_err(|e| LogError::Corrupt {
-                path: seg.file.path().to_path_buf(),
+                path: seg.path.clone(),
                 position: pos + at as u64,
                 reason: format!("while rebuilding the producer table: {e}"),
             })?;
@@ -94,7 +119,7 @@ async fn replay(seg: &Segment, table: &mut ProducerTable, now_ms: i64) -> Result
         }
         if at == 0 {
             return Err(LogError::Corrupt {
-                path: seg.file.path().to_path_buf(),
+                path: seg.path.clone(),
                 position: pos,
                 reason: "a partial batch header ends the segment".into(),
             });

@@ -6,7 +6,12 @@ use bytes::Bytes;
 use glommio::io::ReadResult;
 use tidegate_proto::batch::{self, BatchView, HEADER_LEN};
 
-use super::{scan::check, tail_cache::Seek, Shared};
+use super::{
+    files::{self, Source},
+    scan::check,
+    tail_cache::Seek,
+    Shared,
+};
 use crate::{disk::DiskFile, error::LogError, segment};
 
 /// Bytes read ahead of the first wanted batch, beyond the caller's limit,
@@ -90,6 +95,35 @@ struct Target {
     high_watermark: u64,
 }
 
+/// A target whose file may have to be opened first.
+struct Found {
+    source: Source,
+    pos: u64,
+    end: u64,
+    high_watermark: u64,
+}
+
+impl Target {
+    /// Closes the file if the read was its last holder: a sealed segment's
+    /// file that is not among those kept open (`files.rs`).
+    async fn done(self) {
+        DiskFile::close_shared(self.file).await;
+    }
+}
+
+impl Found {
+    /// `requested`: the offset the read asked for, to report if retention
+    /// deleted the segment meanwhile.
+    async fn open(self, shared: &Shared, requested: u64) -> Result<Target, LogError> {
+        Ok(Target {
+            file: files::for_read(shared, self.source, requested).await?,
+            pos: self.pos,
+            end: self.end,
+            high_watermark: self.high_watermark,
+        })
+    }
+}
+
 pub(crate) async fn read(
     shared: &Shared,
     offset: u64,
@@ -141,14 +175,25 @@ async fn read_batches(
                 high_watermark: offsets.latest,
             });
         }
-        Target {
-            file: seg.file.clone(),
+        Found {
+            source: seg.source(),
             pos,
             end: seg.size,
             high_watermark: offsets.latest,
         }
     };
-    let verify = shared.config.verify_reads;
+    let target = target.open(shared, offset).await?;
+    let read = read_from(&target, offset, max_bytes, shared.config.verify_reads).await;
+    target.done().await;
+    read
+}
+
+async fn read_from(
+    target: &Target,
+    offset: u64,
+    max_bytes: usize,
+    verify: bool,
+) -> Result<ReadBatches, LogError> {
     let mut pos = target.pos;
     loop {
         let want = (max_bytes.saturating_add(READ_SLACK) as u64).min(target.end - pos) as usize;
@@ -171,7 +216,7 @@ async fn read_batches(
             Selected::Skip(skip) => pos += skip as u64,
             Selected::Grow(len) => {
                 let buf = target.file.read_at(pos, len).await.map_err(LogError::io)?;
-                let view = BatchView::parse(&buf).map_err(|e| corrupt(&target, pos, e))?;
+                let view = BatchView::parse(&buf).map_err(|e| corrupt(target, pos, e))?;
                 let h = view.header();
                 let (first, next) = (h.base_offset, h.next_offset());
                 return Ok(ReadBatches::from_disk(
@@ -283,13 +328,24 @@ pub(crate) async fn offset_for_timestamp(
             }) else {
                 return Ok(None);
             };
-            Target {
-                file: seg.file.clone(),
+            Found {
+                source: seg.source(),
                 pos: seg.index.seek_time(timestamp_ms),
                 end: seg.size,
                 high_watermark: latest,
             }
         };
+    let base = match &target.source {
+        Source::Open(_) => 0,
+        Source::Closed { base, .. } => *base,
+    };
+    let target = target.open(shared, base).await?;
+    let found = find_time(&target, timestamp_ms).await;
+    target.done().await;
+    found
+}
+
+async fn find_time(target: &Target, timestamp_ms: i64) -> Result<Option<u64>, LogError> {
     let mut pos = target.pos;
     while pos < target.end {
         let head = target
@@ -297,14 +353,14 @@ pub(crate) async fn offset_for_timestamp(
             .read_at(pos, HEADER_LEN)
             .await
             .map_err(LogError::io)?;
-        let h = batch::peek_header(&head).map_err(|e| corrupt(&target, pos, e))?;
+        let h = batch::peek_header(&head).map_err(|e| corrupt(target, pos, e))?;
         if h.max_timestamp_ms >= timestamp_ms {
             let whole = target
                 .file
                 .read_at(pos, h.length as usize)
                 .await
                 .map_err(LogError::io)?;
-            let view = BatchView::parse(&whole).map_err(|e| corrupt(&target, pos, e))?;
+            let view = BatchView::parse(&whole).map_err(|e| corrupt(target, pos, e))?;
             let found = view.records().find(|r| r.timestamp_ms() >= timestamp_ms);
             return Ok(found.map(|r| r.offset()));
         }

@@ -87,11 +87,11 @@ pub(crate) async fn recover(
         segments.push(seg);
     }
     if let Some(active) = segments.last_mut() {
-        make_active(active, config).await?;
+        make_active(active, config, disk).await?;
     }
     let now = super::writer::now_ms();
     let (producers, walked) =
-        super::producer_recovery::rebuild(dir, &segments, config, now).await?;
+        super::producer_recovery::rebuild(dir, disk, &segments, config, now).await?;
     report.producers = producers.len();
     report.producer_bytes_replayed = walked;
     let state = State::new(dir.to_path_buf(), segments, producers)?;
@@ -167,7 +167,8 @@ async fn open_segment(
     // trusted as it is: it was fdatasynced before the checkpoint was written.
     if let (Some(next), Some(cp)) = (next_base, &checkpoint) {
         if cp.next_offset == next {
-            return Ok(Some(sealed(file, cp.clone())));
+            file.close().await;
+            return Ok(Some(sealed(path, cp.clone())));
         }
     }
     let (start_pos, start_offset, ts_before, mut index) = match &checkpoint {
@@ -236,14 +237,21 @@ async fn open_segment(
             ));
         }
     }
-    let tail = if next_base.is_none() {
-        read_tail(&file, scanned.end_pos).await?
+    // Only the active segment keeps its file open: a log of many segments
+    // would otherwise hold a descriptor for each (`files.rs`).
+    let (tail, file) = if next_base.is_none() {
+        (
+            read_tail(&file, scanned.end_pos).await?,
+            Some(Rc::new(file)),
+        )
     } else {
-        Vec::new()
+        file.close().await;
+        (Vec::new(), None)
     };
     Ok(Some(Segment {
         base_offset: base,
-        file: Rc::new(file),
+        path,
+        file,
         size: scanned.end_pos,
         next_offset: scanned.next_offset,
         max_timestamp_ms: scanned.max_timestamp_ms,
@@ -274,11 +282,12 @@ fn resume_point(cp: &Checkpoint) -> (u64, u64, i64, SparseIndex) {
     }
 }
 
-fn sealed(file: DiskFile, cp: Checkpoint) -> Segment {
+fn sealed(path: std::path::PathBuf, cp: Checkpoint) -> Segment {
     Segment {
         checkpointed_pos: cp.end_pos,
         base_offset: cp.base_offset,
-        file: Rc::new(file),
+        path,
+        file: None,
         size: cp.end_pos,
         next_offset: cp.next_offset,
         max_timestamp_ms: cp.max_timestamp_ms,
@@ -319,12 +328,16 @@ async fn read_checkpoint(disk: &Disk, path: &Path, base: u64, file_end: u64) -> 
 /// Zeroing matters: writes of one group are concurrent, so bytes of a write
 /// that failed or was cut by a crash can sit behind zeros, and must never be
 /// mistaken for batches once appends reach them.
-async fn make_active(seg: &mut Segment, config: &LogConfig) -> Result<(), LogError> {
+async fn make_active(seg: &mut Segment, config: &LogConfig, disk: &Disk) -> Result<(), LogError> {
+    let file = match &seg.file {
+        Some(file) => file.clone(),
+        None => Rc::new(disk.open(&seg.path, false).await.map_err(LogError::io)?),
+    };
+    seg.file = Some(file.clone());
     if seg.sealed || seg.tail.len() as u64 != seg.size - align_down(seg.size) {
         seg.sealed = false;
-        seg.tail = read_tail(&seg.file, seg.size).await?;
+        seg.tail = read_tail(&file, seg.size).await?;
     }
-    let file = &seg.file;
     file.truncate(seg.size).await.map_err(LogError::io)?;
     if config.preallocate {
         file.preallocate(config.segment_bytes_max)

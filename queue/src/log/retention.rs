@@ -25,8 +25,10 @@ pub(crate) async fn enforce_retention(
         report.segments_deleted += 1;
         report.bytes_deleted += seg.size;
         let index_path = seg.index_path();
-        let log_path = seg.file.path().to_path_buf();
-        seg.file.close().await;
+        // A sealed segment's file is open only if it is among those kept
+        // for reads; a read in flight still holds it, and reads to its end.
+        super::files::forget(shared, base).await;
+        let log_path = seg.path.clone();
         shared.disk.remove(&log_path).map_err(LogError::io)?;
         shared.disk.remove(&index_path).map_err(LogError::io)?;
         let dir = shared.state.borrow().dir.clone();

@@ -48,7 +48,7 @@ pub(crate) async fn roll(
         let state = shared.state.borrow();
         let seg = state.segments.last().ok_or_else(closed_failure)?;
         (
-            seg.file.clone(),
+            seg.file.clone().ok_or_else(closed_failure)?,
             seg.checkpoint(),
             seg.index_path(),
             state.dir.clone(),
@@ -108,12 +108,20 @@ pub(crate) async fn roll(
     if prepared {
         shared.count(|s| s.rolls_prepared += 1);
     }
-    let mut state = shared.state.borrow_mut();
-    if let Some(old) = state.segments.last_mut() {
-        old.sealed = true;
-        old.tail = Vec::new();
+    let sealed = {
+        let mut state = shared.state.borrow_mut();
+        let sealed = state.segments.last_mut().and_then(|old| {
+            old.sealed = true;
+            old.tail = Vec::new();
+            Some((old.base_offset, old.file.take()?))
+        });
+        state.segments.push(seg);
+        sealed
+    };
+    // Readers just behind the tail read the sealed segment next.
+    if let Some((base, file)) = sealed {
+        super::files::keep_sealed(shared, base, file).await;
     }
-    state.segments.push(seg);
     Ok(())
 }
 
@@ -159,8 +167,9 @@ struct StagedSegment {
 
 impl StagedSegment {
     async fn discard(self, disk: &Disk) {
+        let path = self.file.path().to_path_buf();
         self.file.close().await;
-        let _ = disk.remove(self.file.path());
+        let _ = disk.remove(&path);
     }
 }
 
@@ -234,10 +243,11 @@ async fn place(
     staged: StagedSegment,
 ) -> Result<(Segment, bool), IoFailure> {
     let path = segment::log_path(dir, base);
+    let staged_path = staged.file.path().to_path_buf();
     staged.file.close().await;
-    if let Err(e) = std::fs::rename(staged.file.path(), &path) {
-        let _ = disk.remove(staged.file.path());
-        return Err(IoFailure::new("rename", staged.file.path(), e));
+    if let Err(e) = std::fs::rename(&staged_path, &path) {
+        let _ = disk.remove(&staged_path);
+        return Err(IoFailure::new("rename", &staged_path, e));
     }
     let file = disk.open(&path, false).await?;
     if let Err(e) = disk.sync_dir(dir).await {
@@ -249,7 +259,8 @@ async fn place(
     }
     let seg = Segment {
         base_offset: base,
-        file: Rc::new(file),
+        path,
+        file: Some(Rc::new(file)),
         size: segment::HEADER_LEN as u64,
         next_offset: base,
         max_timestamp_ms: i64::MIN,

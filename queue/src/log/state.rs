@@ -33,7 +33,11 @@ pub struct LogOffsets {
 /// One segment file and what is known to be written in it.
 pub(crate) struct Segment {
     pub(crate) base_offset: u64,
-    pub(crate) file: Rc<DiskFile>,
+    /// The segment file.
+    pub(crate) path: PathBuf,
+    /// The active segment's open file. A sealed segment holds none: reads
+    /// open its file through the log's budget of open files (`files.rs`).
+    pub(crate) file: Option<Rc<DiskFile>>,
     /// Bytes completely written (header included): readers stop here.
     pub(crate) size: u64,
     /// One past the last offset in the segment.
@@ -61,12 +65,19 @@ impl Segment {
     }
 
     pub(crate) fn index_path(&self) -> PathBuf {
-        let dir = self
-            .file
-            .path()
-            .parent()
-            .unwrap_or(std::path::Path::new("."));
+        let dir = self.path.parent().unwrap_or(std::path::Path::new("."));
         segment::index_path(dir, self.base_offset)
+    }
+
+    /// Where a read finds this segment's file.
+    pub(crate) fn source(&self) -> super::files::Source {
+        match &self.file {
+            Some(file) => super::files::Source::Open(file.clone()),
+            None => super::files::Source::Closed {
+                base: self.base_offset,
+                path: self.path.clone(),
+            },
+        }
     }
 }
 

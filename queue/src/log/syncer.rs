@@ -52,13 +52,17 @@ fn next(shared: &Shared) -> Next {
             .durable_waiters
             .front()
             .is_some_and(|(end, _)| *end <= state.written_offset);
-    match (due, state.segments.last()) {
+    let active = state
+        .segments
+        .last()
+        .and_then(|s| Some((s, s.file.clone()?)));
+    match (due, active) {
         // Earlier segments were synced when they were sealed, so syncing the
         // active one makes everything written so far durable.
-        (true, Some(seg)) => {
+        (true, Some((seg, file))) => {
             let due = seg.size - seg.checkpointed_pos >= shared.config.checkpoint_interval_bytes;
             let checkpoint = due.then(|| seg.checkpoint());
-            Next::Sync(seg.file.clone(), state.written_offset, checkpoint)
+            Next::Sync(file, state.written_offset, checkpoint)
         }
         _ => Next::Wait,
     }

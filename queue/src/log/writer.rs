@@ -80,7 +80,7 @@ async fn write_unit(shared: &Shared, mut unit: PendingUnit) -> Result<(), IoFail
             .durable_waiters
             .front()
             .is_some_and(|(end, _)| *end <= unit.end_offset);
-        (seg.file.clone(), sync_follows)
+        (seg.file.clone().ok_or_else(closed_failure)?, sync_follows)
     };
     let end_pos = unit.end_pos();
     let written_at = super::tail_cache::Seek {
@@ -245,8 +245,12 @@ async fn on_write_error(shared: &Shared, failure: IoFailure) {
             state.failed = Some(failure.clone());
         }
         match state.segments.last() {
-            Some(seg) => (seg.file.clone(), seg.size),
-            None => return,
+            Some(Segment {
+                file: Some(file),
+                size,
+                ..
+            }) => (file.clone(), *size),
+            _ => return,
         }
     };
     // Cut back, reserve again, and sync: after a power loss the bytes of
@@ -277,12 +281,11 @@ async fn on_write_error(shared: &Shared, failure: IoFailure) {
 /// active segment's index, close every file.
 async fn finish(shared: &Shared) {
     super::spare::discard(shared).await;
-    let (segments, checkpoint, index_path, needs_sync) = {
+    let (active, checkpoint, index_path, needs_sync) = {
         let state = shared.state.borrow();
-        let files: Vec<Rc<DiskFile>> = state.segments.iter().map(|s| s.file.clone()).collect();
         let active = state.segments.last();
         (
-            files,
+            active.and_then(|s| s.file.clone()),
             active.map(Segment::checkpoint),
             active.map(|s| s.index_path()),
             state.failed.is_none() && state.durable_offset < state.written_offset,
@@ -290,7 +293,7 @@ async fn finish(shared: &Shared) {
     };
     let failed = shared.state.borrow().failed.is_some();
     let mut result = Ok(());
-    if let (false, Some(active)) = (failed, segments.last()) {
+    if let (false, Some(active)) = (failed, &active) {
         if needs_sync {
             result = active.fdatasync().await;
         }
@@ -309,8 +312,11 @@ async fn finish(shared: &Shared) {
         }
         state.fail_waiters(&LogError::Closed);
     }
-    for file in segments {
-        file.close().await;
+    // Reads may go on after a shutdown: a sealed segment's file they hold
+    // closes when the last of them drops it.
+    let kept = shared.open.borrow_mut().take_all();
+    for file in active.into_iter().chain(kept) {
+        DiskFile::close_shared(file).await;
     }
 }
 

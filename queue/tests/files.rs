@@ -1,0 +1,134 @@
+//! Open files (`log/files.rs`): a log keeps its active segment's file open
+//! and at most `open_segments_max` sealed ones, however many segments it
+//! has, while every record stays readable.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+
+use support::{all_records, batch, run, small_config, view};
+use tidegate_queue::{Ack, Log, LogConfig, LogError};
+
+/// Batches to append: about 60 segments of 64 KiB.
+const BATCHES: u64 = 3000;
+
+fn config(open_segments_max: usize) -> LogConfig {
+    LogConfig {
+        open_segments_max,
+        // Every read goes to the segment files.
+        read_cache_bytes: 0,
+        ..small_config()
+    }
+}
+
+/// The process's descriptors open on files under `dir`.
+fn open_under(dir: &Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
+}
+
+async fn fill(log: &Log) {
+    for tag in 0..BATCHES {
+        log.append(&view(&batch(tag, 10, 100, 0)), Ack::Written)
+            .await
+            .unwrap();
+    }
+}
+
+fn check_order(records: &[(u64, u64, u32)]) {
+    assert_eq!(records.len() as u64, BATCHES * 10);
+    for (i, (offset, tag, index)) in records.iter().enumerate() {
+        let i = i as u64;
+        assert_eq!((*offset, *tag, u64::from(*index)), (i, i / 10, i % 10));
+    }
+}
+
+fn bounded_with(open_segments_max: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().canonicalize().unwrap();
+    // The active segment's file, and at most this many sealed ones.
+    let bound = 1 + open_segments_max;
+    run(move || async move {
+        let log = Log::open(&path, config(open_segments_max)).await.unwrap();
+        fill(&log).await;
+        let segments = std::fs::read_dir(&path)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension() == Some("log".as_ref()))
+            .count();
+        assert!(segments >= 50, "only {segments} segments");
+        assert!(open_under(&path) <= bound, "{} open", open_under(&path));
+
+        check_order(&all_records(&log).await);
+        assert!(open_under(&path) <= bound, "{} open", open_under(&path));
+        let stats = log.stats();
+        assert!(stats.segments_open <= open_segments_max as u64);
+        // Each sealed segment read once from its start, in order: opened
+        // once, unless it was still open from its roll.
+        assert!(
+            stats.segment_opens >= (segments - 1 - open_segments_max) as u64,
+            "{} opens for {segments} segments",
+            stats.segment_opens
+        );
+
+        // Reads that jump between segments open and close as they go.
+        let latest = log.offsets().latest;
+        for offset in [0, latest - 1, latest / 2, 10, latest / 3, 0] {
+            let read = log.read(offset, 1 << 10).await.unwrap();
+            assert!(read.first_offset <= offset && offset < read.next_offset);
+        }
+        assert!(open_under(&path) <= bound, "{} open", open_under(&path));
+        log.close().await.unwrap();
+
+        // Reopened, recovery does not keep the sealed segments' files.
+        let log = Log::open(&path, config(open_segments_max)).await.unwrap();
+        assert_eq!(log.recovery().segments, segments);
+        assert!(open_under(&path) <= 1, "{} open", open_under(&path));
+        check_order(&all_records(&log).await);
+        assert!(open_under(&path) <= bound, "{} open", open_under(&path));
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_log_of_many_segments_keeps_few_files_open() {
+    bounded_with(2);
+}
+
+#[test]
+fn a_bound_of_zero_opens_a_sealed_segment_for_each_read() {
+    bounded_with(0);
+}
+
+/// Retention deletes segments whose files are closed, and segments whose
+/// file a read kept open; reads below the new start are refused as out of
+/// range, and the rest still read.
+#[test]
+fn retention_deletes_kept_and_closed_segments_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().canonicalize().unwrap();
+    run(move || async move {
+        let log = Log::open(&path, config(2)).await.unwrap();
+        fill(&log).await;
+        // Keep the first two segments' files open.
+        log.read(0, 1 << 10).await.unwrap();
+        let second = log.read(0, 1 << 20).await.unwrap().next_offset;
+        log.read(second, 1 << 10).await.unwrap();
+        let latest = log.offsets().latest;
+        let report = log.delete_before(latest / 2).await.unwrap();
+        assert!(report.segments_deleted >= 20, "{report:?}");
+        let earliest = log.offsets().earliest;
+        assert!(matches!(
+            log.read(0, 1 << 10).await,
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        let read = log.read(earliest, 1 << 10).await.unwrap();
+        assert_eq!(read.first_offset, earliest);
+        assert!(log.stats().segments_open <= 2);
+        assert!(open_under(&path) <= 3, "{} open", open_under(&path));
+        log.close().await.unwrap();
+    });
+}
