@@ -65,6 +65,7 @@ write_chunk_bytes = "512KiB"
 write_concurrency = 4
 pending_bytes_max = "128MiB"
 buffer_pool_bytes_max = "16MiB"
+open_segments_max = 16
 retention = "7d"
 retention_bytes = "100GB"
 retention_check_interval = "1m"
@@ -131,6 +132,7 @@ fn default_log_config_equals_the_queue_default() {
     assert_eq!(ours.write_concurrency, queue.write_concurrency);
     assert_eq!(ours.pending_bytes_max, queue.pending_bytes_max);
     assert_eq!(ours.buffer_pool_bytes_max, queue.buffer_pool_bytes_max);
+    assert_eq!(ours.open_segments_max, queue.open_segments_max);
     assert_eq!(ours.retention_ms, queue.retention_ms);
     assert_eq!(ours.retention_bytes, queue.retention_bytes);
 }
@@ -158,6 +160,7 @@ fn a_full_file_sets_every_key() {
     assert_eq!(c.storage.write_concurrency, 4);
     assert_eq!(c.storage.pending_bytes_max, Size::mib(128));
     assert_eq!(c.storage.buffer_pool_bytes_max, Size::mib(16));
+    assert_eq!(c.storage.open_segments_max, 16);
     assert_eq!(c.storage.retention, Some(Duration::secs(7 * 86_400)));
     assert_eq!(
         c.storage.retention_bytes,

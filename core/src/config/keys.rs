@@ -32,6 +32,7 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("storage.pending_bytes_max", KeyKind::Text),
     ("storage.buffer_pool_bytes_max", KeyKind::Text),
     ("storage.read_cache_bytes", KeyKind::Text),
+    ("storage.open_segments_max", KeyKind::Integer),
     ("storage.retention", KeyKind::Text),
     ("storage.retention_bytes", KeyKind::Text),
     ("storage.retention_check_interval", KeyKind::Text),

@@ -126,6 +126,7 @@ impl ServeConfig {
             pending_bytes_max: s.pending_bytes_max.bytes_usize(),
             buffer_pool_bytes_max: s.buffer_pool_bytes_max.bytes_usize(),
             read_cache_bytes: s.read_cache_bytes.bytes_usize(),
+            open_segments_max: usize::try_from(s.open_segments_max).unwrap_or(usize::MAX),
             retention_ms: s.retention.map(Duration::as_millis_u64),
             retention_bytes: s.retention_bytes.map(Size::bytes),
             producers_max: usize::try_from(self.producers.max_per_partition).unwrap_or(usize::MAX),
@@ -296,6 +297,10 @@ pub struct StorageConfig {
     /// consumers at the tail are answered without a disk read; 0 turns it
     /// off. Default 4MiB.
     pub read_cache_bytes: Size,
+    /// Sealed segment files each partition keeps open for reads, the most
+    /// recently read; others are opened when read. The active segment's
+    /// file is always open. 0 opens one for each read. Default 4.
+    pub open_segments_max: u32,
     /// Delete sealed segments whose newest message is older than this.
     /// Default: none (keep forever).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -319,6 +324,7 @@ impl Default for StorageConfig {
             pending_bytes_max: Size::mib(64),
             buffer_pool_bytes_max: Size::mib(8),
             read_cache_bytes: Size::mib(4),
+            open_segments_max: 4,
             retention: None,
             retention_bytes: None,
             retention_check_interval: Duration::secs(30),

@@ -122,6 +122,8 @@ fn partitions(shard: &Shard) -> Vec<PartitionSnapshot> {
                 rolls_total: stats.rolls,
                 roll_seconds_total: stats.roll_us_total as f64 / 1e6,
                 reads_cached_total: stats.reads_cached,
+                segments_open: stats.segments_open,
+                segment_opens_total: stats.segment_opens,
                 group_lag,
             })
         })

@@ -580,13 +580,14 @@ impl Scrape {
     }
 
     fn partition_families(&self, e: &mut DescriptorEncoder) -> fmt::Result {
-        let gauge_families: [PartitionFamily; 10] = [
+        let gauge_families: [PartitionFamily; 11] = [
             ("tidegate_partition_high_watermark", "One past the last readable offset.", |p| p.high_watermark),
             ("tidegate_partition_durable_watermark", "One past the last offset made durable by fdatasync.", |p| p.durable_watermark),
             ("tidegate_partition_log_start_offset", "The first offset still stored (retention moves it).", |p| p.log_start_offset),
             ("tidegate_partition_write_queue_messages", "Messages accepted by the log and not yet written (next offset minus high watermark).", |p| p.write_queue_messages()),
             ("tidegate_partition_size_bytes", "Bytes of all the partition's segments.", |p| p.size_bytes),
             ("tidegate_partition_segments", "Segment files of the partition.", |p| p.segments),
+            ("tidegate_partition_segments_open", "Sealed segment files the partition keeps open for reads (at most storage.open_segments_max); the active segment's is not counted.", |p| p.segments_open),
             ("tidegate_partition_read_cache_bytes", "Bytes of the newest batches held in the partition's tail cache (at most storage.read_cache_bytes).", |p| p.read_cache_bytes),
             ("tidegate_partition_failed", "1 once a write or fdatasync failed: the log is read-only until restart.", |p| u64::from(p.failed)),
             ("tidegate_partition_next_offset", "The offset the next appended message gets.", |p| p.next_offset),
@@ -595,7 +596,12 @@ impl Scrape {
         for (name, help, value) in gauge_families {
             gauges(e, name, help, self.per_partition(value))?;
         }
-        let counter_families: [PartitionFamily; 14] = [
+        let counter_families: [PartitionFamily; 15] = [
+            (
+                "tidegate_partition_segment_opens",
+                "Sealed segment files opened for a read because they were not among those kept open (storage.open_segments_max).",
+                |p| p.segment_opens_total,
+            ),
             (
                 "tidegate_partition_rolls",
                 "Segment rolls: the active segment sealed and the next one created.",

@@ -303,6 +303,10 @@ pub struct PartitionSnapshot {
     pub roll_seconds_total: f64,
     /// Reads answered from the tail cache, without a disk read.
     pub reads_cached_total: u64,
+    /// Sealed segment files kept open for reads.
+    pub segments_open: u64,
+    /// Sealed segment files opened for reads (not among those kept open).
+    pub segment_opens_total: u64,
     /// Consumer groups with a committed offset here: (group, high
     /// watermark minus committed offset).
     pub group_lag: Vec<(String, u64)>,

@@ -219,6 +219,8 @@ fn example(shard: usize) -> ShardSnapshot {
             rolls_total: 4,
             roll_seconds_total: 0.5,
             reads_cached_total: 7,
+            segments_open: 3,
+            segment_opens_total: 9,
             ..PartitionSnapshot::default()
         }],
         subscription_messages: [10, 2, 9, 5, 1, 1],
@@ -317,6 +319,11 @@ fn rendered_values_are_the_snapshot_values() {
         assert_eq!(
             value(&samples, "tidegate_partition_reads_cached_total", &p),
             7.0
+        );
+        assert_eq!(value(&samples, "tidegate_partition_segments_open", &p), 3.0);
+        assert_eq!(
+            value(&samples, "tidegate_partition_segment_opens_total", &p),
+            9.0
         );
         let sub = [
             ("shard", shard),
