@@ -87,17 +87,11 @@ impl ReadBatches {
     }
 }
 
-/// Where a read goes: a file, a start position and the readable end.
-struct Target {
-    file: Rc<DiskFile>,
-    pos: u64,
-    end: u64,
-    high_watermark: u64,
-}
-
-/// A target whose file may have to be opened first.
-struct Found {
-    source: Source,
+/// Where a read goes: a file, a start position and the readable end. Found
+/// under the state's borrow with a [`Source`], whose file may have to be
+/// opened first.
+struct Target<F = Rc<DiskFile>> {
+    file: F,
     pos: u64,
     end: u64,
     high_watermark: u64,
@@ -111,12 +105,12 @@ impl Target {
     }
 }
 
-impl Found {
+impl Target<Source> {
     /// `requested`: the offset the read asked for, to report if retention
     /// deleted the segment meanwhile.
     async fn open(self, shared: &Shared, requested: u64) -> Result<Target, LogError> {
         Ok(Target {
-            file: files::for_read(shared, self.source, requested).await?,
+            file: files::for_read(shared, self.file, requested).await?,
             pos: self.pos,
             end: self.end,
             high_watermark: self.high_watermark,
@@ -175,8 +169,8 @@ async fn read_batches(
                 high_watermark: offsets.latest,
             });
         }
-        Found {
-            source: seg.source(),
+        Target {
+            file: seg.source(),
             pos,
             end: seg.size,
             high_watermark: offsets.latest,
@@ -328,14 +322,14 @@ pub(crate) async fn offset_for_timestamp(
             }) else {
                 return Ok(None);
             };
-            Found {
-                source: seg.source(),
+            Target {
+                file: seg.source(),
                 pos: seg.index.seek_time(timestamp_ms),
                 end: seg.size,
                 high_watermark: latest,
             }
         };
-    let base = match &target.source {
+    let base = match &target.file {
         Source::Open(_) => 0,
         Source::Closed { base, .. } => *base,
     };
