@@ -82,6 +82,9 @@ fn bounded_with(open_segments_max: usize) {
         }
         assert!(open_under(&path) <= bound, "{} open", open_under(&path));
         log.close().await.unwrap();
+        // Closing closes every file, rather than leaving them to the
+        // executor's next I/O cycle.
+        assert_eq!(open_under(&path), 0);
 
         // Reopened, recovery does not keep the sealed segments' files.
         let log = Log::open(&path, config(open_segments_max)).await.unwrap();
@@ -90,6 +93,7 @@ fn bounded_with(open_segments_max: usize) {
         check_order(&all_records(&log).await);
         assert!(open_under(&path) <= bound, "{} open", open_under(&path));
         log.close().await.unwrap();
+        assert_eq!(open_under(&path), 0);
     });
 }
 

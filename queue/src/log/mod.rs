@@ -663,7 +663,21 @@ impl Log {
     /// Writes everything queued, fdatasyncs it, checkpoints the index and
     /// closes the files.
     pub async fn close(self) -> Result<(), LogError> {
-        self.shutdown().await
+        let result = self.shutdown().await;
+        // Nothing reads any more: close the active segment's file now
+        // rather than when the log is dropped, which leaves it to the
+        // executor's next I/O cycle (none if the executor is ending).
+        let active = self
+            .shared
+            .state
+            .borrow_mut()
+            .segments
+            .last_mut()
+            .and_then(|s| s.file.take());
+        if let Some(file) = active {
+            crate::disk::DiskFile::close_shared(file).await;
+        }
+        result
     }
 
     /// Like [`Log::close`], for a log others still hold (a long poll, say):
