@@ -34,8 +34,9 @@ pub(crate) fn check(host: &Host, expect: &Expectations) -> Vec<Finding> {
             soft("Max open files"),
             expect.nofile_min,
             |n| n.to_string(),
-            "every partition keeps its segment and index files open; running out fails \
-             topic creation and segment rolls (LimitNOFILE= in the systemd unit)",
+            "every partition keeps its active segment's file and up to \
+             storage.open_segments_max sealed ones open; running out fails topic creation, \
+             segment rolls and reads (LimitNOFILE= in the systemd unit)",
         ),
     ]
 }
