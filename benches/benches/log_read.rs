@@ -6,6 +6,14 @@
 //!   records of 100 B) with a 1 MiB limit and turns it into the `Bytes` a
 //!   response is sent from (`ReadBatches::into_bytes`: shared from the
 //!   cache, one copy from a disk read). Throughput is in records.
+//! - `log_read/catch_up_{all_open,kept,reopened}`: a consumer catching up,
+//!   one batch per read from the start of a log of 1 MiB segments (about ten
+//!   batches each, seven segments), round and round, from disk.
+//!   `all_open`: `open_segments_max` above the segment count, so every file
+//!   stays open (what a log did before the bound); `kept`: the default
+//!   (4 files kept, so the walk opens a segment's file once as it enters
+//!   it); `reopened`: 0, a sealed segment's file opened and closed for every
+//!   read. The differences are what the opens cost.
 //!
 //! The log is written once per function, then only read; it lives under
 //! `target/bench-log/` (the repository's filesystem), or under
@@ -79,9 +87,68 @@ fn bench_read(c: &mut Criterion, name: &str, read_cache_bytes: usize) {
     }
 }
 
+/// Segment size of the catch-up log: about ten batches.
+const CATCH_UP_SEGMENT: u64 = 1 << 20;
+
+/// Writes a log of many small segments, then times `iters` reads per
+/// request, each the batch after the last, from the start again at the
+/// end. Returns the reads and the sealed segment files they opened.
+async fn serve_catch_up(
+    dir: PathBuf,
+    open_segments_max: usize,
+    requests: mpsc::Receiver<u64>,
+    replies: mpsc::Sender<Duration>,
+) -> (u64, u64) {
+    let config = LogConfig {
+        segment_bytes_max: CATCH_UP_SEGMENT,
+        read_cache_bytes: 0,
+        open_segments_max,
+        ..LogConfig::default()
+    };
+    let log = Log::open(&dir, config).await.unwrap();
+    let bytes = batch_bytes(RECORDS, VALUE_BYTES);
+    let view = BatchView::parse(&bytes).unwrap();
+    for _ in 0..BATCHES {
+        log.append(&view, Ack::Durable).await.unwrap();
+    }
+    let (latest, opened_before) = (log.offsets().latest, log.stats().segment_opens);
+    let (mut reads, mut at) = (0, 0);
+    while let Ok(iters) = requests.recv() {
+        let start = Instant::now();
+        for _ in 0..iters {
+            let read = log.read(at, 64 << 10).await.unwrap();
+            assert_eq!(read.as_bytes().len(), bytes.len());
+            at = if read.next_offset == latest { 0 } else { read.next_offset };
+            std::hint::black_box(read);
+        }
+        reads += iters;
+        replies.send(start.elapsed()).unwrap();
+    }
+    let opened = log.stats().segment_opens - opened_before;
+    log.close().await.unwrap();
+    (reads, opened)
+}
+
+fn bench_catch_up(c: &mut Criterion, name: &str, open_segments_max: usize) {
+    let shard = Shard::spawn(name, move |dir, requests, replies| {
+        serve_catch_up(dir, open_segments_max, requests, replies)
+    });
+    let mut group = c.benchmark_group("log_read");
+    group.throughput(Throughput::Elements(u64::from(RECORDS)));
+    group.bench_function(name, |b| b.iter_custom(|iters| shard.time(iters)));
+    group.finish();
+    let (reads, opened) = shard.finish();
+    if reads > 0 {
+        eprintln!("log_read/{name}: {opened} segment files opened for {reads} reads");
+    }
+}
+
 fn log_read(c: &mut Criterion) {
     bench_read(c, "cache", 4 << 20);
     bench_read(c, "disk", 0);
+    bench_catch_up(c, "catch_up_all_open", 64);
+    bench_catch_up(c, "catch_up_kept", LogConfig::default().open_segments_max);
+    bench_catch_up(c, "catch_up_reopened", 0);
 }
 
 criterion_group!(benches, log_read);
