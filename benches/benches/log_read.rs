@@ -118,7 +118,11 @@ async fn serve_catch_up(
         for _ in 0..iters {
             let read = log.read(at, 64 << 10).await.unwrap();
             assert_eq!(read.as_bytes().len(), bytes.len());
-            at = if read.next_offset == latest { 0 } else { read.next_offset };
+            at = if read.next_offset == latest {
+                0
+            } else {
+                read.next_offset
+            };
             std::hint::black_box(read);
         }
         reads += iters;

@@ -46,9 +46,10 @@ pub struct LogConfig {
     pub read_cache_bytes: usize,
     /// Sealed segment files kept open for reads, the most recently read;
     /// a read of another opens its file and closes the one read longest
-    /// ago. The active segment's file is always open, so a log holds at
-    /// most this many descriptors plus two (the active segment and a
-    /// prepared one). 0 opens a sealed segment's file for each read.
+    /// ago. The active segment's file is always open, so between rolls a
+    /// log holds this many descriptors plus two (the active segment and a
+    /// prepared one), plus one for each read in flight in a segment that
+    /// is not kept. 0 opens a sealed segment's file for each read.
     pub open_segments_max: usize,
     /// Idempotent producers the partition remembers; at the cap the one
     /// idle longest is forgotten (docs/SEMANTICS.md §2).

@@ -100,6 +100,9 @@ impl Disk {
 
     /// Opens (or creates) a file for DMA reads and writes.
     pub(crate) async fn open(&self, path: &Path, create: bool) -> Result<DiskFile, IoFailure> {
+        if let Some(kind) = self.faults.borrow_mut().on_open() {
+            return Err(injected("open", path, kind.errno()));
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -284,6 +287,19 @@ fn temporary_name(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// The failure an injected fault reports.
+fn injected(op: &'static str, path: &Path, errno: i32) -> IoFailure {
+    IoFailure {
+        op,
+        path: path.to_path_buf(),
+        errno: Some(errno),
+        message: format!(
+            "injected fault: {}",
+            std::io::Error::from_raw_os_error(errno)
+        ),
+    }
+}
+
 /// One file opened for DMA I/O.
 pub(crate) struct DiskFile {
     file: DmaFile,
@@ -408,15 +424,7 @@ impl DiskFile {
     }
 
     fn injected(&self, op: &'static str, errno: i32) -> IoFailure {
-        IoFailure {
-            op,
-            path: self.path.clone(),
-            errno: Some(errno),
-            message: format!(
-                "injected fault: {}",
-                std::io::Error::from_raw_os_error(errno)
-            ),
-        }
+        injected(op, &self.path, errno)
     }
 }
 

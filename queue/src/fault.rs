@@ -12,6 +12,8 @@ pub enum FaultKind {
     NoSpace,
     /// EIO: the device failed.
     Io,
+    /// EMFILE: the process is out of file descriptors (opens only).
+    TooManyFiles,
 }
 
 impl FaultKind {
@@ -19,6 +21,7 @@ impl FaultKind {
         match self {
             FaultKind::NoSpace => libc::ENOSPC,
             FaultKind::Io => libc::EIO,
+            FaultKind::TooManyFiles => libc::EMFILE,
         }
     }
 }
@@ -37,6 +40,8 @@ pub struct FaultPlan {
     pub torn_write: Option<(u64, usize)>,
     /// Keep failing writes after the first injected write failure.
     pub sticky: bool,
+    /// Fail the n-th open of a file (0-based).
+    pub fail_open: Option<(u64, FaultKind)>,
 }
 
 /// The live counters of a plan.
@@ -45,6 +50,7 @@ pub(crate) struct FaultState {
     plan: FaultPlan,
     writes: u64,
     syncs: u64,
+    opens: u64,
     write_failed: bool,
 }
 
@@ -61,6 +67,7 @@ impl FaultState {
             plan,
             writes: 0,
             syncs: 0,
+            opens: 0,
             write_failed: false,
         }
     }
@@ -91,6 +98,15 @@ impl FaultState {
         let n = self.syncs;
         self.syncs += 1;
         match self.plan.fail_sync {
+            Some((at, kind)) if at == n => Some(kind),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn on_open(&mut self) -> Option<FaultKind> {
+        let n = self.opens;
+        self.opens += 1;
+        match self.plan.fail_open {
             Some((at, kind)) if at == n => Some(kind),
             _ => None,
         }

@@ -8,7 +8,10 @@ mod support;
 use std::path::Path;
 
 use support::{all_records, batch, run, small_config, view};
-use tidegate_queue::{Ack, Log, LogConfig, LogError};
+use tidegate_queue::{
+    fault::{FaultKind, FaultPlan},
+    Ack, Log, LogConfig, LogError,
+};
 
 /// Batches to append: about 60 segments of 64 KiB.
 const BATCHES: u64 = 3000;
@@ -28,6 +31,16 @@ fn open_under(dir: &Path) -> usize {
         .unwrap()
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
         .filter(|target| target.starts_with(dir))
+        .count()
+}
+
+/// The process's descriptors open on deleted files that were under `dir`.
+fn deleted_under(dir: &Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .filter(|target| target.to_string_lossy().ends_with(" (deleted)"))
         .count()
 }
 
@@ -74,6 +87,16 @@ fn bounded_with(open_segments_max: usize) {
             stats.segment_opens
         );
 
+        // A kept file serves the next read of its segment without an open.
+        if open_segments_max > 0 {
+            let before = log.stats().segment_opens;
+            log.read(0, 1 << 10).await.unwrap();
+            log.read(0, 1 << 10).await.unwrap();
+            log.read(5, 1 << 10).await.unwrap();
+            assert_eq!(log.stats().segment_opens, before + 1);
+            assert!(log.stats().segments_open >= 1);
+        }
+
         // Reads that jump between segments open and close as they go.
         let latest = log.offsets().latest;
         for offset in [0, latest - 1, latest / 2, 10, latest / 3, 0] {
@@ -108,8 +131,9 @@ fn a_bound_of_zero_opens_a_sealed_segment_for_each_read() {
 }
 
 /// Retention deletes segments whose files are closed, and segments whose
-/// file a read kept open; reads below the new start are refused as out of
-/// range, and the rest still read.
+/// file a read kept open: the kept ones are closed, not left open on
+/// deleted files. Reads below the new start are refused as out of range,
+/// and the rest still read.
 #[test]
 fn retention_deletes_kept_and_closed_segments_alike() {
     let dir = tempfile::tempdir().unwrap();
@@ -118,12 +142,14 @@ fn retention_deletes_kept_and_closed_segments_alike() {
         let log = Log::open(&path, config(2)).await.unwrap();
         fill(&log).await;
         // Keep the first two segments' files open.
-        log.read(0, 1 << 10).await.unwrap();
         let second = log.read(0, 1 << 20).await.unwrap().next_offset;
         log.read(second, 1 << 10).await.unwrap();
+        assert_eq!(log.stats().segments_open, 2);
         let latest = log.offsets().latest;
         let report = log.delete_before(latest / 2).await.unwrap();
         assert!(report.segments_deleted >= 20, "{report:?}");
+        assert_eq!(log.stats().segments_open, 0);
+        assert_eq!(deleted_under(&path), 0);
         let earliest = log.offsets().earliest;
         assert!(matches!(
             log.read(0, 1 << 10).await,
@@ -131,8 +157,86 @@ fn retention_deletes_kept_and_closed_segments_alike() {
         ));
         let read = log.read(earliest, 1 << 10).await.unwrap();
         assert_eq!(read.first_offset, earliest);
-        assert!(log.stats().segments_open <= 2);
+        assert_eq!(log.stats().segments_open, 1);
+        log.close().await.unwrap();
+        assert_eq!(open_under(&path), 0);
+    });
+}
+
+/// Reads of one segment whose file is not open, at once, and retention
+/// deleting it at the same time: every read gets its batches or, once the
+/// segment is gone, an out-of-range answer; no file stays open on a deleted
+/// segment and the bound holds.
+#[test]
+fn concurrent_reads_of_a_closed_segment_and_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().canonicalize().unwrap();
+    run(move || async move {
+        let log = Log::open(&path, config(2)).await.unwrap();
+        fill(&log).await;
+        let latest = log.offsets().latest;
+        // Two reads of the first segment (cold), one of the second, and
+        // retention of both, interleaved at their awaits.
+        let later = 10 * 60;
+        let (a, b, c, deleted) = futures::join!(
+            log.read(0, 1 << 10),
+            log.read(3, 1 << 10),
+            log.read(later, 1 << 10),
+            log.delete_before(latest / 2),
+        );
+        assert!(deleted.unwrap().segments_deleted >= 20);
+        for (read, offset) in [(a, 0), (b, 3), (c, later)] {
+            match read {
+                Ok(read) => assert!(read.first_offset <= offset && offset < read.next_offset),
+                Err(LogError::OffsetOutOfRange { requested, .. }) => assert_eq!(requested, offset),
+                Err(e) => panic!("read of {offset}: {e}"),
+            }
+        }
+        assert_eq!(deleted_under(&path), 0);
         assert!(open_under(&path) <= 3, "{} open", open_under(&path));
+        // The timestamp search finds the first segment still held.
+        let earliest = log.offsets().earliest;
+        assert_eq!(log.offset_for_timestamp(0).await.unwrap(), Some(earliest));
+        log.close().await.unwrap();
+        assert_eq!(open_under(&path), 0);
+    });
+}
+
+/// Out of descriptors while opening a sealed segment's file, a read closes
+/// the files its log keeps and tries once more; with none kept, it gets a
+/// typed I/O error naming EMFILE, and the next read works.
+#[test]
+fn out_of_descriptors_a_read_gives_back_the_kept_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().canonicalize().unwrap();
+    run(move || async move {
+        let log = Log::open(&path, config(2)).await.unwrap();
+        fill(&log).await;
+        let second = log.read(0, 1 << 20).await.unwrap().next_offset;
+        log.read(second, 1 << 10).await.unwrap();
+        assert_eq!(log.stats().segments_open, 2);
+        let cold = log.offsets().latest / 2;
+        log.inject_faults(FaultPlan {
+            fail_open: Some((0, FaultKind::TooManyFiles)),
+            ..FaultPlan::default()
+        });
+        let read = log.read(cold, 1 << 10).await.unwrap();
+        assert!(read.first_offset <= cold && cold < read.next_offset);
+        // The two kept files were closed for it; it is the one kept now.
+        assert_eq!(log.stats().segments_open, 1);
+        assert!(open_under(&path) <= 2, "{} open", open_under(&path));
+        log.close().await.unwrap();
+
+        let log = Log::open(&path, config(0)).await.unwrap();
+        log.inject_faults(FaultPlan {
+            fail_open: Some((0, FaultKind::TooManyFiles)),
+            ..FaultPlan::default()
+        });
+        match log.read(0, 1 << 10).await {
+            Err(LogError::Io(failure)) => assert_eq!(failure.errno, Some(libc::EMFILE)),
+            other => panic!("expected EMFILE, got {:?}", other.map(|r| r.next_offset)),
+        }
+        assert_eq!(log.read(0, 1 << 10).await.unwrap().first_offset, 0);
         log.close().await.unwrap();
     });
 }

@@ -11,7 +11,11 @@
 //! files serve them; readers at the tail are served by the active segment,
 //! which stays open, and by the tail cache.
 
-use std::{collections::VecDeque, path::PathBuf, rc::Rc};
+use std::{
+    collections::VecDeque,
+    path::{Path, PathBuf},
+    rc::Rc,
+};
 
 use super::Shared;
 use crate::{
@@ -81,55 +85,68 @@ pub(crate) enum Source {
     Closed { base: u64, path: PathBuf },
 }
 
-/// The file to read through: opened and kept, closing the file read
-/// longest ago, when it was not open.
-pub(crate) async fn for_read(
-    shared: &Shared,
-    source: Source,
-    requested: u64,
-) -> Result<Rc<DiskFile>, LogError> {
+/// A read's file, or `Gone`: retention deleted the segment while its file
+/// was being opened.
+pub(crate) enum Opened {
+    File(Rc<DiskFile>),
+    Gone,
+}
+
+/// The file to read through; a sealed segment's that was not open is
+/// opened and kept, closing the one read longest ago.
+pub(crate) async fn for_read(shared: &Shared, source: Source) -> Result<Opened, LogError> {
     let (base, path) = match source {
-        Source::Open(file) => return Ok(file),
+        Source::Open(file) => return Ok(Opened::File(file)),
         Source::Closed { base, path } => (base, path),
     };
     if let Some(file) = shared.open.borrow_mut().get(base) {
-        return Ok(file);
+        return Ok(Opened::File(file));
     }
-    let file = match shared.disk.open(&path, false).await {
+    let file = match open_file(shared, &path).await {
         Ok(file) => Rc::new(file),
-        Err(failure) => return Err(gone_or(shared, base, requested, failure)),
+        Err(_) if !held(shared, base) => return Ok(Opened::Gone),
+        Err(failure) => return Err(LogError::io(failure)),
     };
     shared.count(|s| s.segment_opens += 1);
-    // Another read may have opened it meanwhile; retention may have
-    // deleted the segment (its file stays readable while open).
-    let still_held = shared
+    // Retention may have deleted the segment meanwhile: its file still
+    // reads while open, for this read only, which closes it when done.
+    if held(shared, base) && shared.config.open_segments_max > 0 {
+        keep(shared, base, file.clone()).await;
+    }
+    Ok(Opened::File(file))
+}
+
+/// Opens a sealed segment's file. Out of descriptors, it closes the files
+/// this log keeps and tries once more: a read that can go on slower is
+/// better than one that fails.
+async fn open_file(shared: &Shared, path: &Path) -> Result<DiskFile, IoFailure> {
+    match shared.disk.open(path, false).await {
+        Err(failure)
+            if matches!(failure.errno, Some(libc::EMFILE | libc::ENFILE))
+                && shared.open.borrow().len() > 0 =>
+        {
+            tracing::warn!(%failure, "out of file descriptors; closing the sealed segments kept open");
+            close_all(shared).await;
+            shared.disk.open(path, false).await
+        }
+        opened => opened,
+    }
+}
+
+/// True while the log holds sealed segment `base`.
+fn held(shared: &Shared, base: u64) -> bool {
+    shared
         .state
         .borrow()
         .segments
         .iter()
-        .any(|s| s.base_offset == base && s.sealed);
-    if !still_held || shared.config.open_segments_max == 0 {
-        return Ok(file);
-    }
-    let closing = {
-        let mut open = shared.open.borrow_mut();
-        let closing = open.insert(base, file.clone());
-        let held = open.len() as u64;
-        shared.count(|s| s.segments_open = held);
-        closing
-    };
-    for old in closing {
-        DiskFile::close_shared(old).await;
-    }
-    Ok(file)
+        .any(|s| s.base_offset == base && s.sealed)
 }
 
-/// Keeps the file of a segment that was just sealed open, as the most
-/// recently read: readers that fell just behind the tail read it next.
-pub(crate) async fn keep_sealed(shared: &Shared, base: u64, file: Rc<DiskFile>) {
-    let closing = if shared.config.open_segments_max == 0 {
-        vec![file]
-    } else {
+/// Keeps `file` as segment `base`'s, the most recently read, and closes
+/// what no longer fits.
+async fn keep(shared: &Shared, base: u64, file: Rc<DiskFile>) {
+    let closing = {
         let mut open = shared.open.borrow_mut();
         let closing = open.insert(base, file);
         let held = open.len() as u64;
@@ -138,6 +155,16 @@ pub(crate) async fn keep_sealed(shared: &Shared, base: u64, file: Rc<DiskFile>) 
     };
     for old in closing {
         DiskFile::close_shared(old).await;
+    }
+}
+
+/// Keeps the file of a segment that was just sealed open, as the most
+/// recently read: readers that fell just behind the tail read it next.
+pub(crate) async fn keep_sealed(shared: &Shared, base: u64, file: Rc<DiskFile>) {
+    if shared.config.open_segments_max == 0 {
+        DiskFile::close_shared(file).await;
+    } else {
+        keep(shared, base, file).await;
     }
 }
 
@@ -156,18 +183,13 @@ pub(crate) async fn forget(shared: &Shared, base: u64) {
     }
 }
 
-/// A sealed segment's file that would not open: if retention deleted the
-/// segment meanwhile, the read asked for an offset no longer stored.
-fn gone_or(shared: &Shared, base: u64, requested: u64, failure: IoFailure) -> LogError {
-    let state = shared.state.borrow();
-    if state.segments.iter().any(|s| s.base_offset == base) {
-        return LogError::io(failure);
-    }
-    let offsets = state.offsets();
-    LogError::OffsetOutOfRange {
-        requested,
-        earliest: offsets.earliest,
-        latest: offsets.latest,
+/// Closes every kept file (the log is closing, or out of descriptors). A
+/// read in flight holds its file until it is done.
+pub(crate) async fn close_all(shared: &Shared) {
+    let kept = shared.open.borrow_mut().take_all();
+    shared.count(|s| s.segments_open = 0);
+    for file in kept {
+        DiskFile::close_shared(file).await;
     }
 }
 

@@ -7,7 +7,7 @@ use glommio::io::ReadResult;
 use tidegate_proto::batch::{self, BatchView, HEADER_LEN};
 
 use super::{
-    files::{self, Source},
+    files::{self, Opened, Source},
     scan::check,
     tail_cache::Seek,
     Shared,
@@ -106,15 +106,19 @@ impl Target {
 }
 
 impl Target<Source> {
-    /// `requested`: the offset the read asked for, to report if retention
-    /// deleted the segment meanwhile.
-    async fn open(self, shared: &Shared, requested: u64) -> Result<Target, LogError> {
-        Ok(Target {
-            file: files::for_read(shared, self.file, requested).await?,
+    /// The target with its file open; `None` if retention deleted the
+    /// segment while its file was being opened.
+    async fn open(self, shared: &Shared) -> Result<Option<Target>, LogError> {
+        let file = match files::for_read(shared, self.file).await? {
+            Opened::File(file) => file,
+            Opened::Gone => return Ok(None),
+        };
+        Ok(Some(Target {
+            file,
             pos: self.pos,
             end: self.end,
             high_watermark: self.high_watermark,
-        })
+        }))
     }
 }
 
@@ -176,7 +180,15 @@ async fn read_batches(
             high_watermark: offsets.latest,
         }
     };
-    let target = target.open(shared, offset).await?;
+    let Some(target) = target.open(shared).await? else {
+        // Deleted by retention meanwhile: the offset is no longer stored.
+        let offsets = shared.state.borrow().offsets();
+        return Err(LogError::OffsetOutOfRange {
+            requested: offset,
+            earliest: offsets.earliest,
+            latest: offsets.latest,
+        });
+    };
     let read = read_from(&target, offset, max_bytes, shared.config.verify_reads).await;
     target.done().await;
     read
@@ -313,8 +325,10 @@ pub(crate) async fn offset_for_timestamp(
     shared: &Shared,
     timestamp_ms: i64,
 ) -> Result<Option<u64>, LogError> {
-    let target =
-        {
+    // Again if retention deleted the segment found while its file was
+    // being opened: the search then finds a later one.
+    let target = loop {
+        let found = {
             let state = shared.state.borrow();
             let latest = state.written_offset;
             let Some(seg) = state.segments.iter().find(|s| {
@@ -329,11 +343,10 @@ pub(crate) async fn offset_for_timestamp(
                 high_watermark: latest,
             }
         };
-    let base = match &target.file {
-        Source::Open(_) => 0,
-        Source::Closed { base, .. } => *base,
+        if let Some(target) = found.open(shared).await? {
+            break target;
+        }
     };
-    let target = target.open(shared, base).await?;
     let found = find_time(&target, timestamp_ms).await;
     target.done().await;
     found

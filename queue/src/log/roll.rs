@@ -70,6 +70,8 @@ pub(crate) async fn roll(
         snapshot,
         stage(&shared.disk, &dir, base, header, &shared.config, spare),
     );
+    // The sealed file's last use here: the LRU of open files takes it below.
+    drop(file);
     let (index, snapshot, staged) = match (sealed, index, snapshot, staged) {
         (Ok(()), Ok(index), Ok(snapshot), Ok(staged)) => (index, snapshot, staged),
         (sealed, index, snapshot, staged) => {

@@ -314,8 +314,8 @@ async fn finish(shared: &Shared) {
     }
     // Reads may go on after a shutdown: a sealed segment's file they hold
     // closes when the last of them drops it.
-    let kept = shared.open.borrow_mut().take_all();
-    for file in active.into_iter().chain(kept) {
+    super::files::close_all(shared).await;
+    if let Some(file) = active {
         DiskFile::close_shared(file).await;
     }
 }
