@@ -183,6 +183,7 @@ fn a_full_file_sets_every_key() {
     assert_eq!(log.write_concurrency, 4);
     assert_eq!(log.retention_ms, Some(7 * 86_400_000));
     assert_eq!(log.retention_bytes, Some(100_000_000_000));
+    assert_eq!(log.open_segments_max, 16);
     log.validate().unwrap();
 }
 
