@@ -37,6 +37,17 @@ const VALUE_BYTES: usize = 100;
 /// Batches written before reading: more than the cache holds.
 const BATCHES: u32 = 64;
 
+/// A log in `dir` holding `BATCHES` copies of one batch, and that batch.
+async fn written(dir: &std::path::Path, config: LogConfig) -> (Log, Vec<u8>) {
+    let log = Log::open(dir, config).await.unwrap();
+    let bytes = batch_bytes(RECORDS, VALUE_BYTES);
+    let view = BatchView::parse(&bytes).unwrap();
+    for _ in 0..BATCHES {
+        log.append(&view, Ack::Durable).await.unwrap();
+    }
+    (log, bytes)
+}
+
 /// Writes the log, then times `iters` tail reads per request until the
 /// request channel closes. Returns how many reads came from memory.
 async fn serve(
@@ -49,12 +60,7 @@ async fn serve(
         read_cache_bytes,
         ..LogConfig::default()
     };
-    let log = Log::open(&dir, config).await.unwrap();
-    let bytes = batch_bytes(RECORDS, VALUE_BYTES);
-    let view = BatchView::parse(&bytes).unwrap();
-    for _ in 0..BATCHES {
-        log.append(&view, Ack::Durable).await.unwrap();
-    }
+    let (log, bytes) = written(&dir, config).await;
     let newest = log.offsets().latest - u64::from(RECORDS);
     let (mut reads, mut from_memory) = (0, 0);
     while let Ok(iters) = requests.recv() {
@@ -73,15 +79,25 @@ async fn serve(
     (reads, from_memory)
 }
 
-fn bench_read(c: &mut Criterion, name: &str, read_cache_bytes: usize) {
-    let shard = Shard::spawn(name, move |dir, requests, replies| {
-        serve(dir, read_cache_bytes, requests, replies)
-    });
+/// Runs `serve` on its own executor as benchmark `log_read/{name}`, one
+/// record batch an iteration; returns what `serve` counted.
+fn bench<S, F>(c: &mut Criterion, name: &str, serve: S) -> (u64, u64)
+where
+    S: FnOnce(PathBuf, mpsc::Receiver<u64>, mpsc::Sender<Duration>) -> F + Send + 'static,
+    F: std::future::Future<Output = (u64, u64)> + 'static,
+{
+    let shard = Shard::spawn(name, serve);
     let mut group = c.benchmark_group("log_read");
     group.throughput(Throughput::Elements(u64::from(RECORDS)));
     group.bench_function(name, |b| b.iter_custom(|iters| shard.time(iters)));
     group.finish();
-    let (reads, from_memory) = shard.finish();
+    shard.finish()
+}
+
+fn bench_read(c: &mut Criterion, name: &str, read_cache_bytes: usize) {
+    let (reads, from_memory) = bench(c, name, move |dir, requests, replies| {
+        serve(dir, read_cache_bytes, requests, replies)
+    });
     if reads > 0 {
         eprintln!("log_read/{name}: {from_memory} of {reads} reads from memory");
     }
@@ -105,12 +121,7 @@ async fn serve_catch_up(
         open_segments_max,
         ..LogConfig::default()
     };
-    let log = Log::open(&dir, config).await.unwrap();
-    let bytes = batch_bytes(RECORDS, VALUE_BYTES);
-    let view = BatchView::parse(&bytes).unwrap();
-    for _ in 0..BATCHES {
-        log.append(&view, Ack::Durable).await.unwrap();
-    }
+    let (log, bytes) = written(&dir, config).await;
     let (latest, opened_before) = (log.offsets().latest, log.stats().segment_opens);
     let (mut reads, mut at) = (0, 0);
     while let Ok(iters) = requests.recv() {
@@ -134,14 +145,9 @@ async fn serve_catch_up(
 }
 
 fn bench_catch_up(c: &mut Criterion, name: &str, open_segments_max: usize) {
-    let shard = Shard::spawn(name, move |dir, requests, replies| {
+    let (reads, opened) = bench(c, name, move |dir, requests, replies| {
         serve_catch_up(dir, open_segments_max, requests, replies)
     });
-    let mut group = c.benchmark_group("log_read");
-    group.throughput(Throughput::Elements(u64::from(RECORDS)));
-    group.bench_function(name, |b| b.iter_custom(|iters| shard.time(iters)));
-    group.finish();
-    let (reads, opened) = shard.finish();
     if reads > 0 {
         eprintln!("log_read/{name}: {opened} segment files opened for {reads} reads");
     }

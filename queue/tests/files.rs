@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use support::{all_records, batch, run, small_config, view};
 use tidegate_queue::{
@@ -44,12 +44,29 @@ fn deleted_under(dir: &Path) -> usize {
         .count()
 }
 
-async fn fill(log: &Log) {
+/// A new directory for a log, and its canonical path (what /proc shows).
+fn new_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().canonicalize().unwrap();
+    (dir, path)
+}
+
+/// A log in `path` with `open_segments_max` files kept and `BATCHES`
+/// batches appended.
+async fn filled(path: &Path, open_segments_max: usize) -> Log {
+    let log = Log::open(path, config(open_segments_max)).await.unwrap();
     for tag in 0..BATCHES {
         log.append(&view(&batch(tag, 10, 100, 0)), Ack::Written)
             .await
             .unwrap();
     }
+    log
+}
+
+/// Reads the first two segments, so that their files are the ones kept.
+async fn keep_first_two(log: &Log) {
+    let second = log.read(0, 1 << 20).await.unwrap().next_offset;
+    log.read(second, 1 << 10).await.unwrap();
 }
 
 fn check_order(records: &[(u64, u64, u32)]) {
@@ -61,13 +78,11 @@ fn check_order(records: &[(u64, u64, u32)]) {
 }
 
 fn bounded_with(open_segments_max: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().canonicalize().unwrap();
+    let (_dir, path) = new_dir();
     // The active segment's file, and at most this many sealed ones.
     let bound = 1 + open_segments_max;
     run(move || async move {
-        let log = Log::open(&path, config(open_segments_max)).await.unwrap();
-        fill(&log).await;
+        let log = filled(&path, open_segments_max).await;
         let segments = std::fs::read_dir(&path)
             .unwrap()
             .filter(|e| e.as_ref().unwrap().path().extension() == Some("log".as_ref()))
@@ -136,14 +151,10 @@ fn a_bound_of_zero_opens_a_sealed_segment_for_each_read() {
 /// and the rest still read.
 #[test]
 fn retention_deletes_kept_and_closed_segments_alike() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().canonicalize().unwrap();
+    let (_dir, path) = new_dir();
     run(move || async move {
-        let log = Log::open(&path, config(2)).await.unwrap();
-        fill(&log).await;
-        // Keep the first two segments' files open.
-        let second = log.read(0, 1 << 20).await.unwrap().next_offset;
-        log.read(second, 1 << 10).await.unwrap();
+        let log = filled(&path, 2).await;
+        keep_first_two(&log).await;
         assert_eq!(log.stats().segments_open, 2);
         let latest = log.offsets().latest;
         let report = log.delete_before(latest / 2).await.unwrap();
@@ -169,11 +180,9 @@ fn retention_deletes_kept_and_closed_segments_alike() {
 /// segment and the bound holds.
 #[test]
 fn concurrent_reads_of_a_closed_segment_and_retention() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().canonicalize().unwrap();
+    let (_dir, path) = new_dir();
     run(move || async move {
-        let log = Log::open(&path, config(2)).await.unwrap();
-        fill(&log).await;
+        let log = filled(&path, 2).await;
         let latest = log.offsets().latest;
         // Two reads of the first segment (cold), one of the second, and
         // retention of both, interleaved at their awaits.
@@ -207,13 +216,10 @@ fn concurrent_reads_of_a_closed_segment_and_retention() {
 /// typed I/O error naming EMFILE, and the next read works.
 #[test]
 fn out_of_descriptors_a_read_gives_back_the_kept_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().canonicalize().unwrap();
+    let (_dir, path) = new_dir();
     run(move || async move {
-        let log = Log::open(&path, config(2)).await.unwrap();
-        fill(&log).await;
-        let second = log.read(0, 1 << 20).await.unwrap().next_offset;
-        log.read(second, 1 << 10).await.unwrap();
+        let log = filled(&path, 2).await;
+        keep_first_two(&log).await;
         assert_eq!(log.stats().segments_open, 2);
         let cold = log.offsets().latest / 2;
         log.inject_faults(FaultPlan {
