@@ -312,6 +312,14 @@ impl DiskFile {
         &self.path
     }
 
+    /// Gives the file a new name (in the same directory). The descriptor
+    /// stays open, so nothing is left to fail once the name has moved.
+    pub(crate) fn rename(&mut self, to: &Path) -> Result<(), IoFailure> {
+        std::fs::rename(&self.path, to).map_err(|e| IoFailure::new("rename", &self.path, e))?;
+        self.path = to.to_path_buf();
+        Ok(())
+    }
+
     pub(crate) fn alloc(&self, len: usize) -> DmaBuffer {
         self.file.alloc_dma_buffer(len.max(BLOCK))
     }

@@ -36,6 +36,12 @@ impl IoFailure {
     pub fn is_no_space(&self) -> bool {
         self.errno == Some(libc::ENOSPC)
     }
+
+    /// True when the process or the system is out of file descriptors
+    /// (EMFILE, ENFILE): only opening a file fails so.
+    pub fn is_out_of_files(&self) -> bool {
+        matches!(self.errno, Some(libc::EMFILE | libc::ENFILE))
+    }
 }
 
 /// Why a log operation failed.

@@ -246,3 +246,50 @@ fn out_of_descriptors_a_read_gives_back_the_kept_files() {
         log.close().await.unwrap();
     });
 }
+
+/// Out of descriptors when a roll opens its files: the append that needed
+/// the new segment is refused with a typed I/O error naming EMFILE, but the
+/// log is not failed: the next appends roll and succeed, every acknowledged
+/// record reads back in order, and the log reopens to the same records.
+#[test]
+fn out_of_descriptors_at_a_roll_refuses_the_append_and_keeps_the_log() {
+    let (_dir, path) = new_dir();
+    run(move || async move {
+        let log = Log::open(&path, config(2)).await.unwrap();
+        log.inject_faults(FaultPlan {
+            fail_open: Some((0, FaultKind::TooManyFiles)),
+            ..FaultPlan::default()
+        });
+        let (mut acked, mut refused) = (Vec::new(), 0);
+        for tag in 0..200u64 {
+            match log
+                .append(&view(&batch(tag, 10, 100, 0)), Ack::Durable)
+                .await
+            {
+                Ok(a) => acked.push((a.base_offset, tag)),
+                Err(LogError::Io(failure)) => {
+                    assert_eq!(failure.errno, Some(libc::EMFILE));
+                    refused += 1;
+                }
+                Err(e) => panic!("append {tag}: {e}"),
+            }
+        }
+        assert_eq!(refused, 1);
+        assert!(!log.is_failed());
+        assert!(log.segment_count() >= 3, "{} segments", log.segment_count());
+        let expect: Vec<(u64, u64)> = acked
+            .iter()
+            .flat_map(|&(base, tag)| (0..10).map(move |i| (base + i, tag)))
+            .collect();
+        let records = |all: Vec<(u64, u64, u32)>| -> Vec<(u64, u64)> {
+            all.into_iter()
+                .map(|(offset, tag, _)| (offset, tag))
+                .collect()
+        };
+        assert_eq!(records(all_records(&log).await), expect);
+        log.close().await.unwrap();
+        let log = Log::open(&path, config(2)).await.unwrap();
+        assert_eq!(records(all_records(&log).await), expect);
+        log.close().await.unwrap();
+    });
+}

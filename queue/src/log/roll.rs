@@ -245,13 +245,15 @@ async fn place(
     staged: StagedSegment,
 ) -> Result<(Segment, bool), IoFailure> {
     let path = segment::log_path(dir, base);
-    let staged_path = staged.file.path().to_path_buf();
-    staged.file.close().await;
-    if let Err(e) = std::fs::rename(&staged_path, &path) {
+    // Renamed open: reopening under the new name could fail (out of
+    // descriptors) and leave a segment file the log does not hold.
+    let mut file = staged.file;
+    if let Err(e) = file.rename(&path) {
+        let staged_path = file.path().to_path_buf();
+        file.close().await;
         let _ = disk.remove(&staged_path);
-        return Err(IoFailure::new("rename", &staged_path, e));
+        return Err(e);
     }
-    let file = disk.open(&path, false).await?;
     if let Err(e) = disk.sync_dir(dir).await {
         // Not known to be durable under its name: the roll fails, and the
         // file must not stay as a segment the log does not hold.

@@ -221,21 +221,27 @@ fn recycle(
     Ok(())
 }
 
-/// A write failed. Out of space is recoverable: drop what was not written,
-/// cut the file back to the written size (so no half-written bytes can look
-/// like batches later), and keep serving. Anything else fails the log.
+/// A write failed. Out of space, or out of descriptors (a roll could not
+/// open its files), is recoverable: drop what was not written, cut the file
+/// back to the written size (so no half-written bytes can look like batches
+/// later), and keep serving. Anything else fails the log.
 async fn on_write_error(shared: &Shared, failure: IoFailure) {
     // A failed fdatasync (in a roll) is never recoverable; see `syncer.rs`.
-    let recoverable = failure.is_no_space() && failure.op != "fdatasync";
-    let err = if recoverable {
-        LogError::NoSpace(failure.clone())
-    } else {
-        LogError::Failed(failure.clone())
+    let transient = failure.is_no_space() || failure.is_out_of_files();
+    let recoverable = transient && failure.op != "fdatasync";
+    let err = match (recoverable, failure.is_no_space()) {
+        (false, _) => LogError::Failed(failure.clone()),
+        (true, true) => LogError::NoSpace(failure.clone()),
+        (true, false) => LogError::Io(failure.clone()),
     };
-    if recoverable {
+    if recoverable && failure.is_no_space() {
         // Out of space: give back the prepared segment's reservation.
         super::spare::discard(shared).await;
         shared.spare.borrow_mut().hold_off();
+    }
+    if recoverable && failure.is_out_of_files() {
+        // Give back what this log holds beyond its active segment.
+        super::files::close_all(shared).await;
     }
     let (file, size) = {
         let mut state = shared.state.borrow_mut();
@@ -264,7 +270,7 @@ async fn on_write_error(shared: &Shared, failure: IoFailure) {
                 .is_ok())
         && file.fdatasync().await.is_ok();
     if recovered {
-        tracing::warn!(%failure, "append failed: out of space; will accept appends again");
+        tracing::warn!(%failure, "append failed; will accept appends again");
     } else {
         tracing::error!(%failure, "write failed; partition log is now read-only");
         let mut state = shared.state.borrow_mut();
