@@ -50,6 +50,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     init_logging(config.log_format);
+    raise_open_files_limit();
     // The configuration was loaded before logging started, so say here
     // whether a disk probe's results are in play (explicit settings win).
     let probed = config.data_dir.join(tidegate_core::config::DISK_FILE_NAME);
@@ -67,6 +68,22 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     server::run_with_reload(&config, shutdown, reload, announce).context("serving")?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Raises the open-files soft limit to the hard one. Every partition keeps
+/// files open (docs/STORAGE.md, "Open files"), and the soft limit a shell
+/// or a container starts with (often 1024) is meant to be raised by the
+/// programs that need more; the systemd unit sets both (`LimitNOFILE`).
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::info!(from = soft, to = hard, "raised the open-files soft limit"),
+            Err(e) => tracing::warn!(%e, soft, hard, "cannot raise the open-files soft limit"),
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(%e, "cannot read the open-files limit"),
+    }
 }
 
 /// Says where the server listens and how to use it, and tells systemd.

@@ -437,3 +437,33 @@ fn the_quick_start_default_data_directory_works() {
     assert!(server.stop().success());
     assert!(cwd.path().join("tidegate-data/meta/catalog").exists());
 }
+
+/// The open-files soft limit the server starts with is raised to the hard
+/// one: every partition keeps files open, and a shell's or a container's
+/// soft limit (often 1024) would run out first.
+#[test]
+fn a_low_open_files_soft_limit_is_raised_at_start() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    let low = 256.min(hard);
+    if low == hard {
+        eprintln!("skipped: the hard open-files limit ({hard}) leaves nothing to raise");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The child inherits the lowered limit; this process gets its own back
+    // at once.
+    setrlimit(Resource::RLIMIT_NOFILE, low, hard).unwrap();
+    let server = std::panic::catch_unwind(|| start(&dir.path().join("data"), "0"));
+    setrlimit(Resource::RLIMIT_NOFILE, soft, hard).unwrap();
+    let server = server.unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.child.id())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[3], hard.to_string(), "{line}");
+    server.wait_for_log("raised the open-files soft limit", 1);
+    server.stop();
+}
