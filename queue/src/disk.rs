@@ -91,7 +91,7 @@ impl Disk {
         std::fs::write(&path, [0xA5u8; BLOCK]).map_err(|e| IoFailure::new("write", &path, e))?;
         let file = DmaFile::open(absolute(&path))
             .await
-            .map_err(|e| IoFailure::new("open", &path, e.into()))?;
+            .map_err(|e| glommio_failure("open", &path, e))?;
         let _ = file.close().await;
         std::fs::remove_file(&path).map_err(|e| IoFailure::new("remove", &path, e))?;
         PROBED.with(|p| p.borrow_mut().insert(dev));
@@ -109,7 +109,7 @@ impl Disk {
             .create(create)
             .dma_open(absolute(path))
             .await
-            .map_err(|e| IoFailure::new("open", path, e.into()))?;
+            .map_err(|e| glommio_failure("open", path, e))?;
         Ok(DiskFile {
             file,
             path: path.to_path_buf(),
@@ -122,10 +122,10 @@ impl Disk {
     pub(crate) async fn sync_dir(&self, dir: &Path) -> Result<(), IoFailure> {
         let d = glommio::io::Directory::open(absolute(dir))
             .await
-            .map_err(|e| IoFailure::new("open dir", dir, e.into()))?;
+            .map_err(|e| glommio_failure("open dir", dir, e))?;
         d.sync()
             .await
-            .map_err(|e| IoFailure::new("fsync dir", dir, e.into()))?;
+            .map_err(|e| glommio_failure("fsync dir", dir, e))?;
         let _ = d.close().await;
         Ok(())
     }
@@ -287,6 +287,19 @@ fn temporary_name(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// An I/O failure from glommio, with its errno. glommio's conversion to
+/// `io::Error` keeps the kind but drops the errno, and the log tells a full
+/// disk (ENOSPC) and a process out of descriptors (EMFILE) from a failed
+/// device by it.
+fn glommio_failure(op: &'static str, path: &Path, e: glommio::GlommioError<()>) -> IoFailure {
+    IoFailure {
+        op,
+        path: path.to_path_buf(),
+        errno: e.raw_os_error(),
+        message: e.to_string(),
+    }
+}
+
 /// The failure an injected fault reports.
 fn injected(op: &'static str, path: &Path, errno: i32) -> IoFailure {
     IoFailure {
@@ -354,7 +367,7 @@ impl DiskFile {
             .file
             .write_rc_at(buf.clone(), pos)
             .await
-            .map_err(|e| IoFailure::new("write", &self.path, e.into()))?;
+            .map_err(|e| glommio_failure("write", &self.path, e))?;
         if tear_error {
             return Err(self.injected("write", libc::EIO));
         }
@@ -374,7 +387,7 @@ impl DiskFile {
         self.file
             .read_at(pos, len)
             .await
-            .map_err(|e| IoFailure::new("read", &self.path, e.into()))
+            .map_err(|e| glommio_failure("read", &self.path, e))
     }
 
     pub(crate) async fn fdatasync(&self) -> Result<(), IoFailure> {
@@ -385,14 +398,14 @@ impl DiskFile {
         self.file
             .fdatasync()
             .await
-            .map_err(|e| IoFailure::new("fdatasync", &self.path, e.into()))
+            .map_err(|e| glommio_failure("fdatasync", &self.path, e))
     }
 
     pub(crate) async fn truncate(&self, len: u64) -> Result<(), IoFailure> {
         self.file
             .truncate(len)
             .await
-            .map_err(|e| IoFailure::new("truncate", &self.path, e.into()))
+            .map_err(|e| glommio_failure("truncate", &self.path, e))
     }
 
     /// Reserves the file's blocks up to `len` and extends it to that size
@@ -405,14 +418,14 @@ impl DiskFile {
         self.file
             .pre_allocate(len, false)
             .await
-            .map_err(|e| IoFailure::new("fallocate", &self.path, e.into()))
+            .map_err(|e| glommio_failure("fallocate", &self.path, e))
     }
 
     pub(crate) async fn size(&self) -> Result<u64, IoFailure> {
         self.file
             .file_size()
             .await
-            .map_err(|e| IoFailure::new("stat", &self.path, e.into()))
+            .map_err(|e| glommio_failure("stat", &self.path, e))
     }
 
     /// Closes the file now. Errors on close of an O_DIRECT file carry no

@@ -293,3 +293,22 @@ fn out_of_descriptors_at_a_roll_refuses_the_append_and_keeps_the_log() {
         log.close().await.unwrap();
     });
 }
+
+/// A real failure from the disk layer keeps its errno (glommio's own
+/// conversion drops it, and ENOSPC and EMFILE are told apart by it): a
+/// sealed segment's file removed behind the log's back reads as a typed
+/// I/O error naming ENOENT.
+#[test]
+fn a_missing_segment_file_reads_as_an_error_with_its_errno() {
+    let (_dir, path) = new_dir();
+    run(move || async move {
+        let log = filled(&path, 0).await;
+        let first = path.join(format!("{:020}.log", 0));
+        std::fs::remove_file(&first).unwrap();
+        match log.read(0, 1 << 10).await {
+            Err(LogError::Io(failure)) => assert_eq!(failure.errno, Some(libc::ENOENT)),
+            other => panic!("expected ENOENT, got {:?}", other.map(|r| r.next_offset)),
+        }
+        drop(log);
+    });
+}

@@ -39,6 +39,8 @@ impl From<&LogError> for Failure {
     fn from(e: &LogError) -> Self {
         let code = match e {
             LogError::NoSpace(_) => ErrorCode::NoSpace,
+            // Out of descriptors passes: the log keeps serving (docs/STORAGE.md).
+            LogError::Io(f) if f.is_out_of_files() => ErrorCode::Busy,
             LogError::Failed(_) | LogError::Io(_) | LogError::Corrupt { .. } => {
                 ErrorCode::StorageFailed
             }
@@ -209,5 +211,29 @@ impl Shard {
         self.partitions
             .reconcile(&self.data_dir, &self.log_config, &self.write_gate, &wanted)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(errno: i32) -> LogError {
+        LogError::Io(tidegate_queue::IoFailure {
+            op: "open",
+            path: "x".into(),
+            errno: Some(errno),
+            message: String::new(),
+        })
+    }
+
+    /// A log out of descriptors keeps serving, so its refusal is one to
+    /// retry; any other I/O error needs an operator.
+    #[test]
+    fn out_of_descriptors_is_busy_and_other_io_errors_are_storage_failures() {
+        assert_eq!(Failure::from(io(libc::EMFILE)).code, ErrorCode::Busy);
+        assert_eq!(Failure::from(io(libc::ENFILE)).code, ErrorCode::Busy);
+        assert_eq!(Failure::from(io(libc::EIO)).code, ErrorCode::StorageFailed);
+        assert!(ErrorCode::Busy.is_retriable());
     }
 }
