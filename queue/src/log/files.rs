@@ -110,7 +110,9 @@ pub(crate) async fn for_read(shared: &Shared, source: Source) -> Result<Opened, 
     shared.count(|s| s.segment_opens += 1);
     // Retention may have deleted the segment meanwhile: its file still
     // reads while open, for this read only, which closes it when done.
-    if held(shared, base) && shared.config.open_segments_max > 0 {
+    // With a bound of 0 the LRU hands the file straight back, and the read
+    // closes it when done.
+    if held(shared, base) {
         keep(shared, base, file.clone()).await;
     }
     Ok(Opened::File(file))
@@ -121,10 +123,7 @@ pub(crate) async fn for_read(shared: &Shared, source: Source) -> Result<Opened, 
 /// better than one that fails.
 async fn open_file(shared: &Shared, path: &Path) -> Result<DiskFile, IoFailure> {
     match shared.disk.open(path, false).await {
-        Err(failure)
-            if matches!(failure.errno, Some(libc::EMFILE | libc::ENFILE))
-                && shared.open.borrow().len() > 0 =>
-        {
+        Err(failure) if failure.is_out_of_files() && shared.open.borrow().len() > 0 => {
             tracing::warn!(%failure, "out of file descriptors; closing the sealed segments kept open");
             close_all(shared).await;
             shared.disk.open(path, false).await
@@ -143,41 +142,20 @@ fn held(shared: &Shared, base: u64) -> bool {
         .any(|s| s.base_offset == base && s.sealed)
 }
 
-/// Keeps `file` as segment `base`'s, the most recently read, and closes
-/// what no longer fits.
-async fn keep(shared: &Shared, base: u64, file: Rc<DiskFile>) {
-    let closing = {
-        let mut open = shared.open.borrow_mut();
-        let closing = open.insert(base, file);
-        let held = open.len() as u64;
-        shared.count(|s| s.segments_open = held);
-        closing
-    };
+/// Keeps `file` as sealed segment `base`'s, the most recently read, and
+/// closes what no longer fits (`file` itself with a bound of 0). A roll
+/// keeps the segment it seals: readers just behind the tail read it next.
+pub(crate) async fn keep(shared: &Shared, base: u64, file: Rc<DiskFile>) {
+    let closing = shared.open.borrow_mut().insert(base, file);
     for old in closing {
         DiskFile::close_shared(old).await;
-    }
-}
-
-/// Keeps the file of a segment that was just sealed open, as the most
-/// recently read: readers that fell just behind the tail read it next.
-pub(crate) async fn keep_sealed(shared: &Shared, base: u64, file: Rc<DiskFile>) {
-    if shared.config.open_segments_max == 0 {
-        DiskFile::close_shared(file).await;
-    } else {
-        keep(shared, base, file).await;
     }
 }
 
 /// Closes segment `base`'s file if it is kept open (the segment is being
 /// deleted).
 pub(crate) async fn forget(shared: &Shared, base: u64) {
-    let file = {
-        let mut open = shared.open.borrow_mut();
-        let file = open.remove(base);
-        let held = open.len() as u64;
-        shared.count(|s| s.segments_open = held);
-        file
-    };
+    let file = shared.open.borrow_mut().remove(base);
     if let Some(file) = file {
         DiskFile::close_shared(file).await;
     }
@@ -187,7 +165,6 @@ pub(crate) async fn forget(shared: &Shared, base: u64) {
 /// read in flight holds its file until it is done.
 pub(crate) async fn close_all(shared: &Shared) {
     let kept = shared.open.borrow_mut().take_all();
-    shared.count(|s| s.segments_open = 0);
     for file in kept {
         DiskFile::close_shared(file).await;
     }

@@ -620,7 +620,10 @@ impl Log {
 
     /// What the log has done since it was opened.
     pub fn stats(&self) -> LogStats {
-        self.shared.stats.get()
+        LogStats {
+            segments_open: self.shared.open.borrow().len() as u64,
+            ..self.shared.stats.get()
+        }
     }
 
     /// Idempotent producers the partition knows, and how many it has

@@ -78,7 +78,7 @@ async fn replay(
     table: &mut ProducerTable,
     now_ms: i64,
 ) -> Result<u64, LogError> {
-    let walked = match &seg.file {
+    match &seg.file {
         Some(file) => walk(seg, file, table, now_ms).await,
         None => {
             let file = disk.open(&seg.path, false).await.map_err(LogError::io)?;
@@ -86,8 +86,7 @@ async fn replay(
             file.close().await;
             walked
         }
-    };
-    walked
+    }
 }
 
 async fn walk(

@@ -122,7 +122,7 @@ pub(crate) async fn roll(
     };
     // Readers just behind the tail read the sealed segment next.
     if let Some((base, file)) = sealed {
-        super::files::keep_sealed(shared, base, file).await;
+        super::files::keep(shared, base, file).await;
     }
     Ok(())
 }
